@@ -1,0 +1,52 @@
+#include <pybind11/pybind11.h>
+
+#include "dlcore/parallel.hpp"
+#include "module.hpp"
+
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "dlcore's C++ kernels (Eigen + OpenMP). Use them through dlcore.ops.";
+  m.attr("__version__") = DLCORE_VERSION_STRING;
+
+  m.def("set_num_threads", &dlcore::set_num_threads, py::arg("n"),
+        "Sets the number of threads every kernel uses from now on (n >= 1), process-wide.");
+  m.def("get_num_threads", &dlcore::get_num_threads,
+        "Number of threads the kernels use: OMP_NUM_THREADS when set, else the number of "
+        "cores, until set_num_threads changes it. Always 1 in a build without OpenMP.");
+
+  py::dict info;
+  info["version"] = DLCORE_VERSION_STRING;
+  info["openmp"] = dlcore::has_openmp();
+  info["arch"] = DLCORE_ARCH_STRING;
+  info["arch_flags"] = DLCORE_ARCH_FLAGS_STRING;
+  info["eigen"] = DLCORE_EIGEN_STRING;
+  py::list isa;
+#ifdef __SSE4_2__
+  isa.append("sse4.2");
+#endif
+#ifdef __AVX__
+  isa.append("avx");
+#endif
+#ifdef __AVX2__
+  isa.append("avx2");
+#endif
+#ifdef __FMA__
+  isa.append("fma");
+#endif
+#ifdef __AVX512F__
+  isa.append("avx512f");
+#endif
+  info["isa"] = isa;
+#if defined(__clang__)
+  info["compiler"] = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  info["compiler"] = "gcc " __VERSION__;
+#else
+  info["compiler"] = "unknown";
+#endif
+  m.attr("build_info") = info;
+
+  dlcore::bind::register_gemm(m);
+}

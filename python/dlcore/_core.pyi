@@ -1,0 +1,24 @@
+# Type stubs for the C++ extension module; tests/test_stubs.py checks them against it.
+from typing import Any, Optional, Tuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__version__: str
+build_info: dict[str, Any]
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def gemm(
+    a: ArrayLike, b: ArrayLike, *, trans_a: bool = False, trans_b: bool = False
+) -> np.ndarray: ...
+def gemm_backward(
+    dc: ArrayLike,
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    need_da: bool = True,
+    need_db: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]: ...

@@ -1,0 +1,11 @@
+"""The C++ kernels: NumPy arrays in, NumPy arrays out, no autograd.
+
+C-contiguous inputs of the computing dtype are used without copying; anything else is
+converted once. Inputs are computed in float32, or in float64 when NumPy would promote
+them to it. The GIL is released while a kernel runs. Bad input raises ``ValueError`` or
+``TypeError`` naming the argument, what was received and what was expected.
+"""
+
+from dlcore._core import gemm, gemm_backward, get_num_threads, set_num_threads
+
+__all__ = ["gemm", "gemm_backward", "get_num_threads", "set_num_threads"]

@@ -8,10 +8,16 @@
         worker process that has imported only that implementation's library.
 """
 
+import pkgutil
 from dataclasses import dataclass, field
 from importlib import import_module
 
-MODULES = ("gemm",)
+# Every module in this package is a workload, in this order first, then by name.
+ORDER = ("gemm", "conv", "pool", "lstm", "train")
+MODULES = sorted(
+    (m.name for m in pkgutil.iter_modules(__path__)),
+    key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name),
+)
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,15 @@
 #include "dlcore/gemm.hpp"
 
-#include <cstdlib>
-#include <memory>
-
 #include <Eigen/Core>
 
 #include "dlcore/checks.hpp"
+#include "dlcore/scratch.hpp"
 
 namespace dlcore {
 namespace {
 
 using Eigen::Index;
 namespace ei = Eigen::internal;
-
-// Grow-only, 64-byte aligned scratch memory owned by one thread.
-class ScratchBuffer {
- public:
-  void* get(size_t bytes) {
-    if (bytes > capacity_) {
-      const size_t rounded = (bytes + 63) / 64 * 64;
-      void* p = std::aligned_alloc(64, rounded);
-      if (!p) throw std::bad_alloc();
-      data_.reset(p);
-      capacity_ = rounded;
-    }
-    return data_.get();
-  }
-
- private:
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<void, Free> data_;
-  size_t capacity_ = 0;
-};
 
 // Eigen allocates its packing buffers on every product, and glibc hands memory of
 // that size back to the system on free: each call then page-faults its ~0.5 MB back

@@ -21,3 +21,16 @@ def threads():
     before = ops.get_num_threads()
     yield
     ops.set_num_threads(before)
+
+
+MNIST_DIR = os.environ.get("DLCORE_TEST_MNIST") or os.path.join(
+    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The project's MNIST copy (../shared/data/mnist beside the repository)."""
+    path = os.path.abspath(MNIST_DIR)
+    if not os.path.isdir(path):
+        pytest.fail(f"MNIST test data not found at {path}; set DLCORE_TEST_MNIST to its directory")
+    return path

@@ -1,7 +1,8 @@
 """dlcore: a small, fast deep-learning core for CPUs.
 
 The kernels (GEMM, conv2d, max-pool, LSTM) are C++ on Eigen and OpenMP, reached through
-:mod:`dlcore.ops`; everything else is a thin Python layer over them.
+:mod:`dlcore.ops`; everything else is a thin Python layer over them: an autograd
+:class:`Tensor`, Keras-style layers and models, PyTorch-style custom loops.
 """
 
 import warnings as _warnings
@@ -16,4 +17,26 @@ if not build_info["openmp"]:
         stacklevel=2,
     )
 
-__all__ = ["__version__", "build_info", "ops"]
+from dlcore.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # noqa: E402
+from dlcore.random import set_random_seed  # noqa: E402
+from dlcore import (  # noqa: E402
+    activations,
+    callbacks,
+    datasets,
+    functional,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+
+__all__ = [
+    "__version__", "build_info", "ops", "Tensor", "no_grad", "enable_grad",
+    "is_grad_enabled", "set_random_seed", "activations", "callbacks", "datasets",
+    "functional", "initializers", "layers", "losses", "metrics", "models", "optimizers",
+    "regularizers", "utils",
+]

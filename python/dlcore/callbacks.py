@@ -1,0 +1,258 @@
+"""Training callbacks: History, EarlyStopping, ModelCheckpoint, TerminateOnNaN and the
+progress display, with Keras' hooks and arguments."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from dlcore.progress import Progbar
+
+__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
+           "ModelCheckpoint", "TerminateOnNaN", "LambdaCallback"]
+
+
+class Callback:
+    """Base class: override any of the ``on_*`` hooks; ``self.model`` is the model."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+
+
+class CallbackList:
+    """Calls every hook on each callback in turn."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args, **kwargs):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args, **kwargs)
+
+        return call
+
+
+class History(Callback):
+    """Records the logs of every epoch: ``history.history['loss']`` is a list with one
+    value per epoch; ``history.epoch`` the epoch numbers."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.history, self.epoch = {}, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def plot(self, path, metrics=None):
+        """Saves the per-epoch curves (training and validation side by side per
+        metric) as an image at ``path``. Needs matplotlib (``pip install dlcore[plot]``)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise ImportError("History.plot needs matplotlib: pip install 'dlcore[plot]'") from e
+        names = metrics or [k for k in self.history if not k.startswith("val_")]
+        fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+        epochs = [e + 1 for e in self.epoch]
+        for ax, name in zip(axes[0], names):
+            ax.plot(epochs, self.history[name], "o-", label=name)
+            if f"val_{name}" in self.history:
+                ax.plot(epochs, self.history[f"val_{name}"], "s--", label=f"val_{name}")
+            ax.set_xlabel("epoch")
+            ax.set_title(name)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+
+class ProgbarLogger(Callback):
+    """Prints 'Epoch i/n' and a progress bar (see :class:`dlcore.progress.Progbar`)."""
+
+    def __init__(self, verbose=1, stream=None):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.verbose:
+            return
+        header = f"Epoch {epoch + 1}/{self.params.get('epochs')}"
+        interactive = self.verbose == 1 and getattr(self.stream, "isatty", lambda: False)()
+        if interactive:
+            self.stream.write(header + "\n")
+        self.bar = Progbar(self.params.get("steps"), verbose=self.verbose, stream=self.stream,
+                           prefix="" if interactive else header + " - ")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar:
+            self.bar.update(batch + 1, logs, finalize=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar:
+            self.bar.update(self.params.get("steps") or 0, logs, finalize=True)
+            self.bar = None
+
+
+def _monitor_mode(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        larger_is_better = any(k in monitor for k in ("acc", "precision", "recall", "f1", "auc"))
+        mode = "max" if larger_is_better else "min"
+    return mode
+
+
+class EarlyStopping(Callback):
+    """Stops training when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; ``restore_best_weights`` puts back the best epoch's weights."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor, self.patience, self.verbose = monitor, patience, verbose
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self.baseline, self.restore_best_weights = baseline, restore_best_weights
+        self.start_from_epoch = start_from_epoch
+
+    def _improved(self, value, reference):
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best = self.baseline if self.baseline is not None else (
+            math.inf if self.mode == "min" else -math.inf)
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            warnings.warn(f"EarlyStopping: '{self.monitor}' is not in the logs "
+                          f"({sorted(logs or {})}); nothing to monitor", RuntimeWarning)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self._improved(value, self.best):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model (or its weights) after every epoch, or only when ``monitor``
+    improved with ``save_best_only``. ``filepath`` may hold ``{epoch}`` and log keys,
+    e.g. ``'ckpt-{epoch:02d}-{val_loss:.3f}.dlc'``. Writes are atomic."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch"):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
+        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode = _monitor_mode(monitor, mode)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None:
+                warnings.warn(f"ModelCheckpoint: '{self.monitor}' is not in the logs; "
+                              f"saving skipped", RuntimeWarning)
+                return
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{value:.5f}, saving model to {path}")
+            self.best = value
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class TerminateOnNaN(Callback):
+    """Stops training, with a message, as soon as a batch's loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.model.stop_training = True
+            self.model._stop_reason = (f"training stopped: the loss became {loss} at batch "
+                                       f"{batch + 1}")
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+
+    def __init__(self, **hooks):
+        super().__init__()
+        for name, fn in hooks.items():
+            if not name.startswith("on_"):
+                raise ValueError(f"LambdaCallback: {name!r} is not a hook")
+            setattr(self, name, fn)

@@ -1,0 +1,52 @@
+"""What the example programs share: arguments, MNIST loading, timing."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from dlcore import callbacks
+from dlcore.datasets import mnist
+
+
+def parser(description, epochs, batch_size, mnist_data=False):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true",
+                   help="a few seconds' run on a slice of the data (used by the tests)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--seed", type=int, default=0)
+    if mnist_data:
+        p.add_argument("--data", default=None,
+                       help="directory with the MNIST IDX files (default: $DLCORE_DATA, the "
+                            "cache, or download)")
+    return p
+
+
+def load_mnist(data, quick=False, train=None, test=None, flat=False):
+    """MNIST scaled to [0, 1] floats, (N, 28, 28, 1) or (N, 784) with ``flat``."""
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(data)
+    if train is not None:
+        x_train, y_train = x_train[:train], y_train[:train]
+    if test is not None:
+        x_test, y_test = x_test[:test], y_test[:test]
+    shape = (-1, 784) if flat else (-1, 28, 28, 1)
+    x_train = (x_train.astype(np.float32) / 255).reshape(shape)
+    x_test = (x_test.astype(np.float32) / 255).reshape(shape)
+    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
+
+
+class EpochTimer(callbacks.Callback):
+    """Wall-clock seconds of every epoch (validation included, as Keras reports it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)

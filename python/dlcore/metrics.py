@@ -1,0 +1,349 @@
+"""Classification metrics: plain functions over whole arrays, and streaming metric
+objects that ``fit`` / ``evaluate`` update batch by batch (exact over the epoch, not an
+average of batch figures).
+
+Predictions are read the way Keras reads them: a probability (or logit) column of
+width 1 is a binary prediction, thresholded at ``threshold``; a wider last axis is a
+class score per class, reduced with argmax. Targets may be integer labels, one-hot
+rows, or 0/1 values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore.tensor import Tensor
+
+__all__ = [
+    "Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
+    "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall", "F1Score",
+    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "confusion_matrix", "precision", "recall", "f1_score", "f1", "get",
+]
+
+
+def _np(x):
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+# ---------------------------------------------------------------- label helpers
+
+def _is_binary(y_pred):
+    return y_pred.ndim <= 1 or y_pred.shape[-1] == 1
+
+
+def _predicted_labels(y_pred, threshold=0.5):
+    y_pred = _np(y_pred)
+    if y_pred.dtype.kind in "iub":
+        return y_pred.reshape(-1).astype(np.int64)
+    if _is_binary(y_pred):
+        return (y_pred.reshape(-1) > threshold).astype(np.int64)
+    return y_pred.reshape(-1, y_pred.shape[-1]).argmax(axis=-1)
+
+
+def _true_labels(y_true, y_pred):
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    if y_pred.ndim >= 2 and y_pred.shape[-1] > 1 and y_true.shape == y_pred.shape:
+        return y_true.reshape(-1, y_true.shape[-1]).argmax(axis=-1)  # one-hot rows
+    flat = y_true.reshape(-1)
+    if flat.dtype.kind == "f":
+        if _is_binary(y_pred):
+            return (flat > 0.5).astype(np.int64)
+        return np.rint(flat).astype(np.int64)
+    return flat.astype(np.int64)
+
+
+def _labels(y_true, y_pred, threshold=0.5):
+    t, p = _true_labels(y_true, y_pred), _predicted_labels(y_pred, threshold)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true gives {t.size} labels but y_pred gives {p.size} "
+                         f"(shapes {np.shape(_np(y_true))} and {np.shape(_np(y_pred))})")
+    return t, p
+
+
+# ---------------------------------------------------------------- functions
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """Share of entries where (y_pred > threshold) equals y_true."""
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    if y_true.ndim == y_pred.ndim - 1:
+        y_true = y_true[..., None]
+    return float(np.mean((y_pred > threshold) == (y_true > 0.5)))
+
+
+def categorical_accuracy(y_true, y_pred):
+    """Share of rows where argmax(y_pred) equals argmax(y_true) (one-hot targets)."""
+    return float(np.mean(_np(y_true).argmax(axis=-1) == _np(y_pred).argmax(axis=-1)))
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    """Share of rows where argmax(y_pred) equals the integer label y_true."""
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    return float(np.mean(y_true.reshape(-1) == y_pred.reshape(-1, y_pred.shape[-1]).argmax(-1)))
+
+
+def accuracy(y_true, y_pred, threshold=0.5):
+    """Accuracy with Keras' reading of the shapes (binary, one-hot or integer labels)."""
+    t, p = _labels(y_true, y_pred, threshold)
+    return float(np.mean(t == p)) if t.size else 0.0
+
+
+def confusion_matrix(y_true, y_pred, num_classes=None, threshold=0.5):
+    """Counts C[i, j] of samples of true class i predicted as class j."""
+    t, p = _labels(y_true, y_pred, threshold)
+    if t.size and min(t.min(), p.min()) < 0:
+        raise ValueError("confusion_matrix: labels must be non-negative")
+    k = max(int(t.max(initial=-1)), int(p.max(initial=-1))) + 1
+    if num_classes is not None:
+        if k > num_classes:
+            raise ValueError(f"confusion_matrix: label {k - 1} does not fit num_classes="
+                             f"{num_classes}")
+        k = num_classes
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def _scores_from_confusion(cm, average, what):
+    tp = np.diag(cm).astype(np.float64)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    if average == "binary":
+        if cm.shape[0] > 2:
+            raise ValueError(f"{what}: average='binary' needs two classes, got {cm.shape[0]}; "
+                             f"use average='macro' or 'micro'")
+        tp, predicted, actual = tp[1:], predicted[1:], actual[1:]
+    elif average == "micro":
+        tp, predicted, actual = tp.sum(keepdims=True), predicted.sum(keepdims=True), \
+            actual.sum(keepdims=True)
+    elif average == "macro":
+        present = (predicted + actual) > 0  # classes in y_true or y_pred, as scikit-learn
+        tp, predicted, actual = tp[present], predicted[present], actual[present]
+    else:
+        raise ValueError(f"{what}: average must be 'binary', 'macro' or 'micro', got {average!r}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prec = np.where(predicted > 0, tp / predicted, 0.0)
+        rec = np.where(actual > 0, tp / actual, 0.0)
+        f1_ = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+    return prec, rec, f1_
+
+
+def _score(index, y_true, y_pred, average, threshold, what):
+    cm = confusion_matrix(y_true, y_pred, threshold=threshold)
+    if cm.shape[0] < 2:
+        cm = np.pad(cm, ((0, 2 - cm.shape[0]), (0, 2 - cm.shape[0])))
+    values = _scores_from_confusion(cm, average, what)[index]
+    return float(values.mean()) if values.size else 0.0
+
+
+def precision(y_true, y_pred, average="binary", threshold=0.5):
+    """tp / (tp + fp); 'binary' for class 1, 'macro' the mean over classes, 'micro'
+    from the pooled counts. A class never predicted has precision 0."""
+    return _score(0, y_true, y_pred, average, threshold, "precision")
+
+
+def recall(y_true, y_pred, average="binary", threshold=0.5):
+    """tp / (tp + fn), averaged as in :func:`precision`."""
+    return _score(1, y_true, y_pred, average, threshold, "recall")
+
+
+def f1_score(y_true, y_pred, average="binary", threshold=0.5):
+    """Harmonic mean of precision and recall per class, averaged as in :func:`precision`
+    (macro: the mean of the per-class F1, as scikit-learn)."""
+    return _score(2, y_true, y_pred, average, threshold, "f1_score")
+
+
+f1 = f1_score
+
+
+# ---------------------------------------------------------------- streaming metrics
+
+class Metric:
+    """A metric accumulated over batches: ``update_state``, ``result``, ``reset_state``."""
+
+    name = "metric"
+
+    def __init__(self, name=None):
+        if name:
+            self.name = name
+        self.reset_state()
+
+    def reset_state(self):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def result(self):
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred):
+        self.update_state(y_true, y_pred)
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class Mean(Metric):
+    """Weighted mean of the values given to ``update_state(value, weight=1)``."""
+
+    name = "mean"
+
+    def reset_state(self):
+        self.total, self.count = 0.0, 0.0
+
+    def update_state(self, value, weight=1.0):
+        self.total += float(value) * weight
+        self.count += weight
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+
+class MeanMetricWrapper(Metric):
+    """The mean over samples of fn(y_true, y_pred), which returns a batch mean."""
+
+    def __init__(self, fn, name=None):
+        self.fn = fn
+        super().__init__(name or getattr(fn, "__name__", "metric"))
+
+    def reset_state(self):
+        self.total, self.count = 0.0, 0
+
+    def update_state(self, y_true, y_pred):
+        n = len(_np(y_pred))
+        self.total += float(self.fn(y_true, y_pred)) * n
+        self.count += n
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+
+class _CountingMetric(Metric):
+    def reset_state(self):
+        self.correct, self.count = 0, 0
+
+    def result(self):
+        return self.correct / self.count if self.count else 0.0
+
+    def _add(self, hits):
+        self.correct += int(np.count_nonzero(hits))
+        self.count += hits.size
+
+
+class BinaryAccuracy(_CountingMetric):
+    name = "binary_accuracy"
+
+    def __init__(self, name=None, threshold=0.5):
+        self.threshold = threshold
+        super().__init__(name)
+
+    def update_state(self, y_true, y_pred):
+        y_true, y_pred = _np(y_true), _np(y_pred)
+        if y_true.ndim == y_pred.ndim - 1:
+            y_true = y_true[..., None]
+        self._add((y_pred > self.threshold) == (y_true > 0.5))
+
+
+class CategoricalAccuracy(_CountingMetric):
+    name = "categorical_accuracy"
+
+    def update_state(self, y_true, y_pred):
+        self._add(_np(y_true).argmax(axis=-1) == _np(y_pred).argmax(axis=-1))
+
+
+class SparseCategoricalAccuracy(_CountingMetric):
+    name = "sparse_categorical_accuracy"
+
+    def update_state(self, y_true, y_pred):
+        y_pred = _np(y_pred)
+        self._add(_np(y_true).reshape(-1) == y_pred.reshape(-1, y_pred.shape[-1]).argmax(-1))
+
+
+class Accuracy(_CountingMetric):
+    """Keras' 'accuracy': binary, categorical or sparse, from the loss it is compiled
+    with or, failing that, from the shapes."""
+
+    name = "accuracy"
+
+    def __init__(self, name=None, threshold=0.5):
+        self.threshold = threshold
+        super().__init__(name)
+
+    def update_state(self, y_true, y_pred):
+        t, p = _labels(y_true, y_pred, self.threshold)
+        self._add(t == p)
+
+
+class _ConfusionMetric(Metric):
+    index = 0
+
+    def __init__(self, name=None, average=None, threshold=0.5):
+        self.average, self.threshold = average, threshold
+        super().__init__(name)
+
+    def reset_state(self):
+        self.cm = np.zeros((2, 2), np.int64)
+        self._binary = None
+
+    def update_state(self, y_true, y_pred):
+        if self._binary is None:
+            self._binary = _is_binary(_np(y_pred))
+        cm = confusion_matrix(y_true, y_pred, threshold=self.threshold)
+        k = max(cm.shape[0], self.cm.shape[0])
+        grown = np.zeros((k, k), np.int64)
+        grown[:self.cm.shape[0], :self.cm.shape[0]] += self.cm
+        grown[:cm.shape[0], :cm.shape[0]] += cm
+        self.cm = grown
+
+    def result(self):
+        average = self.average or ("binary" if self._binary in (None, True) else "macro")
+        values = _scores_from_confusion(self.cm, average, self.name)[self.index]
+        return float(values.mean()) if values.size else 0.0
+
+    def get_config(self):
+        return {"name": self.name, "average": self.average, "threshold": self.threshold}
+
+
+class Precision(_ConfusionMetric):
+    """Precision over everything seen since the last reset: binary for a one-column
+    prediction, macro-averaged over classes for a wider one (or ``average``)."""
+
+    name = "precision"
+    index = 0
+
+
+class Recall(_ConfusionMetric):
+    name = "recall"
+    index = 1
+
+
+class F1Score(_ConfusionMetric):
+    name = "f1"
+    index = 2
+
+
+_BY_NAME = {
+    "accuracy": Accuracy, "acc": Accuracy, "binary_accuracy": BinaryAccuracy,
+    "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "precision": Precision, "recall": Recall, "f1": F1Score, "f1_score": F1Score,
+}
+_ACCURACY_FOR_LOSS = {
+    "binary_crossentropy": BinaryAccuracy, "categorical_crossentropy": CategoricalAccuracy,
+    "sparse_categorical_crossentropy": SparseCategoricalAccuracy,
+}
+
+
+def get(identifier, loss_name=None):
+    """A streaming Metric from a name, an instance or a function(y_true, y_pred).
+    'accuracy' follows the loss, as in Keras, keeping the name 'accuracy'."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"unknown metric {identifier!r}; expected one of {sorted(_BY_NAME)}")
+        if identifier in ("accuracy", "acc") and loss_name in _ACCURACY_FOR_LOSS:
+            return _ACCURACY_FOR_LOSS[loss_name](name=identifier)
+        return _BY_NAME[identifier]()
+    if callable(identifier):
+        return MeanMetricWrapper(identifier)
+    raise TypeError(f"cannot interpret {identifier!r} as a metric")

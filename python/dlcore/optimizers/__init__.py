@@ -1,0 +1,271 @@
+"""Optimizers: SGD (momentum, Nesterov), Adam, RMSprop, with learning-rate schedules and
+gradient clipping. Keras' names, defaults and update formulas; usable from
+``model.compile`` and, PyTorch-style, from a hand-written loop::
+
+    opt = optimizers.Adam(learning_rate=1e-3, params=model.trainable_weights)
+    opt.zero_grad(); loss.backward(); opt.step()
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore.optimizers import schedules
+from dlcore.tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "schedules", "get", "serialize"]
+
+
+class Optimizer:
+    """Base: owns the step count, the learning rate (a float or a schedule), gradient
+    clipping, ``zero_grad`` and ``step``; each subclass adds ``update_step``.
+
+    Args:
+        learning_rate: a float or a schedule of the step count.
+        params: the Tensors to update (optional: ``compile`` supplies the model's, and
+            ``step(params)`` / ``apply_gradients`` accept them per call).
+        clipnorm: clip each gradient to this L2 norm. clipvalue: clip each element to
+            [-clipvalue, clipvalue]. global_clipnorm: scale all gradients together so
+            their joint norm is at most this.
+    """
+
+    slot_names = ()
+
+    def __init__(self, learning_rate=0.001, *, params=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        if isinstance(params, Tensor) or isinstance(learning_rate, (list, tuple)):
+            raise TypeError(f"{type(self).__name__}: pass the parameters as params=[...]; "
+                            f"the first argument is the learning rate")
+        if isinstance(learning_rate, dict):
+            learning_rate = schedules.get(learning_rate)
+        if not callable(learning_rate) and not float(learning_rate) > 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, "
+                             f"got {learning_rate}")
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set")
+        self.learning_rate = learning_rate
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self.params = None if params is None else list(params)
+        self._slots = {}  # id(param) -> (param, {slot name: array})
+
+    # ------------------------------------------------------------ PyTorch face
+    def zero_grad(self, params=None):
+        """Clears ``.grad`` of the parameters (sets it to None)."""
+        for p in self._params(params):
+            p.grad = None
+
+    def step(self, params=None):
+        """Applies one update from the parameters' ``.grad`` (those without one are
+        left alone) and advances the step count."""
+        params = self._params(params)
+        self._apply([(p.grad, p) for p in params if p.grad is not None])
+
+    # ------------------------------------------------------------ Keras face
+    def apply_gradients(self, grads_and_vars):
+        """Keras: ``opt.apply_gradients(zip(grads, model.trainable_weights))``."""
+        pairs = [(np.asarray(g.data if isinstance(g, Tensor) else g), v)
+                 for g, v in grads_and_vars if g is not None]
+        self._apply(pairs)
+
+    def apply(self, grads, trainable_variables):
+        self.apply_gradients(zip(grads, trainable_variables))
+
+    @property
+    def current_learning_rate(self):
+        lr = self.learning_rate
+        return float(lr(self.iterations) if callable(lr) else lr)
+
+    # ------------------------------------------------------------ internals
+    def _params(self, params):
+        if params is None:
+            if self.params is None:
+                raise ValueError(f"{type(self).__name__}: no parameters; pass them to the "
+                                 f"constructor, to step(params), or compile a model with it")
+            return self.params
+        return list(params)
+
+    def _clip(self, pairs):
+        if self.clipvalue is not None:
+            return [(np.clip(g, -self.clipvalue, self.clipvalue), p) for g, p in pairs]
+        if self.clipnorm is not None:
+            out = []
+            for g, p in pairs:
+                norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
+                out.append((g * (self.clipnorm / norm) if norm > self.clipnorm else g, p))
+            return out
+        if self.global_clipnorm is not None:
+            norm = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g, _ in pairs)))
+            if norm > self.global_clipnorm:
+                return [(g * (self.global_clipnorm / norm), p) for g, p in pairs]
+        return pairs
+
+    def _apply(self, pairs):
+        lr = self.current_learning_rate
+        for g, p in self._clip(pairs):
+            if g.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}: gradient of shape {g.shape} for "
+                                 f"parameter {p.name or ''} of shape {p.shape}")
+            entry = self._slots.get(id(p))
+            if entry is None:
+                entry = self._slots[id(p)] = (p, {n: np.zeros_like(p.data) for n in self.slot_names})
+            self.update_step(p.data, g.astype(p.dtype, copy=False), entry[1], p.dtype.type(lr))
+        self.iterations += 1
+
+    def update_step(self, param, grad, slots, lr):
+        """Updates the array ``param`` in place from ``grad``; ``slots`` holds this
+        parameter's state arrays (``slot_names``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ saving
+    def get_config(self):
+        lr = self.learning_rate
+        return {"learning_rate": schedules.serialize(lr) if callable(lr) else float(lr),
+                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_state(self, params):
+        """The step count and every slot array, in the order of ``params``."""
+        arrays = []
+        for p in params:
+            slots = self._slots.get(id(p), (None, None))[1]
+            for n in self.slot_names:
+                arrays.append(slots[n] if slots is not None else np.zeros_like(p.data))
+        return self.iterations, arrays
+
+    def set_state(self, params, iterations, arrays):
+        expected = len(params) * len(self.slot_names)
+        if len(arrays) != expected:
+            raise ValueError(f"{type(self).__name__}: optimizer state has {len(arrays)} arrays, "
+                             f"expected {expected} for {len(params)} parameters")
+        it = iter(arrays)
+        for p in params:
+            slots = {}
+            for n in self.slot_names:
+                value = np.array(next(it), dtype=p.dtype)
+                if value.shape != p.shape:
+                    raise ValueError(f"{type(self).__name__}: slot {n!r} of {p.name} has "
+                                     f"shape {value.shape}, expected {p.shape}")
+                slots[n] = value
+            self._slots[id(p)] = (p, slots)
+        self.iterations = int(iterations)
+
+
+class SGD(Optimizer):
+    """Gradient descent. With momentum: ``v = momentum * v - lr * g; w += v``; Nesterov:
+    ``w += momentum * v - lr * g`` with the updated v (Keras' formulas)."""
+
+    slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
+        self.momentum, self.nesterov = float(momentum), nesterov
+        if not self.momentum:
+            self.slot_names = ()
+
+    def update_step(self, param, grad, slots, lr):
+        if not self.momentum:
+            param -= lr * grad
+            return
+        v = slots["momentum"]
+        v *= self.momentum
+        v -= lr * grad
+        if self.nesterov:
+            param += self.momentum * v - lr * grad
+        else:
+            param += v
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Keras' form): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+    w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        if amsgrad:
+            self.slot_names = ("m", "v", "vhat")
+
+    def update_step(self, param, grad, slots, lr):
+        t = self.iterations + 1
+        m, v = slots["m"], slots["v"]
+        m += (grad - m) * (1 - self.beta_1)
+        v += (grad * grad - v) * (1 - self.beta_2)
+        alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        if self.amsgrad:
+            np.maximum(slots["vhat"], v, out=slots["vhat"])
+            v = slots["vhat"]
+        param -= (alpha * m / (np.sqrt(v) + self.epsilon)).astype(param.dtype, copy=False)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Keras' form): v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + epsilon);
+    with momentum the step goes through a velocity as in SGD; ``centered`` also tracks
+    the mean gradient and divides by the variance instead."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        self.slot_names = ("v",) + (("mom",) if momentum else ()) + (("mg",) if centered else ())
+
+    def update_step(self, param, grad, slots, lr):
+        v = slots["v"]
+        v *= self.rho
+        v += (1 - self.rho) * grad * grad
+        denom = v
+        if self.centered:
+            mg = slots["mg"]
+            mg *= self.rho
+            mg += (1 - self.rho) * grad
+            denom = v - mg * mg
+        step = lr * grad / np.sqrt(denom + self.epsilon)
+        if self.momentum:
+            mom = slots["mom"]
+            mom *= self.momentum
+            mom += step
+            step = mom
+        param -= step.astype(param.dtype, copy=False)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop,
+            "SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
+
+
+def get(identifier):
+    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"unknown optimizer {identifier!r}; expected 'sgd', 'adam' or "
+                             f"'rmsprop'")
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, dict):
+        return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])
+    raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+
+
+def serialize(opt):
+    return {"class_name": type(opt).__name__, "config": opt.get_config()}

@@ -69,6 +69,7 @@ def main():
         print(f"note: {missing} is not installed; its column is left out", file=sys.stderr)
 
     raw = {}  # (impl, threads, case key) -> [seconds]
+    extra = {}  # (impl, threads, case key, name) -> [value per round], e.g. test accuracy
     cases = {}
     for w in all_workloads():
         for c in w.cases(args.quick):
@@ -84,8 +85,10 @@ def main():
                 mine = [c for w, c in cases.values() if impl in w.IMPLS]
                 if not mine:
                     continue
-                for key, times in run_worker(impl, threads, mine, args.repeats).items():
-                    raw.setdefault((impl, threads, key), []).extend(times)
+                for key, res in run_worker(impl, threads, mine, args.repeats).items():
+                    raw.setdefault((impl, threads, key), []).extend(res["seconds"])
+                    for name, value in res.get("extra", {}).items():
+                        extra.setdefault((impl, threads, key, name), []).append(value)
             print(f"threads={threads} round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     others = [i for i in impls if i != "dlcore"]
@@ -107,7 +110,11 @@ def main():
             for o in others:
                 ratio = med[o] / med["dlcore"] if o in med and "dlcore" in med else None
                 line += f"{ratio:>10.2f}x" if ratio else f"{'-':>11}"
-            print(line)
+            notes = []
+            for (i, t, k, name), values in sorted(extra.items()):
+                if t == threads and k == key:
+                    notes.append(f"{i} {name} {statistics.median(values):.4g}")
+            print(line + ("   " + ", ".join(notes) if notes else ""))
     print(f"\nmedians of {args.rounds} rounds x {args.repeats} repeats; 'vs X' = X time / "
           f"dlcore time (> 1: dlcore faster); % peak of {NOMINAL_PEAK_GFLOPS:.0f} GFLOP/s")
 
@@ -118,6 +125,8 @@ def main():
             "machine": platform.processor() or platform.machine(),
             "raw": [{"impl": i, "threads": t, "case": k, "seconds": v}
                     for (i, t, k), v in raw.items()],
+            "extra": [{"impl": i, "threads": t, "case": k, "name": n, "values": v}
+                      for (i, t, k, n), v in extra.items()],
         }
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)

@@ -6,6 +6,8 @@
     make(impl: str, case: Case) -> Callable[[], object]
         builds inputs and returns the zero-argument function to time. It runs inside a
         worker process that has imported only that implementation's library.
+or, for cases that time themselves (a training epoch):
+    measure(impl, case, repeats) -> {"seconds": [...], "extra": {name: value}}
 """
 
 import pkgutil

@@ -22,3 +22,37 @@ def gemm_backward(
     need_da: bool = True,
     need_db: bool = True,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]: ...
+def adam_update(
+    param: np.ndarray,
+    grad: ArrayLike,
+    m: np.ndarray,
+    v: np.ndarray,
+    *,
+    lr: float,
+    beta_1: float,
+    beta_2: float,
+    epsilon: float,
+    step: int,
+    vhat: Optional[np.ndarray] = None,
+) -> None: ...
+def sgd_update(
+    param: np.ndarray,
+    grad: ArrayLike,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    velocity: Optional[np.ndarray] = None,
+) -> None: ...
+def rmsprop_update(
+    param: np.ndarray,
+    grad: ArrayLike,
+    v: np.ndarray,
+    *,
+    lr: float,
+    rho: float,
+    momentum: float = 0.0,
+    epsilon: float = 1e-07,
+    mg: Optional[np.ndarray] = None,
+    mom: Optional[np.ndarray] = None,
+) -> None: ...

@@ -6,6 +6,17 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 ``TypeError`` naming the argument, what was received and what was expected.
 """
 
-from dlcore._core import gemm, gemm_backward, get_num_threads, set_num_threads
+from dlcore._core import (
+    adam_update,
+    gemm,
+    gemm_backward,
+    get_num_threads,
+    rmsprop_update,
+    set_num_threads,
+    sgd_update,
+)
 
-__all__ = ["gemm", "gemm_backward", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "gemm", "gemm_backward", "adam_update", "sgd_update", "rmsprop_update",
+    "get_num_threads", "set_num_threads",
+]

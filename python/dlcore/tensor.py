@@ -178,8 +178,9 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape}, expected {self.shape}")
         if self._node is None:
-            _accumulate_leaf(self, grad)
+            _accumulate_leaf(self, grad, owned=False)
             return
+        handed_out = set()  # ids of arrays already given to a leaf or a pending slot
         pending = {id(self._node): [None] * self._node.n_outputs}
         pending[id(self._node)][self._index] = grad
         for node in reversed(_topological_order(self._node)):
@@ -190,8 +191,10 @@ class Tensor:
             for t, g in zip(node.inputs, in_grads):
                 if g is None or not t.requires_grad:
                     continue
+                owned = id(g) not in handed_out
+                handed_out.add(id(g))
                 if t._node is None:
-                    _accumulate_leaf(t, g)
+                    _accumulate_leaf(t, g, owned)
                 else:
                     slot = pending.setdefault(id(t._node), [None] * t._node.n_outputs)
                     prev = slot[t._index]
@@ -330,11 +333,15 @@ class Tensor:
 
 # ---------------------------------------------------------------- engine helpers
 
-def _accumulate_leaf(t, g):
+def _accumulate_leaf(t, g, owned):
+    """Adds g to t.grad. A fresh array nobody else holds (owned, owning its memory,
+    writeable, of t's dtype) becomes t.grad itself instead of being copied."""
     if g.shape != t.data.shape:
         g = np.broadcast_to(g, t.data.shape)
     if t.grad is None:
-        t.grad = np.array(g, dtype=t.data.dtype, copy=True)
+        take = (owned and g.dtype == t.data.dtype and g.flags.owndata and g.flags.writeable
+                and g.flags.c_contiguous)
+        t.grad = g if take else np.array(g, dtype=t.data.dtype, copy=True)
     else:
         t.grad += g
 

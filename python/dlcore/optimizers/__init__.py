@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlcore import ops
 from dlcore.optimizers import schedules
 from dlcore.tensor import Tensor
 
@@ -110,12 +111,13 @@ class Optimizer:
             entry = self._slots.get(id(p))
             if entry is None:
                 entry = self._slots[id(p)] = (p, {n: np.zeros_like(p.data) for n in self.slot_names})
-            self.update_step(p.data, g.astype(p.dtype, copy=False), entry[1], p.dtype.type(lr))
+            self.update_step(p.data, g, entry[1], lr)
         self.iterations += 1
 
     def update_step(self, param, grad, slots, lr):
         """Updates the array ``param`` in place from ``grad``; ``slots`` holds this
-        parameter's state arrays (``slot_names``)."""
+        parameter's state arrays (``slot_names``). The built-in optimizers run fused C++
+        kernels (``dlcore.ops.*_update``): one pass over the parameter and its state."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ saving
@@ -171,16 +173,8 @@ class SGD(Optimizer):
             self.slot_names = ()
 
     def update_step(self, param, grad, slots, lr):
-        if not self.momentum:
-            param -= lr * grad
-            return
-        v = slots["momentum"]
-        v *= self.momentum
-        v -= lr * grad
-        if self.nesterov:
-            param += self.momentum * v - lr * grad
-        else:
-            param += v
+        ops.sgd_update(param, grad, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
+                       velocity=slots.get("momentum"))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -200,15 +194,9 @@ class Adam(Optimizer):
             self.slot_names = ("m", "v", "vhat")
 
     def update_step(self, param, grad, slots, lr):
-        t = self.iterations + 1
-        m, v = slots["m"], slots["v"]
-        m += (grad - m) * (1 - self.beta_1)
-        v += (grad * grad - v) * (1 - self.beta_2)
-        alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        if self.amsgrad:
-            np.maximum(slots["vhat"], v, out=slots["vhat"])
-            v = slots["vhat"]
-        param -= (alpha * m / (np.sqrt(v) + self.epsilon)).astype(param.dtype, copy=False)
+        ops.adam_update(param, grad, slots["m"], slots["v"], lr=lr, beta_1=self.beta_1,
+                        beta_2=self.beta_2, epsilon=self.epsilon, step=self.iterations + 1,
+                        vhat=slots.get("vhat"))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -227,22 +215,8 @@ class RMSprop(Optimizer):
         self.slot_names = ("v",) + (("mom",) if momentum else ()) + (("mg",) if centered else ())
 
     def update_step(self, param, grad, slots, lr):
-        v = slots["v"]
-        v *= self.rho
-        v += (1 - self.rho) * grad * grad
-        denom = v
-        if self.centered:
-            mg = slots["mg"]
-            mg *= self.rho
-            mg += (1 - self.rho) * grad
-            denom = v - mg * mg
-        step = lr * grad / np.sqrt(denom + self.epsilon)
-        if self.momentum:
-            mom = slots["mom"]
-            mom *= self.momentum
-            mom += step
-            step = mom
-        param -= step.astype(param.dtype, copy=False)
+        ops.rmsprop_update(param, grad, slots["v"], lr=lr, rho=self.rho, momentum=self.momentum,
+                           epsilon=self.epsilon, mg=slots.get("mg"), mom=slots.get("mom"))
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,

@@ -1,0 +1,59 @@
+"""The fused update kernels; their maths is checked against NumPy formulas through the
+optimizers in test_optimizers.py, here directly and at the boundary."""
+
+import numpy as np
+import pytest
+
+from dlcore import ops
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 100_003])  # the last one runs in parallel
+def test_adam_update_matches_numpy(rng, dtype, n):
+    p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    m, v = rng.standard_normal(n).astype(dtype), rng.random(n).astype(dtype)
+    exp_m = m + (g - m) * 0.1
+    exp_v = v + (g * g - v) * 0.001
+    alpha = 0.01 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
+    exp_p = p - alpha * exp_m / (np.sqrt(exp_v) + 1e-7)
+    ops.adam_update(p, g, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12)
+    np.testing.assert_allclose(m, exp_m, **tol)
+    np.testing.assert_allclose(v, exp_v, **tol)
+    np.testing.assert_allclose(p, exp_p, **tol)
+
+
+def test_sgd_update_converts_the_gradient_once(rng):
+    p = np.ones(5, np.float32)
+    ops.sgd_update(p, np.arange(5), lr=0.5)  # int64 gradient, float32 parameter
+    np.testing.assert_allclose(p, 1 - 0.5 * np.arange(5))
+    assert p.dtype == np.float32
+
+
+def test_update_kernels_reject_bad_state():
+    p = np.ones(4, np.float32)
+    m, v = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    kw = dict(lr=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=1)
+    with pytest.raises(TypeError, match=r"argument 'm' has dtype float64; expected float32"):
+        ops.adam_update(p, np.ones(4), np.zeros(4), v, **kw)
+    with pytest.raises(ValueError, match=r"argument 'v' has shape \(3,\); expected the "
+                                         r"parameter's \(4,\)"):
+        ops.adam_update(p, np.ones(4), m, np.zeros(3, np.float32), **kw)
+    with pytest.raises(ValueError, match=r"argument 'grad' has shape \(5,\)"):
+        ops.adam_update(p, np.ones(5), m, v, **kw)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        ops.adam_update(p, np.ones(4), m, v, **{**kw, "step": 0})
+    frozen = np.ones(4, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="argument 'param' must be a writeable C-contiguous"):
+        ops.sgd_update(frozen, np.ones(4), lr=0.1)
+    with pytest.raises(ValueError, match="argument 'param' must be a writeable C-contiguous"):
+        ops.sgd_update(np.ones((4, 4), np.float32)[:, 0], np.ones(4), lr=0.1)
+    with pytest.raises(TypeError, match="argument 'param' has dtype int64"):
+        ops.sgd_update(np.ones(4, np.int64), np.ones(4), lr=0.1)
+    with pytest.raises(TypeError, match="argument 'param' must be a numpy array"):
+        ops.sgd_update([1.0, 2.0], np.ones(2), lr=0.1)
+    with pytest.raises(ValueError, match="momentum needs a velocity array"):
+        ops.sgd_update(p, np.ones(4), lr=0.1, momentum=0.9)
+    with pytest.raises(TypeError, match="argument 'grad' must be an array, got None"):
+        ops.rmsprop_update(p, None, v, lr=0.1, rho=0.9)

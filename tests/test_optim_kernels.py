@@ -17,7 +17,7 @@ def test_adam_update_matches_numpy(rng, dtype, n):
     alpha = 0.01 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
     exp_p = p - alpha * exp_m / (np.sqrt(exp_v) + 1e-7)
     ops.adam_update(p, g, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3)
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(m, exp_m, **tol)
     np.testing.assert_allclose(v, exp_v, **tol)
     np.testing.assert_allclose(p, exp_p, **tol)

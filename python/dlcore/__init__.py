@@ -24,10 +24,12 @@ from dlcore import (  # noqa: E402
     callbacks,
     datasets,
     functional,
+    info,
     initializers,
     layers,
     losses,
     metrics,
+    model_selection,
     models,
     optimizers,
     regularizers,
@@ -37,6 +39,7 @@ from dlcore import (  # noqa: E402
 __all__ = [
     "__version__", "build_info", "ops", "Tensor", "no_grad", "enable_grad",
     "is_grad_enabled", "set_random_seed", "activations", "callbacks", "datasets",
-    "functional", "initializers", "layers", "losses", "metrics", "models", "optimizers",
+    "functional", "info", "initializers", "layers", "losses", "metrics", "model_selection",
+    "models", "optimizers",
     "regularizers", "utils",
 ]

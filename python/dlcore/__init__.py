@@ -35,10 +35,11 @@ from dlcore import (  # noqa: E402
     regularizers,
     utils,
 )
+from dlcore.profiler import profile  # noqa: E402
 
 __all__ = [
     "__version__", "build_info", "ops", "Tensor", "no_grad", "enable_grad",
-    "is_grad_enabled", "set_random_seed", "activations", "callbacks", "datasets",
+    "is_grad_enabled", "set_random_seed", "profile", "activations", "callbacks", "datasets",
     "functional", "info", "initializers", "layers", "losses", "metrics", "model_selection",
     "models", "optimizers",
     "regularizers", "utils",

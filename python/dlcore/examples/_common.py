@@ -50,3 +50,39 @@ class EpochTimer(callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def save_image_grid(path, rows, titles=None, shape=(28, 28)):
+    """Saves rows of images (each row an array (n, 784) or (n, 28, 28)) as one PNG.
+    Returns the path, or None (with a note) when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"(matplotlib is not installed, so {path} was not written: "
+              f"pip install 'dlcore[plot]')")
+        return None
+    n_rows, n_cols = len(rows), len(rows[0])
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 1.0, n_rows * 1.1), squeeze=False)
+    for r, images in enumerate(rows):
+        for c, img in enumerate(images):
+            ax = axes[r][c]
+            ax.imshow(np.asarray(img).reshape(shape), cmap="gray", vmin=0, vmax=1)
+            ax.axis("off")
+        if titles:
+            axes[r][0].set_title(titles[r], fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return str(path)
+
+
+class Stopwatch:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return time.perf_counter() - self.start

@@ -26,7 +26,7 @@ def test_killed_saves_leave_a_loadable_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     previous, mid_save = 0.0, 0
     for kill in range(KILLS):
-        base = (kill + 1) * 1_000_000  # this child's versions are base + 1, base + 2, ...
+        base = (kill + 1) * 10_000  # this child's versions: base + 1, ... (exact in float32)
         proc = subprocess.Popen([sys.executable, child, path, str(base)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"

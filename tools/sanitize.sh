@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds dlcore with AddressSanitizer + UndefinedBehaviorSanitizer in a virtual
+# environment of its own, runs the whole test suite under them, then runs the kernel
+# tests again with LeakSanitizer. Any sanitizer report fails the run.
+#
+#   tools/sanitize.sh            # everything (about 15 minutes on 2 cores)
+#   tools/sanitize.sh tests/test_gemm.py   # the ASan/UBSan pass over chosen tests only
+#
+# Python is not instrumented, so the sanitizer runtimes are preloaded; Python's own
+# allocations that are still alive at exit are not leaks of ours, so the leak pass
+# reports only leaks whose allocation stack passes through dlcore's code.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${SANITIZE_VENV:-build/sanitize-venv}"
+python3 -m venv "$venv"
+# shellcheck disable=SC1091
+. "$venv/bin/activate"
+pip install -q --upgrade pip
+pip install -q scikit-build-core pybind11 cmeel-eigen numpy pytest hypothesis scipy scikit-learn
+pip install -q --no-build-isolation -C build-dir=build/sanitize \
+  -C cmake.build-type=RelWithDebInfo -C cmake.define.DLCORE_SANITIZE=address,undefined ".[test]"
+
+runtimes="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)"
+export LD_PRELOAD="$runtimes"
+export PYTHONMALLOC=malloc  # every allocation through malloc, so reports name real frames
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(tests)
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer: ${tests[*]}"
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:check_initialization_order=1:strict_string_checks=1" \
+  python -m pytest -q -p no:cacheprovider -x "${tests[@]}"
+
+[ $# -eq 0 ] || exit 0
+echo "== LeakSanitizer: the kernel tests"
+report="$(mktemp -d)"
+kernel_tests=$(ls tests/test_gemm.py tests/test_optim_kernels.py tests/test_conv2d.py \
+  tests/test_pool.py tests/test_lstm.py 2>/dev/null)
+ASAN_OPTIONS="detect_leaks=1:log_path=$report/lsan:exitcode=0" \
+  python -m pytest -q -p no:cacheprovider $kernel_tests
+python3 tools/lsan_filter.py "$report"/lsan.*

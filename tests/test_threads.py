@@ -28,3 +28,11 @@ def test_omp_num_threads_is_the_default():
         env=env, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "1"
+
+
+def test_peak_probe_reports_a_rate():
+    assert ops.peak_gflops(1, 0.01) > 0.5  # any real CPU does more than 0.5 GFLOP/s
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        ops.peak_gflops(0)
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        ops.peak_gflops(1, -1.0)

@@ -1,6 +1,7 @@
 #include <pybind11/pybind11.h>
 
 #include "dlcore/parallel.hpp"
+#include "dlcore/probe.hpp"
 #include "module.hpp"
 
 
@@ -15,6 +16,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &dlcore::get_num_threads,
         "Number of threads the kernels use: OMP_NUM_THREADS when set, else the number of "
         "cores, until set_num_threads changes it. Always 1 in a build without OpenMP.");
+
+  m.def(
+      "peak_gflops",
+      [](int threads, double seconds) {
+        py::gil_scoped_release release;
+        return dlcore::peak_gflops(threads, seconds);
+      },
+      py::arg("threads") = 1, py::arg("seconds") = 0.2,
+      "Measured fp32 FMA throughput (GFLOP/s) of `threads` threads: the machine's ceiling "
+      "that benchmark tables express their figures against.");
 
   py::dict info;
   info["version"] = DLCORE_VERSION_STRING;

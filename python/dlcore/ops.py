@@ -11,6 +11,7 @@ from dlcore._core import (
     gemm,
     gemm_backward,
     get_num_threads,
+    peak_gflops,
     rmsprop_update,
     set_num_threads,
     sgd_update,
@@ -18,5 +19,5 @@ from dlcore._core import (
 
 __all__ = [
     "gemm", "gemm_backward", "adam_update", "sgd_update", "rmsprop_update",
-    "get_num_threads", "set_num_threads",
+    "get_num_threads", "set_num_threads", "peak_gflops",
 ]

@@ -79,3 +79,37 @@ def test_metric_errors():
         metrics.accuracy([0, 1, 1], [0, 1])
     with pytest.raises(ValueError, match="unknown metric 'auc2'"):
         metrics.get("auc2")
+
+
+def test_merged_metrics_equal_one_metric_over_all_batches(multiclass):
+    y, pred = multiclass
+    # The first part sees only the classes 0 and 1 (true and predicted), so its
+    # confusion matrix is smaller than the others' and merging must grow it.
+    order = np.argsort(np.maximum(y, pred.argmax(1)), kind="stable")
+    y, pred = y[order], pred[order]
+    low = int(np.sum(np.maximum(y, pred.argmax(1)) <= 1))
+    for make in (metrics.Accuracy, metrics.F1Score, metrics.Precision,
+                 lambda: metrics.MeanMetricWrapper(metrics.categorical_accuracy)):
+        whole, parts = make(), [make(), make(), make()]
+        whole.update_state(np.eye(4)[y], pred)
+        for part, sl in zip(parts, (slice(0, low), slice(low, 150), slice(150, 200))):
+            part.update_state(np.eye(4)[y[sl]], pred[sl])
+        merged = make()
+        merged.merge_state([parts[0], parts[1].metric_state, parts[2]])
+        assert merged.result() == pytest.approx(whole.result(), rel=1e-12)
+        if isinstance(merged, metrics.F1Score):
+            assert parts[0].metric_state["cm"].shape == (2, 2)
+
+
+def test_merge_state_errors_name_what_was_expected():
+    with pytest.raises(ValueError, match=r"Accuracy.merge_state: expected metrics of the same "
+                                         r"kind or dicts of \['correct', 'count'\], "
+                                         r"got \['binary', 'cm'\]"):
+        metrics.Accuracy().merge_state([metrics.F1Score()])
+
+    class Undeclared(metrics.Metric):
+        def reset_state(self):
+            self.n = 0
+
+    with pytest.raises(NotImplementedError, match="Undeclared declares no state_names"):
+        Undeclared().merge_state([])

@@ -156,9 +156,16 @@ f1 = f1_score
 # ---------------------------------------------------------------- streaming metrics
 
 class Metric:
-    """A metric accumulated over batches: ``update_state``, ``result``, ``reset_state``."""
+    """A metric accumulated over batches: ``update_state``, ``result``, ``reset_state``;
+    ``merge_state`` adds in what other metrics of the same kind accumulated (how
+    ``dlcore.distributed`` combines the ranks' figures).
+
+    A subclass lists in ``state_names`` the attributes that accumulate its state and
+    that merging adds together (or overrides ``metric_state`` and ``merge_state``).
+    """
 
     name = "metric"
+    state_names = ()
 
     def __init__(self, name=None):
         if name:
@@ -178,14 +185,43 @@ class Metric:
         self.update_state(y_true, y_pred)
         return self.result()
 
+    @property
+    def metric_state(self):
+        """The accumulated state: a dict from each of ``state_names`` to its value."""
+        if not self.state_names:
+            raise NotImplementedError(
+                f"{type(self).__name__} declares no state_names, so its state cannot be read "
+                f"or merged; list the attributes that accumulate it (merging adds them) or "
+                f"override metric_state and merge_state")
+        return {n: getattr(self, n) for n in self.state_names}
+
+    def merge_state(self, metrics):
+        """Adds the state of other metrics of the same kind (Metric objects or their
+        ``metric_state`` dicts) to this one, as if it had seen their batches too."""
+        names = self.metric_state.keys()
+        for other in metrics:
+            state = _state_of(other, self, names)
+            for n in names:
+                setattr(self, n, getattr(self, n) + state[n])
+
     def get_config(self):
         return {"name": self.name}
+
+
+def _state_of(other, metric, names):
+    state = other.metric_state if isinstance(other, Metric) else other
+    if not isinstance(state, dict) or set(state) != set(names):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{type(metric).__name__}.merge_state: expected metrics of the same "
+                         f"kind or dicts of {sorted(names)}, got {got}")
+    return state
 
 
 class Mean(Metric):
     """Weighted mean of the values given to ``update_state(value, weight=1)``."""
 
     name = "mean"
+    state_names = ("total", "count")
 
     def reset_state(self):
         self.total, self.count = 0.0, 0.0
@@ -200,6 +236,8 @@ class Mean(Metric):
 
 class MeanMetricWrapper(Metric):
     """The mean over samples of fn(y_true, y_pred), which returns a batch mean."""
+
+    state_names = ("total", "count")
 
     def __init__(self, fn, name=None):
         self.fn = fn
@@ -218,6 +256,8 @@ class MeanMetricWrapper(Metric):
 
 
 class _CountingMetric(Metric):
+    state_names = ("correct", "count")
+
     def reset_state(self):
         self.correct, self.count = 0, 0
 
@@ -287,12 +327,28 @@ class _ConfusionMetric(Metric):
     def update_state(self, y_true, y_pred):
         if self._binary is None:
             self._binary = _is_binary(_np(y_pred))
-        cm = confusion_matrix(y_true, y_pred, threshold=self.threshold)
+        self._add_counts(confusion_matrix(y_true, y_pred, threshold=self.threshold))
+
+    def _add_counts(self, cm):
+        # Classes appear as they are seen, so the matrix grows to the larger of the two.
         k = max(cm.shape[0], self.cm.shape[0])
         grown = np.zeros((k, k), np.int64)
         grown[:self.cm.shape[0], :self.cm.shape[0]] += self.cm
         grown[:cm.shape[0], :cm.shape[0]] += cm
         self.cm = grown
+
+    @property
+    def metric_state(self):
+        """The confusion counts ``cm`` and whether the predictions are ``binary`` (None
+        before any batch)."""
+        return {"cm": self.cm, "binary": self._binary}
+
+    def merge_state(self, metrics):
+        for other in metrics:
+            state = _state_of(other, self, ("cm", "binary"))
+            self._add_counts(np.asarray(state["cm"], np.int64))
+            if self._binary is None:
+                self._binary = state["binary"]
 
     def result(self):
         average = self.average or ("binary" if self._binary in (None, True) else "macro")

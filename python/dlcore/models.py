@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from dlcore import callbacks as callbacks_module
+from dlcore import distributed as distributed_module
 from dlcore import layers as layers_module
 from dlcore import losses as losses_module
 from dlcore import metrics as metrics_module
@@ -60,6 +61,7 @@ class Model(Layer):
         self._train_params = None
         self._compile_config = None
         self.history = None
+        self._world = None  # the distributed.World a distributed fit made this a replica in
 
     def __setattr__(self, name, value):
         if isinstance(value, Layer) and value is not self and "_tracked" in self.__dict__:
@@ -173,10 +175,13 @@ class Model(Layer):
             p.grad = None
         loss = self._compute_loss(y, out)
         loss.backward()
+        loss_value = float(loss.data)
+        if self._world is not None:  # the mean gradient and loss over the ranks
+            loss_value = distributed_module.allreduce_gradients(params, loss_value)
         self.optimizer.step(params)
         for m in self.compiled_metrics:
             m.update_state(y, out.data)
-        return float(loss.data)
+        return loss_value
 
     def _test_batch(self, x, y):
         with no_grad():
@@ -226,7 +231,7 @@ class Model(Layer):
     # ------------------------------------------------------------ fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            seed=None):
+            seed=None, distributed=False):
         """Trains for ``epochs`` passes over (x, y) in batches of ``batch_size`` (32).
 
         shuffle: reorder the samples every epoch; with ``seed`` the order of each epoch
@@ -236,6 +241,12 @@ class Model(Layer):
             ``validation_data=(x_val, y_val)``.
         verbose: 0 silent, 1 a progress bar (redrawn in place on a terminal, one line
             per epoch otherwise), 2 one line per epoch; 'auto' is 1.
+        distributed: train data-parallel across the ranks of an MPI job (see
+            :mod:`dlcore.distributed`). Every rank passes the same x and y and trains on
+            its shard, ``batch_size`` samples per step; the logs, the History and
+            EarlyStopping see the figures of all ranks; rank 0 alone shows progress and
+            writes checkpoints. The model stays a replica: ``train_on_batch`` averages
+            over the ranks and ``save`` writes on rank 0 only.
         Returns the History; the run stops early when a callback sets
         ``model.stop_training`` (EarlyStopping) or the loss is not finite.
         """
@@ -252,7 +263,12 @@ class Model(Layer):
             raise ValueError("fit: no training samples")
         batch_size = batch_size or 32
         verbose = 1 if verbose == "auto" else verbose
-        steps = math.ceil(len(x) / batch_size)
+        self._world = None
+        if distributed:
+            self._world, seed = distributed_module.start_fit(self, x, y, seed)
+            verbose = verbose if self._world.rank == 0 else 0
+        samples = len(x) if self._world is None else len(x) // self._world.size
+        steps = math.ceil(samples / batch_size)
 
         history = callbacks_module.History()
         cbs = [history] + list(callbacks or [])
@@ -269,21 +285,26 @@ class Model(Layer):
             cb.on_epoch_begin(epoch)
             self._reset_metrics()
             order = _epoch_order(len(x), shuffle, seed, epoch)
+            if self._world is not None:
+                order = distributed_module.shard(self._world, order, len(x))
             loss_sum, seen, logs = 0.0, 0, {}
             for step in range(steps):
                 sl = slice(step * batch_size, (step + 1) * batch_size)
                 idx = sl if order is None else order[sl]
                 cb.on_train_batch_begin(step)
-                n = len(x[sl])
-                loss_sum += self.train_step(x[idx], y[idx]) * n
-                seen += n
+                xb, yb = x[idx], y[idx]
+                loss_sum += self.train_step(xb, yb) * len(xb)
+                seen += len(xb)
                 logs = self._logs(loss_sum / seen)
                 cb.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
+            if self._world is not None:
+                distributed_module.end_epoch(self)
+                logs = self._logs(loss_sum / seen)
             if validation_data is not None and not self._stop_reason:
                 val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0,
-                                    return_dict=True)
+                                    return_dict=True, distributed=distributed)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -296,20 +317,30 @@ class Model(Layer):
         return history
 
     # ------------------------------------------------------------ evaluate / predict
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
-        """Loss (with the weight penalties, as in training) and metrics over (x, y)."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
+                 distributed=False):
+        """Loss (with the weight penalties, as in training) and metrics over (x, y).
+
+        distributed: every rank of an MPI job passes the same x and y, evaluates its
+            part of them, and all get the figures over the whole of (x, y).
+        """
         self._require_compiled("evaluate")
         x, y = _as_array(x, "x"), _as_array(y, "y")
         if len(x) != len(y):
             raise ValueError(f"evaluate: x has {len(x)} samples but y has {len(y)}")
         batch_size = batch_size or 32
+        world = distributed_module.init() if distributed else None
+        if world is not None:
+            x, y = distributed_module.own_part(world, x, y)
         self._reset_metrics()
-        total, count = 0.0, 0
+        loss_mean = metrics_module.Mean()
         for start in range(0, len(x), batch_size):
-            loss, n = self._test_batch(x[start:start + batch_size], y[start:start + batch_size])
-            total, count = total + loss * n, count + n
-        logs = self._logs(total / max(count, 1) + self._penalty())
-        if verbose and verbose != "auto":
+            loss_mean.update_state(*self._test_batch(x[start:start + batch_size],
+                                                     y[start:start + batch_size]))
+        if world is not None:
+            distributed_module.reduce_metrics([loss_mean, *self.compiled_metrics])
+        logs = self._logs(loss_mean.result() + self._penalty())
+        if verbose and verbose != "auto" and (world is None or world.rank == 0):
             from dlcore.progress import format_logs
 
             print(format_logs(logs))
@@ -361,8 +392,16 @@ class Model(Layer):
         return [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype.name}
                 for w in self.weights]
 
+    def _skips_writing(self):
+        """True on ranks other than 0 of a model trained with fit(distributed=True): the
+        replicas are identical, so rank 0 writes for all."""
+        return self._world is not None and self._world.rank != 0
+
     def save_weights(self, path):
-        """Writes the weights (atomically) to ``path``."""
+        """Writes the weights (atomically) to ``path`` (after a distributed fit, on
+        rank 0 only)."""
+        if self._skips_writing():
+            return
         arrays = {f"weights/{i:04d}": w.data for i, w in enumerate(self.weights)}
         write_checkpoint(path, {"kind": "weights", "weights": self._weight_manifest()}, arrays)
 
@@ -397,7 +436,10 @@ class Model(Layer):
     def save(self, path):
         """Writes architecture, weights, compile settings and optimizer state to
         ``path``, atomically; ``models.load_model(path)`` restores the model so that
-        training resumes exactly where it stopped."""
+        training resumes exactly where it stopped. After a distributed fit, rank 0 alone
+        writes."""
+        if self._skips_writing():
+            return
         params = self._params() if self.optimizer is not None else []
         header = {"kind": "model",
                   "model": {"class_name": type(self).__name__, "config": self.get_config()},

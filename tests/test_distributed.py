@@ -175,6 +175,20 @@ def test_averaged_gradient_equals_the_union_batch_gradient(tmp_path):
     np.testing.assert_array_equal(ranks[1]["history_accuracy"], history.history["accuracy"])
 
 
+def test_two_ranks_learn_mnist_as_well_as_one(mnist_dir):
+    from dlcore.examples import mnist_mlp
+
+    one = mnist_mlp.main(["--quick", "--data", mnist_dir])
+    # batch 64 on each of 2 ranks: the global batch of the single process (128)
+    proc, _ = mpirun("-m", "dlcore.examples.mnist_mlp", "--quick", "--data", mnist_dir,
+                     "--distributed", "--batch-size", "64")
+    assert proc.returncode == 0, proc.stderr
+    found = re.findall(r"test accuracy: (\d\.\d+)", proc.stdout)
+    assert len(found) == 1, f"expected one report, from rank 0:\n{proc.stdout}"
+    assert float(found[0]) > 0.9 and abs(float(found[0]) - one["test_accuracy"]) < 0.01
+    assert proc.stdout.count("Epoch 5/5") == 1
+
+
 @pytest.mark.parametrize("how, says", [
     ("raise", r"rank 1 of 2: an uncaught RuntimeError stopped this rank"),
     ("kill", r"Killed \(signal 9\)|exited on signal 9"),  # MPI's own report (MPICH, Open MPI)

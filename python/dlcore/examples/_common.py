@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-from dlcore import callbacks
+from dlcore import callbacks, distributed
 from dlcore.datasets import mnist
 
 
-def parser(description, epochs, batch_size, mnist_data=False):
+def parser(description, epochs, batch_size, mnist_data=False, fit_distributed=False):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true",
                    help="a few seconds' run on a slice of the data (used by the tests)")
@@ -22,7 +24,22 @@ def parser(description, epochs, batch_size, mnist_data=False):
         p.add_argument("--data", default=None,
                        help="directory with the MNIST IDX files (default: $DLCORE_DATA, the "
                             "cache, or download)")
+    if fit_distributed:
+        p.add_argument("--distributed", action="store_true",
+                       help="train data-parallel on the ranks of an MPI job, e.g. "
+                            "mpirun -n 2 python -m dlcore.examples.mnist_cnn --distributed "
+                            "(--batch-size is per rank)")
     return p
+
+
+def join_distributed(args):
+    """With --distributed, joins the MPI job (which also splits the cores among the ranks
+    of each machine) and silences every rank but 0, so that the program prints once.
+    Returns this process's rank (0 without --distributed)."""
+    rank = distributed.init().rank if args.distributed else 0
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")
+    return rank
 
 
 def load_mnist(data, quick=False, train=None, test=None, flat=False):

@@ -4,6 +4,7 @@ Conv2D(32, 3x3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3x3, relu) -> MaxPooling2
 -> Flatten -> Dense(128, relu) -> Dense(10, softmax); Adam, batch 32.
 
     python -m dlcore.examples.mnist_cnn --data ../shared/data/mnist [--epochs 3]
+    mpirun -n 2 python -m dlcore.examples.mnist_cnn --distributed     # data-parallel
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import dlcore
 from dlcore import layers, models, optimizers
-from dlcore.examples._common import EpochTimer, load_mnist, parser
+from dlcore.examples._common import EpochTimer, join_distributed, load_mnist, parser
 
 
 def build_model():
@@ -32,9 +33,11 @@ def build_model():
 
 
 def main(argv=None):
-    args = parser(__doc__.splitlines()[0], epochs=3, batch_size=32, mnist_data=True).parse_args(argv)
+    args = parser(__doc__.splitlines()[0], epochs=3, batch_size=32, mnist_data=True,
+                  fit_distributed=True).parse_args(argv)
     if args.quick:
         args.epochs = 1
+    join_distributed(args)
     dlcore.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(
         args.data, train=3000 if args.quick else None, test=1000 if args.quick else None)
@@ -45,9 +48,11 @@ def main(argv=None):
     timer = EpochTimer()
     start = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        callbacks=[timer], seed=args.seed, verbose=1)
+                        callbacks=[timer], seed=args.seed, verbose=1,
+                        distributed=args.distributed)
     train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0,
+                                              distributed=args.distributed)
     per_epoch = sum(timer.seconds) / len(timer.seconds)
     print(f"test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f})")
     print(f"seconds per epoch: {per_epoch:.2f} (training {train_seconds:.1f} s in all)")

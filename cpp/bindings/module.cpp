@@ -49,4 +49,6 @@ PYBIND11_MODULE(_core, m) {
   m.attr("build_info") = info;
 
   dlcore::bind::register_gemm(m);
+  dlcore::bind::register_conv2d(m);
+  dlcore::bind::register_pool(m);
 }

@@ -6,6 +6,24 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 ``TypeError`` naming the argument, what was received and what was expected.
 """
 
-from dlcore._core import gemm, gemm_backward, get_num_threads, set_num_threads
+from dlcore._core import (
+    conv2d_backward,
+    conv2d_forward,
+    gemm,
+    gemm_backward,
+    get_num_threads,
+    maxpool2d_backward,
+    maxpool2d_forward,
+    set_num_threads,
+)
 
-__all__ = ["gemm", "gemm_backward", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "conv2d_backward",
+    "conv2d_forward",
+    "gemm",
+    "gemm_backward",
+    "get_num_threads",
+    "maxpool2d_backward",
+    "maxpool2d_forward",
+    "set_num_threads",
+]

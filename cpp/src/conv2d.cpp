@@ -1,0 +1,324 @@
+#include "dlcore/conv2d.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "dlcore/checks.hpp"
+#include "dlcore/gemm.hpp"
+#include "dlcore/parallel.hpp"
+#include "dlcore/scratch.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace dlcore {
+
+int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
+                            int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride) {
+  int64_t padded, span;
+  if (__builtin_add_overflow(in, pad_lo, &padded) ||
+      __builtin_add_overflow(padded, pad_hi, &padded) ||
+      __builtin_mul_overflow(window - 1, dilation, &span) ||
+      __builtin_add_overflow(span, 1, &span)) {
+    fail(fn, ": ", what, " size ", in, " with padding (", pad_lo, ", ", pad_hi,
+         "), window ", window, " and dilation ", dilation, " overflows a 64-bit integer");
+  }
+  if (span > padded) {
+    fail(fn, ": the ", what, " window spans ", span, " (size ", window, ", dilation ",
+         dilation, ") but the padded input has ", what, " ", padded, " (", in,
+         " + padding ", pad_lo, " + ", pad_hi, "); expected a window no larger than the "
+         "padded input");
+  }
+  return (padded - span) / stride + 1;
+}
+
+Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&k)[4],
+                         const Conv2dParams& params)
+    : N(x[0]), H(x[1]), W(x[2]), C(x[3]), KH(k[0]), KW(k[1]), OC(k[3]), p(params) {
+  const std::vector<int64_t> xs(x, x + 4), ks(k, k + 4);
+  if (k[2] != C) {
+    fail(fn, ": kernel has shape ", shape_str(ks), " with ", k[2], " input channels but x ",
+         "has shape ", shape_str(xs), " with ", C, "; expected kernel (KH, KW, ", C, ", OC)");
+  }
+  if (KH < 1 || KW < 1) {
+    fail(fn, ": kernel has shape ", shape_str(ks), "; expected KH >= 1 and KW >= 1");
+  }
+  if (p.stride_h < 1 || p.stride_w < 1) {
+    fail(fn, ": strides must be >= 1, got (", p.stride_h, ", ", p.stride_w, ")");
+  }
+  if (p.dilation_h < 1 || p.dilation_w < 1) {
+    fail(fn, ": dilation must be >= 1, got (", p.dilation_h, ", ", p.dilation_w, ")");
+  }
+  if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0) {
+    fail(fn, ": padding must be >= 0, got ((", p.pad_top, ", ", p.pad_bottom, "), (",
+         p.pad_left, ", ", p.pad_right, "))");
+  }
+  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, KH, p.dilation_h,
+                           p.stride_h);
+  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, KW, p.dilation_w,
+                           p.stride_w);
+  checked_numel({N, OH, OW, OC}, fn);
+  checked_numel({KH, KW, C, OC}, fn);
+  checked_numel({N, OH, OW, KH, KW, C}, fn);  // im2col indices of every pixel
+}
+
+bool Conv2dShape::is_pointwise() const {
+  return KH == 1 && KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+         p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
+}
+
+Conv2dPlan conv2d_plan(const Conv2dShape& s) {
+  if (s.is_pointwise()) return Conv2dPlan::pointwise;
+  return Conv2dPlan::pixel_tiles;
+}
+
+namespace {
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// One scratch buffer per worker thread, owned by the calling thread (two Python threads
+// may convolve at once) and grown here, before the parallel region, so that nothing
+// allocates or throws inside one.
+template <typename T>
+T* const* thread_workspace(int64_t count) {
+  thread_local std::vector<ScratchBuffer> buffers;
+  thread_local std::vector<T*> pointers;
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  if (buffers.size() < threads) buffers.resize(threads);
+  pointers.resize(threads);
+  for (size_t t = 0; t < threads; ++t) pointers[t] = buffers[t].get<T>(count);
+  return pointers.data();
+}
+
+// out[i] += sum over threads t, in order, of partials[t][offset + i].
+template <typename T>
+void reduce_partials(T* out, T* const* partials, int64_t offset, int64_t count, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    T sum = partials[0][offset + i];
+    for (int t = 1; t < threads; ++t) sum += partials[t][offset + i];
+    out[i] += sum;
+  }
+}
+
+// Rows of an im2col tile: about this many bytes, so that the tile, the packed kernel
+// and the output rows stay in the 512 KB L2 together.
+constexpr int64_t kTileBytes = 96 << 10;
+
+int64_t tile_rows(const Conv2dShape& s, size_t elem) {
+  const int64_t row_bytes = std::max<int64_t>(s.K(), 1) * static_cast<int64_t>(elem);
+  return std::clamp<int64_t>(kTileBytes / row_bytes, 16, 1024);
+}
+
+// Rows p0 .. p0+rows-1 of the im2col matrix (N*OH*OW, KH*KW*C): row p holds the
+// receptive field of output pixel p, channels-last, zeros where it hangs over the edge.
+template <typename T>
+void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows) {
+  const int64_t C = s.C, K = s.K();
+  int64_t ow = p0 % s.OW, oh = p0 / s.OW % s.OH, n = p0 / (s.OW * s.OH);
+  for (int64_t r = 0; r < rows; ++r) {
+    T* dst = col + r * K;
+    const int64_t ih0 = oh * s.p.stride_h - s.p.pad_top;
+    const int64_t iw0 = ow * s.p.stride_w - s.p.pad_left;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = ih0 + kh * s.p.dilation_h;
+      for (int64_t kw = 0; kw < s.KW; ++kw, dst += C) {
+        const int64_t iw = iw0 + kw * s.p.dilation_w;
+        if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) {
+          std::fill_n(dst, C, T(0));
+        } else {
+          std::copy_n(x + ((n * s.H + ih) * s.W + iw) * C, C, dst);
+        }
+      }
+    }
+    if (++ow == s.OW) {
+      ow = 0;
+      if (++oh == s.OH) oh = 0, ++n;
+    }
+  }
+}
+
+// The adjoint of im2col for rows p0 .. p0+rows-1: dx[pixel under row p] += dcol[p].
+template <typename T>
+void col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t p0, int64_t rows) {
+  const int64_t C = s.C, K = s.K();
+  int64_t ow = p0 % s.OW, oh = p0 / s.OW % s.OH, n = p0 / (s.OW * s.OH);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* src = dcol + r * K;
+    const int64_t ih0 = oh * s.p.stride_h - s.p.pad_top;
+    const int64_t iw0 = ow * s.p.stride_w - s.p.pad_left;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = ih0 + kh * s.p.dilation_h;
+      for (int64_t kw = 0; kw < s.KW; ++kw, src += C) {
+        const int64_t iw = iw0 + kw * s.p.dilation_w;
+        if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+        T* dst = dx + ((n * s.H + ih) * s.W + iw) * C;
+        for (int64_t c = 0; c < C; ++c) dst[c] += src[c];
+      }
+    }
+    if (++ow == s.OW) {
+      ow = 0;
+      if (++oh == s.OH) oh = 0, ++n;
+    }
+  }
+}
+
+// y rows (rows, OC) = bias, or 0: the GEMMs accumulate on top.
+template <typename T>
+void fill_bias(T* y, const T* bias, int64_t rows, int64_t OC) {
+  for (int64_t r = 0; r < rows; ++r, y += OC) {
+    if (bias) {
+      std::copy_n(bias, OC, y);
+    } else {
+      std::fill_n(y, OC, T(0));
+    }
+  }
+}
+
+// dbias (OC) += column sums of dy rows (rows, OC).
+template <typename T>
+void sum_rows(T* dbias, const T* dy, int64_t rows, int64_t OC) {
+  for (int64_t r = 0; r < rows; ++r, dy += OC) {
+    for (int64_t c = 0; c < OC; ++c) dbias[c] += dy[c];
+  }
+}
+
+// ------------------------------------------------------------------ pointwise
+// A 1x1 stride-1 unpadded conv is a GEMM over x seen as (N*H*W, C): no im2col, and one
+// product big enough for Eigen's own threading.
+
+template <typename T>
+void forward_pointwise(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  const int64_t P = s.pixels(), OC = s.OC, rows = 1024;
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    fill_bias(y + p0 * OC, bias, std::min(rows, P - p0), OC);
+  }
+  gemm_accumulate<T>({y, OC, false}, {x, s.C, false}, {kernel, OC, false}, P, OC, s.C);
+}
+
+// ------------------------------------------------------------------ pixel tiles
+
+template <typename T>
+void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
+                         const Conv2dShape& s) {
+  const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
+  T* const* cols = thread_workspace<T>(rows * K);
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    T* col = cols[thread_index()];
+    const int64_t m = std::min(rows, P - p0);
+    im2col(col, x, s, p0, m);
+    fill_bias(y + p0 * OC, bias, m, OC);
+    gemm_accumulate<T>({y + p0 * OC, OC, false}, {col, K, false}, {kernel, OC, false}, m, OC,
+                       K);
+  }
+}
+
+// dkernel (K, OC) += im2col(x)^T @ dy, dbias += column sums of dy, over pixel tiles.
+// Each thread sums its tiles (a fixed, contiguous range: static schedule) into its own
+// partials, which are then added in thread order: bit-identical runs for a thread count.
+template <typename T>
+void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
+                              const Conv2dShape& s) {
+  const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
+  const int64_t partial = K * OC + OC;  // dkernel then dbias
+  const int threads = get_num_threads();
+  T* const* bufs = thread_workspace<T>(rows * K + partial);
+  for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + rows * K, partial, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    T* col = bufs[thread_index()];
+    T* dk = col + rows * K;
+    const int64_t m = std::min(rows, P - p0);
+    if (dkernel) {
+      im2col(col, x, s, p0, m);
+      // im2col^T without a transposed copy: the row-major tile read column-major.
+      gemm_accumulate<T>({dk, OC, false}, {col, K, true}, {dy + p0 * OC, OC, false}, K, OC, m);
+    }
+    if (dbias) sum_rows(dk + K * OC, dy + p0 * OC, m, OC);
+  }
+  if (dkernel) reduce_partials(dkernel, bufs, rows * K, K * OC, threads);
+  if (dbias) reduce_partials(dbias, bufs, rows * K + K * OC, OC, threads);
+}
+
+// dx += col2im(dy @ kernel^T), sample by sample so that threads write disjoint memory.
+template <typename T>
+void input_grad_sample(T* dx, T* dcol, const T* dy, const T* kernel, const Conv2dShape& s,
+                       int64_t n, int64_t rows) {
+  const int64_t K = s.K(), OC = s.OC, per_sample = s.OH * s.OW;
+  for (int64_t r0 = 0; r0 < per_sample; r0 += rows) {
+    const int64_t p0 = n * per_sample + r0, m = std::min(rows, per_sample - r0);
+    std::fill_n(dcol, m * K, T(0));
+    // kernel^T without a transposed copy: the (K, OC) row-major kernel read column-major.
+    gemm_accumulate<T>({dcol, K, false}, {dy + p0 * OC, OC, false}, {kernel, OC, true}, m, K,
+                       OC);
+    col2im(dx, dcol, s, p0, m);
+  }
+}
+
+template <typename T>
+void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
+  const int64_t rows = tile_rows(s, sizeof(T));
+  const int threads = get_num_threads();
+  T* const* dcols = thread_workspace<T>(rows * s.K());
+  if (s.N >= threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < s.N; ++n) {
+      input_grad_sample(dx, dcols[thread_index()], dy, kernel, s, n, rows);
+    }
+  } else {
+    // Fewer samples than threads: Eigen threads each product instead.
+    for (int64_t n = 0; n < s.N; ++n) input_grad_sample(dx, dcols[0], dy, kernel, s, n, rows);
+  }
+}
+
+}  // namespace
+
+size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
+  const int64_t tile = tile_rows(s, elem_size) * s.K();
+  const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
+  return static_cast<size_t>(tile + partial) * elem_size;
+}
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  if (s.pixels() == 0 || s.OC == 0) return;
+  if (conv2d_plan(s) == Conv2dPlan::pointwise) {
+    forward_pointwise(y, x, kernel, bias, s);
+  } else {
+    forward_pixel_tiles(y, x, kernel, bias, s);
+  }
+}
+
+template <typename T>
+void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const T* kernel,
+                     const Conv2dShape& s) {
+  if (s.pixels() == 0 || s.OC == 0) return;
+  const int64_t P = s.pixels(), OC = s.OC;
+  if (conv2d_plan(s) == Conv2dPlan::pointwise) {
+    if (dx) gemm_accumulate<T>({dx, s.C, false}, {dy, OC, false}, {kernel, OC, true}, P, s.C, OC);
+    if (dkernel) gemm_accumulate<T>({dkernel, OC, false}, {x, s.C, true}, {dy, OC, false}, s.C, OC, P);
+    if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
+    return;
+  }
+  if (dkernel || dbias) weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
+  if (dx) input_grad_pixel_tiles(dx, dy, kernel, s);
+}
+
+#define DLCORE_INSTANTIATE_CONV2D(T)                                                       \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);   \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*,               \
+                                   const Conv2dShape&);
+DLCORE_INSTANTIATE_CONV2D(float)
+DLCORE_INSTANTIATE_CONV2D(double)
+#undef DLCORE_INSTANTIATE_CONV2D
+
+}  // namespace dlcore

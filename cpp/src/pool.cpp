@@ -1,0 +1,114 @@
+#include "dlcore/pool.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "dlcore/checks.hpp"
+#include "dlcore/conv2d.hpp"
+#include "dlcore/parallel.hpp"
+
+namespace dlcore {
+
+Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dParams& params)
+    : N(x[0]), H(x[1]), W(x[2]), C(x[3]), p(params) {
+  if (p.pool_h < 1 || p.pool_w < 1) {
+    fail(fn, ": pool_size must be >= 1, got (", p.pool_h, ", ", p.pool_w, ")");
+  }
+  if (p.stride_h < 1 || p.stride_w < 1) {
+    fail(fn, ": strides must be >= 1, got (", p.stride_h, ", ", p.stride_w, ")");
+  }
+  if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0) {
+    fail(fn, ": padding must be >= 0, got ((", p.pad_top, ", ", p.pad_bottom, "), (",
+         p.pad_left, ", ", p.pad_right, "))");
+  }
+  // Padding smaller than the window on every side keeps an input cell in every window,
+  // so padding never has to stand for a maximum.
+  if (std::max({p.pad_top, p.pad_bottom}) >= p.pool_h ||
+      std::max({p.pad_left, p.pad_right}) >= p.pool_w) {
+    fail(fn, ": padding ((", p.pad_top, ", ", p.pad_bottom, "), (", p.pad_left, ", ",
+         p.pad_right, ")) must be smaller than pool_size (", p.pool_h, ", ", p.pool_w,
+         ") on every side");
+  }
+  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, p.pool_h, 1, p.stride_h);
+  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, p.pool_w, 1, p.stride_w);
+  checked_numel({N, OH, OW, C}, fn);
+}
+
+Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&dy)[4])
+    : N(x[0]), H(x[1]), W(x[2]), C(x[3]), OH(dy[1]), OW(dy[2]), p() {
+  const std::vector<int64_t> xs(x, x + 4), dys(dy, dy + 4);
+  if (*std::min_element(x, x + 4) < 0) {
+    fail(fn, ": argument 'x_shape' is ", shape_str(xs), "; expected 4 sizes >= 0 (N, H, W, C)");
+  }
+  checked_numel(xs, fn);
+  if (dy[0] != N || dy[3] != C) {
+    fail(fn, ": argument 'dy' has shape ", shape_str(dys), " but x_shape is ", shape_str(xs),
+         "; expected dy (", N, ", OH, OW, ", C, ")");
+  }
+}
+
+template <typename T>
+void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s) {
+  const int64_t C = s.C;
+#pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const int64_t h0 = oh * s.p.stride_h - s.p.pad_top;
+      const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + s.p.pool_h, s.H);
+      for (int64_t ow = 0; ow < s.OW; ++ow) {
+        const int64_t w0 = ow * s.p.stride_w - s.p.pad_left;
+        const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + s.p.pool_w, s.W);
+        T* yp = y + ((n * s.OH + oh) * s.OW + ow) * C;
+        int64_t* ap = argmax + ((n * s.OH + oh) * s.OW + ow) * C;
+        const int64_t first = ((n * s.H + h_begin) * s.W + w_begin) * C;
+        for (int64_t c = 0; c < C; ++c) yp[c] = x[first + c], ap[c] = first + c;
+        for (int64_t ih = h_begin; ih < h_end; ++ih) {
+          for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
+            const int64_t at = ((n * s.H + ih) * s.W + iw) * C;
+            for (int64_t c = 0; c < C; ++c) {
+              const T v = x[at + c];
+              // Strictly greater: ties keep the first; the first NaN wins and stays.
+              if (v > yp[c] || (v != v && yp[c] == yp[c])) yp[c] = v, ap[c] = at + c;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dShape& s) {
+  const int64_t per_x = s.H * s.W * s.C, per_y = s.OH * s.OW * s.C;
+  int64_t first_bad = std::numeric_limits<int64_t>::max();
+  // One sample per iteration: a valid argmax stays inside its sample's part of dx.
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static) reduction(min : first_bad)
+  for (int64_t n = 0; n < s.N; ++n) {
+    T* dxn = dx + n * per_x;
+    const int64_t lo = n * per_x;
+    for (int64_t i = n * per_y; i < (n + 1) * per_y; ++i) {
+      const uint64_t at = static_cast<uint64_t>(argmax[i]) - static_cast<uint64_t>(lo);
+      if (at >= static_cast<uint64_t>(per_x)) {  // also catches argmax < lo
+        first_bad = std::min(first_bad, i);
+        continue;
+      }
+      dxn[at] += dy[i];
+    }
+  }
+  if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const int64_t n = first_bad / std::max<int64_t>(per_y, 1);
+    fail("maxpool2d_backward: argmax holds ", argmax[first_bad], " at flat position ",
+         first_bad, " (sample ", n, "); expected an index into that sample of x_shape ",
+         shape_str({s.N, s.H, s.W, s.C}), ", in [", n * per_x, ", ", (n + 1) * per_x, ")");
+  }
+}
+
+#define DLCORE_INSTANTIATE_POOL(T)                                                         \
+  template void maxpool2d_forward<T>(T*, int64_t*, const T*, const Pool2dShape&);          \
+  template void maxpool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dShape&);
+DLCORE_INSTANTIATE_POOL(float)
+DLCORE_INSTANTIATE_POOL(double)
+#undef DLCORE_INSTANTIATE_POOL
+
+}  // namespace dlcore

@@ -44,6 +44,7 @@ struct Conv2dShape {
 enum class Conv2dPlan {
   pointwise,    // 1x1, stride 1, unpadded: y = x @ kernel, one Eigen-threaded GEMM
   pixel_tiles,  // im2col over tiles of the N*OH*OW output pixels, parallel over tiles
+  shifted,      // stride 1: KH*KW GEMMs over shifted views of a sample, parallel over N
 };
 Conv2dPlan conv2d_plan(const Conv2dShape& s);
 

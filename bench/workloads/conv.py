@@ -109,18 +109,23 @@ def _seconds(fn, calls=3):
     return (time.perf_counter() - t0) / calls
 
 
-def _torch(x, k, b, dy, p):
-    import torch
-
-    formats = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-    wanted = os.environ.get("DLCORE_BENCH_TORCH_FORMAT", "best")
-    if wanted in formats:
-        return _torch_step(torch, x, k, b, dy, p, formats[wanted])
-    steps = [_torch_step(torch, x, k, b, dy, p, f) for f in formats.values()]
-    # The faster of the two by a short trial, alternating twice against the noise.
-    trials = [[], []]
+def faster_of(steps):
+    """The fastest of several ways to do the same thing, by a short trial alternating
+    between them twice against the noise (used for torch's two memory formats)."""
+    if len(steps) == 1:
+        return steps[0]
+    trials = [[] for _ in steps]
     for _ in range(2):
         for t, step in zip(trials, steps):
             t.append(_seconds(step))
     best = [min(t) for t in trials]
     return steps[best.index(min(best))]
+
+
+def _torch(x, k, b, dy, p):
+    import torch
+
+    formats = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+    wanted = os.environ.get("DLCORE_BENCH_TORCH_FORMAT", "best")
+    chosen = [formats[wanted]] if wanted in formats else list(formats.values())
+    return faster_of([_torch_step(torch, x, k, b, dy, p, f) for f in chosen])

@@ -8,6 +8,7 @@
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
 #include "dlcore/scratch.hpp"
+#include "simd.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -68,8 +69,12 @@ bool Conv2dShape::is_pointwise() const {
          p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
 }
 
+// K = KH*KW*C up to which the direct kernels beat im2col + GEMM (see below).
+constexpr int64_t kDirectMaxK = 32;
+
 Conv2dPlan conv2d_plan(const Conv2dShape& s) {
   if (s.is_pointwise()) return Conv2dPlan::pointwise;
+  if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
   if (s.p.stride_h == 1 && s.p.stride_w == 1 && s.C >= 64 && s.N >= get_num_threads()) {
     return Conv2dPlan::shifted;
   }
@@ -77,6 +82,8 @@ Conv2dPlan conv2d_plan(const Conv2dShape& s) {
 }
 
 namespace {
+
+constexpr int64_t kDirectTileRows = 256;  // a y or dy tile of 256 x 32 floats: 32 KB (128: slower)
 
 int thread_index() {
 #ifdef _OPENMP
@@ -116,6 +123,7 @@ void reduce_partials(T* out, T* const* partials, int64_t offset, int64_t count, 
 // than the cache saves (measured, 2 threads, 128-channel layer: 16 rows 127 GFLOP/s,
 // 128 rows 157, 192 rows 159; the dx products gain the same way).
 int64_t tile_rows(const Conv2dShape& s, size_t elem) {
+  if (conv2d_plan(s) == Conv2dPlan::direct) return kDirectTileRows;
   const int64_t row_bytes = std::max<int64_t>(s.K(), 1) * static_cast<int64_t>(elem);
   return std::clamp<int64_t>((96 << 10) / row_bytes, 192, 1024);
 }
@@ -231,17 +239,185 @@ void forward_pointwise(T* y, const T* x, const T* kernel, const T* bias, const C
   gemm_accumulate<T>({y, OC, false}, {x, s.C, false}, {kernel, OC, false}, P, OC, s.C);
 }
 
+// ------------------------------------------------------------------ direct (small K)
+// A first layer has K = KH*KW*C of 9 to 27: too shallow for a GEMM to pay for packing
+// its operands, and its im2col was 30% of the time. Here the tile of x is gathered
+// k-major, colT (K, m), where for C = 1 and stride 1 each (kh, kw) row is a straight
+// copy of an input row, and the products run on vector accumulators over OC.
+
+// dst[0 .. n) = src[0 .. n): short row copies inline, where a memmove call cost more
+// than the copy (GCC would turn the loop back into that call).
+#if defined(__GNUC__) && !defined(__clang__)
+#define DLCORE_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define DLCORE_NO_LIBCALLS
+#endif
+template <typename T>
+DLCORE_NO_LIBCALLS void copy_short(T* __restrict dst, const T* __restrict src, int64_t n) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) simd::store(dst + i, simd::load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// colT (K, m) = the transpose of im2col rows p0 .. p0+m-1 (K <= kDirectMaxK).
+template <typename T>
+DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s, int64_t p0, int64_t m) {
+  const int64_t C = s.C, step = s.p.stride_w * C;
+  Span inside[kDirectMaxK];  // per kw, over a whole output row: found once, not per row
+  for (int64_t kw = 0; kw < s.KW; ++kw) {
+    inside[kw] = inside_columns(0, s.OW, kw * s.p.dilation_w - s.p.pad_left, s.p.stride_w, s.W);
+  }
+  for_each_row_segment(s, p0, m, [&](int64_t r, int64_t n, int64_t oh, int64_t ow_begin,
+                                     int64_t ow_end) {
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
+        const int64_t lo = std::clamp(inside[kw].lo, ow_begin, ow_end);
+        Span in{lo, std::clamp(inside[kw].hi, lo, ow_end)};
+        if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
+        for (int64_t c = 0; c < C; ++c) {
+          T* dst = colT + ((kh * s.KW + kw) * C + c) * m + r - ow_begin;
+          for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
+          const int64_t at = ((n * s.H + ih) * s.W + in.lo * s.p.stride_w + iw0) * C + c;
+          if (step == 1 && in.lo < in.hi) {
+            copy_short(dst + in.lo, x + at, in.hi - in.lo);
+          } else {
+            for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, i += step) dst[ow] = x[i];
+          }
+          for (int64_t ow = in.hi; ow < ow_end; ++ow) dst[ow] = T(0);
+        }
+      }
+    }
+  });
+}
+
+// y (m, OC) columns oc0 .. oc0+V*lanes-1 = bias + colT^T @ kernel, V vectors per pixel,
+// two pixels at a time: one pixel's V accumulators alone wait on the FMA latency.
+template <int V, typename T>
+void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
+                            int64_t K, int64_t OC, int64_t oc0) {
+  constexpr int L = simd::kLanes<T>;
+  simd::Vec<T> b[V];
+  for (int i = 0; i < V; ++i) b[i] = bias ? simd::load(bias + oc0 + i * L) : simd::Vec<T>{};
+  int64_t p = 0;
+  for (; p + 2 <= m; p += 2) {
+    simd::Vec<T> a0[V], a1[V];
+    for (int i = 0; i < V; ++i) a0[i] = a1[i] = b[i];
+    for (int64_t k = 0; k < K; ++k) {
+      const T v0 = colT[k * m + p], v1 = colT[k * m + p + 1];
+      for (int i = 0; i < V; ++i) {
+        const simd::Vec<T> w = simd::load(kernel + k * OC + oc0 + i * L);
+        a0[i] += v0 * w;
+        a1[i] += v1 * w;
+      }
+    }
+    for (int i = 0; i < V; ++i) {
+      simd::store(y + p * OC + oc0 + i * L, a0[i]);
+      simd::store(y + (p + 1) * OC + oc0 + i * L, a1[i]);
+    }
+  }
+  for (; p < m; ++p) {
+    simd::Vec<T> a[V];
+    for (int i = 0; i < V; ++i) a[i] = b[i];
+    for (int64_t k = 0; k < K; ++k) {
+      const T v = colT[k * m + p];
+      for (int i = 0; i < V; ++i) a[i] += v * simd::load(kernel + k * OC + oc0 + i * L);
+    }
+    for (int i = 0; i < V; ++i) simd::store(y + p * OC + oc0 + i * L, a[i]);
+  }
+}
+
+template <typename T>
+void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
+                         int64_t K, int64_t OC) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t oc0 = 0;
+  for (; oc0 + 4 * L <= OC; oc0 += 4 * L) direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0);
+  for (; oc0 + L <= OC; oc0 += L) direct_forward_columns<1>(y, colT, kernel, bias, m, K, OC, oc0);
+  for (; oc0 < OC; ++oc0) {
+    for (int64_t p = 0; p < m; ++p) {
+      T acc = bias ? bias[oc0] : T(0);
+      for (int64_t k = 0; k < K; ++k) acc += colT[k * m + p] * kernel[k * OC + oc0];
+      y[p * OC + oc0] = acc;
+    }
+  }
+}
+
+// dkernel rows k .. k+KB-1, columns oc0 .. oc0+V*lanes-1, += colT @ dy over a tile.
+// KB rows at once share the dy loads and give KB*V independent FMA chains.
+template <int V, int KB, typename T>
+void direct_dkernel_rows(T* dk, const T* colT, const T* dy, int64_t m, int64_t k, int64_t OC,
+                         int64_t oc0) {
+  constexpr int L = simd::kLanes<T>;
+  simd::Vec<T> acc[KB][V] = {};
+  for (int64_t p = 0; p < m; ++p) {
+    simd::Vec<T> d[V];
+    for (int i = 0; i < V; ++i) d[i] = simd::load(dy + p * OC + oc0 + i * L);
+    for (int j = 0; j < KB; ++j) {
+      const T v = colT[(k + j) * m + p];
+      for (int i = 0; i < V; ++i) acc[j][i] += v * d[i];
+    }
+  }
+  for (int j = 0; j < KB; ++j) {
+    for (int i = 0; i < V; ++i) {
+      T* at = dk + (k + j) * OC + oc0 + i * L;
+      simd::store(at, simd::load(at) + acc[j][i]);
+    }
+  }
+}
+
+// dkernel (K, OC) += colT @ dy and dbias += column sums of dy over a tile, columns
+// oc0 .. oc0+V*lanes-1; either may be null.
+template <int V, typename T>
+void direct_weight_columns(T* dk, T* db, const T* colT, const T* dy, int64_t m, int64_t K,
+                           int64_t OC, int64_t oc0) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t k = 0;
+  for (; dk && k + 2 <= K; k += 2) direct_dkernel_rows<V, 2>(dk, colT, dy, m, k, OC, oc0);
+  for (; dk && k < K; ++k) direct_dkernel_rows<V, 1>(dk, colT, dy, m, k, OC, oc0);
+  if (!db) return;
+  simd::Vec<T> acc[V] = {};
+  for (int64_t p = 0; p < m; ++p) {
+    for (int i = 0; i < V; ++i) acc[i] += simd::load(dy + p * OC + oc0 + i * L);
+  }
+  for (int i = 0; i < V; ++i) simd::store(db + oc0 + i * L, simd::load(db + oc0 + i * L) + acc[i]);
+}
+
+template <typename T>
+void direct_weight_tile(T* dk, T* db, const T* colT, const T* dy, int64_t m, int64_t K,
+                        int64_t OC) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t oc0 = 0;
+  for (; oc0 + 4 * L <= OC; oc0 += 4 * L) direct_weight_columns<4>(dk, db, colT, dy, m, K, OC, oc0);
+  for (; oc0 + L <= OC; oc0 += L) direct_weight_columns<1>(dk, db, colT, dy, m, K, OC, oc0);
+  for (; oc0 < OC; ++oc0) {
+    for (int64_t p = 0; p < m; ++p) {
+      for (int64_t k = 0; dk && k < K; ++k) dk[k * OC + oc0] += colT[k * m + p] * dy[p * OC + oc0];
+      if (db) db[oc0] += dy[p * OC + oc0];
+    }
+  }
+}
+
 // ------------------------------------------------------------------ pixel tiles
 
+// Pixel tiles with the direct kernels (small K) or im2col and a GEMM.
 template <typename T>
 void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
                          const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
+  const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
   T* const* cols = thread_workspace<T>(rows * K);
 #pragma omp parallel for num_threads(get_num_threads()) schedule(static)
   for (int64_t p0 = 0; p0 < P; p0 += rows) {
     T* col = cols[thread_index()];
     const int64_t m = std::min(rows, P - p0);
+    if (direct) {
+      im2col_transposed(col, x, s, p0, m);
+      direct_forward_tile(y + p0 * OC, col, kernel, bias, m, K, OC);
+      continue;
+    }
     im2col(col, x, s, p0, m);
     fill_bias(y + p0 * OC, bias, m, OC);
     gemm_accumulate<T>({y + p0 * OC, OC, false}, {col, K, false}, {kernel, OC, false}, m, OC,
@@ -257,6 +433,7 @@ void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
                               const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const int64_t partial = K * OC + OC;  // dkernel then dbias
+  const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
   const int threads = get_num_threads();
   T* const* bufs = thread_workspace<T>(rows * K + partial);
   for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + rows * K, partial, T(0));
@@ -265,6 +442,12 @@ void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
     T* col = bufs[thread_index()];
     T* dk = col + rows * K;
     const int64_t m = std::min(rows, P - p0);
+    if (direct) {
+      if (dkernel) im2col_transposed(col, x, s, p0, m);
+      direct_weight_tile(dkernel ? dk : nullptr, dbias ? dk + K * OC : nullptr, col,
+                         dy + p0 * OC, m, K, OC);
+      continue;
+    }
     if (dkernel) {
       im2col(col, x, s, p0, m);
       // im2col^T without a transposed copy: the row-major tile read column-major.
@@ -472,6 +655,7 @@ void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv
   switch (conv2d_plan(s)) {
     case Conv2dPlan::pointwise: return forward_pointwise(y, x, kernel, bias, s);
     case Conv2dPlan::shifted: return forward_shifted(y, x, kernel, bias, s);
+    case Conv2dPlan::direct:
     case Conv2dPlan::pixel_tiles: return forward_pixel_tiles(y, x, kernel, bias, s);
   }
 }

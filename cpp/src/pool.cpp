@@ -1,7 +1,6 @@
 #include "dlcore/pool.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <type_traits>
 #include <limits>
 #include <vector>
@@ -9,6 +8,7 @@
 #include "dlcore/checks.hpp"
 #include "dlcore/conv2d.hpp"
 #include "dlcore/parallel.hpp"
+#include "simd.hpp"
 
 namespace dlcore {
 
@@ -58,30 +58,12 @@ namespace {
 // selects it directly (an int64 select for float lanes spilled to the stack: 2.4x
 // slower). Strictly greater replaces, so ties keep the first cell in (kh, kw) order;
 // the first NaN wins and stays.
-typedef float F32x8 __attribute__((vector_size(32)));
-typedef int32_t I32x8 __attribute__((vector_size(32)));
-typedef double F64x4 __attribute__((vector_size(32)));
-typedef int64_t I64x4 __attribute__((vector_size(32)));
-
-template <typename T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  using Vec = F32x8;
-  using Offset = I32x8;  // needs window offsets < 2^31: see offsets_fit
-};
-template <>
-struct Lanes<double> {
-  using Vec = F64x4;
-  using Offset = I64x4;
-};
-
 template <typename T>
 struct WindowMax {
-  using Vec = typename Lanes<T>::Vec;
-  using Offset = typename Lanes<T>::Offset;
+  using Vec = simd::Vec<T>;
+  using Offset = typename simd::Lanes<T>::Int;  // int32 for float: see offsets_fit
   using Scalar = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // an Offset lane
-  static constexpr int L = sizeof(Vec) / sizeof(T);
+  static constexpr int L = simd::kLanes<T>;
 
   // Offsets inside a window (clipped to the image, so this cannot overflow) fit a lane.
   static bool offsets_fit(const Pool2dShape& s) {
@@ -93,20 +75,18 @@ struct WindowMax {
                   int64_t h_end, int64_t w_begin, int64_t w_end, int64_t row0, int64_t W,
                   int64_t C) {
     const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
-    Vec best;
-    std::memcpy(&best, x + first, sizeof(Vec));
+    Vec best = simd::load(x + first);
     Offset at = Offset{};
     for (int64_t ih = h_begin; ih < h_end; ++ih) {
       for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
         const int64_t cell = ((row0 + ih) * W + iw) * C + c;
-        Vec v;
-        std::memcpy(&v, x + cell, sizeof(Vec));
+        const Vec v = simd::load(x + cell);
         const Offset take = (v > best) | ((v != v) & (best == best));  // lanes of 0 / -1
         best = take ? v : best;
         at = take ? Offset{} + static_cast<Scalar>(cell - first) : at;
       }
     }
-    std::memcpy(y, &best, sizeof(Vec));
+    simd::store(y, best);
     for (int j = 0; j < L; ++j) argmax[j] = first + at[j] + j;
   }
 };

@@ -9,8 +9,8 @@ TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol
 
 # (N, H, W, C, OC, KH, KW, strides, padding ((t, b), (l, r)), dilation). The kernels pick
 # a plan from the shape (conv2d_plan in cpp/src/conv2d.cpp), so the list covers each:
-# pointwise (1x1, stride 1, unpadded), shifted (stride 1, C >= 64, N >= threads, also
-# over several row tiles), and pixel tiles (the rest, with tiles across samples).
+# pointwise (1x1, stride 1, unpadded), direct (K = KH*KW*C <= 32, with OC over the
+# vector widths and an odd pixel count), and pixel tiles (larger K, tiles across samples).
 SHAPES = [
     (1, 1, 1, 1, 1, 1, 1, (1, 1), ((0, 0), (0, 0)), (1, 1)),
     (1, 3, 3, 1, 1, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),
@@ -21,11 +21,13 @@ SHAPES = [
     (1, 8, 10, 4, 5, 2, 3, (1, 1), ((0, 0), (0, 0)), (2, 2)),     # dilation 2
     (3, 12, 11, 16, 6, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),   # tiles across samples
     (2, 6, 5, 7, 3, 1, 1, (1, 1), ((0, 0), (0, 0)), (1, 1)),      # pointwise
-    (2, 6, 5, 7, 3, 1, 1, (2, 2), ((0, 0), (0, 0)), (1, 1)),      # 1x1 strided: im2col
-    (2, 5, 6, 64, 3, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),     # shifted, unpadded
-    (3, 6, 5, 64, 5, 3, 2, (1, 1), ((1, 0), (2, 1)), (1, 2)),     # shifted, padded
-    (2, 40, 6, 64, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),    # shifted, row tiles
-    (2, 5, 40, 64, 2, 1, 3, (1, 1), ((0, 0), (2, 0)), (1, 3)),    # shifted, wide rows
+    (2, 6, 5, 7, 3, 1, 1, (2, 2), ((0, 0), (0, 0)), (1, 1)),      # 1x1 strided: direct
+    (3, 17, 15, 1, 32, 3, 3, (1, 1), ((1, 0), (0, 1)), (1, 1)),   # a first layer, tiles
+    (2, 9, 8, 3, 40, 3, 3, (2, 1), ((1, 1), (0, 2)), (1, 2)),     # OC = 32 + 8: every width
+    (2, 5, 6, 64, 3, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    (3, 6, 5, 64, 5, 3, 2, (1, 1), ((1, 0), (2, 1)), (1, 2)),
+    (2, 40, 6, 64, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),    # several tiles a sample
+    (2, 5, 40, 64, 2, 1, 3, (1, 1), ((0, 0), (2, 0)), (1, 3)),
 ]
 IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} k{s[5]}x{s[6]} s{s[7]} p{s[8]} d{s[9]}"
        for s in SHAPES]
@@ -61,11 +63,11 @@ def test_conv2d_backward_matches_reference(rng, shape, dtype):
         np.testing.assert_allclose(got, expected, **TOL[dtype], err_msg=name)
 
 
-@pytest.mark.parametrize("shape", [SHAPES[2], SHAPES[4], SHAPES[5], SHAPES[8], SHAPES[11]],
-                         ids=[IDS[i] for i in (2, 4, 5, 8, 11)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 4, 5, 8, 11, 13)],
+                         ids=[IDS[i] for i in (2, 4, 5, 8, 11, 13)])
 def test_conv2d_backward_finite_differences(rng, shape):
     N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
-    if C > 8:  # the shifted plan needs C >= 64; keep the finite differences small
+    if C > 8:  # keep the finite differences small
         shape = (2, 4, 3, C, 2, KH, KW, strides, padding, dilation)
     x, kernel, bias, kw = make(rng, shape, np.float64)
     w = rng.standard_normal(reference(x, kernel, **kw).shape)
@@ -78,7 +80,7 @@ def test_conv2d_backward_finite_differences(rng, shape):
     analytic = {"kernel": dkernel, "bias": dbias}
     if x.size <= 200:
         inputs["x"], analytic["x"] = x, dx
-    check_gradients(loss, inputs, analytic, rtol=1e-6, atol=1e-8)
+    check_gradients(loss, inputs, analytic)
 
 
 def test_conv2d_backward_skips_unneeded(rng):
@@ -106,7 +108,7 @@ def test_conv2d_unneeded_inputs_are_not_read(rng):
     assert np.isfinite(dk).all()
 
 
-@pytest.mark.parametrize("shape", [SHAPES[7], SHAPES[8], SHAPES[11]], ids=[IDS[7], IDS[8], IDS[11]])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (7, 8, 11, 13)], ids=[IDS[i] for i in (7, 8, 11, 13)])
 def test_conv2d_non_contiguous_inputs(rng, shape):
     x, kernel, bias, kw = make(rng, shape, np.float32)
     dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(np.float32)
@@ -125,7 +127,7 @@ def test_conv2d_non_contiguous_inputs(rng, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [SHAPES[7], SHAPES[8], SHAPES[12]], ids=[IDS[7], IDS[8], IDS[12]])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (7, 8, 10, 14)], ids=[IDS[i] for i in (7, 8, 10, 14)])
 def test_conv2d_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
     N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
     shape = (4 * N, H, W, C, OC, KH, KW, strides, padding, dilation)
@@ -145,7 +147,7 @@ def test_conv2d_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
             np.testing.assert_allclose(g, e, **TOL[dtype])
 
 
-@pytest.mark.parametrize("shape", [SHAPES[2], SHAPES[8], SHAPES[11]], ids=[IDS[2], IDS[8], IDS[11]])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 8, 13)], ids=[IDS[i] for i in (2, 8, 13)])
 def test_conv2d_zero_size_batch(rng, shape):
     x, kernel, bias, kw = make(rng, shape, np.float32)
     x = x[:0]
@@ -262,7 +264,7 @@ def test_conv2d_rejects_bad_input(call, error, match):
 
 # ------------------------------------------------------------------ PyTorch parity
 
-@pytest.mark.parametrize("shape", [SHAPES[4], SHAPES[5], SHAPES[11]], ids=[IDS[4], IDS[5], IDS[11]])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (4, 5, 11, 13)], ids=[IDS[i] for i in (4, 5, 11, 13)])
 def test_conv2d_matches_torch(rng, shape):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional

@@ -75,9 +75,6 @@ constexpr int64_t kDirectMaxK = 32;
 Conv2dPlan conv2d_plan(const Conv2dShape& s) {
   if (s.is_pointwise()) return Conv2dPlan::pointwise;
   if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
-  if (s.p.stride_h == 1 && s.p.stride_w == 1 && s.C >= 64 && s.N >= get_num_threads()) {
-    return Conv2dPlan::shifted;
-  }
   return Conv2dPlan::pixel_tiles;
 }
 
@@ -491,156 +488,6 @@ void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dSha
 }
 
 
-// ------------------------------------------------------------------ shifted
-// Stride 1: y_n = sum over (kh, kw) of x_n shifted by (kh, kw) @ kernel[kh, kw]. Seen
-// over the full padded width Wp, output pixel (oh, ow) and input (oh + kh*dh,
-// ow + kw*dw) are both row oh*Wp + ow of a matrix with leading dimension C, so each
-// shift is a plain (rows, C) operand read in place: no im2col. The Wp - OW "virtual"
-// columns per output row are computed and dropped (7% extra work at 28 of 30 columns);
-// in the backward they carry zero dy and so add nothing.
-
-struct ShiftedGeometry {
-  int64_t Hp, Wp;       // padded input
-  int64_t tile_oh;      // output rows per tile
-  int64_t tile_rows;    // virtual rows of a full tile, (tile_oh - 1) * Wp + OW
-  bool padded;
-
-  explicit ShiftedGeometry(const Conv2dShape& s)
-      : Hp(s.H + s.p.pad_top + s.p.pad_bottom),
-        Wp(s.W + s.p.pad_left + s.p.pad_right),
-        // about 256 virtual rows per product (Eigen's sweet spot, as for im2col tiles)
-        tile_oh(std::clamp<int64_t>(256 / Wp, 1, s.OH)),
-        tile_rows((tile_oh - 1) * Wp + s.OW),
-        padded(Hp != s.H || Wp != s.W) {}
-
-  int64_t padded_size(const Conv2dShape& s) const { return padded ? Hp * Wp * s.C : 0; }
-  // virtual rows of the tile starting at output row oh0
-  int64_t rows(const Conv2dShape& s, int64_t oh0) const {
-    return (std::min(tile_oh, s.OH - oh0) - 1) * Wp + s.OW;
-  }
-  // offset of shift (kh, kw) for the tile starting at output row oh0, in elements
-  int64_t shift(const Conv2dShape& s, int64_t oh0, int64_t kh, int64_t kw) const {
-    return ((oh0 + kh * s.p.dilation_h) * Wp + kw * s.p.dilation_w) * s.C;
-  }
-};
-
-// xp (Hp, Wp, C) = sample x_n inside zero padding.
-template <typename T>
-void pad_sample(T* xp, const T* xn, const Conv2dShape& s, const ShiftedGeometry& g) {
-  std::fill_n(xp, g.Hp * g.Wp * s.C, T(0));
-  for (int64_t h = 0; h < s.H; ++h) {
-    std::copy_n(xn + h * s.W * s.C, s.W * s.C,
-                xp + ((h + s.p.pad_top) * g.Wp + s.p.pad_left) * s.C);
-  }
-}
-
-template <typename T>
-void forward_shifted_sample(T* yn, const T* xn, const T* kernel, const T* bias, T* work,
-                            const Conv2dShape& s, const ShiftedGeometry& g) {
-  const int64_t C = s.C, OC = s.OC;
-  const T* xp = xn;
-  if (g.padded) pad_sample(work, xn, s, g), xp = work;
-  T* tile = work + g.padded_size(s);
-  for (int64_t oh0 = 0; oh0 < s.OH; oh0 += g.tile_oh) {
-    const int64_t m = g.rows(s, oh0);
-    fill_bias(tile, bias, m, OC);
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        gemm_accumulate<T>({tile, OC, false}, {xp + g.shift(s, oh0, kh, kw), C, false},
-                           {kernel + (kh * s.KW + kw) * C * OC, OC, false}, m, OC, C);
-      }
-    }
-    for (int64_t oh = oh0; oh < std::min(oh0 + g.tile_oh, s.OH); ++oh) {
-      std::copy_n(tile + (oh - oh0) * g.Wp * OC, s.OW * OC, yn + oh * s.OW * OC);
-    }
-  }
-}
-
-template <typename T>
-void forward_shifted(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
-  const ShiftedGeometry g(s);
-  T* const* work = thread_workspace<T>(g.padded_size(s) + g.tile_rows * s.OC);
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
-  for (int64_t n = 0; n < s.N; ++n) {
-    forward_shifted_sample(y + n * s.OH * s.OW * s.OC, x + n * s.H * s.W * s.C, kernel, bias,
-                           work[thread_index()], s, g);
-  }
-}
-
-// Per-thread workspace of the shifted backward, carved from one buffer.
-template <typename T>
-struct ShiftedBackwardWork {
-  T *xp, *dxp, *dy_tile, *dk;  // dk: (K, OC) then dbias (OC)
-
-  static int64_t size(const Conv2dShape& s, const ShiftedGeometry& g) {
-    return 2 * g.padded_size(s) + g.tile_rows * s.OC + s.K() * s.OC + s.OC;
-  }
-  ShiftedBackwardWork(T* base, const Conv2dShape& s, const ShiftedGeometry& g)
-      : xp(base), dxp(xp + g.padded_size(s)), dy_tile(dxp + g.padded_size(s)),
-        dk(dy_tile + g.tile_rows * s.OC) {}
-};
-
-template <typename T>
-void backward_shifted_sample(T* dxn, T* dkernel, T* dbias, const T* dyn, const T* xn,
-                             const T* kernel, ShiftedBackwardWork<T> w, const Conv2dShape& s,
-                             const ShiftedGeometry& g) {
-  const int64_t C = s.C, OC = s.OC, K = s.K();
-  const T* xp = xn;
-  if (dkernel && g.padded) pad_sample(w.xp, xn, s, g), xp = w.xp;
-  T* dxp = dxn;  // unpadded: accumulate straight into dx
-  if (dxn && g.padded) std::fill_n(w.dxp, g.padded_size(s), T(0)), dxp = w.dxp;
-  for (int64_t oh0 = 0; oh0 < s.OH; oh0 += g.tile_oh) {
-    const int64_t m = g.rows(s, oh0);
-    // dy over the virtual width: zero in the dropped columns
-    std::fill_n(w.dy_tile, m * OC, T(0));
-    for (int64_t oh = oh0; oh < std::min(oh0 + g.tile_oh, s.OH); ++oh) {
-      std::copy_n(dyn + oh * s.OW * OC, s.OW * OC, w.dy_tile + (oh - oh0) * g.Wp * OC);
-    }
-    if (dbias) sum_rows(w.dk + K * OC, w.dy_tile, m, OC);
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        const int64_t at = g.shift(s, oh0, kh, kw), k = (kh * s.KW + kw) * C * OC;
-        // x shift^T and kernel^T without transposed copies: both read column-major.
-        if (dkernel) {
-          gemm_accumulate<T>({w.dk + k, OC, false}, {xp + at, C, true}, {w.dy_tile, OC, false},
-                             C, OC, m);
-        }
-        if (dxn) {
-          gemm_accumulate<T>({dxp + at, C, false}, {w.dy_tile, OC, false},
-                             {kernel + k, OC, true}, m, C, OC);
-        }
-      }
-    }
-  }
-  if (dxn && g.padded) {
-    for (int64_t h = 0; h < s.H; ++h) {
-      const T* src = dxp + ((h + s.p.pad_top) * g.Wp + s.p.pad_left) * C;
-      T* dst = dxn + h * s.W * C;
-      for (int64_t i = 0; i < s.W * C; ++i) dst[i] += src[i];
-    }
-  }
-}
-
-// Parallel over samples; dkernel and dbias from per-thread partials added in thread
-// order, so runs are bit-identical for a given thread count.
-template <typename T>
-void backward_shifted(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const T* kernel,
-                      const Conv2dShape& s) {
-  const ShiftedGeometry g(s);
-  const int64_t K = s.K(), OC = s.OC, size = ShiftedBackwardWork<T>::size(s, g);
-  const int threads = get_num_threads();
-  T* const* work = thread_workspace<T>(size);
-  for (int t = 0; t < threads; ++t) std::fill_n(work[t] + size - K * OC - OC, K * OC + OC, T(0));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t n = 0; n < s.N; ++n) {
-    backward_shifted_sample(dx ? dx + n * s.H * s.W * s.C : nullptr, dkernel, dbias,
-                            dy + n * s.OH * s.OW * OC, x ? x + n * s.H * s.W * s.C : nullptr,
-                            kernel, ShiftedBackwardWork<T>(work[thread_index()], s, g), s, g);
-  }
-  if (dkernel) reduce_partials(dkernel, work, size - K * OC - OC, K * OC, threads);
-  if (dbias) reduce_partials(dbias, work, size - OC, OC, threads);
-}
-
 }  // namespace
 
 size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
@@ -654,7 +501,6 @@ void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv
   if (s.pixels() == 0 || s.OC == 0) return;
   switch (conv2d_plan(s)) {
     case Conv2dPlan::pointwise: return forward_pointwise(y, x, kernel, bias, s);
-    case Conv2dPlan::shifted: return forward_shifted(y, x, kernel, bias, s);
     case Conv2dPlan::direct:
     case Conv2dPlan::pixel_tiles: return forward_pixel_tiles(y, x, kernel, bias, s);
   }
@@ -670,9 +516,6 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
     if (dkernel) gemm_accumulate<T>({dkernel, OC, false}, {x, s.C, true}, {dy, OC, false}, s.C, OC, P);
     if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
     return;
-  }
-  if (conv2d_plan(s) == Conv2dPlan::shifted) {
-    return backward_shifted(dx, dkernel, dbias, dy, x, kernel, s);
   }
   if (dkernel || dbias) weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
   if (dx) input_grad_pixel_tiles(dx, dy, kernel, s);

@@ -45,7 +45,6 @@ enum class Conv2dPlan {
   pointwise,    // 1x1, stride 1, unpadded: y = x @ kernel, one Eigen-threaded GEMM
   direct,       // K = KH*KW*C <= 32 (a first layer): pixel tiles, no GEMM
   pixel_tiles,  // im2col over tiles of the N*OH*OW output pixels, parallel over tiles
-  shifted,      // stride 1: KH*KW GEMMs over shifted views of a sample, parallel over N
 };
 Conv2dPlan conv2d_plan(const Conv2dShape& s);
 

@@ -34,6 +34,17 @@ int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_
   return (padded - span) / stride + 1;
 }
 
+void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w) {
+  if (h < 1 || w < 1) fail(fn, ": ", name, " must be >= 1, got (", h, ", ", w, ")");
+}
+
+void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
+    fail(fn, ": padding must be >= 0, got ((", top, ", ", bottom, "), (", left, ", ", right,
+         "))");
+  }
+}
+
 Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&k)[4],
                          const Conv2dParams& params)
     : N(x[0]), H(x[1]), W(x[2]), C(x[3]), KH(k[0]), KW(k[1]), OC(k[3]), p(params) {
@@ -45,16 +56,9 @@ Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
   if (KH < 1 || KW < 1) {
     fail(fn, ": kernel has shape ", shape_str(ks), "; expected KH >= 1 and KW >= 1");
   }
-  if (p.stride_h < 1 || p.stride_w < 1) {
-    fail(fn, ": strides must be >= 1, got (", p.stride_h, ", ", p.stride_w, ")");
-  }
-  if (p.dilation_h < 1 || p.dilation_w < 1) {
-    fail(fn, ": dilation must be >= 1, got (", p.dilation_h, ", ", p.dilation_w, ")");
-  }
-  if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0) {
-    fail(fn, ": padding must be >= 0, got ((", p.pad_top, ", ", p.pad_bottom, "), (",
-         p.pad_left, ", ", p.pad_right, "))");
-  }
+  check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
+  check_at_least_one(fn, "dilation", p.dilation_h, p.dilation_w);
+  check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
   OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, KH, p.dilation_h,
                            p.stride_h);
   OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, KW, p.dilation_w,
@@ -125,57 +129,61 @@ int64_t tile_rows(const Conv2dShape& s, size_t elem) {
   return std::clamp<int64_t>((96 << 10) / row_bytes, 192, 1024);
 }
 
-// Calls f(first row, n, oh, ow_begin, ow_end) for each output-row segment of the pixel
-// rows p0 .. p0+rows-1: within a segment only the column bounds change.
+// The outputs ow in [lo, hi) of a row segment whose input lies inside x.
+struct Span {
+  int64_t lo, hi;
+};
+
+// The walk that im2col, its transpose and col2im share. For each output-row segment of
+// the pixel rows p0 .. p0+rows-1 (within a segment only the column bounds change) and
+// each kernel tap (kh, kw), calls f(r, tap, ow_begin, ow_end, in, at): r is the
+// segment's first row in the tile, tap = kh*KW + kw, `in` the outputs whose input cell
+// is inside x (empty when the input row is not), and `at` the offset in x of the input
+// cell of output in.lo (channel 0), which is only meaningful when `in` is not empty:
+// an offset rather than a pointer until then. The next output's cell is stride_w*C on.
 template <typename F>
-void for_each_row_segment(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
+void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
+  const int64_t sw = s.p.stride_w;
   for (int64_t p = p0, end = p0 + rows; p < end;) {
     const int64_t ow_begin = p % s.OW, ow_end = std::min(s.OW, ow_begin + (end - p));
-    f(p - p0, p / (s.OH * s.OW), p / s.OW % s.OH, ow_begin, ow_end);
+    const int64_t n = p / (s.OH * s.OW), oh = p / s.OW % s.OH;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        // input column ow*sw + iw0 is inside [0, W) for ow in [first, last)
+        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
+        const int64_t first = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+        const int64_t last = s.W - 1 - iw0 >= 0 ? (s.W - 1 - iw0) / sw + 1 : 0;
+        Span in{std::clamp(first, ow_begin, ow_end), 0};
+        in.hi = std::clamp(last, in.lo, ow_end);
+        if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
+        const int64_t at = ((n * s.H + ih) * s.W + in.lo * sw + iw0) * s.C;
+        f(p - p0, kh * s.KW + kw, ow_begin, ow_end, in, at);
+      }
+    }
     p += ow_end - ow_begin;
   }
 }
 
-// The outputs ow in [begin, end) whose input column ow * stride + iw0 lies in [0, W).
-struct Span {
-  int64_t lo, hi;
-};
-Span inside_columns(int64_t begin, int64_t end, int64_t iw0, int64_t stride, int64_t W) {
-  const int64_t first = iw0 >= 0 ? 0 : (-iw0 + stride - 1) / stride;
-  const int64_t last = W - 1 - iw0 >= 0 ? (W - 1 - iw0) / stride + 1 : 0;  // one past
-  const int64_t lo = std::clamp(first, begin, end);
-  return {lo, std::clamp(last, lo, end)};
-}
-
 // Rows p0 .. p0+rows-1 of the im2col matrix (N*OH*OW, KH*KW*C): row p holds the
 // receptive field of output pixel p, channels-last, zeros where it hangs over the edge.
-// Walked (kh, kw) outside and pixels inside, with the edges found up front, so the
-// inner loop is a strided copy (a single load and store when C = 1).
+// Taps outside and pixels inside, so the inner loop is a strided copy (a single load and
+// store when C = 1).
 template <typename T>
 void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows) {
   const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
-  for_each_row_segment(s, p0, rows, [&](int64_t r, int64_t n, int64_t oh, int64_t ow_begin,
-                                        int64_t ow_end) {
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        T* dst = col + r * K + (kh * s.KW + kw) * C;
-        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
-        Span in = inside_columns(ow_begin, ow_end, iw0, s.p.stride_w, s.W);
-        if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
-        for (int64_t ow = ow_begin; ow < in.lo; ++ow, dst += K) std::fill_n(dst, C, T(0));
-        // (an offset, not a pointer, until it is known to lie inside x)
-        const int64_t at = ((n * s.H + ih) * s.W + in.lo * s.p.stride_w + iw0) * C;
-        if (C == 1) {
-          for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) *dst = x[i];
-        } else {
-          for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) {
-            std::memcpy(dst, x + i, C * sizeof(T));
-          }
-        }
-        for (int64_t ow = in.hi; ow < ow_end; ++ow, dst += K) std::fill_n(dst, C, T(0));
+  for_each_tap(s, p0, rows, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end,
+                                Span in, int64_t at) {
+    T* dst = col + r * K + tap * C;
+    for (int64_t ow = ow_begin; ow < in.lo; ++ow, dst += K) std::fill_n(dst, C, T(0));
+    if (C == 1) {
+      for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) *dst = x[i];
+    } else {
+      for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) {
+        std::memcpy(dst, x + i, C * sizeof(T));
       }
     }
+    for (int64_t ow = in.hi; ow < ow_end; ++ow, dst += K) std::fill_n(dst, C, T(0));
   });
 }
 
@@ -183,21 +191,11 @@ void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows) 
 template <typename T>
 void col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t p0, int64_t rows) {
   const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
-  for_each_row_segment(s, p0, rows, [&](int64_t r, int64_t n, int64_t oh, int64_t ow_begin,
-                                        int64_t ow_end) {
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
-      if (ih < 0 || ih >= s.H) continue;
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
-        const Span in = inside_columns(ow_begin, ow_end, iw0, s.p.stride_w, s.W);
-        if (in.lo == in.hi) continue;
-        const T* src = dcol + (r + in.lo - ow_begin) * K + (kh * s.KW + kw) * C;
-        T* dst = dx + ((n * s.H + ih) * s.W + in.lo * s.p.stride_w + iw0) * C;
-        for (int64_t ow = in.lo; ow < in.hi; ++ow, src += K, dst += step) {
-          for (int64_t c = 0; c < C; ++c) dst[c] += src[c];
-        }
-      }
+  for_each_tap(s, p0, rows, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t,
+                                Span in, int64_t at) {
+    const T* src = dcol + (r + in.lo - ow_begin) * K + tap * C;
+    for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, src += K, i += step) {
+      for (int64_t c = 0; c < C; ++c) dx[i + c] += src[c];
     }
   });
 }
@@ -257,35 +255,22 @@ DLCORE_NO_LIBCALLS void copy_short(T* __restrict dst, const T* __restrict src, i
   for (; i < n; ++i) dst[i] = src[i];
 }
 
-// colT (K, m) = the transpose of im2col rows p0 .. p0+m-1 (K <= kDirectMaxK).
+// colT (K, m) = the transpose of im2col rows p0 .. p0+m-1.
 template <typename T>
-DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s, int64_t p0, int64_t m) {
+DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s,
+                                          int64_t p0, int64_t m) {
   const int64_t C = s.C, step = s.p.stride_w * C;
-  Span inside[kDirectMaxK];  // per kw, over a whole output row: found once, not per row
-  for (int64_t kw = 0; kw < s.KW; ++kw) {
-    inside[kw] = inside_columns(0, s.OW, kw * s.p.dilation_w - s.p.pad_left, s.p.stride_w, s.W);
-  }
-  for_each_row_segment(s, p0, m, [&](int64_t r, int64_t n, int64_t oh, int64_t ow_begin,
-                                     int64_t ow_end) {
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
-        const int64_t lo = std::clamp(inside[kw].lo, ow_begin, ow_end);
-        Span in{lo, std::clamp(inside[kw].hi, lo, ow_end)};
-        if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
-        for (int64_t c = 0; c < C; ++c) {
-          T* dst = colT + ((kh * s.KW + kw) * C + c) * m + r - ow_begin;
-          for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
-          const int64_t at = ((n * s.H + ih) * s.W + in.lo * s.p.stride_w + iw0) * C + c;
-          if (step == 1 && in.lo < in.hi) {
-            copy_short(dst + in.lo, x + at, in.hi - in.lo);
-          } else {
-            for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, i += step) dst[ow] = x[i];
-          }
-          for (int64_t ow = in.hi; ow < ow_end; ++ow) dst[ow] = T(0);
-        }
+  for_each_tap(s, p0, m, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end,
+                             Span in, int64_t at) {
+    for (int64_t c = 0; c < C; ++c) {
+      T* dst = colT + (tap * C + c) * m + r - ow_begin;  // dst[ow]: output ow's column
+      for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
+      if (step == 1 && in.lo < in.hi) {
+        copy_short(dst + in.lo, x + at + c, in.hi - in.lo);
+      } else {
+        for (int64_t ow = in.lo, i = at + c; ow < in.hi; ++ow, i += step) dst[ow] = x[i];
       }
+      for (int64_t ow = in.hi; ow < ow_end; ++ow) dst[ow] = T(0);
     }
   });
 }

@@ -14,16 +14,9 @@ namespace dlcore {
 
 Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dParams& params)
     : N(x[0]), H(x[1]), W(x[2]), C(x[3]), p(params) {
-  if (p.pool_h < 1 || p.pool_w < 1) {
-    fail(fn, ": pool_size must be >= 1, got (", p.pool_h, ", ", p.pool_w, ")");
-  }
-  if (p.stride_h < 1 || p.stride_w < 1) {
-    fail(fn, ": strides must be >= 1, got (", p.stride_h, ", ", p.stride_w, ")");
-  }
-  if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0) {
-    fail(fn, ": padding must be >= 0, got ((", p.pad_top, ", ", p.pad_bottom, "), (",
-         p.pad_left, ", ", p.pad_right, "))");
-  }
+  check_at_least_one(fn, "pool_size", p.pool_h, p.pool_w);
+  check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
+  check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
   // Padding smaller than the window on every side keeps an input cell in every window,
   // so padding never has to stand for a maximum.
   if (std::max({p.pad_top, p.pad_bottom}) >= p.pool_h ||

@@ -13,6 +13,11 @@ namespace dlcore {
 int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
                             int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride);
 
+// The checks of window arguments that conv and pool share: h and w >= 1 (strides,
+// dilation, pool_size; `name` says which), and every padding >= 0.
+void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w);
+void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right);
+
 // Strides, dilation and padding as the caller gives them, before validation.
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;

@@ -141,8 +141,22 @@ struct Span {
 // is inside x (empty when the input row is not), and `at` the offset in x of the input
 // cell of output in.lo (channel 0), which is only meaningful when `in` is not empty:
 // an offset rather than a pointer until then. The next output's cell is stride_w*C on.
+// The outputs ow in [0, OW) whose input column ow*stride_w + iw0 lies in [0, W), for
+// kernel column kw: iw0 = kw*dilation_w - pad_left.
+Span inside_row(const Conv2dShape& s, int64_t kw) {
+  const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left, sw = s.p.stride_w;
+  const int64_t first = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+  const int64_t last = s.W - 1 - iw0 >= 0 ? (s.W - 1 - iw0) / sw + 1 : 0;
+  return {std::min(first, s.OW), std::clamp(last, std::min(first, s.OW), s.OW)};
+}
+
 template <typename F>
 void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
+  // The divisions in inside_row, once per kernel column rather than per segment and
+  // tap, were worth 5-8% of the direct kernels (64x28x28x1->32).
+  constexpr int64_t kCachedKW = 16;
+  Span row_inside[kCachedKW];
+  for (int64_t kw = 0; kw < std::min(s.KW, kCachedKW); ++kw) row_inside[kw] = inside_row(s, kw);
   const int64_t sw = s.p.stride_w;
   for (int64_t p = p0, end = p0 + rows; p < end;) {
     const int64_t ow_begin = p % s.OW, ow_end = std::min(s.OW, ow_begin + (end - p));
@@ -150,13 +164,11 @@ void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
       for (int64_t kw = 0; kw < s.KW; ++kw) {
-        // input column ow*sw + iw0 is inside [0, W) for ow in [first, last)
-        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
-        const int64_t first = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
-        const int64_t last = s.W - 1 - iw0 >= 0 ? (s.W - 1 - iw0) / sw + 1 : 0;
-        Span in{std::clamp(first, ow_begin, ow_end), 0};
-        in.hi = std::clamp(last, in.lo, ow_end);
+        const Span row = kw < kCachedKW ? row_inside[kw] : inside_row(s, kw);
+        Span in{std::clamp(row.lo, ow_begin, ow_end), 0};
+        in.hi = std::clamp(row.hi, in.lo, ow_end);
         if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
+        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
         const int64_t at = ((n * s.H + ih) * s.W + in.lo * sw + iw0) * s.C;
         f(p - p0, kh * s.KW + kw, ow_begin, ow_end, in, at);
       }

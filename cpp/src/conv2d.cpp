@@ -73,7 +73,9 @@ bool Conv2dShape::is_pointwise() const {
          p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
 }
 
-// K = KH*KW*C up to which the direct kernels beat im2col + GEMM (see below).
+// K = KH*KW*C up to which the direct kernels run instead of im2col + GEMM. Measured at
+// K = 9 (64x28x28x1->32, 2 threads: forward 0.53 -> 0.31 ms, dkernel+dbias 0.59 -> 0.38);
+// an RGB 3x3 layer (K = 27) is as shallow a product, so the limit sits just above it.
 constexpr int64_t kDirectMaxK = 32;
 
 Conv2dPlan conv2d_plan(const Conv2dShape& s) {
@@ -252,8 +254,8 @@ void forward_pointwise(T* y, const T* x, const T* kernel, const T* bias, const C
 // k-major, colT (K, m), where for C = 1 and stride 1 each (kh, kw) row is a straight
 // copy of an input row, and the products run on vector accumulators over OC.
 
-// dst[0 .. n) = src[0 .. n): short row copies inline, where a memmove call cost more
-// than the copy (GCC would turn the loop back into that call).
+// dst[0 .. n) = src[0 .. n) for the gather's short rows (OW elements, ~15k rows a call
+// at 64x28x28x1): inline, as GCC would otherwise turn the loop back into a memmove call.
 #if defined(__GNUC__) && !defined(__clang__)
 #define DLCORE_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else

@@ -8,9 +8,13 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 
 from dlcore._core import (
     adam_update,
+    conv2d_backward,
+    conv2d_forward,
     gemm,
     gemm_backward,
     get_num_threads,
+    maxpool2d_backward,
+    maxpool2d_forward,
     peak_gflops,
     rmsprop_update,
     set_num_threads,
@@ -18,6 +22,7 @@ from dlcore._core import (
 )
 
 __all__ = [
-    "gemm", "gemm_backward", "adam_update", "sgd_update", "rmsprop_update",
+    "gemm", "gemm_backward", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
+    "maxpool2d_backward", "adam_update", "sgd_update", "rmsprop_update",
     "get_num_threads", "set_num_threads", "peak_gflops",
 ]

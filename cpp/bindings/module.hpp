@@ -7,6 +7,7 @@ namespace dlcore::bind {
 
 void register_gemm(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_eltwise(pybind11::module_& m);
 void register_conv2d(pybind11::module_& m);
 void register_pool(pybind11::module_& m);
 

@@ -16,6 +16,8 @@ from dlcore._core import (
     maxpool2d_backward,
     maxpool2d_forward,
     peak_gflops,
+    relu,
+    relu_backward,
     rmsprop_update,
     set_num_threads,
     sgd_update,
@@ -23,6 +25,6 @@ from dlcore._core import (
 
 __all__ = [
     "gemm", "gemm_backward", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
-    "maxpool2d_backward", "adam_update", "sgd_update", "rmsprop_update",
+    "maxpool2d_backward", "relu", "relu_backward", "adam_update", "sgd_update", "rmsprop_update",
     "get_num_threads", "set_num_threads", "peak_gflops",
 ]

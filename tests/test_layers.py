@@ -238,7 +238,7 @@ def test_config_round_trip(rng, layer, shape):
 def test_set_weights_errors():
     dense = layers.Dense(3)
     dense(np.zeros((1, 2), np.float32))
-    with pytest.raises(ValueError, match=r"set_weights got 1 arrays, the layer has 2 weights"):
+    with pytest.raises(ValueError, match=r"set_weights got 1 arrays, but it has 2 weights"):
         dense.set_weights([np.zeros((2, 3))])
     with pytest.raises(ValueError, match=r"dense.*/kernel has shape \(2, 3\), got an array of "
                                          r"shape \(3, 3\)"):

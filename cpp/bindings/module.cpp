@@ -61,4 +61,7 @@ PYBIND11_MODULE(_core, m) {
 
   dlcore::bind::register_gemm(m);
   dlcore::bind::register_optim(m);
+  dlcore::bind::register_eltwise(m);
+  dlcore::bind::register_conv2d(m);
+  dlcore::bind::register_pool(m);
 }

@@ -7,5 +7,8 @@ namespace dlcore::bind {
 
 void register_gemm(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_eltwise(pybind11::module_& m);
+void register_conv2d(pybind11::module_& m);
+void register_pool(pybind11::module_& m);
 
 }  // namespace dlcore::bind

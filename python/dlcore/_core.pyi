@@ -1,8 +1,11 @@
 # Type stubs for the C++ extension module; tests/test_stubs.py checks them against it.
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+IntPair = Union[int, Tuple[int, int]]
+Padding = Union[int, Tuple[int, int], Tuple[Tuple[int, int], Tuple[int, int]]]
 
 __version__: str
 build_info: dict[str, Any]
@@ -57,3 +60,34 @@ def rmsprop_update(
     mg: Optional[np.ndarray] = None,
     mom: Optional[np.ndarray] = None,
 ) -> None: ...
+def conv2d_forward(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+) -> np.ndarray: ...
+def conv2d_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    need_dx: bool = True,
+    need_dkernel: bool = True,
+    need_dbias: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
+def maxpool2d_forward(
+    x: ArrayLike,
+    *,
+    pool_size: IntPair = 2,
+    strides: Optional[IntPair] = None,
+    padding: Padding = 0,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def maxpool2d_backward(dy: ArrayLike, argmax: np.ndarray, x_shape: Sequence[int]) -> np.ndarray: ...
+def relu(x: ArrayLike) -> np.ndarray: ...
+def relu_backward(dy: ArrayLike, y: ArrayLike) -> np.ndarray: ...

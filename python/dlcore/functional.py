@@ -185,24 +185,26 @@ def _check_same_shape(fn, y_true, y_pred):
                          f"{y_pred.shape}; expected the same shape")
 
 
-def mean_squared_error(y_true, y_pred, reduction="mean"):
-    """mean((y_true - y_pred)^2) over the last axis, per sample."""
+def _regression_error(fn, y_true, y_pred):
+    """y_pred - y_true, with (N,) targets accepted against an (N, 1) prediction."""
     y_pred = as_tensor(y_pred)
     y = _target(y_true, y_pred)
     if y.ndim == y_pred.ndim - 1:
         y = y[..., None]
-    _check_same_shape("mean_squared_error", y, y_pred)
-    diff = y_pred - y
+    _check_same_shape(fn, y, y_pred)
+    return y_pred - y
+
+
+def mean_squared_error(y_true, y_pred, reduction="mean"):
+    """mean((y_true - y_pred)^2) over the last axis, per sample."""
+    diff = _regression_error("mean_squared_error", y_true, y_pred)
     return _reduce((diff * diff).mean(axis=-1), reduction)
 
 
 def mean_absolute_error(y_true, y_pred, reduction="mean"):
-    y_pred = as_tensor(y_pred)
-    y = _target(y_true, y_pred)
-    if y.ndim == y_pred.ndim - 1:
-        y = y[..., None]
-    _check_same_shape("mean_absolute_error", y, y_pred)
-    return _reduce((y_pred - y).abs().mean(axis=-1), reduction)
+    """mean(|y_true - y_pred|) over the last axis, per sample."""
+    diff = _regression_error("mean_absolute_error", y_true, y_pred)
+    return _reduce(diff.abs().mean(axis=-1), reduction)
 
 
 def _logits_of(y_pred, kind, from_logits):

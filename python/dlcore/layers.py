@@ -40,6 +40,26 @@ def _pair(value, name):
     return value
 
 
+def _kernel_bias_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
+                         kernel_regularizer, bias_regularizer):
+    """Sets the options every layer with a kernel and a bias takes."""
+    layer.activation = activations.get(activation)
+    layer.use_bias = use_bias
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel = layer.bias = None
+
+
+def _kernel_bias_config(layer):
+    return {"activation": activations.serialize(layer.activation), "use_bias": layer.use_bias,
+            "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+            "bias_initializer": initializers.serialize(layer.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+
+
 def _padding_mode(padding):
     mode = str(padding).lower()
     if mode not in ("valid", "same"):
@@ -116,15 +136,14 @@ class Layer:
         return [reg(w) for reg, w in self._penalties]
 
     def get_weights(self):
-        return [w.data.copy() for w in self._weights]
+        return [w.data.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"{self.name}: set_weights got {len(weights)} arrays, the layer "
-                             f"has {len(self._weights)} weights "
-                             f"({[w.name for w in self._weights]})")
-        for w, value in zip(self._weights, weights):
+        weights, own = list(weights), self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"{self.name}: set_weights got {len(weights)} arrays, but it has "
+                             f"{len(own)} weights ({[w.name for w in own]})")
+        for w, value in zip(own, weights):
             value = np.asarray(value)
             if value.shape != w.shape:
                 raise ValueError(f"{self.name}: weight {w.name} has shape {w.shape}, "
@@ -132,7 +151,7 @@ class Layer:
             w.data[...] = value
 
     def count_params(self):
-        return int(sum(w.size for w in self._weights))
+        return int(sum(w.size for w in self.weights))
 
     # ------------------------------------------------------------ calling
     def build(self, input_shape):
@@ -210,13 +229,8 @@ class Dense(Layer):
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense: units must be a positive int, got {units!r}")
         self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel = self.bias = None
+        _kernel_bias_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                             kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -238,12 +252,7 @@ class Dense(Layer):
         return (*input_shape[:-1], self.units)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), "units": self.units, **_kernel_bias_config(self)}
 
 
 def _conv_output_size(size, kernel, stride, dilation, mode):
@@ -276,13 +285,8 @@ class Conv2D(Layer):
         self.strides = _pair(strides, "strides")
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
         self.padding = _padding_mode(padding)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel = self.bias = None
+        _kernel_bias_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                             kernel_regularizer, bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -308,11 +312,7 @@ class Conv2D(Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "dilation_rate": list(self.dilation_rate),
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                **_kernel_bias_config(self)}
 
 
 class MaxPooling2D(Layer):

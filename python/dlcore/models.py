@@ -101,25 +101,6 @@ class Model(Layer):
     def losses(self):
         return [p for layer in self.layers for p in layer.losses]
 
-    def get_weights(self):
-        return [w.data.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        weights = list(weights)
-        own = self.weights
-        if len(weights) != len(own):
-            raise ValueError(f"{self.name}: set_weights got {len(weights)} arrays, the model "
-                             f"has {len(own)} weights")
-        for w, value in zip(own, weights):
-            value = np.asarray(value)
-            if value.shape != w.shape:
-                raise ValueError(f"{self.name}: weight {w.name} has shape {w.shape}, got an "
-                                 f"array of shape {value.shape}")
-            w.data[...] = value
-
-    def count_params(self):
-        return int(sum(w.size for w in self.weights))
-
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         """Sets the optimizer, the loss and the metrics for fit / evaluate.

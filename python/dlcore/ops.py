@@ -8,16 +8,23 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 
 from dlcore._core import (
     adam_update,
+    conv2d_backward,
+    conv2d_forward,
     gemm,
     gemm_backward,
     get_num_threads,
+    maxpool2d_backward,
+    maxpool2d_forward,
     peak_gflops,
+    relu,
+    relu_backward,
     rmsprop_update,
     set_num_threads,
     sgd_update,
 )
 
 __all__ = [
-    "gemm", "gemm_backward", "adam_update", "sgd_update", "rmsprop_update",
+    "gemm", "gemm_backward", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
+    "maxpool2d_backward", "relu", "relu_backward", "adam_update", "sgd_update", "rmsprop_update",
     "get_num_threads", "set_num_threads", "peak_gflops",
 ]

@@ -1,0 +1,29 @@
+// Python arguments of the sliding-window ops (conv2d, max-pool): strides, dilation,
+// pool_size and padding as ints or tuples, checked and turned into int64 values.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <array>
+#include <cstdint>
+#include <utility>
+
+namespace dlcore::bind {
+
+// An int or a pair of ints (h, w), as int or (h, w) arguments take them.
+std::pair<int64_t, int64_t> int_pair_arg(pybind11::handle obj, const char* fn,
+                                         const char* name);
+
+// An int, (pad_h, pad_w) or ((top, bottom), (left, right)) -> {top, bottom, left, right}.
+std::array<int64_t, 4> padding_arg(pybind11::handle obj, const char* fn);
+
+// A shape given as a tuple or list of 4 ints, e.g. x_shape.
+std::array<int64_t, 4> shape4_arg(pybind11::handle obj, const char* fn, const char* name);
+
+// The four dims of a 4-D array.
+template <typename A>
+void dims4(const A& a, int64_t (&out)[4]) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<int64_t>(a.shape(i));
+}
+
+}  // namespace dlcore::bind

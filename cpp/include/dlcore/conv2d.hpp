@@ -1,0 +1,70 @@
+// Conv2D, channels-last: x (N,H,W,C), kernel (KH,KW,C,OC), bias (OC), y (N,OH,OW,OC).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dlcore {
+
+// Output size along one axis of a sliding window (conv or pool): (in + pad_lo + pad_hi -
+// span) / stride + 1 with span = dilation * (window - 1) + 1. Throws std::invalid_argument
+// when the window is larger than the padded input or a size overflows; `what` names the
+// axis ("height", "width").
+int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
+                            int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride);
+
+// The checks of window arguments that conv and pool share: h and w >= 1 (strides,
+// dilation, pool_size; `name` says which), and every padding >= 0.
+void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w);
+void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right);
+
+// Strides, dilation and padding as the caller gives them, before validation.
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+};
+
+// The validated geometry of one convolution, shared by forward and backward (like
+// PyTorch's slow_conv2d_shape_check). The constructor throws std::invalid_argument
+// naming fn, the argument and the values received and expected.
+struct Conv2dShape {
+  int64_t N, H, W, C;   // x
+  int64_t KH, KW, OC;   // kernel (KH, KW, C, OC)
+  int64_t OH, OW;       // y (N, OH, OW, OC)
+  Conv2dParams p;
+
+  Conv2dShape(const char* fn, const int64_t (&x_shape)[4], const int64_t (&kernel_shape)[4],
+              const Conv2dParams& params);
+
+  int64_t K() const { return KH * KW * C; }        // depth of the im2col GEMM
+  int64_t pixels() const { return N * OH * OW; }   // rows of y seen as (N*OH*OW, OC)
+
+  // x is already the GEMM operand: no im2col, no col2im.
+  bool is_pointwise() const;
+};
+
+// How the kernels split the work; chosen from the shape (see conv2d.cpp for the
+// measurements behind each choice).
+enum class Conv2dPlan {
+  pointwise,    // 1x1, stride 1, unpadded: y = x @ kernel, one Eigen-threaded GEMM
+  direct,       // K = KH*KW*C <= 32 (a first layer): pixel tiles, no GEMM
+  pixel_tiles,  // im2col over tiles of the N*OH*OW output pixels, parallel over tiles
+};
+Conv2dPlan conv2d_plan(const Conv2dShape& s);
+
+// Scratch bytes each thread uses; the kernels keep it per calling thread across calls.
+size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward);
+
+// y = conv(x, kernel) + bias. bias may be null.
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s);
+
+// dy (N,OH,OW,OC) -> dx (N,H,W,C), dkernel (KH,KW,C,OC), dbias (OC): each accumulated
+// (+=) into memory the caller zeroed; a null pointer skips that gradient. Results are
+// bit-identical from run to run for a given thread count.
+template <typename T>
+void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const T* kernel,
+                     const Conv2dShape& s);
+
+}  // namespace dlcore

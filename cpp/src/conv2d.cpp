@@ -1,0 +1,531 @@
+#include "dlcore/conv2d.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "dlcore/checks.hpp"
+#include "dlcore/gemm.hpp"
+#include "dlcore/parallel.hpp"
+#include "dlcore/scratch.hpp"
+#include "simd.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace dlcore {
+
+int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
+                            int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride) {
+  int64_t padded, span;
+  if (__builtin_add_overflow(in, pad_lo, &padded) ||
+      __builtin_add_overflow(padded, pad_hi, &padded) ||
+      __builtin_mul_overflow(window - 1, dilation, &span) ||
+      __builtin_add_overflow(span, 1, &span)) {
+    fail(fn, ": ", what, " size ", in, " with padding (", pad_lo, ", ", pad_hi,
+         "), window ", window, " and dilation ", dilation, " overflows a 64-bit integer");
+  }
+  if (span > padded) {
+    fail(fn, ": the ", what, " window spans ", span, " (size ", window, ", dilation ",
+         dilation, ") but the padded input has ", what, " ", padded, " (", in,
+         " + padding ", pad_lo, " + ", pad_hi, "); expected a window no larger than the "
+         "padded input");
+  }
+  return (padded - span) / stride + 1;
+}
+
+void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w) {
+  if (h < 1 || w < 1) fail(fn, ": ", name, " must be >= 1, got (", h, ", ", w, ")");
+}
+
+void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
+    fail(fn, ": padding must be >= 0, got ((", top, ", ", bottom, "), (", left, ", ", right,
+         "))");
+  }
+}
+
+Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&k)[4],
+                         const Conv2dParams& params)
+    : N(x[0]), H(x[1]), W(x[2]), C(x[3]), KH(k[0]), KW(k[1]), OC(k[3]), p(params) {
+  const std::vector<int64_t> xs(x, x + 4), ks(k, k + 4);
+  if (k[2] != C) {
+    fail(fn, ": kernel has shape ", shape_str(ks), " with ", k[2], " input channels but x ",
+         "has shape ", shape_str(xs), " with ", C, "; expected kernel (KH, KW, ", C, ", OC)");
+  }
+  if (KH < 1 || KW < 1) {
+    fail(fn, ": kernel has shape ", shape_str(ks), "; expected KH >= 1 and KW >= 1");
+  }
+  check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
+  check_at_least_one(fn, "dilation", p.dilation_h, p.dilation_w);
+  check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
+  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, KH, p.dilation_h,
+                           p.stride_h);
+  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, KW, p.dilation_w,
+                           p.stride_w);
+  checked_numel({N, OH, OW, OC}, fn);
+  checked_numel({KH, KW, C, OC}, fn);
+  checked_numel({N, OH, OW, KH, KW, C}, fn);  // im2col indices of every pixel
+}
+
+bool Conv2dShape::is_pointwise() const {
+  return KH == 1 && KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+         p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
+}
+
+// K = KH*KW*C up to which the direct kernels run instead of im2col + GEMM. Measured at
+// K = 9 (64x28x28x1->32, 2 threads: forward 0.53 -> 0.31 ms, dkernel+dbias 0.59 -> 0.38);
+// an RGB 3x3 layer (K = 27) is as shallow a product, so the limit sits just above it.
+constexpr int64_t kDirectMaxK = 32;
+
+Conv2dPlan conv2d_plan(const Conv2dShape& s) {
+  if (s.is_pointwise()) return Conv2dPlan::pointwise;
+  if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+  return Conv2dPlan::pixel_tiles;
+}
+
+namespace {
+
+constexpr int64_t kDirectTileRows = 256;  // a y or dy tile of 256 x 32 floats: 32 KB (128: slower)
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// One scratch buffer per worker thread, owned by the calling thread (two Python threads
+// may convolve at once) and grown here, before the parallel region, so that nothing
+// allocates or throws inside one.
+template <typename T>
+T* const* thread_workspace(int64_t count) {
+  thread_local std::vector<ScratchBuffer> buffers;
+  thread_local std::vector<T*> pointers;
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  if (buffers.size() < threads) buffers.resize(threads);
+  pointers.resize(threads);
+  for (size_t t = 0; t < threads; ++t) pointers[t] = buffers[t].get<T>(count);
+  return pointers.data();
+}
+
+// out[i] += sum over threads t, in order, of partials[t][offset + i].
+template <typename T>
+void reduce_partials(T* out, T* const* partials, int64_t offset, int64_t count, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    T sum = partials[0][offset + i];
+    for (int t = 1; t < threads; ++t) sum += partials[t][offset + i];
+    out[i] += sum;
+  }
+}
+
+// Rows of an im2col tile: about 96 KB, so that it stays in L2 with the packed kernel
+// and the output rows, but at least 192 rows, below which Eigen's products lose more
+// than the cache saves (measured, 2 threads, 128-channel layer: 16 rows 127 GFLOP/s,
+// 128 rows 157, 192 rows 159; the dx products gain the same way).
+int64_t tile_rows(const Conv2dShape& s, size_t elem) {
+  if (conv2d_plan(s) == Conv2dPlan::direct) return kDirectTileRows;
+  const int64_t row_bytes = std::max<int64_t>(s.K(), 1) * static_cast<int64_t>(elem);
+  return std::clamp<int64_t>((96 << 10) / row_bytes, 192, 1024);
+}
+
+// The outputs ow in [lo, hi) of a row segment whose input lies inside x.
+struct Span {
+  int64_t lo, hi;
+};
+
+// The walk that im2col, its transpose and col2im share. For each output-row segment of
+// the pixel rows p0 .. p0+rows-1 (within a segment only the column bounds change) and
+// each kernel tap (kh, kw), calls f(r, tap, ow_begin, ow_end, in, at): r is the
+// segment's first row in the tile, tap = kh*KW + kw, `in` the outputs whose input cell
+// is inside x (empty when the input row is not), and `at` the offset in x of the input
+// cell of output in.lo (channel 0), which is only meaningful when `in` is not empty:
+// an offset rather than a pointer until then. The next output's cell is stride_w*C on.
+// The outputs ow in [0, OW) whose input column ow*stride_w + iw0 lies in [0, W), for
+// kernel column kw: iw0 = kw*dilation_w - pad_left.
+Span inside_row(const Conv2dShape& s, int64_t kw) {
+  const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left, sw = s.p.stride_w;
+  const int64_t first = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+  const int64_t last = s.W - 1 - iw0 >= 0 ? (s.W - 1 - iw0) / sw + 1 : 0;
+  return {std::min(first, s.OW), std::clamp(last, std::min(first, s.OW), s.OW)};
+}
+
+template <typename F>
+void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
+  // The divisions in inside_row, once per kernel column rather than per segment and
+  // tap, were worth 5-8% of the direct kernels (64x28x28x1->32).
+  constexpr int64_t kCachedKW = 16;
+  Span row_inside[kCachedKW];
+  for (int64_t kw = 0; kw < std::min(s.KW, kCachedKW); ++kw) row_inside[kw] = inside_row(s, kw);
+  const int64_t sw = s.p.stride_w;
+  for (int64_t p = p0, end = p0 + rows; p < end;) {
+    const int64_t ow_begin = p % s.OW, ow_end = std::min(s.OW, ow_begin + (end - p));
+    const int64_t n = p / (s.OH * s.OW), oh = p / s.OW % s.OH;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.p.stride_h - s.p.pad_top + kh * s.p.dilation_h;
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const Span row = kw < kCachedKW ? row_inside[kw] : inside_row(s, kw);
+        Span in{std::clamp(row.lo, ow_begin, ow_end), 0};
+        in.hi = std::clamp(row.hi, in.lo, ow_end);
+        if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
+        const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
+        const int64_t at = ((n * s.H + ih) * s.W + in.lo * sw + iw0) * s.C;
+        f(p - p0, kh * s.KW + kw, ow_begin, ow_end, in, at);
+      }
+    }
+    p += ow_end - ow_begin;
+  }
+}
+
+// Rows p0 .. p0+rows-1 of the im2col matrix (N*OH*OW, KH*KW*C): row p holds the
+// receptive field of output pixel p, channels-last, zeros where it hangs over the edge.
+// Taps outside and pixels inside, so the inner loop is a strided copy (a single load and
+// store when C = 1).
+template <typename T>
+void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows) {
+  const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
+  for_each_tap(s, p0, rows, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end,
+                                Span in, int64_t at) {
+    T* dst = col + r * K + tap * C;
+    for (int64_t ow = ow_begin; ow < in.lo; ++ow, dst += K) std::fill_n(dst, C, T(0));
+    if (C == 1) {
+      for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) *dst = x[i];
+    } else {
+      for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) {
+        std::memcpy(dst, x + i, C * sizeof(T));
+      }
+    }
+    for (int64_t ow = in.hi; ow < ow_end; ++ow, dst += K) std::fill_n(dst, C, T(0));
+  });
+}
+
+// The adjoint of im2col for rows p0 .. p0+rows-1: dx[pixel under row p] += dcol[p].
+template <typename T>
+void col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t p0, int64_t rows) {
+  const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
+  for_each_tap(s, p0, rows, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t,
+                                Span in, int64_t at) {
+    const T* src = dcol + (r + in.lo - ow_begin) * K + tap * C;
+    for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, src += K, i += step) {
+      for (int64_t c = 0; c < C; ++c) dx[i + c] += src[c];
+    }
+  });
+}
+
+// y rows (rows, OC) = bias, or 0: the GEMMs accumulate on top.
+template <typename T>
+void fill_bias(T* y, const T* bias, int64_t rows, int64_t OC) {
+  for (int64_t r = 0; r < rows; ++r, y += OC) {
+    if (bias) {
+      std::copy_n(bias, OC, y);
+    } else {
+      std::fill_n(y, OC, T(0));
+    }
+  }
+}
+
+// dbias (OC) += column sums of dy rows (rows, OC).
+template <typename T>
+void sum_rows(T* dbias, const T* dy, int64_t rows, int64_t OC) {
+  for (int64_t r = 0; r < rows; ++r, dy += OC) {
+    for (int64_t c = 0; c < OC; ++c) dbias[c] += dy[c];
+  }
+}
+
+// ------------------------------------------------------------------ pointwise
+// A 1x1 stride-1 unpadded conv is a GEMM over x seen as (N*H*W, C): no im2col, and one
+// product big enough for Eigen's own threading.
+
+template <typename T>
+void forward_pointwise(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  const int64_t P = s.pixels(), OC = s.OC, rows = 1024;
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    fill_bias(y + p0 * OC, bias, std::min(rows, P - p0), OC);
+  }
+  gemm_accumulate<T>({y, OC, false}, {x, s.C, false}, {kernel, OC, false}, P, OC, s.C);
+}
+
+// ------------------------------------------------------------------ direct (small K)
+// A first layer has K = KH*KW*C of 9 to 27: too shallow for a GEMM to pay for packing
+// its operands, and its im2col was 30% of the time. Here the tile of x is gathered
+// k-major, colT (K, m), where for C = 1 and stride 1 each (kh, kw) row is a straight
+// copy of an input row, and the products run on vector accumulators over OC.
+
+// dst[0 .. n) = src[0 .. n) for the gather's short rows (OW elements, ~15k rows a call
+// at 64x28x28x1): inline, as GCC would otherwise turn the loop back into a memmove call.
+#if defined(__GNUC__) && !defined(__clang__)
+#define DLCORE_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define DLCORE_NO_LIBCALLS
+#endif
+template <typename T>
+DLCORE_NO_LIBCALLS void copy_short(T* __restrict dst, const T* __restrict src, int64_t n) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) simd::store(dst + i, simd::load(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// colT (K, m) = the transpose of im2col rows p0 .. p0+m-1.
+template <typename T>
+DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s,
+                                          int64_t p0, int64_t m) {
+  const int64_t C = s.C, step = s.p.stride_w * C;
+  for_each_tap(s, p0, m, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end,
+                             Span in, int64_t at) {
+    for (int64_t c = 0; c < C; ++c) {
+      T* dst = colT + (tap * C + c) * m + r - ow_begin;  // dst[ow]: output ow's column
+      for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
+      if (step == 1 && in.lo < in.hi) {
+        copy_short(dst + in.lo, x + at + c, in.hi - in.lo);
+      } else {
+        for (int64_t ow = in.lo, i = at + c; ow < in.hi; ++ow, i += step) dst[ow] = x[i];
+      }
+      for (int64_t ow = in.hi; ow < ow_end; ++ow) dst[ow] = T(0);
+    }
+  });
+}
+
+// y (m, OC) columns oc0 .. oc0+V*lanes-1 = bias + colT^T @ kernel, V vectors per pixel,
+// two pixels at a time: one pixel's V accumulators alone wait on the FMA latency.
+template <int V, typename T>
+void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
+                            int64_t K, int64_t OC, int64_t oc0) {
+  constexpr int L = simd::kLanes<T>;
+  simd::Vec<T> b[V];
+  for (int i = 0; i < V; ++i) b[i] = bias ? simd::load(bias + oc0 + i * L) : simd::Vec<T>{};
+  int64_t p = 0;
+  for (; p + 2 <= m; p += 2) {
+    simd::Vec<T> a0[V], a1[V];
+    for (int i = 0; i < V; ++i) a0[i] = a1[i] = b[i];
+    for (int64_t k = 0; k < K; ++k) {
+      const T v0 = colT[k * m + p], v1 = colT[k * m + p + 1];
+      for (int i = 0; i < V; ++i) {
+        const simd::Vec<T> w = simd::load(kernel + k * OC + oc0 + i * L);
+        a0[i] += v0 * w;
+        a1[i] += v1 * w;
+      }
+    }
+    for (int i = 0; i < V; ++i) {
+      simd::store(y + p * OC + oc0 + i * L, a0[i]);
+      simd::store(y + (p + 1) * OC + oc0 + i * L, a1[i]);
+    }
+  }
+  for (; p < m; ++p) {
+    simd::Vec<T> a[V];
+    for (int i = 0; i < V; ++i) a[i] = b[i];
+    for (int64_t k = 0; k < K; ++k) {
+      const T v = colT[k * m + p];
+      for (int i = 0; i < V; ++i) a[i] += v * simd::load(kernel + k * OC + oc0 + i * L);
+    }
+    for (int i = 0; i < V; ++i) simd::store(y + p * OC + oc0 + i * L, a[i]);
+  }
+}
+
+template <typename T>
+void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
+                         int64_t K, int64_t OC) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t oc0 = 0;
+  for (; oc0 + 4 * L <= OC; oc0 += 4 * L) direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0);
+  for (; oc0 + L <= OC; oc0 += L) direct_forward_columns<1>(y, colT, kernel, bias, m, K, OC, oc0);
+  for (; oc0 < OC; ++oc0) {
+    for (int64_t p = 0; p < m; ++p) {
+      T acc = bias ? bias[oc0] : T(0);
+      for (int64_t k = 0; k < K; ++k) acc += colT[k * m + p] * kernel[k * OC + oc0];
+      y[p * OC + oc0] = acc;
+    }
+  }
+}
+
+// dkernel rows k .. k+KB-1, columns oc0 .. oc0+V*lanes-1, += colT @ dy over a tile.
+// KB rows at once share the dy loads and give KB*V independent FMA chains.
+template <int V, int KB, typename T>
+void direct_dkernel_rows(T* dk, const T* colT, const T* dy, int64_t m, int64_t k, int64_t OC,
+                         int64_t oc0) {
+  constexpr int L = simd::kLanes<T>;
+  simd::Vec<T> acc[KB][V] = {};
+  for (int64_t p = 0; p < m; ++p) {
+    simd::Vec<T> d[V];
+    for (int i = 0; i < V; ++i) d[i] = simd::load(dy + p * OC + oc0 + i * L);
+    for (int j = 0; j < KB; ++j) {
+      const T v = colT[(k + j) * m + p];
+      for (int i = 0; i < V; ++i) acc[j][i] += v * d[i];
+    }
+  }
+  for (int j = 0; j < KB; ++j) {
+    for (int i = 0; i < V; ++i) {
+      T* at = dk + (k + j) * OC + oc0 + i * L;
+      simd::store(at, simd::load(at) + acc[j][i]);
+    }
+  }
+}
+
+// dkernel (K, OC) += colT @ dy and dbias += column sums of dy over a tile, columns
+// oc0 .. oc0+V*lanes-1; either may be null.
+template <int V, typename T>
+void direct_weight_columns(T* dk, T* db, const T* colT, const T* dy, int64_t m, int64_t K,
+                           int64_t OC, int64_t oc0) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t k = 0;
+  for (; dk && k + 2 <= K; k += 2) direct_dkernel_rows<V, 2>(dk, colT, dy, m, k, OC, oc0);
+  for (; dk && k < K; ++k) direct_dkernel_rows<V, 1>(dk, colT, dy, m, k, OC, oc0);
+  if (!db) return;
+  simd::Vec<T> acc[V] = {};
+  for (int64_t p = 0; p < m; ++p) {
+    for (int i = 0; i < V; ++i) acc[i] += simd::load(dy + p * OC + oc0 + i * L);
+  }
+  for (int i = 0; i < V; ++i) simd::store(db + oc0 + i * L, simd::load(db + oc0 + i * L) + acc[i]);
+}
+
+template <typename T>
+void direct_weight_tile(T* dk, T* db, const T* colT, const T* dy, int64_t m, int64_t K,
+                        int64_t OC) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t oc0 = 0;
+  for (; oc0 + 4 * L <= OC; oc0 += 4 * L) direct_weight_columns<4>(dk, db, colT, dy, m, K, OC, oc0);
+  for (; oc0 + L <= OC; oc0 += L) direct_weight_columns<1>(dk, db, colT, dy, m, K, OC, oc0);
+  for (; oc0 < OC; ++oc0) {
+    for (int64_t p = 0; p < m; ++p) {
+      for (int64_t k = 0; dk && k < K; ++k) dk[k * OC + oc0] += colT[k * m + p] * dy[p * OC + oc0];
+      if (db) db[oc0] += dy[p * OC + oc0];
+    }
+  }
+}
+
+// ------------------------------------------------------------------ pixel tiles
+
+// Pixel tiles with the direct kernels (small K) or im2col and a GEMM.
+template <typename T>
+void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
+                         const Conv2dShape& s) {
+  const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
+  const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
+  T* const* cols = thread_workspace<T>(rows * K);
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    T* col = cols[thread_index()];
+    const int64_t m = std::min(rows, P - p0);
+    if (direct) {
+      im2col_transposed(col, x, s, p0, m);
+      direct_forward_tile(y + p0 * OC, col, kernel, bias, m, K, OC);
+      continue;
+    }
+    im2col(col, x, s, p0, m);
+    fill_bias(y + p0 * OC, bias, m, OC);
+    gemm_accumulate<T>({y + p0 * OC, OC, false}, {col, K, false}, {kernel, OC, false}, m, OC,
+                       K);
+  }
+}
+
+// dkernel (K, OC) += im2col(x)^T @ dy, dbias += column sums of dy, over pixel tiles.
+// Each thread sums its tiles (a fixed, contiguous range: static schedule) into its own
+// partials, which are then added in thread order: bit-identical runs for a thread count.
+template <typename T>
+void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
+                              const Conv2dShape& s) {
+  const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
+  const int64_t partial = K * OC + OC;  // dkernel then dbias
+  const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
+  const int threads = get_num_threads();
+  T* const* bufs = thread_workspace<T>(rows * K + partial);
+  for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + rows * K, partial, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    T* col = bufs[thread_index()];
+    T* dk = col + rows * K;
+    const int64_t m = std::min(rows, P - p0);
+    if (direct) {
+      if (dkernel) im2col_transposed(col, x, s, p0, m);
+      direct_weight_tile(dkernel ? dk : nullptr, dbias ? dk + K * OC : nullptr, col,
+                         dy + p0 * OC, m, K, OC);
+      continue;
+    }
+    if (dkernel) {
+      im2col(col, x, s, p0, m);
+      // im2col^T without a transposed copy: the row-major tile read column-major.
+      gemm_accumulate<T>({dk, OC, false}, {col, K, true}, {dy + p0 * OC, OC, false}, K, OC, m);
+    }
+    if (dbias) sum_rows(dk + K * OC, dy + p0 * OC, m, OC);
+  }
+  if (dkernel) reduce_partials(dkernel, bufs, rows * K, K * OC, threads);
+  if (dbias) reduce_partials(dbias, bufs, rows * K + K * OC, OC, threads);
+}
+
+// dx += col2im(dy @ kernel^T), sample by sample so that threads write disjoint memory.
+template <typename T>
+void input_grad_sample(T* dx, T* dcol, const T* dy, const T* kernel, const Conv2dShape& s,
+                       int64_t n, int64_t rows) {
+  const int64_t K = s.K(), OC = s.OC, per_sample = s.OH * s.OW;
+  for (int64_t r0 = 0; r0 < per_sample; r0 += rows) {
+    const int64_t p0 = n * per_sample + r0, m = std::min(rows, per_sample - r0);
+    std::fill_n(dcol, m * K, T(0));
+    // kernel^T without a transposed copy: the (K, OC) row-major kernel read column-major.
+    gemm_accumulate<T>({dcol, K, false}, {dy + p0 * OC, OC, false}, {kernel, OC, true}, m, K,
+                       OC);
+    col2im(dx, dcol, s, p0, m);
+  }
+}
+
+template <typename T>
+void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
+  const int64_t rows = tile_rows(s, sizeof(T));
+  const int threads = get_num_threads();
+  T* const* dcols = thread_workspace<T>(rows * s.K());
+  if (s.N >= threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < s.N; ++n) {
+      input_grad_sample(dx, dcols[thread_index()], dy, kernel, s, n, rows);
+    }
+  } else {
+    // Fewer samples than threads: Eigen threads each product instead.
+    for (int64_t n = 0; n < s.N; ++n) input_grad_sample(dx, dcols[0], dy, kernel, s, n, rows);
+  }
+}
+
+
+}  // namespace
+
+size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
+  const int64_t tile = tile_rows(s, elem_size) * s.K();
+  const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
+  return static_cast<size_t>(tile + partial) * elem_size;
+}
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  if (s.pixels() == 0 || s.OC == 0) return;
+  switch (conv2d_plan(s)) {
+    case Conv2dPlan::pointwise: return forward_pointwise(y, x, kernel, bias, s);
+    case Conv2dPlan::direct:
+    case Conv2dPlan::pixel_tiles: return forward_pixel_tiles(y, x, kernel, bias, s);
+  }
+}
+
+template <typename T>
+void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const T* kernel,
+                     const Conv2dShape& s) {
+  if (s.pixels() == 0 || s.OC == 0) return;
+  const int64_t P = s.pixels(), OC = s.OC;
+  if (conv2d_plan(s) == Conv2dPlan::pointwise) {
+    if (dx) gemm_accumulate<T>({dx, s.C, false}, {dy, OC, false}, {kernel, OC, true}, P, s.C, OC);
+    if (dkernel) gemm_accumulate<T>({dkernel, OC, false}, {x, s.C, true}, {dy, OC, false}, s.C, OC, P);
+    if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
+    return;
+  }
+  if (dkernel || dbias) weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
+  if (dx) input_grad_pixel_tiles(dx, dy, kernel, s);
+}
+
+#define DLCORE_INSTANTIATE_CONV2D(T)                                                       \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);   \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*,               \
+                                   const Conv2dShape&);
+DLCORE_INSTANTIATE_CONV2D(float)
+DLCORE_INSTANTIATE_CONV2D(double)
+#undef DLCORE_INSTANTIATE_CONV2D
+
+}  // namespace dlcore

@@ -1,0 +1,167 @@
+#include "dlcore/pool.hpp"
+
+#include <algorithm>
+#include <type_traits>
+#include <limits>
+#include <vector>
+
+#include "dlcore/checks.hpp"
+#include "dlcore/conv2d.hpp"
+#include "dlcore/parallel.hpp"
+#include "simd.hpp"
+
+namespace dlcore {
+
+Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dParams& params)
+    : N(x[0]), H(x[1]), W(x[2]), C(x[3]), p(params) {
+  check_at_least_one(fn, "pool_size", p.pool_h, p.pool_w);
+  check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
+  check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
+  // Padding smaller than the window on every side keeps an input cell in every window,
+  // so padding never has to stand for a maximum.
+  if (std::max({p.pad_top, p.pad_bottom}) >= p.pool_h ||
+      std::max({p.pad_left, p.pad_right}) >= p.pool_w) {
+    fail(fn, ": padding ((", p.pad_top, ", ", p.pad_bottom, "), (", p.pad_left, ", ",
+         p.pad_right, ")) must be smaller than pool_size (", p.pool_h, ", ", p.pool_w,
+         ") on every side");
+  }
+  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, p.pool_h, 1, p.stride_h);
+  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, p.pool_w, 1, p.stride_w);
+  checked_numel({N, OH, OW, C}, fn);
+}
+
+Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&dy)[4])
+    : N(x[0]), H(x[1]), W(x[2]), C(x[3]), OH(dy[1]), OW(dy[2]), p() {
+  const std::vector<int64_t> xs(x, x + 4), dys(dy, dy + 4);
+  if (*std::min_element(x, x + 4) < 0) {
+    fail(fn, ": argument 'x_shape' is ", shape_str(xs), "; expected 4 sizes >= 0 (N, H, W, C)");
+  }
+  checked_numel(xs, fn);
+  if (dy[0] != N || dy[3] != C) {
+    fail(fn, ": argument 'dy' has shape ", shape_str(dys), " but x_shape is ", shape_str(xs),
+         "; expected dy (", N, ", OH, OW, ", C, ")");
+  }
+}
+
+namespace {
+
+// One window for the channels c .. c+L-1 (y and argmax offset to channel c), as
+// GCC/Clang vectors of one AVX register. The position of the max is kept as an offset
+// from the window's first cell in integer lanes as wide as T, so the compare's mask
+// selects it directly (an int64 select for float lanes spilled to the stack: 2.4x
+// slower). Strictly greater replaces, so ties keep the first cell in (kh, kw) order;
+// the first NaN wins and stays.
+template <typename T>
+struct WindowMax {
+  using Vec = simd::Vec<T>;
+  using Offset = typename simd::Lanes<T>::Int;  // int32 for float: see offsets_fit
+  using Scalar = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // an Offset lane
+  static constexpr int L = simd::kLanes<T>;
+
+  // Offsets inside a window (clipped to the image, so this cannot overflow) fit a lane.
+  static bool offsets_fit(const Pool2dShape& s) {
+    const int64_t rows = std::min(s.p.pool_h, s.H), cols = std::min(s.p.pool_w, s.W);
+    return sizeof(T) == 8 || (rows * s.W + cols) * s.C < (int64_t(1) << 31);
+  }
+
+  static void run(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin,
+                  int64_t h_end, int64_t w_begin, int64_t w_end, int64_t row0, int64_t W,
+                  int64_t C) {
+    const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
+    Vec best = simd::load(x + first);
+    Offset at = Offset{};
+    for (int64_t ih = h_begin; ih < h_end; ++ih) {
+      for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
+        const int64_t cell = ((row0 + ih) * W + iw) * C + c;
+        const Vec v = simd::load(x + cell);
+        const Offset take = (v > best) | ((v != v) & (best == best));  // lanes of 0 / -1
+        best = take ? v : best;
+        at = take ? Offset{} + static_cast<Scalar>(cell - first) : at;
+      }
+    }
+    simd::store(y, best);
+    for (int j = 0; j < L; ++j) argmax[j] = first + at[j] + j;
+  }
+};
+
+// The same for one channel, for the channels left over after the vectors.
+template <typename T>
+void window_max_scalar(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin,
+                       int64_t h_end, int64_t w_begin, int64_t w_end, int64_t row0, int64_t W,
+                       int64_t C) {
+  int64_t at = ((row0 + h_begin) * W + w_begin) * C + c;
+  T best = x[at];
+  for (int64_t ih = h_begin; ih < h_end; ++ih) {
+    for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
+      const int64_t cell = ((row0 + ih) * W + iw) * C + c;
+      const T v = x[cell];
+      if (v > best || (v != v && best == best)) best = v, at = cell;
+    }
+  }
+  *y = best, *argmax = at;
+}
+
+}  // namespace
+
+template <typename T>
+void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s) {
+  constexpr int L = WindowMax<T>::L;
+  const int64_t C = s.C;
+  const bool vectors = WindowMax<T>::offsets_fit(s);
+#pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const int64_t h0 = oh * s.p.stride_h - s.p.pad_top;
+      const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + s.p.pool_h, s.H);
+      for (int64_t ow = 0; ow < s.OW; ++ow) {
+        const int64_t w0 = ow * s.p.stride_w - s.p.pad_left;
+        const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + s.p.pool_w, s.W);
+        const int64_t out = ((n * s.OH + oh) * s.OW + ow) * C;
+        int64_t c = 0;
+        for (; vectors && c + L <= C; c += L) {
+          WindowMax<T>::run(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin,
+                            w_end, n * s.H, s.W, C);
+        }
+        for (; c < C; ++c) {
+          window_max_scalar(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin,
+                            w_end, n * s.H, s.W, C);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dShape& s) {
+  const int64_t per_x = s.H * s.W * s.C, per_y = s.OH * s.OW * s.C;
+  int64_t first_bad = std::numeric_limits<int64_t>::max();
+  // One sample per iteration: a valid argmax stays inside its sample's part of dx.
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static) reduction(min : first_bad)
+  for (int64_t n = 0; n < s.N; ++n) {
+    T* dxn = dx + n * per_x;
+    const int64_t lo = n * per_x;
+    for (int64_t i = n * per_y; i < (n + 1) * per_y; ++i) {
+      const uint64_t at = static_cast<uint64_t>(argmax[i]) - static_cast<uint64_t>(lo);
+      if (at >= static_cast<uint64_t>(per_x)) {  // also catches argmax < lo
+        first_bad = std::min(first_bad, i);
+        continue;
+      }
+      dxn[at] += dy[i];
+    }
+  }
+  if (first_bad != std::numeric_limits<int64_t>::max()) {
+    const int64_t n = first_bad / std::max<int64_t>(per_y, 1);
+    fail("maxpool2d_backward: argmax holds ", argmax[first_bad], " at flat position ",
+         first_bad, " (sample ", n, "); expected an index into that sample of x_shape ",
+         shape_str({s.N, s.H, s.W, s.C}), ", in [", n * per_x, ", ", (n + 1) * per_x, ")");
+  }
+}
+
+#define DLCORE_INSTANTIATE_POOL(T)                                                         \
+  template void maxpool2d_forward<T>(T*, int64_t*, const T*, const Pool2dShape&);          \
+  template void maxpool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dShape&);
+DLCORE_INSTANTIATE_POOL(float)
+DLCORE_INSTANTIATE_POOL(double)
+#undef DLCORE_INSTANTIATE_POOL
+
+}  // namespace dlcore

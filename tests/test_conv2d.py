@@ -1,0 +1,285 @@
+import numpy as np
+import pytest
+
+from dlcore import ops
+from gradcheck import check_gradients
+from reference.conv import conv2d as reference, conv2d_grads as reference_grads
+
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
+
+# (N, H, W, C, OC, KH, KW, strides, padding ((t, b), (l, r)), dilation). The kernels pick
+# a plan from the shape (conv2d_plan in cpp/src/conv2d.cpp), so the list covers each:
+# pointwise (1x1, stride 1, unpadded), direct (K = KH*KW*C <= 32, with OC over the
+# vector widths and an odd pixel count), and pixel tiles (larger K, tiles across samples).
+SHAPES = [
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    (1, 3, 3, 1, 1, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    (2, 7, 7, 3, 7, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),
+    (3, 7, 5, 1, 4, 5, 5, (1, 1), ((2, 2), (2, 2)), (1, 1)),      # 5x5 'same', C = 1
+    (2, 9, 6, 3, 1, 3, 2, (2, 3), ((1, 0), (0, 1)), (1, 1)),      # OC = 1, asymmetric
+    (2, 11, 9, 2, 3, 3, 3, (3, 2), ((0, 2), (1, 0)), (2, 1)),     # stride 3, dilation
+    (1, 8, 10, 4, 5, 2, 3, (1, 1), ((0, 0), (0, 0)), (2, 2)),     # dilation 2
+    (3, 12, 11, 16, 6, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),   # tiles across samples
+    (2, 6, 5, 7, 3, 1, 1, (1, 1), ((0, 0), (0, 0)), (1, 1)),      # pointwise
+    (2, 6, 5, 7, 3, 1, 1, (2, 2), ((0, 0), (0, 0)), (1, 1)),      # 1x1 strided: direct
+    (3, 17, 15, 1, 32, 3, 3, (1, 1), ((1, 0), (0, 1)), (1, 1)),   # a first layer, tiles
+    (2, 9, 8, 3, 40, 3, 3, (2, 1), ((1, 1), (0, 2)), (1, 2)),     # OC = 32 + 8: every width
+    (2, 5, 6, 64, 3, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),
+    (3, 6, 5, 64, 5, 3, 2, (1, 1), ((1, 0), (2, 1)), (1, 2)),
+    (2, 40, 6, 64, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),    # several tiles a sample
+    (2, 5, 40, 64, 2, 1, 3, (1, 1), ((0, 0), (2, 0)), (1, 3)),
+]
+IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} k{s[5]}x{s[6]} s{s[7]} p{s[8]} d{s[9]}"
+       for s in SHAPES]
+
+
+def make(rng, shape, dtype):
+    N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    kernel = rng.standard_normal((KH, KW, C, OC)).astype(dtype)
+    bias = rng.standard_normal(OC).astype(dtype)
+    return x, kernel, bias, dict(strides=strides, padding=padding, dilation=dilation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_conv2d_forward_matches_reference(rng, shape, dtype):
+    x, kernel, bias, kw = make(rng, shape, dtype)
+    y = ops.conv2d_forward(x, kernel, bias, **kw)
+    expected = reference(x, kernel, bias, **kw)
+    assert y.dtype == dtype and y.shape == expected.shape and y.flags.c_contiguous
+    np.testing.assert_allclose(y, expected, **TOL[dtype])
+    np.testing.assert_allclose(ops.conv2d_forward(x, kernel, **kw), expected - bias, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_conv2d_backward_matches_reference(rng, shape, dtype):
+    x, kernel, bias, kw = make(rng, shape, dtype)
+    dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(dtype)
+    grads = ops.conv2d_backward(dy, x, kernel, **kw)
+    for name, got, expected in zip(("dx", "dkernel", "dbias"), grads, reference_grads(dy, x, kernel, **kw)):
+        assert got.dtype == dtype and got.shape == expected.shape, name
+        np.testing.assert_allclose(got, expected, **TOL[dtype], err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 4, 5, 8, 11, 13)],
+                         ids=[IDS[i] for i in (2, 4, 5, 8, 11, 13)])
+def test_conv2d_backward_finite_differences(rng, shape):
+    N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
+    if C > 8:  # keep the finite differences small
+        shape = (2, 4, 3, C, 2, KH, KW, strides, padding, dilation)
+    x, kernel, bias, kw = make(rng, shape, np.float64)
+    w = rng.standard_normal(reference(x, kernel, **kw).shape)
+
+    def loss():
+        return float((ops.conv2d_forward(x, kernel, bias, **kw) * w).sum())
+
+    dx, dkernel, dbias = ops.conv2d_backward(w, x, kernel, **kw)
+    inputs = {"kernel": kernel, "bias": bias}
+    analytic = {"kernel": dkernel, "bias": dbias}
+    if x.size <= 200:
+        inputs["x"], analytic["x"] = x, dx
+    check_gradients(loss, inputs, analytic)
+
+
+def test_conv2d_backward_skips_unneeded(rng):
+    x, kernel, _, kw = make(rng, SHAPES[2], np.float32)
+    dy = np.ones((2, 7, 7, 7), np.float32)
+    full = ops.conv2d_backward(dy, x, kernel, **kw)
+    for need in ([True, False, False], [False, True, False], [False, False, True],
+                 [False, False, False], [False, True, True]):
+        got = ops.conv2d_backward(dy, x, kernel, **kw, need_dx=need[0], need_dkernel=need[1],
+                                  need_dbias=need[2])
+        for wanted, g, f in zip(need, got, full):
+            if wanted:
+                np.testing.assert_array_equal(g, f)
+            else:
+                assert g is None
+
+
+def test_conv2d_unneeded_inputs_are_not_read(rng):
+    # Without need_dkernel, x is only a shape; without need_dx, kernel is only a shape.
+    x, kernel, _, kw = make(rng, SHAPES[2], np.float32)
+    dy = rng.standard_normal((2, 7, 7, 7)).astype(np.float32)
+    dx, _, _ = ops.conv2d_backward(dy, np.full_like(x, np.nan), kernel, **kw, need_dkernel=False)
+    assert np.isfinite(dx).all()
+    _, dk, _ = ops.conv2d_backward(dy, x, np.full_like(kernel, np.nan), **kw, need_dx=False)
+    assert np.isfinite(dk).all()
+
+
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (7, 8, 11, 13)], ids=[IDS[i] for i in (7, 8, 11, 13)])
+def test_conv2d_non_contiguous_inputs(rng, shape):
+    x, kernel, bias, kw = make(rng, shape, np.float32)
+    dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(np.float32)
+    odd = {
+        "x": np.asfortranarray(x),
+        "kernel": np.asfortranarray(kernel),
+        "bias": np.repeat(bias, 2)[::2],
+        "dy": np.swapaxes(np.ascontiguousarray(np.swapaxes(dy, 1, 2)), 1, 2),
+    }
+    assert not any(a.flags.c_contiguous for a in odd.values())
+    np.testing.assert_allclose(ops.conv2d_forward(odd["x"], odd["kernel"], odd["bias"], **kw),
+                               reference(x, kernel, bias, **kw), **TOL[np.float32])
+    got = ops.conv2d_backward(odd["dy"], odd["x"], odd["kernel"], **kw)
+    for g, e in zip(got, reference_grads(dy, x, kernel, **kw)):
+        np.testing.assert_allclose(g, e, **TOL[np.float32])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (7, 8, 10, 14)], ids=[IDS[i] for i in (7, 8, 10, 14)])
+def test_conv2d_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
+    N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
+    shape = (4 * N, H, W, C, OC, KH, KW, strides, padding, dilation)
+    x, kernel, bias, kw = make(rng, shape, dtype)
+    dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(dtype)
+    results = {}
+    for n in (1, 2, 3):
+        ops.set_num_threads(n)
+        results[n] = [ops.conv2d_forward(x, kernel, bias, **kw), *ops.conv2d_backward(dy, x, kernel, **kw)]
+        # the same thread count gives the same bits, run after run
+        again = [ops.conv2d_forward(x, kernel, bias, **kw), *ops.conv2d_backward(dy, x, kernel, **kw)]
+        for a, b in zip(results[n], again):
+            np.testing.assert_array_equal(a, b)
+    expected = [reference(x, kernel, bias, **kw), *reference_grads(dy, x, kernel, **kw)]
+    for n, got in results.items():
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (2, 8, 13)], ids=[IDS[i] for i in (2, 8, 13)])
+def test_conv2d_zero_size_batch(rng, shape):
+    x, kernel, bias, kw = make(rng, shape, np.float32)
+    x = x[:0]
+    y = ops.conv2d_forward(x, kernel, bias, **kw)
+    assert y.shape == (0,) + reference(x, kernel, **kw).shape[1:] and y.dtype == np.float32
+    dx, dkernel, dbias = ops.conv2d_backward(y, x, kernel, **kw)
+    assert dx.shape == x.shape and dkernel.shape == kernel.shape and dbias.shape == bias.shape
+    assert not dkernel.any() and not dbias.any()
+
+
+def test_conv2d_zero_channels(rng):
+    # C = 0 is an empty sum: y is the bias; OC = 0 gives no output channels.
+    x = np.ones((2, 4, 4, 0), np.float32)
+    bias = np.arange(3, dtype=np.float32)
+    y = ops.conv2d_forward(x, np.ones((3, 3, 0, 3), np.float32), bias)
+    np.testing.assert_array_equal(y, np.broadcast_to(bias, (2, 2, 2, 3)))
+    assert ops.conv2d_forward(np.ones((2, 4, 4, 2)), np.ones((3, 3, 2, 0))).shape == (2, 2, 2, 0)
+
+
+@pytest.mark.parametrize(
+    "x_dtype,k_dtype,expected",
+    [(np.float32, np.float32, np.float32), (np.float32, np.float64, np.float64),
+     (np.uint8, np.float32, np.float32), (np.int64, np.float32, np.float64)],
+)
+def test_conv2d_dtype_promotion(rng, x_dtype, k_dtype, expected):
+    x = (rng.random((2, 5, 5, 2)) * 4).astype(x_dtype)
+    kernel = rng.standard_normal((3, 3, 2, 3)).astype(k_dtype)
+    y = ops.conv2d_forward(x, kernel)
+    assert y.dtype == expected
+    np.testing.assert_allclose(y, reference(x, kernel), rtol=1e-4, atol=1e-4)
+    grads = ops.conv2d_backward(np.ones(y.shape, np.float32), x, kernel)
+    assert all(g.dtype == expected for g in grads)
+
+
+@pytest.mark.parametrize("strides,padding,dilation,expected", [
+    (2, 1, 1, dict(strides=(2, 2), padding=((1, 1), (1, 1)), dilation=(1, 1))),
+    ((1, 2), (0, 1), 2, dict(strides=(1, 2), padding=((0, 0), (1, 1)), dilation=(2, 2))),
+    ([2, 1], ((0, 1), (1, 0)), [1, 2], dict(strides=(2, 1), padding=((0, 1), (1, 0)), dilation=(1, 2))),
+    (np.int64(2), (np.int32(1), 0), (1, np.int64(1)), dict(strides=(2, 2), padding=((1, 1), (0, 0)), dilation=(1, 1))),
+])
+def test_conv2d_argument_forms(rng, strides, padding, dilation, expected):
+    x = rng.standard_normal((1, 9, 8, 2))
+    kernel = rng.standard_normal((3, 2, 2, 3))
+    y = ops.conv2d_forward(x, kernel, strides=strides, padding=padding, dilation=dilation)
+    np.testing.assert_allclose(y, reference(x, kernel, **expected), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ bad input
+
+X, K = np.ones((2, 5, 5, 3), np.float32), np.ones((3, 3, 3, 4), np.float32)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: ops.conv2d_forward(np.ones((5, 5, 3)), K), ValueError,
+     r"argument 'x' must be 4-D \(N, H, W, C\), got a 3-D array of shape \(5, 5, 3\)"),
+    (lambda: ops.conv2d_forward(X, np.ones((3, 3, 3))), ValueError,
+     r"argument 'kernel' must be 4-D \(KH, KW, C, OC\), got a 3-D array of shape \(3, 3, 3\)"),
+    (lambda: ops.conv2d_forward(X, np.ones((3, 3, 2, 4))), ValueError,
+     r"kernel has shape \(3, 3, 2, 4\) with 2 input channels but x has shape \(2, 5, 5, 3\) with 3; expected kernel \(KH, KW, 3, OC\)"),
+    (lambda: ops.conv2d_forward(X, np.ones((0, 3, 3, 4))), ValueError,
+     r"kernel has shape \(0, 3, 3, 4\); expected KH >= 1 and KW >= 1"),
+    (lambda: ops.conv2d_forward(X, K, np.ones(5)), ValueError,
+     r"argument 'bias' has shape \(5,\) but kernel has shape \(3, 3, 3, 4\) with OC=4; expected bias \(4,\)"),
+    (lambda: ops.conv2d_forward(X, K, np.ones((1, 4))), ValueError,
+     r"argument 'bias' must be 1-D \(OC,\), got a 2-D array of shape \(1, 4\)"),
+    (lambda: ops.conv2d_forward(X, np.ones((7, 3, 3, 4))), ValueError,
+     r"the height window spans 7 \(size 7, dilation 1\) but the padded input has height 5 \(5 \+ padding 0 \+ 0\)"),
+    (lambda: ops.conv2d_forward(X, K, dilation=(1, 3)), ValueError,
+     r"the width window spans 7 \(size 3, dilation 3\) but the padded input has width 5"),
+    (lambda: ops.conv2d_forward(X, K, strides=0), ValueError, r"strides must be >= 1, got \(0, 0\)"),
+    (lambda: ops.conv2d_forward(X, K, strides=(1, -2)), ValueError, r"strides must be >= 1, got \(1, -2\)"),
+    (lambda: ops.conv2d_forward(X, K, dilation=(0, 1)), ValueError, r"dilation must be >= 1, got \(0, 1\)"),
+    (lambda: ops.conv2d_forward(X, K, padding=-1), ValueError,
+     r"padding must be >= 0, got \(\(-1, -1\), \(-1, -1\)\)"),
+    (lambda: ops.conv2d_forward(X, K, padding=((0, 1), (2, -3))), ValueError,
+     r"padding must be >= 0, got \(\(0, 1\), \(2, -3\)\)"),
+    (lambda: ops.conv2d_forward(X, K, padding=(1, 2, 3)), ValueError,
+     r"argument 'padding' must be an int, \(pad_h, pad_w\) or \(\(top, bottom\), \(left, right\)\), got \(1, 2, 3\)"),
+    (lambda: ops.conv2d_forward(X, K, padding=((1, 2), (3,))), ValueError,
+     r"argument 'padding' must be .*, got \(\(1, 2\), \(3,\)\)"),
+    (lambda: ops.conv2d_forward(X, K, padding="same"), TypeError,
+     r"argument 'padding' must be an int, .* got 'same'"),
+    (lambda: ops.conv2d_forward(X, K, padding=((1, 2), 3)), TypeError,
+     r"argument 'padding' must be .*, got \(1, 2\)"),
+    (lambda: ops.conv2d_forward(X, K, strides=(1, 2, 3)), ValueError,
+     r"argument 'strides' must be an int or a pair of ints \(h, w\), got \(1, 2, 3\)"),
+    (lambda: ops.conv2d_forward(X, K, strides=1.5), TypeError,
+     r"argument 'strides' must be an int or a pair of ints \(h, w\), got 1.5"),
+    (lambda: ops.conv2d_forward(X, K, dilation=True), TypeError, r"argument 'dilation' must be .*, got True"),
+    (lambda: ops.conv2d_forward(X, K, strides=2**70), ValueError,
+     r"argument 'strides' = 1180591620717411303424 does not fit a 64-bit integer"),
+    (lambda: ops.conv2d_forward(X, K, padding=2**62), ValueError,
+     r"height size 5 with padding \(4611686018427387904, 4611686018427387904\).* overflows a 64-bit integer"),
+    (lambda: ops.conv2d_forward(X, K, dilation=2**62), ValueError, r"overflows a 64-bit integer"),
+    (lambda: ops.conv2d_forward(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), padding=((0, 2**40), (0, 2**40))),
+     ValueError, r"overflows a 64-bit integer"),
+    (lambda: ops.conv2d_forward(None, K), TypeError, r"argument 'x' must be an array, got None"),
+    (lambda: ops.conv2d_forward(X, np.ones((3, 3, 3, 4), np.complex64)), TypeError,
+     r"argument 'kernel' has dtype complex64"),
+    (lambda: ops.conv2d_backward(np.ones((2, 3, 3, 5)), X, K), ValueError,
+     r"argument 'dy' has shape \(2, 3, 3, 5\) but x \(2, 5, 5, 3\) convolved with kernel \(3, 3, 3, 4\) gives y of shape \(2, 3, 3, 4\)"),
+    (lambda: ops.conv2d_backward(np.ones((2, 3, 3)), X, K), ValueError,
+     r"argument 'dy' must be 4-D \(N, OH, OW, OC\), got a 3-D array"),
+    (lambda: ops.conv2d_backward(np.ones((2, 3, 3, 4)), X, np.ones((3, 3, 1, 4))), ValueError,
+     r"conv2d_backward: kernel has shape \(3, 3, 1, 4\) with 1 input channels"),
+    (lambda: ops.conv2d_backward(np.ones((2, 3, 3, 4)), X, K, padding=(1, 2, 3)), ValueError,
+     r"conv2d_backward: argument 'padding' must be"),
+    (lambda: ops.conv2d_backward(None, X, K), TypeError, r"argument 'dy' must be an array, got None"),
+])
+def test_conv2d_rejects_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# ------------------------------------------------------------------ PyTorch parity
+
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (4, 5, 11, 13)], ids=[IDS[i] for i in (4, 5, 11, 13)])
+def test_conv2d_matches_torch(rng, shape):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, kernel, bias, kw = make(rng, shape, np.float64)
+    (top, bottom), (left, right) = kw["padding"]
+    tx = torch.tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
+    tk = torch.tensor(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), requires_grad=True)
+    tb = torch.tensor(bias, requires_grad=True)
+    ty = F.conv2d(F.pad(tx, (left, right, top, bottom)), tk, tb, stride=kw["strides"],
+                  dilation=kw["dilation"])
+    y = ops.conv2d_forward(x, kernel, bias, **kw)
+    np.testing.assert_allclose(y, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(y.shape)
+    ty.backward(torch.tensor(np.ascontiguousarray(dy.transpose(0, 3, 1, 2))))
+    dx, dkernel, dbias = ops.conv2d_backward(dy, x, kernel, **kw)
+    np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dkernel, tk.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dbias, tb.grad.numpy(), rtol=1e-10, atol=1e-10)

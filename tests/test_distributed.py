@@ -55,6 +55,12 @@ def mpirun(*args, timeout=120, env=None):
             time.monotonic() - start)
 
 
+def fair_share():
+    """The threads each of the ranks gets on this machine (nothing binds them here)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores // RANKS)
+
+
 def run_worker(case, out, **kwargs):
     proc, _ = mpirun(WORKER, case, str(out), **kwargs)
     assert proc.returncode == 0, f"worker {case} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -141,7 +147,7 @@ def test_replicas_are_bit_identical_and_rank_0_alone_writes(tmp_path):
             assert np.array_equal(value, ranks[1][key]), f"{key} differs between the ranks"
     assert ranks[0]["iterations"] == 2 * 8  # 2 epochs of ceil(120 / 16) steps
     assert not np.array_equal(ranks[0]["w0"], ranks[0]["initial0"])  # it did train
-    assert int(ranks[0]["threads"]) == max(1, len(os.sched_getaffinity(0)) // RANKS)
+    assert int(ranks[0]["threads"]) == fair_share()
     # checkpoints and progress from rank 0 only
     assert (tmp_path / "ckpt-rank0.dlc").exists() and not (tmp_path / "ckpt-rank1.dlc").exists()
     progress = (tmp_path / "stdout0.txt").read_text().splitlines()
@@ -187,6 +193,13 @@ def test_two_ranks_learn_mnist_as_well_as_one(mnist_dir):
     assert len(found) == 1, f"expected one report, from rank 0:\n{proc.stdout}"
     assert float(found[0]) > 0.9 and abs(float(found[0]) - one["test_accuracy"]) < 0.01
     assert proc.stdout.count("Epoch 5/5") == 1
+    # the README's command, on the quick slice (and the quick run's global batch, 32)
+    proc, _ = mpirun("-m", "dlcore.examples.mnist_cnn", "--quick", "--data", mnist_dir,
+                     "--distributed", "--batch-size", "16")
+    assert proc.returncode == 0, proc.stderr
+    found = re.findall(r"test accuracy: (\d\.\d+)", proc.stdout)
+    assert len(found) == 1 and float(found[0]) > 0.9, proc.stdout
+    assert f", {fair_share()} threads; 3000 training" in proc.stdout
 
 
 @pytest.mark.parametrize("how, says", [

@@ -229,8 +229,8 @@ def _flatten(arrays, dtype, out=None):
 def broadcast_parameters(params, optimizer=None, root=0):
     """Gives every rank rank ``root``'s values of ``params`` (Tensors, written in place)
     and, with ``optimizer``, its step count and its state (slots) for the parameters it
-    trains (``optimizer.params``): one Bcast of one buffer. Call it before training so
-    that every replica starts from the same point."""
+    trains (``optimizer.params``): the arrays travel in one Bcast of one buffer. Call it
+    before training so that every replica starts from the same point."""
     s = _current()
     if s.world.size == 1:
         return

@@ -49,4 +49,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("build_info") = info;
 
   dlcore::bind::register_gemm(m);
+  dlcore::bind::register_lstm(m);
 }

@@ -6,5 +6,6 @@
 namespace dlcore::bind {
 
 void register_gemm(pybind11::module_& m);
+void register_lstm(pybind11::module_& m);
 
 }  // namespace dlcore::bind

@@ -6,6 +6,28 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 ``TypeError`` naming the argument, what was received and what was expected.
 """
 
-from dlcore._core import gemm, gemm_backward, get_num_threads, set_num_threads
+from dlcore._core import (
+    LstmCache,
+    LstmCellCache,
+    gemm,
+    gemm_backward,
+    get_num_threads,
+    lstm_backward,
+    lstm_cell_backward,
+    lstm_cell_forward,
+    lstm_forward,
+    set_num_threads,
+)
 
-__all__ = ["gemm", "gemm_backward", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "LstmCache",
+    "LstmCellCache",
+    "gemm",
+    "gemm_backward",
+    "get_num_threads",
+    "lstm_backward",
+    "lstm_cell_backward",
+    "lstm_cell_forward",
+    "lstm_forward",
+    "set_num_threads",
+]

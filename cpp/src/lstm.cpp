@@ -1,0 +1,705 @@
+#include "dlcore/lstm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <Eigen/Core>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dlcore/checks.hpp"
+#include "dlcore/gemm.hpp"
+#include "dlcore/parallel.hpp"
+#include "dlcore/scratch.hpp"
+
+namespace dlcore {
+namespace {
+
+namespace ei = Eigen::internal;
+
+// ---------------------------------------------------------------- packed products
+// The recurrent product of one step, h_{t-1} (N,U) @ recurrent_kernel, is too small for
+// Eigen's GEMM to amortise its packing: every call re-packs the whole weight operand (up
+// to 2 MB per thread and step at U=512), which cost more than the product at batch 32.
+// The weights do not change across steps, so each thread packs its slice once per call
+// into panels of kPanel columns stored k-major (K rows of kPanel values), and a small
+// register-tiled kernel streams a panel with aligned loads while broadcasting the other
+// operand straight from its rows. The same kernel runs the input projection (its tile
+// starts from the bias, so the gates buffer needs no initialising pass) and the
+// backward's dh = dz @ recurrent_kernel^T.
+
+template <typename T>
+using Packet = typename ei::packet_traits<T>::type;
+template <typename T>
+constexpr int kPacket = ei::unpacket_traits<Packet<T>>::size;
+constexpr int kVectors = 2;  // packets per panel row: 6 rows x 2 = 12 accumulators
+template <typename T>
+constexpr int64_t kPanel = kVectors * kPacket<T>;
+constexpr int kRows = 6;                       // rows of a full register tile
+constexpr int64_t kRowBlockBytes = 128 << 10;  // rows of `a` kept in L2 per sweep of panels
+
+// The columns [col0, col0 + width) of each of `groups` column groups group_stride apart
+// (a thread's units in each of the four gates), as panels of kPanel columns over K rows.
+// A column index means the same in the packed operand's source and in the product.
+template <typename T>
+struct Panels {
+  int64_t K, groups, group_stride, col0, width;
+
+  int64_t per_group() const { return (width + kPanel<T> - 1) / kPanel<T>; }
+  int64_t count() const { return groups * per_group(); }
+  int64_t size() const { return count() * K * kPanel<T>; }
+  int64_t column(int64_t p) const {
+    return p / per_group() * group_stride + col0 + p % per_group() * kPanel<T>;
+  }
+  int64_t columns(int64_t p) const {
+    return std::min(kPanel<T>, width - p % per_group() * kPanel<T>);
+  }
+};
+
+// dst <- the panels of b, where b(k, col) = b[k * ldk + col * ldn]; padding columns are 0.
+template <typename T>
+void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L) {
+  constexpr int64_t W = kPanel<T>;
+  for (int64_t p = 0; p < L.count(); ++p) {
+    const int64_t col = L.column(p), n = L.columns(p);
+    T* out = dst + p * L.K * W;
+    for (int64_t k = 0; k < L.K; ++k) {
+      const T* src = b + k * ldk + col * ldn;
+      T* row = out + k * W;
+      if (ldn == 1) {
+        std::copy(src, src + n, row);
+      } else {
+        for (int64_t j = 0; j < n; ++j) row[j] = src[j * ldn];
+      }
+      std::fill(row + n, row + W, T(0));
+    }
+  }
+}
+
+template <typename T>
+void load_panel_row(Packet<T>* acc, const T* src, int64_t n) {
+  constexpr int PS = kPacket<T>;
+  if (!src) {
+    for (int v = 0; v < kVectors; ++v) acc[v] = ei::pset1<Packet<T>>(T(0));
+    return;
+  }
+  T buf[kPanel<T>] = {};
+  if (n < kPanel<T>) src = static_cast<const T*>(std::memcpy(buf, src, n * sizeof(T)));
+  for (int v = 0; v < kVectors; ++v) acc[v] = ei::ploadu<Packet<T>>(src + v * PS);
+}
+
+template <typename T>
+void store_panel_row(T* dst, const Packet<T>* acc, int64_t n) {
+  constexpr int PS = kPacket<T>;
+  if (n == kPanel<T>) {
+    for (int v = 0; v < kVectors; ++v) ei::pstoreu(dst + v * PS, acc[v]);
+    return;
+  }
+  T buf[kPanel<T>];
+  for (int v = 0; v < kVectors; ++v) ei::pstoreu(buf + v * PS, acc[v]);
+  std::memcpy(dst, buf, n * sizeof(T));
+}
+
+// c rows [0, MR) x panels [first, first + NP) = init + a @ b over all K.
+template <typename T, int MR, int NP>
+void tile(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
+          const T* packed, int64_t first, const Panels<T>& L) {
+  using P = Packet<T>;
+  constexpr int PS = kPacket<T>, NV = kVectors;
+  constexpr int64_t W = kPanel<T>;
+  const int64_t K = L.K;
+  int64_t col[NP], ncol[NP];
+  const T* b[NP];
+  for (int q = 0; q < NP; ++q) {
+    col[q] = L.column(first + q);
+    ncol[q] = L.columns(first + q);
+    b[q] = packed + (first + q) * K * W;
+  }
+  P acc[MR][NP * NV];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NP; ++q)
+      load_panel_row<T>(acc[r] + q * NV, init ? init + r * ldi + col[q] : nullptr, ncol[q]);
+  for (int64_t k = 0; k < K; ++k) {
+    P bk[NP * NV];
+    for (int q = 0; q < NP; ++q)
+      for (int v = 0; v < NV; ++v) bk[q * NV + v] = ei::pload<P>(b[q] + k * W + v * PS);
+    for (int r = 0; r < MR; ++r) {
+      const P ar = ei::pset1<P>(a[r * lda + k]);
+      for (int x = 0; x < NP * NV; ++x) acc[r][x] = ei::pmadd(ar, bk[x], acc[r][x]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NP; ++q) store_panel_row<T>(c + r * ldc + col[q], acc[r] + q * NV, ncol[q]);
+}
+
+// Every panel over MR rows, NP panels at a time.
+template <typename T, int MR, int NP>
+void panel_sweep(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
+                 const T* packed, const Panels<T>& L) {
+  int64_t p = 0;
+  for (; p + NP <= L.count(); p += NP) tile<T, MR, NP>(c, ldc, init, ldi, a, lda, packed, p, L);
+  for (; p < L.count(); ++p) tile<T, MR, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+}
+
+// Fewer than kRows rows (a small batch; batch 1 is a matrix-vector product): wider tiles
+// keep enough independent accumulators to hide the FMA latency.
+template <typename T>
+void short_panel_sweep(int64_t rows, T* c, int64_t ldc, const T* init, int64_t ldi,
+                       const T* a, int64_t lda, const T* packed, const Panels<T>& L) {
+  switch (rows) {
+    case 1: return panel_sweep<T, 1, 4>(c, ldc, init, ldi, a, lda, packed, L);
+    case 2: return panel_sweep<T, 2, 3>(c, ldc, init, ldi, a, lda, packed, L);
+    case 3: return panel_sweep<T, 3, 2>(c, ldc, init, ldi, a, lda, packed, L);
+    case 4: return panel_sweep<T, 4, 1>(c, ldc, init, ldi, a, lda, packed, L);
+    case 5: return panel_sweep<T, 5, 1>(c, ldc, init, ldi, a, lda, packed, L);
+    default: return;
+  }
+}
+
+template <typename T>
+void tail_tile(int64_t rows, T* c, int64_t ldc, const T* init, int64_t ldi, const T* a,
+               int64_t lda, const T* packed, int64_t p, const Panels<T>& L) {
+  switch (rows) {
+    case 1: return tile<T, 1, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+    case 2: return tile<T, 2, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+    case 3: return tile<T, 3, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+    case 4: return tile<T, 4, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+    case 5: return tile<T, 5, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+    default: return;
+  }
+}
+
+// c (M, L's columns) = init + a (M,K) @ packed b. init is null (zeros), c itself
+// (accumulate) or another matrix; ldi = 0 repeats one row (a bias). Single-threaded.
+template <typename T>
+void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
+                   int64_t M, const T* packed, const Panels<T>& L) {
+  if (M < kRows) return short_panel_sweep<T>(M, c, ldc, init, ldi, a, lda, packed, L);
+  const int64_t fit = kRowBlockBytes / std::max<int64_t>(1, L.K * int64_t(sizeof(T)));
+  const int64_t block = std::max<int64_t>(kRows, fit / kRows * kRows);
+  for (int64_t r0 = 0; r0 < M; r0 += block) {
+    const int64_t r1 = std::min(M, r0 + block);
+    for (int64_t p = 0; p < L.count(); ++p) {
+      int64_t r = r0;
+      for (; r + kRows <= r1; r += kRows) {
+        tile<T, kRows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
+                          lda, packed, p, L);
+      }
+      if (r < r1) {
+        tail_tile<T>(r1 - r, c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
+                     lda, packed, p, L);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- gates
+// One packet of units at a time, every unit through the same vector arithmetic (the
+// last few through a zero-padded packet), so a unit's result does not depend on where a
+// thread's slice of units begins or ends: the result is the same for any thread count.
+template <typename T>
+struct GateMath {
+  using P = Packet<T>;
+  static P sigmoid(const P& x) { return ei::scalar_logistic_op<T>().packetOp(x); }
+  static P tanh(const P& x) {
+    if constexpr (bool(ei::packet_traits<T>::HasTanh)) {
+      return ei::ptanh(x);
+    } else {  // Eigen vectorises tanh for float only; double is for checking, not speed
+      T v[kPacket<T>];
+      ei::pstoreu(v, x);
+      for (T& e : v) e = std::tanh(e);
+      return ei::ploadu<P>(v);
+    }
+  }
+};
+
+// The forward of one packet of units: z* hold the pre-activations and receive the
+// activations (what the backward needs); c receives c_t, h receives h_t.
+template <typename T, bool HasPrev>
+void gates_forward_packet(T* zi, T* zf, T* zg, T* zo, const T* c_prev, T* c, T* h) {
+  using M = GateMath<T>;
+  using P = Packet<T>;
+  const P i = M::sigmoid(ei::ploadu<P>(zi)), f = M::sigmoid(ei::ploadu<P>(zf));
+  const P g = M::tanh(ei::ploadu<P>(zg)), o = M::sigmoid(ei::ploadu<P>(zo));
+  const P ig = ei::pmul(i, g);
+  const P ct = HasPrev ? ei::pmadd(f, ei::ploadu<P>(c_prev), ig) : ig;
+  ei::pstoreu(zi, i);
+  ei::pstoreu(zf, f);
+  ei::pstoreu(zg, g);
+  ei::pstoreu(zo, o);
+  ei::pstoreu(c, ct);
+  ei::pstoreu(h, ei::pmul(o, M::tanh(ct)));
+}
+
+template <typename T, bool HasPrev>
+void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
+  constexpr int PS = kPacket<T>;
+  int64_t j = 0;
+  for (; j + PS <= L; j += PS) {
+    gates_forward_packet<T, HasPrev>(z + j, z + U + j, z + 2 * U + j, z + 3 * U + j,
+                                     HasPrev ? c_prev + j : nullptr, c + j, h + j);
+  }
+  if (j == L) return;
+  const int64_t n = L - j;
+  T buf[7][PS] = {};  // i, f, g, o, c_prev, c, h
+  for (int q = 0; q < 4; ++q) std::copy(z + q * U + j, z + q * U + L, buf[q]);
+  if (HasPrev) std::copy(c_prev + j, c_prev + L, buf[4]);
+  gates_forward_packet<T, HasPrev>(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6]);
+  for (int q = 0; q < 4; ++q) std::copy(buf[q], buf[q] + n, z + q * U + j);
+  std::copy(buf[5], buf[5] + n, c + j);
+  std::copy(buf[6], buf[6] + n, h + j);
+}
+
+// The fused gate pass of one row over L units: z points at the first unit's i gate, the
+// f, c, o gates follow U, 2U, 3U further. The pre-activations are replaced by the
+// activations i, f, g, o. c_prev null means zeros.
+template <typename T>
+void gates_forward(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
+  if (c_prev) {
+    gates_forward_row<T, true>(z, U, c_prev, c, h, L);
+  } else {
+    gates_forward_row<T, false>(z, U, nullptr, c, h, L);
+  }
+}
+
+// The backward of one packet: z* hold the activations and receive the gradients of the
+// pre-activations, which b* accumulate; dc holds dL/dc_t and receives dL/dc_{t-1}.
+template <typename T, bool HasPrev>
+void gates_backward_packet(T* zi, T* zf, T* zg, T* zo, T* dc, T* bi, T* bf, T* bg, T* bo,
+                           const T* dh, const T* c, const T* c_prev) {
+  using P = Packet<T>;
+  const P one = ei::pset1<P>(T(1));
+  const P i = ei::ploadu<P>(zi), f = ei::ploadu<P>(zf), g = ei::ploadu<P>(zg);
+  const P o = ei::ploadu<P>(zo), dht = ei::ploadu<P>(dh);
+  const P tc = GateMath<T>::tanh(ei::ploadu<P>(c));
+  const P dct = ei::pmadd(ei::pmul(dht, o), ei::psub(one, ei::pmul(tc, tc)), ei::ploadu<P>(dc));
+  const P di = ei::pmul(ei::pmul(dct, g), ei::pmul(i, ei::psub(one, i)));
+  const P df = HasPrev ? ei::pmul(ei::pmul(dct, ei::ploadu<P>(c_prev)), ei::pmul(f, ei::psub(one, f)))
+                       : ei::pset1<P>(T(0));
+  const P dg = ei::pmul(ei::pmul(dct, i), ei::psub(one, ei::pmul(g, g)));
+  const P dout = ei::pmul(ei::pmul(dht, tc), ei::pmul(o, ei::psub(one, o)));
+  ei::pstoreu(zi, di);
+  ei::pstoreu(zf, df);
+  ei::pstoreu(zg, dg);
+  ei::pstoreu(zo, dout);
+  ei::pstoreu(bi, ei::padd(ei::ploadu<P>(bi), di));
+  ei::pstoreu(bf, ei::padd(ei::ploadu<P>(bf), df));
+  ei::pstoreu(bg, ei::padd(ei::ploadu<P>(bg), dg));
+  ei::pstoreu(bo, ei::padd(ei::ploadu<P>(bo), dout));
+  ei::pstoreu(dc, ei::pmul(dct, f));
+}
+
+template <typename T, bool HasPrev>
+void gates_backward_row(T* a, T* dc, T* dbias, const T* dh, const T* c, const T* c_prev,
+                        int64_t U, int64_t L) {
+  constexpr int PS = kPacket<T>;
+  int64_t j = 0;
+  for (; j + PS <= L; j += PS) {
+    gates_backward_packet<T, HasPrev>(a + j, a + U + j, a + 2 * U + j, a + 3 * U + j, dc + j,
+                                      dbias + j, dbias + U + j, dbias + 2 * U + j,
+                                      dbias + 3 * U + j, dh + j, c + j,
+                                      HasPrev ? c_prev + j : nullptr);
+  }
+  if (j == L) return;
+  const int64_t n = L - j;
+  T buf[12][PS] = {};  // i, f, g, o, dc, dbias i f g o, dh, c, c_prev
+  for (int q = 0; q < 4; ++q) {
+    std::copy(a + q * U + j, a + q * U + L, buf[q]);
+    std::copy(dbias + q * U + j, dbias + q * U + L, buf[5 + q]);
+  }
+  std::copy(dc + j, dc + L, buf[4]);
+  std::copy(dh + j, dh + L, buf[9]);
+  std::copy(c + j, c + L, buf[10]);
+  if (HasPrev) std::copy(c_prev + j, c_prev + L, buf[11]);
+  gates_backward_packet<T, HasPrev>(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6],
+                                    buf[7], buf[8], buf[9], buf[10], buf[11]);
+  for (int q = 0; q < 4; ++q) {
+    std::copy(buf[q], buf[q] + n, a + q * U + j);
+    std::copy(buf[5 + q], buf[5 + q] + n, dbias + q * U + j);
+  }
+  std::copy(buf[4], buf[4] + n, dc + j);
+}
+
+// Backward of gates_forward for one row. a holds the activations (laid out as z above)
+// and is overwritten with the gradients of the pre-activations, which dbias (same
+// layout) accumulates; dc holds dL/dc_t on entry and dL/dc_{t-1} on return; dh is
+// dL/dh_t.
+template <typename T>
+void gates_backward(T* a, T* dc, T* dbias, const T* dh, const T* c, const T* c_prev, int64_t U,
+                    int64_t L) {
+  if (c_prev) {
+    gates_backward_row<T, true>(a, dc, dbias, dh, c, c_prev, U, L);
+  } else {
+    gates_backward_row<T, false>(a, dc, dbias, dh, c, nullptr, U, L);
+  }
+}
+
+// ---------------------------------------------------------------- threads
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+struct UnitRange {
+  int64_t begin, end;
+  int64_t size() const { return end - begin; }
+};
+
+// Thread p of P owns the hidden units [begin, end) and with them the four gate columns
+// of each; boundaries fall on a packet so every thread's slices start on one.
+template <typename T>
+UnitRange unit_range(int64_t U, int P, int p) {
+  const int64_t align = U >= int64_t(P) * kPacket<T> ? kPacket<T> : 1;
+  auto bound = [&](int q) {
+    if (q >= P) return U;
+    return std::min(U, (U * q / P + align / 2) / align * align);
+  };
+  return {bound(p), bound(p + 1)};
+}
+
+// An upper bound of the packed size of one K-row weight matrix's slices over every
+// thread of a team of at most P (each slice pads at most one panel per gate group).
+template <typename T>
+int64_t packed_bound(int64_t K, int64_t groups, int64_t U, int P) {
+  const int64_t panels = groups * ((U + kPanel<T> - 1) / kPanel<T> + P);
+  return checked_mul(checked_mul(panels, K, "lstm"), kPanel<T>, "lstm");
+}
+
+// Offset of thread p's packed slices when each thread packs `groups` groups of its
+// units over K rows.
+template <typename T>
+int64_t packed_offset(int64_t K, int64_t groups, int64_t U, int P, int p) {
+  int64_t off = 0;
+  for (int q = 0; q < p; ++q) {
+    const UnitRange r = unit_range<T>(U, P, q);
+    off += Panels<T>{K, groups, 0, 0, r.size()}.size();
+  }
+  return off;
+}
+
+// Carves 64-byte aligned pieces out of one scratch buffer.
+class Carver {
+ public:
+  template <typename T>
+  size_t add(int64_t count) {
+    const size_t off = bytes_;
+    bytes_ += (size_t(count) * sizeof(T) + 63) / 64 * 64;
+    return off;
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  size_t bytes_ = 0;
+};
+
+// Scratch the calling thread keeps for its next call, so a training loop does not
+// page-fault its workspace in on every step; a huge one is freed on return.
+constexpr size_t kMaxKeptBytes = size_t(64) << 20;
+thread_local ScratchBuffer tls_workspace;
+
+class Workspace {
+ public:
+  explicit Workspace(size_t bytes)
+      : data_(static_cast<char*>(bytes <= kMaxKeptBytes ? tls_workspace.get(bytes) : own_.get(bytes))) {}
+  template <typename T>
+  T* at(size_t offset) const {
+    return reinterpret_cast<T*>(data_ + offset);
+  }
+
+ private:
+  ScratchBuffer own_;
+  char* data_;
+};
+
+// Rows [r0, r1) of xh (N*T, I+U), row n*T+t = [x_t, h_{t-1}] of sequence n with h_{-1} =
+// h0 (zeros when null): the left operand of both weight gradients at once.
+template <typename T>
+void gather_inputs(T* xh, const T* x, const T* y, const T* h0, int64_t TT, int64_t I, int64_t U,
+                   int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    T* row = xh + r * (I + U);
+    std::copy(x + r * I, x + (r + 1) * I, row);
+    const T* h_prev = r % TT ? y + (r - 1) * U : (h0 ? h0 + r / TT * U : nullptr);
+    if (h_prev) {
+      std::copy(h_prev, h_prev + U, row + I);
+    } else {
+      std::fill(row + I, row + I + U, T(0));
+    }
+  }
+}
+
+// dx (rows, I) += dz @ kernel^T and dweights (I+U, 4U) += xh^T @ dz, i.e. dkernel and
+// drecurrent_kernel from one product that reads dz once, on Eigen's threads.
+template <typename T>
+void input_and_weight_gradients(T* dx, T* dweights, const T* xh, const T* dz, const T* kernel,
+                                int64_t rows, int64_t I, int64_t U) {
+  const int64_t G = 4 * U;
+  gemm_accumulate<T>({dx, I, false}, {dz, G, false}, {kernel, G, true}, rows, I, G);
+  gemm_accumulate<T>({dweights, G, false}, {xh, I + U, true}, {dz, G, false}, I + U, G, rows);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- shapes
+namespace {
+
+void check_weights(const char* fn, int64_t I, int64_t U, const std::vector<int64_t>& kernel,
+                   const std::vector<int64_t>& recurrent_kernel, const std::vector<int64_t>& bias) {
+  if (recurrent_kernel[1] != 4 * recurrent_kernel[0]) {
+    fail(fn, ": argument 'recurrent_kernel' has shape ", shape_str(recurrent_kernel),
+         "; expected (U, 4U) for U hidden units, i.e. (", recurrent_kernel[0], ", ",
+         4 * recurrent_kernel[0], ")");
+  }
+  if (kernel[0] != I || kernel[1] != 4 * U) {
+    fail(fn, ": argument 'kernel' has shape ", shape_str(kernel), "; expected (I, 4U) = (", I,
+         ", ", 4 * U, ") for I=", I, " input features and U=", U, " units");
+  }
+  if (bias[0] != 4 * U) {
+    fail(fn, ": argument 'bias' has shape ", shape_str(bias), "; expected (4U,) = (", 4 * U,
+         ",) for U=", U, " units");
+  }
+}
+
+void check_state(const char* fn, const char* name, const std::vector<int64_t>& got, int64_t N,
+                 int64_t U) {
+  if (!got.empty() && (got[0] != N || got[1] != U)) {
+    fail(fn, ": argument '", name, "' has shape ", shape_str(got), "; expected (N, U) = (", N,
+         ", ", U, ") for batch N=", N, " and U=", U, " units");
+  }
+}
+
+}  // namespace
+
+LstmShape LstmShape::from_operands(const char* fn, bool cell, const std::vector<int64_t>& x,
+                                   const std::vector<int64_t>& h0,
+                                   const std::vector<int64_t>& c0,
+                                   const std::vector<int64_t>& kernel,
+                                   const std::vector<int64_t>& recurrent_kernel,
+                                   const std::vector<int64_t>& bias) {
+  LstmShape s{x[0], cell ? 1 : x[1], x.back(), recurrent_kernel[0]};
+  if (s.T == 0) {
+    fail(fn, ": argument 'x' has shape ", shape_str(x),
+         ", a sequence of length T=0; expected T >= 1 steps");
+  }
+  check_weights(fn, s.I, s.U, kernel, recurrent_kernel, bias);
+  check_state(fn, cell ? "h" : "h0", h0, s.N, s.U);
+  check_state(fn, cell ? "c" : "c0", c0, s.N, s.U);
+  checked_mul(checked_mul(s.N, s.T, fn), 4 * s.U, fn);  // the saved gates
+  return s;
+}
+
+void LstmShape::check_gradient(const char* fn, const char* name,
+                               const std::vector<int64_t>& got,
+                               const std::vector<int64_t>& expected) {
+  if (got != expected) {
+    fail(fn, ": argument '", name, "' has shape ", shape_str(got), "; expected ",
+         shape_str(expected), ", the shape of the forward output it is the gradient of");
+  }
+}
+
+int lstm_num_threads(const LstmShape& s) {
+  const int threads = get_num_threads();
+  // Below this many multiply-adds per step a second thread costs more in barriers
+  // than it saves.
+  constexpr int64_t kMinStepWork = 16 << 10;
+  if (s.N * 4 * s.U * std::max<int64_t>(s.U, 1) < kMinStepWork) return 1;
+  return int(std::max<int64_t>(1, std::min<int64_t>(threads, s.U)));
+}
+
+// ---------------------------------------------------------------- sequence
+template <typename T>
+void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
+                  const T* c0, const T* kernel, const T* recurrent_kernel, const T* bias,
+                  const LstmShape& s) {
+  const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
+  if (N == 0 || U == 0) return;
+  const int P = lstm_num_threads(s);
+  Carver plan;
+  const size_t w_off = plan.add<T>(packed_bound<T>(I, 4, U, P));
+  const size_t r_off = plan.add<T>(packed_bound<T>(U, 4, U, P));
+  const Workspace ws(plan.bytes());
+
+#pragma omp parallel num_threads(P)
+  {
+    const int team = team_size(), p = thread_id();
+    const UnitRange units = unit_range<T>(U, team, p);
+    const int64_t j0 = units.begin, L = units.size();
+    const Panels<T> wl{I, 4, U, j0, L}, rl{U, 4, U, j0, L};
+    T* wpack = ws.at<T>(w_off) + packed_offset<T>(I, 4, U, team, p);
+    T* rpack = ws.at<T>(r_off) + packed_offset<T>(U, 4, U, team, p);
+    pack_panels(wpack, kernel, G, 1, wl);
+    pack_panels(rpack, recurrent_kernel, G, 1, rl);
+    // Every step's input projection in one product: this thread's gate columns of
+    // x (N*T, I) @ kernel + bias. Steps then only add h_{t-1} @ recurrent_kernel.
+    panel_product(gates, G, bias, 0, x, I, N * TT, wpack, wl);
+    for (int64_t t = 0; t < TT; ++t) {
+      if (t > 0) {
+#pragma omp barrier
+      }  // every unit of h_{t-1} is written
+      T* zt = gates + t * G;
+      const T* h_prev = t > 0 ? y + (t - 1) * U : h0;
+      if (h_prev && L > 0) {
+        panel_product(zt, TT * G, zt, TT * G, h_prev, t > 0 ? TT * U : U, N, rpack, rl);
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t row = n * TT + t;
+        const T* c_prev = t > 0 ? cells + (row - 1) * U + j0 : (c0 ? c0 + n * U + j0 : nullptr);
+        gates_forward(zt + n * TT * G + j0, U, c_prev, cells + row * U + j0, y + row * U + j0, L);
+      }
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t last = (n * TT + TT - 1) * U + j0;
+      std::copy(y + last, y + last + L, h_n + n * U + j0);
+      std::copy(cells + last, cells + last + L, c_n + n * U + j0);
+    }
+  }
+}
+
+template <typename T>
+void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const T* cells,
+                   const T* y, const T* x, const T* h0, const T* c0, const T* kernel,
+                   const T* recurrent_kernel, const T* dy, const T* dh_n, const T* dc_n,
+                   const LstmShape& s) {
+  const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U, rows = N * TT;
+  if (N == 0 || U == 0) return;
+  const int P = lstm_num_threads(s);
+  Carver plan;
+  const size_t r_off = plan.add<T>(packed_bound<T>(G, 1, U, P));
+  const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
+  const size_t xh_off = plan.add<T>(checked_mul(rows, I + U, "lstm_backward"));
+  const Workspace ws(plan.bytes());
+  T* dh = ws.at<T>(dh_off);
+  T* dc = ws.at<T>(dc_off);
+  T* xh = ws.at<T>(xh_off);
+
+#pragma omp parallel num_threads(P)
+  {
+    const int team = team_size(), p = thread_id();
+    const UnitRange units = unit_range<T>(U, team, p);
+    const int64_t j0 = units.begin, j1 = units.end, L = units.size();
+    // dh = dz @ recurrent_kernel^T: this thread's dh columns are rows j0..j1 of the
+    // recurrent kernel, packed transposed (b(k, j) = recurrent_kernel[j, k]).
+    const Panels<T> rl{G, 1, 0, j0, L};
+    T* rpack = ws.at<T>(r_off) + packed_offset<T>(G, 1, U, team, p);
+    pack_panels(rpack, recurrent_kernel, 1, G, rl);
+    gather_inputs(xh, x, y, h0, TT, I, U, rows * p / team, rows * (p + 1) / team);
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t j = j0; j < j1; ++j) {
+        const T dy_last = dy ? dy[(n * TT + TT - 1) * U + j] : T(0);
+        dh[n * U + j] = dy_last + (dh_n ? dh_n[n * U + j] : T(0));
+        dc[n * U + j] = dc_n ? dc_n[n * U + j] : T(0);
+      }
+    }
+    for (int64_t t = TT - 1; t >= 0; --t) {
+      T* zt = gates + t * G;
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t row = n * TT + t;
+        const T* c_prev = t > 0 ? cells + (row - 1) * U + j0 : (c0 ? c0 + n * U + j0 : nullptr);
+        gates_backward(zt + n * TT * G + j0, dc + n * U + j0, dbias + j0, dh + n * U + j0,
+                       cells + row * U + j0, c_prev, U, L);
+      }
+#pragma omp barrier  // every unit's dz_t is written
+      if (L == 0) continue;
+      if (t > 0) {
+        panel_product(dh, U, dy ? dy + (t - 1) * U : nullptr, TT * U, zt, TT * G, N, rpack, rl);
+      } else {
+        panel_product(dh0, U, dh0, U, zt, TT * G, N, rpack, rl);
+      }
+    }
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = j0; j < j1; ++j) dc0[n * U + j] += dc[n * U + j];
+  }
+  // The input and weight gradients over all steps at once; dz is in `gates`.
+  input_and_weight_gradients(dx, dweights, xh, gates, kernel, rows, I, U);
+}
+
+// ---------------------------------------------------------------- cell
+namespace {
+
+// Runs f(units) on every thread of a team splitting the hidden units.
+template <typename T, typename F>
+void for_unit_slices(const LstmShape& s, F&& f) {
+  const int P = lstm_num_threads(s);
+#pragma omp parallel num_threads(P)
+  f(unit_range<T>(s.U, team_size(), thread_id()));
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_cell_forward(T* h_next, T* c_next, T* gates, const T* x, const T* h, const T* c,
+                       const T* kernel, const T* recurrent_kernel, const T* bias,
+                       const LstmShape& s) {
+  const int64_t N = s.N, I = s.I, U = s.U, G = 4 * U;
+  if (N == 0 || U == 0) return;
+  for (int64_t n = 0; n < N; ++n) std::copy(bias, bias + G, gates + n * G);
+  gemm_accumulate<T>({gates, G, false}, {x, I, false}, {kernel, G, false}, N, G, I);
+  if (h) gemm_accumulate<T>({gates, G, false}, {h, U, false}, {recurrent_kernel, G, false}, N, G, U);
+  for_unit_slices<T>(s, [&](UnitRange units) {
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t at = n * U + units.begin;
+      gates_forward(gates + n * G + units.begin, U, c ? c + at : nullptr, c_next + at,
+                    h_next + at, units.size());
+    }
+  });
+}
+
+template <typename T>
+void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, const T* c_next,
+                        const T* x, const T* h, const T* c, const T* kernel,
+                        const T* recurrent_kernel, const T* dh_next, const T* dc_next,
+                        const LstmShape& s) {
+  const int64_t N = s.N, I = s.I, U = s.U, G = 4 * U;
+  if (N == 0 || U == 0) return;
+  Carver plan;
+  const size_t zero_off = plan.add<T>(U);
+  const size_t xh_off = plan.add<T>(checked_mul(N, I + U, "lstm_cell_backward"));
+  const Workspace ws(plan.bytes());
+  T* zeros = ws.at<T>(zero_off);
+  T* xh = ws.at<T>(xh_off);
+  std::fill(zeros, zeros + U, T(0));
+  gather_inputs(xh, x, static_cast<const T*>(nullptr), h, 1, I, U, 0, N);
+  if (dc_next) {
+    for (int64_t k = 0; k < N * U; ++k) dc[k] += dc_next[k];
+  }
+  for_unit_slices<T>(s, [&](UnitRange units) {
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t at = n * U + units.begin;
+      gates_backward(gates + n * G + units.begin, dc + at, dbias + units.begin,
+                     dh_next ? dh_next + at : zeros + units.begin, c_next + at,
+                     c ? c + at : nullptr, U, units.size());
+    }
+  });
+  gemm_accumulate<T>({dh, U, false}, {gates, G, false}, {recurrent_kernel, G, true}, N, U, G);
+  input_and_weight_gradients(dx, dweights, xh, gates, kernel, N, I, U);
+}
+
+#define DLCORE_INSTANTIATE_LSTM(T)                                                          \
+  template void lstm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, \
+                                const T*, const T*, const LstmShape&);                      \
+  template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,      \
+                                 const T*, const T*, const T*, const T*, const T*, const T*, \
+                                 const T*, const LstmShape&);                               \
+  template void lstm_cell_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
+                                     const T*, const T*, const LstmShape&);                 \
+  template void lstm_cell_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, \
+                                      const T*, const T*, const T*, const T*, const T*,     \
+                                      const LstmShape&);
+DLCORE_INSTANTIATE_LSTM(float)
+DLCORE_INSTANTIATE_LSTM(double)
+#undef DLCORE_INSTANTIATE_LSTM
+
+}  // namespace dlcore

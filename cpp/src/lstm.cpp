@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include <Eigen/Core>
 #ifdef _OPENMP
@@ -58,48 +59,105 @@ struct Panels {
   }
 };
 
-// dst <- the panels of b, where b(k, col) = b[k * ldk + col * ldn]; padding columns are 0.
+// Copies the first n of W values; a fixed trip count keeps the compiler from turning
+// these few-element copies into memcpy calls.
+template <int W, typename T>
+void copy_first(T* dst, const T* src, int64_t n) {
+  for (int j = 0; j < W; ++j)
+    if (j < n) dst[j] = src[j];
+}
+
+// The first n lanes of a packet from and to memory (none for n <= 0, all for n >=
+// kPacket); the other lanes load as 0 and are not stored. AVX float has masked moves,
+// other packets go through a small copy.
 template <typename T>
-void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L) {
+Packet<T> load_first(const T* src, int64_t n) {
+  if (n >= kPacket<T>) return ei::ploadu<Packet<T>>(src);
+  if (n <= 0) return ei::pset1<Packet<T>>(T(0));
+#ifdef EIGEN_VECTORIZE_AVX
+  if constexpr (std::is_same_v<T, float> && kPacket<T> == 8) {  // Packet8f
+    return ei::ploadu<Packet<T>>(src, static_cast<uint8_t>((1u << n) - 1));
+  }
+#endif
+  T buf[kPacket<T>] = {};
+  copy_first<kPacket<T>>(buf, src, n);
+  return ei::ploadu<Packet<T>>(buf);
+}
+
+template <typename T>
+void store_first(T* dst, const Packet<T>& v, int64_t n) {
+  if (n >= kPacket<T>) return ei::pstoreu(dst, v);
+  if (n <= 0) return;
+#ifdef EIGEN_VECTORIZE_AVX
+  if constexpr (std::is_same_v<T, float> && kPacket<T> == 8) {  // Packet8f
+    return ei::pstoreu(dst, v, static_cast<uint8_t>((1u << n) - 1));
+  }
+#endif
+  T buf[kPacket<T>];
+  ei::pstoreu(buf, v);
+  copy_first<kPacket<T>>(dst, buf, n);
+}
+
+// PacketBlock<Packet> drops the vector type's may_alias attribute, harmlessly; Eigen's
+// own headers silence this warning the same way.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+// dst <- panels [first, last) of b, where b(k, col) = b[k * ldk + col * ldn] with either
+// ldn = 1 (b's rows run along k) or ldk = 1 (b is stored transposed); padding is 0.
+template <typename T>
+void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L,
+                 int64_t first, int64_t last) {
+  using P = Packet<T>;
+  constexpr int PS = kPacket<T>;
   constexpr int64_t W = kPanel<T>;
-  for (int64_t p = 0; p < L.count(); ++p) {
+  for (int64_t p = first; p < last; ++p) {
     const int64_t col = L.column(p), n = L.columns(p);
     T* out = dst + p * L.K * W;
-    for (int64_t k = 0; k < L.K; ++k) {
-      const T* src = b + k * ldk + col * ldn;
-      T* row = out + k * W;
-      if (ldn == 1) {
-        std::copy(src, src + n, row);
-      } else {
-        for (int64_t j = 0; j < n; ++j) row[j] = src[j * ldn];
+    int64_t k = 0;
+    if (ldn == 1) {
+      for (; k < L.K; ++k) {
+        for (int v = 0; v < kVectors; ++v) {
+          ei::pstore(out + k * W + v * PS, load_first(b + k * ldk + col + v * PS, n - v * PS));
+        }
       }
+    } else if (n == W) {
+      // Transposed: PS x PS blocks through registers. One k at a time would read PS rows
+      // of b a few bytes each, and rows 4 KB apart evict each other from L1.
+      for (; k + PS <= L.K; k += PS) {
+        for (int v = 0; v < kVectors; ++v) {
+          ei::PacketBlock<P> block;
+          for (int r = 0; r < PS; ++r) block.packet[r] = ei::ploadu<P>(b + (col + v * PS + r) * ldn + k);
+          ei::ptranspose(block);
+          for (int r = 0; r < PS; ++r) ei::pstore(out + (k + r) * W + v * PS, block.packet[r]);
+        }
+      }
+    }
+    for (; k < L.K; ++k) {  // what is left of a transposed one, a value at a time
+      T* row = out + k * W;
+      for (int64_t j = 0; j < n; ++j) row[j] = b[k * ldk + (col + j) * ldn];
       std::fill(row + n, row + W, T(0));
     }
   }
 }
+#pragma GCC diagnostic pop
 
 template <typename T>
+void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L) {
+  pack_panels(dst, b, ldk, ldn, L, 0, L.count());
+}
+
+// One row of a panel's tile: its first n columns (the rest of the panel is padding).
+template <typename T>
 void load_panel_row(Packet<T>* acc, const T* src, int64_t n) {
-  constexpr int PS = kPacket<T>;
-  if (!src) {
-    for (int v = 0; v < kVectors; ++v) acc[v] = ei::pset1<Packet<T>>(T(0));
-    return;
+  for (int v = 0; v < kVectors; ++v) {
+    acc[v] = src ? load_first(src + v * kPacket<T>, n - v * kPacket<T>)
+                 : ei::pset1<Packet<T>>(T(0));
   }
-  T buf[kPanel<T>] = {};
-  if (n < kPanel<T>) src = static_cast<const T*>(std::memcpy(buf, src, n * sizeof(T)));
-  for (int v = 0; v < kVectors; ++v) acc[v] = ei::ploadu<Packet<T>>(src + v * PS);
 }
 
 template <typename T>
 void store_panel_row(T* dst, const Packet<T>* acc, int64_t n) {
-  constexpr int PS = kPacket<T>;
-  if (n == kPanel<T>) {
-    for (int v = 0; v < kVectors; ++v) ei::pstoreu(dst + v * PS, acc[v]);
-    return;
-  }
-  T buf[kPanel<T>];
-  for (int v = 0; v < kVectors; ++v) ei::pstoreu(buf + v * PS, acc[v]);
-  std::memcpy(dst, buf, n * sizeof(T));
+  for (int v = 0; v < kVectors; ++v) store_first(dst + v * kPacket<T>, acc[v], n - v * kPacket<T>);
 }
 
 // c rows [0, MR) x panels [first, first + NP) = init + a @ b over all K.
@@ -215,41 +273,58 @@ struct GateMath {
   }
 };
 
+// The units [j, j + n) of a row, n <= kPacket: a full packet, or the row's last few
+// through the same arithmetic.
+template <typename T>
+struct Lanes {
+  int64_t j, n;
+  Packet<T> load(const T* row) const { return load_first(row + j, n); }
+  void store(T* row, const Packet<T>& v) const { store_first(row + j, v, n); }
+};
+
 // The forward of one packet of units: z* hold the pre-activations and receive the
 // activations (what the backward needs); c receives c_t, h receives h_t.
 template <typename T, bool HasPrev>
-void gates_forward_packet(T* zi, T* zf, T* zg, T* zo, const T* c_prev, T* c, T* h) {
+void gates_forward_packet(Lanes<T> at, T* zi, T* zf, T* zg, T* zo, const T* c_prev, T* c,
+                          T* h) {
   using M = GateMath<T>;
   using P = Packet<T>;
-  const P i = M::sigmoid(ei::ploadu<P>(zi)), f = M::sigmoid(ei::ploadu<P>(zf));
-  const P g = M::tanh(ei::ploadu<P>(zg)), o = M::sigmoid(ei::ploadu<P>(zo));
+  const P i = M::sigmoid(at.load(zi)), f = M::sigmoid(at.load(zf));
+  const P g = M::tanh(at.load(zg)), o = M::sigmoid(at.load(zo));
   const P ig = ei::pmul(i, g);
-  const P ct = HasPrev ? ei::pmadd(f, ei::ploadu<P>(c_prev), ig) : ig;
-  ei::pstoreu(zi, i);
-  ei::pstoreu(zf, f);
-  ei::pstoreu(zg, g);
-  ei::pstoreu(zo, o);
-  ei::pstoreu(c, ct);
-  ei::pstoreu(h, ei::pmul(o, M::tanh(ct)));
+  const P ct = HasPrev ? ei::pmadd(f, at.load(c_prev), ig) : ig;
+  at.store(zi, i);
+  at.store(zf, f);
+  at.store(zg, g);
+  at.store(zo, o);
+  at.store(c, ct);
+  at.store(h, ei::pmul(o, M::tanh(ct)));
 }
 
+// The backward of one packet: z* hold the activations and receive the gradients of the
+// pre-activations, which b* accumulate; dc holds dL/dc_t and receives dL/dc_{t-1}.
 template <typename T, bool HasPrev>
-void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
-  constexpr int PS = kPacket<T>;
-  int64_t j = 0;
-  for (; j + PS <= L; j += PS) {
-    gates_forward_packet<T, HasPrev>(z + j, z + U + j, z + 2 * U + j, z + 3 * U + j,
-                                     HasPrev ? c_prev + j : nullptr, c + j, h + j);
-  }
-  if (j == L) return;
-  const int64_t n = L - j;
-  T buf[7][PS] = {};  // i, f, g, o, c_prev, c, h
-  for (int q = 0; q < 4; ++q) std::copy(z + q * U + j, z + q * U + L, buf[q]);
-  if (HasPrev) std::copy(c_prev + j, c_prev + L, buf[4]);
-  gates_forward_packet<T, HasPrev>(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6]);
-  for (int q = 0; q < 4; ++q) std::copy(buf[q], buf[q] + n, z + q * U + j);
-  std::copy(buf[5], buf[5] + n, c + j);
-  std::copy(buf[6], buf[6] + n, h + j);
+void gates_backward_packet(Lanes<T> at, T* zi, T* zf, T* zg, T* zo, T* dc, T* bi, T* bf, T* bg,
+                           T* bo, const T* dh, const T* c, const T* c_prev) {
+  using P = Packet<T>;
+  const P one = ei::pset1<P>(T(1));
+  const P i = at.load(zi), f = at.load(zf), g = at.load(zg), o = at.load(zo), dht = at.load(dh);
+  const P tc = GateMath<T>::tanh(at.load(c));
+  const P dct = ei::pmadd(ei::pmul(dht, o), ei::psub(one, ei::pmul(tc, tc)), at.load(dc));
+  const P di = ei::pmul(ei::pmul(dct, g), ei::pmul(i, ei::psub(one, i)));
+  const P df = HasPrev ? ei::pmul(ei::pmul(dct, at.load(c_prev)), ei::pmul(f, ei::psub(one, f)))
+                       : ei::pset1<P>(T(0));
+  const P dg = ei::pmul(ei::pmul(dct, i), ei::psub(one, ei::pmul(g, g)));
+  const P dout = ei::pmul(ei::pmul(dht, tc), ei::pmul(o, ei::psub(one, o)));
+  at.store(zi, di);
+  at.store(zf, df);
+  at.store(zg, dg);
+  at.store(zo, dout);
+  at.store(bi, ei::padd(at.load(bi), di));
+  at.store(bf, ei::padd(at.load(bf), df));
+  at.store(bg, ei::padd(at.load(bg), dg));
+  at.store(bo, ei::padd(at.load(bo), dout));
+  at.store(dc, ei::pmul(dct, f));
 }
 
 // The fused gate pass of one row over L units: z points at the first unit's i gate, the
@@ -257,69 +332,14 @@ void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) 
 // activations i, f, g, o. c_prev null means zeros.
 template <typename T>
 void gates_forward(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
-  if (c_prev) {
-    gates_forward_row<T, true>(z, U, c_prev, c, h, L);
-  } else {
-    gates_forward_row<T, false>(z, U, nullptr, c, h, L);
+  for (int64_t j = 0; j < L; j += kPacket<T>) {
+    const Lanes<T> at{j, std::min<int64_t>(kPacket<T>, L - j)};
+    if (c_prev) {
+      gates_forward_packet<T, true>(at, z, z + U, z + 2 * U, z + 3 * U, c_prev, c, h);
+    } else {
+      gates_forward_packet<T, false>(at, z, z + U, z + 2 * U, z + 3 * U, nullptr, c, h);
+    }
   }
-}
-
-// The backward of one packet: z* hold the activations and receive the gradients of the
-// pre-activations, which b* accumulate; dc holds dL/dc_t and receives dL/dc_{t-1}.
-template <typename T, bool HasPrev>
-void gates_backward_packet(T* zi, T* zf, T* zg, T* zo, T* dc, T* bi, T* bf, T* bg, T* bo,
-                           const T* dh, const T* c, const T* c_prev) {
-  using P = Packet<T>;
-  const P one = ei::pset1<P>(T(1));
-  const P i = ei::ploadu<P>(zi), f = ei::ploadu<P>(zf), g = ei::ploadu<P>(zg);
-  const P o = ei::ploadu<P>(zo), dht = ei::ploadu<P>(dh);
-  const P tc = GateMath<T>::tanh(ei::ploadu<P>(c));
-  const P dct = ei::pmadd(ei::pmul(dht, o), ei::psub(one, ei::pmul(tc, tc)), ei::ploadu<P>(dc));
-  const P di = ei::pmul(ei::pmul(dct, g), ei::pmul(i, ei::psub(one, i)));
-  const P df = HasPrev ? ei::pmul(ei::pmul(dct, ei::ploadu<P>(c_prev)), ei::pmul(f, ei::psub(one, f)))
-                       : ei::pset1<P>(T(0));
-  const P dg = ei::pmul(ei::pmul(dct, i), ei::psub(one, ei::pmul(g, g)));
-  const P dout = ei::pmul(ei::pmul(dht, tc), ei::pmul(o, ei::psub(one, o)));
-  ei::pstoreu(zi, di);
-  ei::pstoreu(zf, df);
-  ei::pstoreu(zg, dg);
-  ei::pstoreu(zo, dout);
-  ei::pstoreu(bi, ei::padd(ei::ploadu<P>(bi), di));
-  ei::pstoreu(bf, ei::padd(ei::ploadu<P>(bf), df));
-  ei::pstoreu(bg, ei::padd(ei::ploadu<P>(bg), dg));
-  ei::pstoreu(bo, ei::padd(ei::ploadu<P>(bo), dout));
-  ei::pstoreu(dc, ei::pmul(dct, f));
-}
-
-template <typename T, bool HasPrev>
-void gates_backward_row(T* a, T* dc, T* dbias, const T* dh, const T* c, const T* c_prev,
-                        int64_t U, int64_t L) {
-  constexpr int PS = kPacket<T>;
-  int64_t j = 0;
-  for (; j + PS <= L; j += PS) {
-    gates_backward_packet<T, HasPrev>(a + j, a + U + j, a + 2 * U + j, a + 3 * U + j, dc + j,
-                                      dbias + j, dbias + U + j, dbias + 2 * U + j,
-                                      dbias + 3 * U + j, dh + j, c + j,
-                                      HasPrev ? c_prev + j : nullptr);
-  }
-  if (j == L) return;
-  const int64_t n = L - j;
-  T buf[12][PS] = {};  // i, f, g, o, dc, dbias i f g o, dh, c, c_prev
-  for (int q = 0; q < 4; ++q) {
-    std::copy(a + q * U + j, a + q * U + L, buf[q]);
-    std::copy(dbias + q * U + j, dbias + q * U + L, buf[5 + q]);
-  }
-  std::copy(dc + j, dc + L, buf[4]);
-  std::copy(dh + j, dh + L, buf[9]);
-  std::copy(c + j, c + L, buf[10]);
-  if (HasPrev) std::copy(c_prev + j, c_prev + L, buf[11]);
-  gates_backward_packet<T, HasPrev>(buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6],
-                                    buf[7], buf[8], buf[9], buf[10], buf[11]);
-  for (int q = 0; q < 4; ++q) {
-    std::copy(buf[q], buf[q] + n, a + q * U + j);
-    std::copy(buf[5 + q], buf[5 + q] + n, dbias + q * U + j);
-  }
-  std::copy(buf[4], buf[4] + n, dc + j);
 }
 
 // Backward of gates_forward for one row. a holds the activations (laid out as z above)
@@ -329,10 +349,16 @@ void gates_backward_row(T* a, T* dc, T* dbias, const T* dh, const T* c, const T*
 template <typename T>
 void gates_backward(T* a, T* dc, T* dbias, const T* dh, const T* c, const T* c_prev, int64_t U,
                     int64_t L) {
-  if (c_prev) {
-    gates_backward_row<T, true>(a, dc, dbias, dh, c, c_prev, U, L);
-  } else {
-    gates_backward_row<T, false>(a, dc, dbias, dh, c, nullptr, U, L);
+  T *b = dbias, *ai = a;
+  for (int64_t j = 0; j < L; j += kPacket<T>) {
+    const Lanes<T> at{j, std::min<int64_t>(kPacket<T>, L - j)};
+    if (c_prev) {
+      gates_backward_packet<T, true>(at, ai, ai + U, ai + 2 * U, ai + 3 * U, dc, b, b + U,
+                                     b + 2 * U, b + 3 * U, dh, c, c_prev);
+    } else {
+      gates_backward_packet<T, false>(at, ai, ai + U, ai + 2 * U, ai + 3 * U, dc, b, b + U,
+                                      b + 2 * U, b + 3 * U, dh, c, nullptr);
+    }
   }
 }
 
@@ -359,15 +385,14 @@ struct UnitRange {
 };
 
 // Thread p of P owns the hidden units [begin, end) and with them the four gate columns
-// of each; boundaries fall on a packet so every thread's slices start on one.
+// of each. A panel costs the same however few of its columns are used, so whole panels
+// are shared out, the spare ones to the first threads: the last thread, which gets the
+// partial panel and the gate pass's partial packet, gets fewer.
 template <typename T>
 UnitRange unit_range(int64_t U, int P, int p) {
-  const int64_t align = U >= int64_t(P) * kPacket<T> ? kPacket<T> : 1;
-  auto bound = [&](int q) {
-    if (q >= P) return U;
-    return std::min(U, (U * q / P + align / 2) / align * align);
-  };
-  return {bound(p), bound(p + 1)};
+  const int64_t panels = (U + kPanel<T> - 1) / kPanel<T>;
+  auto bound = [&](int q) { return std::min(U, (panels * q + P - 1) / P * kPanel<T>); };
+  return {bound(p), p + 1 == P ? U : bound(p + 1)};
 }
 
 // An upper bound of the packed size of one K-row weight matrix's slices over every
@@ -441,13 +466,12 @@ void gather_inputs(T* xh, const T* x, const T* y, const T* h0, int64_t TT, int64
   }
 }
 
-// dx (rows, I) += dz @ kernel^T and dweights (I+U, 4U) += xh^T @ dz, i.e. dkernel and
-// drecurrent_kernel from one product that reads dz once, on Eigen's threads.
+// dweights (I+U, 4U) += xh^T @ dz: dkernel and drecurrent_kernel from one product that
+// reads dz once, on Eigen's threads.
 template <typename T>
-void input_and_weight_gradients(T* dx, T* dweights, const T* xh, const T* dz, const T* kernel,
-                                int64_t rows, int64_t I, int64_t U) {
+void weight_gradients(T* dweights, const T* xh, const T* dz, int64_t rows, int64_t I,
+                      int64_t U) {
   const int64_t G = 4 * U;
-  gemm_accumulate<T>({dx, I, false}, {dz, G, false}, {kernel, G, true}, rows, I, G);
   gemm_accumulate<T>({dweights, G, false}, {xh, I + U, true}, {dz, G, false}, I + U, G, rows);
 }
 
@@ -516,7 +540,8 @@ int lstm_num_threads(const LstmShape& s) {
   // than it saves.
   constexpr int64_t kMinStepWork = 16 << 10;
   if (s.N * 4 * s.U * std::max<int64_t>(s.U, 1) < kMinStepWork) return 1;
-  return int(std::max<int64_t>(1, std::min<int64_t>(threads, s.U)));
+  const int64_t panels = (s.U + kPanel<float> - 1) / kPanel<float>;  // no thread without one
+  return int(std::max<int64_t>(1, std::min<int64_t>(threads, panels)));
 }
 
 // ---------------------------------------------------------------- sequence
@@ -580,6 +605,8 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
   const size_t r_off = plan.add<T>(packed_bound<T>(G, 1, U, P));
   const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
   const size_t xh_off = plan.add<T>(checked_mul(rows, I + U, "lstm_backward"));
+  const Panels<T> wl{G, 1, 0, 0, I};  // kernel^T (b(k, i) = kernel[i, k]) for dx
+  const size_t w_off = plan.add<T>(wl.size());
   const Workspace ws(plan.bytes());
   T* dh = ws.at<T>(dh_off);
   T* dc = ws.at<T>(dc_off);
@@ -595,7 +622,12 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
     const Panels<T> rl{G, 1, 0, j0, L};
     T* rpack = ws.at<T>(r_off) + packed_offset<T>(G, 1, U, team, p);
     pack_panels(rpack, recurrent_kernel, 1, G, rl);
-    gather_inputs(xh, x, y, h0, TT, I, U, rows * p / team, rows * (p + 1) / team);
+    // Every thread packs its share of kernel^T; the barriers of the steps come before
+    // anyone reads it.
+    T* wpack = ws.at<T>(w_off);
+    pack_panels(wpack, kernel, 1, G, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
+    const int64_t r0 = rows * p / team, r1 = rows * (p + 1) / team;
+    gather_inputs(xh, x, y, h0, TT, I, U, r0, r1);
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t j = j0; j < j1; ++j) {
         const T dy_last = dy ? dy[(n * TT + TT - 1) * U + j] : T(0);
@@ -621,9 +653,12 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
     }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t j = j0; j < j1; ++j) dc0[n * U + j] += dc[n * U + j];
+    // dx = dz @ kernel^T over all steps at once (every dz is written: the last step's
+    // barrier is behind us), this thread's rows.
+    panel_product(dx + r0 * I, I, dx + r0 * I, I, gates + r0 * G, G, r1 - r0, wpack, wl);
   }
-  // The input and weight gradients over all steps at once; dz is in `gates`.
-  input_and_weight_gradients(dx, dweights, xh, gates, kernel, rows, I, U);
+  // The weight gradients over all steps at once; dz is in `gates`.
+  weight_gradients(dweights, xh, gates, rows, I, U);
 }
 
 // ---------------------------------------------------------------- cell
@@ -684,7 +719,8 @@ void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, co
     }
   });
   gemm_accumulate<T>({dh, U, false}, {gates, G, false}, {recurrent_kernel, G, true}, N, U, G);
-  input_and_weight_gradients(dx, dweights, xh, gates, kernel, N, I, U);
+  gemm_accumulate<T>({dx, I, false}, {gates, G, false}, {kernel, G, true}, N, I, G);
+  weight_gradients(dweights, xh, gates, N, I, U);
 }
 
 #define DLCORE_INSTANTIATE_LSTM(T)                                                          \

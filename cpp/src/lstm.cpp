@@ -160,36 +160,44 @@ void store_panel_row(T* dst, const Packet<T>* acc, int64_t n) {
   for (int v = 0; v < kVectors; ++v) store_first(dst + v * kPacket<T>, acc[v], n - v * kPacket<T>);
 }
 
-// c rows [0, MR) x panels [first, first + NP) = init + a @ b over all K.
+// Where NP consecutive panels start in the packed operand and land in the product;
+// worked out once per panel, not per tile (it takes integer divisions).
+template <typename T, int NP>
+struct PanelGroup {
+  const T* b[NP];
+  int64_t col[NP], ncol[NP];
+
+  PanelGroup(const T* packed, int64_t first, const Panels<T>& L) {
+    for (int q = 0; q < NP; ++q) {
+      b[q] = packed + (first + q) * L.K * kPanel<T>;
+      col[q] = L.column(first + q);
+      ncol[q] = L.columns(first + q);
+    }
+  }
+};
+
+// c rows [0, MR) x the group's panels = init + a @ b over all K.
 template <typename T, int MR, int NP>
-void tile(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
-          const T* packed, int64_t first, const Panels<T>& L) {
+void tile(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda, int64_t K,
+          const PanelGroup<T, NP>& g) {
   using P = Packet<T>;
   constexpr int PS = kPacket<T>, NV = kVectors;
   constexpr int64_t W = kPanel<T>;
-  const int64_t K = L.K;
-  int64_t col[NP], ncol[NP];
-  const T* b[NP];
-  for (int q = 0; q < NP; ++q) {
-    col[q] = L.column(first + q);
-    ncol[q] = L.columns(first + q);
-    b[q] = packed + (first + q) * K * W;
-  }
   P acc[MR][NP * NV];
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NP; ++q)
-      load_panel_row<T>(acc[r] + q * NV, init ? init + r * ldi + col[q] : nullptr, ncol[q]);
+      load_panel_row<T>(acc[r] + q * NV, init ? init + r * ldi + g.col[q] : nullptr, g.ncol[q]);
   for (int64_t k = 0; k < K; ++k) {
     P bk[NP * NV];
     for (int q = 0; q < NP; ++q)
-      for (int v = 0; v < NV; ++v) bk[q * NV + v] = ei::pload<P>(b[q] + k * W + v * PS);
+      for (int v = 0; v < NV; ++v) bk[q * NV + v] = ei::pload<P>(g.b[q] + k * W + v * PS);
     for (int r = 0; r < MR; ++r) {
       const P ar = ei::pset1<P>(a[r * lda + k]);
       for (int x = 0; x < NP * NV; ++x) acc[r][x] = ei::pmadd(ar, bk[x], acc[r][x]);
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NP; ++q) store_panel_row<T>(c + r * ldc + col[q], acc[r] + q * NV, ncol[q]);
+    for (int q = 0; q < NP; ++q) store_panel_row<T>(c + r * ldc + g.col[q], acc[r] + q * NV, g.ncol[q]);
 }
 
 // Every panel over MR rows, NP panels at a time.
@@ -197,8 +205,12 @@ template <typename T, int MR, int NP>
 void panel_sweep(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
                  const T* packed, const Panels<T>& L) {
   int64_t p = 0;
-  for (; p + NP <= L.count(); p += NP) tile<T, MR, NP>(c, ldc, init, ldi, a, lda, packed, p, L);
-  for (; p < L.count(); ++p) tile<T, MR, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+  for (; p + NP <= L.count(); p += NP) {
+    tile<T, MR, NP>(c, ldc, init, ldi, a, lda, L.K, PanelGroup<T, NP>(packed, p, L));
+  }
+  for (; p < L.count(); ++p) {
+    tile<T, MR, 1>(c, ldc, init, ldi, a, lda, L.K, PanelGroup<T, 1>(packed, p, L));
+  }
 }
 
 // Fewer than kRows rows (a small batch; batch 1 is a matrix-vector product): wider tiles
@@ -218,13 +230,13 @@ void short_panel_sweep(int64_t rows, T* c, int64_t ldc, const T* init, int64_t l
 
 template <typename T>
 void tail_tile(int64_t rows, T* c, int64_t ldc, const T* init, int64_t ldi, const T* a,
-               int64_t lda, const T* packed, int64_t p, const Panels<T>& L) {
+               int64_t lda, int64_t K, const PanelGroup<T, 1>& g) {
   switch (rows) {
-    case 1: return tile<T, 1, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
-    case 2: return tile<T, 2, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
-    case 3: return tile<T, 3, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
-    case 4: return tile<T, 4, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
-    case 5: return tile<T, 5, 1>(c, ldc, init, ldi, a, lda, packed, p, L);
+    case 1: return tile<T, 1, 1>(c, ldc, init, ldi, a, lda, K, g);
+    case 2: return tile<T, 2, 1>(c, ldc, init, ldi, a, lda, K, g);
+    case 3: return tile<T, 3, 1>(c, ldc, init, ldi, a, lda, K, g);
+    case 4: return tile<T, 4, 1>(c, ldc, init, ldi, a, lda, K, g);
+    case 5: return tile<T, 5, 1>(c, ldc, init, ldi, a, lda, K, g);
     default: return;
   }
 }
@@ -240,14 +252,15 @@ void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, in
   for (int64_t r0 = 0; r0 < M; r0 += block) {
     const int64_t r1 = std::min(M, r0 + block);
     for (int64_t p = 0; p < L.count(); ++p) {
+      const PanelGroup<T, 1> g(packed, p, L);
       int64_t r = r0;
       for (; r + kRows <= r1; r += kRows) {
         tile<T, kRows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
-                          lda, packed, p, L);
+                          lda, L.K, g);
       }
       if (r < r1) {
-        tail_tile<T>(r1 - r, c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
-                     lda, packed, p, L);
+        tail_tile<T>(r1 - r, c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi,
+                     a + r * lda, lda, L.K, g);
       }
     }
   }

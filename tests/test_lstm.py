@@ -163,7 +163,8 @@ def test_cell_steps_equal_the_sequence(rng, dtype):
 # ------------------------------------------------------------------ threads, dtypes, layouts
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("N,T,I,U", [(8, 5, 12, 40), (1, 4, 8, 70), (33, 3, 5, 64)])
+# Shapes big enough for two threads (at least two panels of 16 units each).
+@pytest.mark.parametrize("N,T,I,U", [(8, 5, 12, 72), (1, 4, 8, 70), (33, 3, 5, 64)])
 def test_lstm_one_and_two_threads_agree(rng, threads, N, T, I, U, dtype):
     args = lstm_inputs(rng, N, T, I, U, dtype)
     dy, dh_n, dc_n = incoming(rng, N, T, U, dtype)
@@ -185,8 +186,8 @@ def test_lstm_one_and_two_threads_agree(rng, threads, N, T, I, U, dtype):
 
 def test_lstm_is_deterministic(rng, threads):
     ops.set_num_threads(2)
-    args = lstm_inputs(rng, 16, 10, 24, 48, np.float32)
-    dy = incoming(rng, 16, 10, 48, np.float32)[0]
+    args = lstm_inputs(rng, 16, 10, 24, 64, np.float32)  # two threads' worth
+    dy = incoming(rng, 16, 10, 64, np.float32)[0]
     runs = []
     for _ in range(2):
         y, h_n, c_n, cache = ops.lstm_forward(*args)

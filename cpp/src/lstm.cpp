@@ -723,7 +723,7 @@ namespace {
 // Runs f(units) on every thread of a team splitting the hidden units.
 template <typename T, typename F>
 void for_unit_slices(const LstmShape& s, F&& f) {
-  const int P = lstm_num_threads(s);
+  [[maybe_unused]] const int P = lstm_num_threads(s);  // used by the pragma only
 #pragma omp parallel num_threads(P)
   f(unit_range<T>(s.U, team_size(), thread_id()));
 }

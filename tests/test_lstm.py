@@ -109,7 +109,8 @@ def test_lstm_gradients_finite_differences(rng, states):
         y, h_n, c_n, _ = ops.lstm_forward(x, h0, c0, kernel, rec, bias)
         return float((y * wy).sum() + (h_n * wh).sum() + (c_n * wc).sum())
 
-    grads = dict(zip(GRADS, ops.lstm_backward(wy, wh, wc, ops.lstm_forward(x, h0, c0, kernel, rec, bias)[3])))
+    cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias)[3]
+    grads = dict(zip(GRADS, ops.lstm_backward(wy, wh, wc, cache)))
     inputs = {"dx": x, "dkernel": kernel, "drecurrent_kernel": rec, "dbias": bias}
     if states:
         inputs.update(dh0=h0, dc0=c0)
@@ -304,15 +305,18 @@ def test_lstm_backward_rejects_what_is_not_its_cache(rng, bad, name):
     x, h0, c0, kernel, rec, bias = lstm_inputs(rng, 2, 3, 4, 5)
     if isinstance(bad, str):
         bad = ops.lstm_cell_forward(x[:, 0], h0, c0, kernel, rec, bias)[2]
-    with pytest.raises(TypeError, match=rf"'cache' must be the LstmCache returned by lstm_forward, got {name}"):
+    msg = rf"'cache' must be the LstmCache returned by lstm_forward, got {name}"
+    with pytest.raises(TypeError, match=msg):
         ops.lstm_backward(None, None, None, bad)
 
 
 def test_lstm_cell_backward_rejects_a_sequence_cache(rng):
     cache = ops.lstm_forward(*lstm_inputs(rng, 2, 3, 4, 5))[3]
-    with pytest.raises(TypeError, match=r"must be the LstmCellCache returned by lstm_cell_forward, got LstmCache"):
+    msg = r"must be the LstmCellCache returned by lstm_cell_forward, got LstmCache"
+    with pytest.raises(TypeError, match=msg):
         ops.lstm_cell_backward(None, None, cache)
-    cell = ops.lstm_cell_forward(*[a[:, 0] if a.ndim == 3 else a for a in lstm_inputs(rng, 2, 1, 4, 5)])[2]
+    x, h, c, kernel, rec, bias = lstm_inputs(rng, 2, 1, 4, 5)
+    cell = ops.lstm_cell_forward(x[:, 0], h, c, kernel, rec, bias)[2]
     ops.lstm_cell_backward(None, None, cell)
     with pytest.raises(ValueError, match=r"already used"):
         ops.lstm_cell_backward(None, None, cell)
@@ -371,7 +375,8 @@ def test_lstm_cell_forward_rejects_bad_shapes(rng, name, value, msg):
 def test_lstm_forward_rejects_none_and_non_numeric(rng, name):
     args = good(rng)
     args[name] = None
-    with pytest.raises(TypeError, match=rf"lstm_forward: argument '{name}' must be an array, got None"):
+    msg = rf"lstm_forward: argument '{name}' must be an array, got None"
+    with pytest.raises(TypeError, match=msg):
         ops.lstm_forward(*args.values())
     args[name] = np.ones((2, 2), np.complex64)
     with pytest.raises(TypeError, match=rf"argument '{name}' has dtype complex64"):

@@ -71,8 +71,8 @@ ForwardOperands forward_operands(const char* fn, bool cell, py::handle x_obj, py
   o.shape = LstmShape::from_operands(fn, cell, shape_of(o.x), optional_shape(o.h0),
                                      optional_shape(o.c0), shape_of(o.kernel),
                                      shape_of(o.recurrent_kernel), shape_of(o.bias));
-  o.type = common_float_type({&o.x, &o.kernel, &o.recurrent_kernel, &o.bias, o.h0 ? &*o.h0 : nullptr,
-                              o.c0 ? &*o.c0 : nullptr});
+  o.type = common_float_type({&o.x, &o.kernel, &o.recurrent_kernel, &o.bias,
+                              o.h0 ? &*o.h0 : nullptr, o.c0 ? &*o.c0 : nullptr});
   return o;
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <type_traits>
 
 #include <Eigen/Core>
@@ -27,9 +26,9 @@ namespace ei = Eigen::internal;
 // The weights do not change across steps, so each thread packs its slice once per call
 // into panels of kPanel columns stored k-major (K rows of kPanel values), and a small
 // register-tiled kernel streams a panel with aligned loads while broadcasting the other
-// operand straight from its rows. The same kernel runs the input projection (its tile
-// starts from the bias, so the gates buffer needs no initialising pass) and the
-// backward's dh = dz @ recurrent_kernel^T.
+// operand straight from its rows. The same kernel runs the input projection (the bias
+// enters as each tile's init, so the gates buffer needs no initialising pass), the
+// backward's dh = dz @ recurrent_kernel^T and dx = dz @ kernel^T.
 
 template <typename T>
 using Packet = typename ei::packet_traits<T>::type;
@@ -126,7 +125,9 @@ void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& 
       for (; k + PS <= L.K; k += PS) {
         for (int v = 0; v < kVectors; ++v) {
           ei::PacketBlock<P> block;
-          for (int r = 0; r < PS; ++r) block.packet[r] = ei::ploadu<P>(b + (col + v * PS + r) * ldn + k);
+          for (int r = 0; r < PS; ++r) {
+            block.packet[r] = ei::ploadu<P>(b + (col + v * PS + r) * ldn + k);
+          }
           ei::ptranspose(block);
           for (int r = 0; r < PS; ++r) ei::pstore(out + (k + r) * W + v * PS, block.packet[r]);
         }
@@ -149,10 +150,7 @@ void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& 
 // One row of a panel's tile: its first n columns (the rest of the panel is padding).
 template <typename T>
 void load_panel_row(Packet<T>* acc, const T* src, int64_t n) {
-  for (int v = 0; v < kVectors; ++v) {
-    acc[v] = src ? load_first(src + v * kPacket<T>, n - v * kPacket<T>)
-                 : ei::pset1<Packet<T>>(T(0));
-  }
+  for (int v = 0; v < kVectors; ++v) acc[v] = load_first(src + v * kPacket<T>, n - v * kPacket<T>);
 }
 
 template <typename T>
@@ -193,7 +191,7 @@ void tile(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda
     for (int r = 0; r < MR; ++r)
       for (int q = 0; q < NP; ++q) {
         ei::prefetch(init + r * ldi + g.col[q]);
-        ei::prefetch(init + r * ldi + g.col[q] + W - 1);
+        ei::prefetch(init + r * ldi + g.col[q] + g.ncol[q] - 1);
       }
   }
   for (int64_t k = 0; k < K; ++k) {
@@ -214,7 +212,9 @@ void tile(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda
       }
   }
   for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NP; ++q) store_panel_row<T>(c + r * ldc + g.col[q], acc[r] + q * NV, g.ncol[q]);
+    for (int q = 0; q < NP; ++q) {
+      store_panel_row<T>(c + r * ldc + g.col[q], acc[r] + q * NV, g.ncol[q]);
+    }
 }
 
 // Every panel over MR rows, NP panels at a time.
@@ -350,8 +350,8 @@ EIGEN_STRONG_INLINE void gates_backward_packet(Lanes at, T* zi, T* zf, T* zg, T*
   const P tc = GateMath<T>::tanh(at.load(c));
   const P dct = ei::pmadd(ei::pmul(dht, o), ei::psub(one, ei::pmul(tc, tc)), at.load(dc));
   const P di = ei::pmul(ei::pmul(dct, g), ei::pmul(i, ei::psub(one, i)));
-  const P df = HasPrev ? ei::pmul(ei::pmul(dct, at.load(c_prev)), ei::pmul(f, ei::psub(one, f)))
-                       : ei::pset1<P>(T(0));
+  const P dcf = HasPrev ? ei::pmul(dct, at.load(c_prev)) : ei::pset1<P>(T(0));
+  const P df = ei::pmul(dcf, ei::pmul(f, ei::psub(one, f)));
   const P dg = ei::pmul(ei::pmul(dct, i), ei::psub(one, ei::pmul(g, g)));
   const P dout = ei::pmul(ei::pmul(dht, tc), ei::pmul(o, ei::psub(one, o)));
   at.store(zi, di);
@@ -372,7 +372,8 @@ template <typename T, bool HasPrev>
 void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
   int64_t j = 0;
   for (; j + kPacket<T> <= L; j += kPacket<T>) {
-    gates_forward_packet<T, HasPrev>(FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev, c, h);
+    gates_forward_packet<T, HasPrev>(FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev,
+                                     c, h);
   }
   if (j < L) {
     gates_forward_packet<T, HasPrev>(PartialPacket<T>{j, L - j}, z, z + U, z + 2 * U, z + 3 * U,
@@ -471,8 +472,8 @@ int64_t packed_offset(int64_t K, int64_t groups, int64_t U, int P, int p) {
   return off;
 }
 
-// Carves 64-byte aligned pieces out of one scratch buffer.
-class Carver {
+// Offsets of 64-byte aligned pieces of one scratch buffer.
+class WorkspaceLayout {
  public:
   template <typename T>
   size_t add(int64_t count) {
@@ -494,7 +495,8 @@ thread_local ScratchBuffer tls_workspace;
 class Workspace {
  public:
   explicit Workspace(size_t bytes)
-      : data_(static_cast<char*>(bytes <= kMaxKeptBytes ? tls_workspace.get(bytes) : own_.get(bytes))) {}
+      : data_(static_cast<char*>(bytes <= kMaxKeptBytes ? tls_workspace.get(bytes)
+                                                        : own_.get(bytes))) {}
   template <typename T>
   T* at(size_t offset) const {
     return reinterpret_cast<T*>(data_ + offset);
@@ -522,6 +524,29 @@ void gather_inputs(T* xh, const T* x, const T* y, const T* h0, int64_t TT, int64
   }
 }
 
+// c_{t-1} for row n*T+t of the cells (N*T, U) from unit j0 on: the cell of the step
+// before, c0 at t = 0, null (zeros) when c0 is.
+template <typename T>
+const T* cell_before(const T* cells, const T* c0, int64_t row, int64_t t, int64_t n,
+                     int64_t U, int64_t j0) {
+  if (t > 0) return cells + (row - 1) * U + j0;
+  return c0 ? c0 + n * U + j0 : nullptr;
+}
+
+// dL/dh and dL/dc of the last step for the units [j0, j1): dy's last step plus dh_n, and
+// dc_n; each of them null means zeros.
+template <typename T>
+void last_step_gradients(T* dh, T* dc, const T* dy, const T* dh_n, const T* dc_n, int64_t N,
+                         int64_t TT, int64_t U, int64_t j0, int64_t j1) {
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const T dy_last = dy ? dy[(n * TT + TT - 1) * U + j] : T(0);
+      dh[n * U + j] = dy_last + (dh_n ? dh_n[n * U + j] : T(0));
+      dc[n * U + j] = dc_n ? dc_n[n * U + j] : T(0);
+    }
+  }
+}
+
 // dweights (I+U, 4U) += xh^T @ dz: dkernel and drecurrent_kernel from one product that
 // reads dz once, on Eigen's threads.
 template <typename T>
@@ -537,7 +562,8 @@ void weight_gradients(T* dweights, const T* xh, const T* dz, int64_t rows, int64
 namespace {
 
 void check_weights(const char* fn, int64_t I, int64_t U, const std::vector<int64_t>& kernel,
-                   const std::vector<int64_t>& recurrent_kernel, const std::vector<int64_t>& bias) {
+                   const std::vector<int64_t>& recurrent_kernel,
+                   const std::vector<int64_t>& bias) {
   if (recurrent_kernel[1] != 4 * recurrent_kernel[0]) {
     fail(fn, ": argument 'recurrent_kernel' has shape ", shape_str(recurrent_kernel),
          "; expected (U, 4U) for U hidden units, i.e. (", recurrent_kernel[0], ", ",
@@ -608,7 +634,7 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
   if (N == 0 || U == 0) return;
   const int P = lstm_num_threads(s);
-  Carver plan;
+  WorkspaceLayout plan;
   const size_t w_off = plan.add<T>(packed_bound<T>(I, 4, U, P));
   const size_t r_off = plan.add<T>(packed_bound<T>(U, 4, U, P));
   const Workspace ws(plan.bytes());
@@ -628,8 +654,8 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
     panel_product(gates, G, bias, 0, x, I, N * TT, wpack, wl);
     for (int64_t t = 0; t < TT; ++t) {
       if (t > 0) {
-#pragma omp barrier
-      }  // every unit of h_{t-1} is written
+#pragma omp barrier  // every unit of h_{t-1} is written
+      }
       T* zt = gates + t * G;
       const T* h_prev = t > 0 ? y + (t - 1) * U : h0;
       if (h_prev && L > 0) {
@@ -637,7 +663,7 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
       }
       for (int64_t n = 0; n < N; ++n) {
         const int64_t row = n * TT + t;
-        const T* c_prev = t > 0 ? cells + (row - 1) * U + j0 : (c0 ? c0 + n * U + j0 : nullptr);
+        const T* c_prev = cell_before(cells, c0, row, t, n, U, j0);
         gates_forward(zt + n * TT * G + j0, U, c_prev, cells + row * U + j0, y + row * U + j0, L);
       }
     }
@@ -657,7 +683,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U, rows = N * TT;
   if (N == 0 || U == 0) return;
   const int P = lstm_num_threads(s);
-  Carver plan;
+  WorkspaceLayout plan;
   const size_t r_off = plan.add<T>(packed_bound<T>(G, 1, U, P));
   const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
   const size_t xh_off = plan.add<T>(checked_mul(rows, I + U, "lstm_backward"));
@@ -684,18 +710,12 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
     pack_panels(wpack, kernel, 1, G, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
     const int64_t r0 = rows * p / team, r1 = rows * (p + 1) / team;
     gather_inputs(xh, x, y, h0, TT, I, U, r0, r1);
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t j = j0; j < j1; ++j) {
-        const T dy_last = dy ? dy[(n * TT + TT - 1) * U + j] : T(0);
-        dh[n * U + j] = dy_last + (dh_n ? dh_n[n * U + j] : T(0));
-        dc[n * U + j] = dc_n ? dc_n[n * U + j] : T(0);
-      }
-    }
+    last_step_gradients(dh, dc, dy, dh_n, dc_n, N, TT, U, j0, j1);
     for (int64_t t = TT - 1; t >= 0; --t) {
       T* zt = gates + t * G;
       for (int64_t n = 0; n < N; ++n) {
         const int64_t row = n * TT + t;
-        const T* c_prev = t > 0 ? cells + (row - 1) * U + j0 : (c0 ? c0 + n * U + j0 : nullptr);
+        const T* c_prev = cell_before(cells, c0, row, t, n, U, j0);
         gates_backward(zt + n * TT * G + j0, dc + n * U + j0, dbias + j0, dh + n * U + j0,
                        cells + row * U + j0, c_prev, U, L);
       }
@@ -738,7 +758,9 @@ void lstm_cell_forward(T* h_next, T* c_next, T* gates, const T* x, const T* h, c
   if (N == 0 || U == 0) return;
   for (int64_t n = 0; n < N; ++n) std::copy(bias, bias + G, gates + n * G);
   gemm_accumulate<T>({gates, G, false}, {x, I, false}, {kernel, G, false}, N, G, I);
-  if (h) gemm_accumulate<T>({gates, G, false}, {h, U, false}, {recurrent_kernel, G, false}, N, G, U);
+  if (h) {
+    gemm_accumulate<T>({gates, G, false}, {h, U, false}, {recurrent_kernel, G, false}, N, G, U);
+  }
   for_unit_slices<T>(s, [&](UnitRange units) {
     for (int64_t n = 0; n < N; ++n) {
       const int64_t at = n * U + units.begin;
@@ -755,7 +777,7 @@ void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, co
                         const LstmShape& s) {
   const int64_t N = s.N, I = s.I, U = s.U, G = 4 * U;
   if (N == 0 || U == 0) return;
-  Carver plan;
+  WorkspaceLayout plan;
   const size_t zero_off = plan.add<T>(U);
   const size_t xh_off = plan.add<T>(checked_mul(N, I + U, "lstm_cell_backward"));
   const Workspace ws(plan.bytes());

@@ -93,9 +93,10 @@ T* mutable_data_of(py::array& a) {
   return static_cast<T*>(a.mutable_data());
 }
 
-// The saved state, with the inputs converted once to T.
+// The inputs converted once to T, and room for what the forward saves: gates and cells
+// shaped like x with 4U and U features.
 template <typename T>
-void keep_inputs(LstmState& state, const ForwardOperands& o) {
+void start_state(LstmState& state, const ForwardOperands& o) {
   state.shape = o.shape;
   state.type = o.type;
   state.x = as_c_array<T>(o.x);
@@ -103,6 +104,11 @@ void keep_inputs(LstmState& state, const ForwardOperands& o) {
   state.recurrent_kernel = as_c_array<T>(o.recurrent_kernel);
   state.h0 = optional_c_array<T>(o.h0);
   state.c0 = optional_c_array<T>(o.c0);
+  std::vector<int64_t> shape = shape_of(o.x);
+  shape.back() = 4 * o.shape.U;
+  state.gates = new_array<T>(shape);
+  shape.back() = o.shape.U;
+  state.cells = new_array<T>(shape);
 }
 
 template <typename Cache>
@@ -131,11 +137,27 @@ py::object gradient_arg(const char* fn, const char* name, py::handle obj,
   return as_c_array<T>(a);
 }
 
-// dkernel and drecurrent_kernel as the two C-contiguous row blocks of the kernels' one
-// (I+U, 4U) buffer.
-std::pair<py::array, py::array> split_weight_gradients(const py::array& dweights, int64_t I) {
-  return {dweights[py::slice(0, I, 1)], dweights[py::slice(I, dweights.shape(0), 1)]};
-}
+// A backward's results, zeroed (the kernels accumulate): dx shaped like the input, the
+// two state gradients (N, U), the weight gradients as the kernels' one (I+U, 4U) buffer
+// and dbias.
+template <typename T>
+struct Gradients {
+  py::array dx, dh, dc, dweights, dbias;
+
+  Gradients(const std::vector<int64_t>& x_shape, const LstmShape& s)
+      : dx(new_zeros<T>(x_shape)),
+        dh(new_zeros<T>({s.N, s.U})),
+        dc(new_zeros<T>({s.N, s.U})),
+        dweights(new_zeros<T>({s.I + s.U, 4 * s.U})),
+        dbias(new_zeros<T>({4 * s.U})) {}
+
+  // (dx, dh, dc, dkernel, drecurrent_kernel, dbias): dkernel and drecurrent_kernel are
+  // the two C-contiguous row blocks of dweights.
+  py::tuple result(int64_t I) const {
+    return py::make_tuple(dx, dh, dc, dweights[py::slice(0, I, 1)],
+                          dweights[py::slice(I, dweights.shape(0), 1)], dbias);
+  }
+};
 
 py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
                        py::handle kernel_obj, py::handle rec_obj, py::handle bias_obj) {
@@ -145,11 +167,9 @@ py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
     using T = decltype(zero);
     const LstmShape& s = o.shape;
     LstmCache cache;
-    keep_inputs<T>(cache, o);
+    start_state<T>(cache, o);
     auto bias = as_c_array<T>(o.bias);
     cache.y = new_array<T>({s.N, s.T, s.U});
-    cache.gates = new_array<T>({s.N, s.T, 4 * s.U});
-    cache.cells = new_array<T>({s.N, s.T, s.U});
     py::array h_n = new_array<T>({s.N, s.U}), c_n = new_array<T>({s.N, s.U});
     {
       py::gil_scoped_release release;
@@ -174,23 +194,19 @@ py::tuple lstm_backward(py::handle dy_obj, py::handle dh_n_obj, py::handle dc_n_
     py::object dy = gradient_arg<T>(fn, "dy", dy_obj, {s.N, s.T, s.U});
     py::object dh_n = gradient_arg<T>(fn, "dh_n", dh_n_obj, {s.N, s.U});
     py::object dc_n = gradient_arg<T>(fn, "dc_n", dc_n_obj, {s.N, s.U});
-    py::array dx = new_zeros<T>({s.N, s.T, s.I});
-    py::array dh0 = new_zeros<T>({s.N, s.U}), dc0 = new_zeros<T>({s.N, s.U});
-    py::array dweights = new_zeros<T>({s.I + s.U, 4 * s.U});
-    py::array dbias = new_zeros<T>({4 * s.U});
+    Gradients<T> g({s.N, s.T, s.I}, s);
     cache.used = true;
     {
       py::gil_scoped_release release;
       dlcore::lstm_backward<T>(
-          mutable_data_of<T>(dx), mutable_data_of<T>(dh0), mutable_data_of<T>(dc0),
-          mutable_data_of<T>(dweights), mutable_data_of<T>(dbias),
+          mutable_data_of<T>(g.dx), mutable_data_of<T>(g.dh), mutable_data_of<T>(g.dc),
+          mutable_data_of<T>(g.dweights), mutable_data_of<T>(g.dbias),
           mutable_data_of<T>(cache.gates), data_of<T>(cache.cells), data_of<T>(cache.y),
           data_of<T>(cache.x), data_of<T>(cache.h0), data_of<T>(cache.c0),
           data_of<T>(cache.kernel), data_of<T>(cache.recurrent_kernel), data_of<T>(dy),
           data_of<T>(dh_n), data_of<T>(dc_n), s);
     }
-    auto [dkernel, drec] = split_weight_gradients(dweights, s.I);
-    return py::make_tuple(dx, dh0, dc0, dkernel, drec, dbias);
+    return g.result(s.I);
   });
 }
 
@@ -202,10 +218,8 @@ py::tuple lstm_cell_forward(py::handle x_obj, py::handle h_obj, py::handle c_obj
     using T = decltype(zero);
     const LstmShape& s = o.shape;
     LstmCellCache cache;
-    keep_inputs<T>(cache, o);
+    start_state<T>(cache, o);
     auto bias = as_c_array<T>(o.bias);
-    cache.gates = new_array<T>({s.N, 4 * s.U});
-    cache.cells = new_array<T>({s.N, s.U});
     py::array h_next = new_array<T>({s.N, s.U});
     {
       py::gil_scoped_release release;
@@ -231,22 +245,18 @@ py::tuple lstm_cell_backward(py::handle dh_next_obj, py::handle dc_next_obj,
     const LstmShape& s = cache.shape;
     py::object dh_next = gradient_arg<T>(fn, "dh_next", dh_next_obj, {s.N, s.U});
     py::object dc_next = gradient_arg<T>(fn, "dc_next", dc_next_obj, {s.N, s.U});
-    py::array dx = new_zeros<T>({s.N, s.I});
-    py::array dh = new_zeros<T>({s.N, s.U}), dc = new_zeros<T>({s.N, s.U});
-    py::array dweights = new_zeros<T>({s.I + s.U, 4 * s.U});
-    py::array dbias = new_zeros<T>({4 * s.U});
+    Gradients<T> g({s.N, s.I}, s);
     cache.used = true;
     {
       py::gil_scoped_release release;
       dlcore::lstm_cell_backward<T>(
-          mutable_data_of<T>(dx), mutable_data_of<T>(dh), mutable_data_of<T>(dc),
-          mutable_data_of<T>(dweights), mutable_data_of<T>(dbias),
+          mutable_data_of<T>(g.dx), mutable_data_of<T>(g.dh), mutable_data_of<T>(g.dc),
+          mutable_data_of<T>(g.dweights), mutable_data_of<T>(g.dbias),
           mutable_data_of<T>(cache.gates), data_of<T>(cache.cells), data_of<T>(cache.x),
           data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
           data_of<T>(cache.recurrent_kernel), data_of<T>(dh_next), data_of<T>(dc_next), s);
     }
-    auto [dkernel, drec] = split_weight_gradients(dweights, s.I);
-    return py::make_tuple(dx, dh, dc, dkernel, drec, dbias);
+    return g.result(s.I);
   });
 }
 

@@ -230,32 +230,24 @@ void panel_sweep(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int6
   }
 }
 
-// Fewer than kRows rows (a small batch; batch 1 is a matrix-vector product): wider tiles
-// keep enough independent accumulators to hide the FMA latency.
-template <typename T>
-void short_panel_sweep(int64_t rows, T* c, int64_t ldc, const T* init, int64_t ldi,
-                       const T* a, int64_t lda, const T* packed, const Panels<T>& L) {
+// Calls f(std::integral_constant<int, MR>) for the run-time row count MR in [1, kRows).
+template <typename F>
+void with_rows(int64_t rows, F&& f) {
   switch (rows) {
-    case 1: return panel_sweep<T, 1, 4>(c, ldc, init, ldi, a, lda, packed, L);
-    case 2: return panel_sweep<T, 2, 3>(c, ldc, init, ldi, a, lda, packed, L);
-    case 3: return panel_sweep<T, 3, 2>(c, ldc, init, ldi, a, lda, packed, L);
-    case 4: return panel_sweep<T, 4, 1>(c, ldc, init, ldi, a, lda, packed, L);
-    case 5: return panel_sweep<T, 5, 1>(c, ldc, init, ldi, a, lda, packed, L);
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
     default: return;
   }
 }
 
-template <typename T>
-void tail_tile(int64_t rows, T* c, int64_t ldc, const T* init, int64_t ldi, const T* a,
-               int64_t lda, int64_t K, const PanelGroup<T, 1>& g) {
-  switch (rows) {
-    case 1: return tile<T, 1, 1>(c, ldc, init, ldi, a, lda, K, g);
-    case 2: return tile<T, 2, 1>(c, ldc, init, ldi, a, lda, K, g);
-    case 3: return tile<T, 3, 1>(c, ldc, init, ldi, a, lda, K, g);
-    case 4: return tile<T, 4, 1>(c, ldc, init, ldi, a, lda, K, g);
-    case 5: return tile<T, 5, 1>(c, ldc, init, ldi, a, lda, K, g);
-    default: return;
-  }
+// Panels per tile for fewer than kRows rows (a small batch; batch 1 is a matrix-vector
+// product): wider tiles keep enough independent accumulators (up to 12) to hide the
+// FMA latency.
+constexpr int short_tile_panels(int rows) {
+  return rows == 1 ? 4 : rows == 2 ? 3 : rows == 3 ? 2 : 1;
 }
 
 // c (M, L's columns) = init + a (M,K) @ packed b. init is null (zeros), c itself
@@ -263,7 +255,11 @@ void tail_tile(int64_t rows, T* c, int64_t ldc, const T* init, int64_t ldi, cons
 template <typename T>
 void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
                    int64_t M, const T* packed, const Panels<T>& L) {
-  if (M < kRows) return short_panel_sweep<T>(M, c, ldc, init, ldi, a, lda, packed, L);
+  if (M < kRows) {
+    return with_rows(M, [&](auto rows) {
+      panel_sweep<T, rows, short_tile_panels(rows)>(c, ldc, init, ldi, a, lda, packed, L);
+    });
+  }
   const int64_t fit = kRowBlockBytes / std::max<int64_t>(1, L.K * int64_t(sizeof(T)));
   const int64_t block = std::max<int64_t>(kRows, fit / kRows * kRows);
   for (int64_t r0 = 0; r0 < M; r0 += block) {
@@ -276,8 +272,10 @@ void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, in
                           lda, L.K, g);
       }
       if (r < r1) {
-        tail_tile<T>(r1 - r, c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi,
-                     a + r * lda, lda, L.K, g);
+        with_rows(r1 - r, [&](auto rows) {
+          tile<T, rows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
+                           lda, L.K, g);
+        });
       }
     }
   }

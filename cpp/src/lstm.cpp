@@ -615,13 +615,15 @@ void LstmShape::check_gradient(const char* fn, const char* name,
 }
 
 int lstm_num_threads(const LstmShape& s) {
-  // Measured on 2 cores: a second thread gained nothing (forward and backward together)
-  // below ~16K multiply-adds per step, nor with one panel of 16 units per thread (U=24
-  // and U=32 at batch 8-32), and 5-35% from two panels each up (U=50 to 100).
-  constexpr int64_t kMinStepWork = 16 << 10;
-  if (s.N * 4 * s.U * s.U < kMinStepWork) return 1;
+  // Measured fwd+bwd on 2 cores, 2 threads against 1: with three or more panels of 16
+  // units, 1.13-1.48x from 16K multiply-adds per step up (batch 1-4 at U=48-100); with
+  // two panels, one per thread, 0.88-1.0x below ~64K (batch 8-16 at U=24-32) but
+  // 1.3-2.4x at batch 32-64; below 16K nothing to gain.
   const int64_t panels = (s.U + kPanel<float> - 1) / kPanel<float>;
-  return int(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels / 2)));
+  const int64_t step_work = s.N * 4 * s.U * s.U;
+  const int64_t min_work = panels >= 3 ? 16 << 10 : 128 << 10;
+  if (panels < 2 || step_work < min_work) return 1;
+  return int(std::min<int64_t>(get_num_threads(), panels));
 }
 
 // ---------------------------------------------------------------- sequence

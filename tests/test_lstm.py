@@ -164,8 +164,9 @@ def test_cell_steps_equal_the_sequence(rng, dtype):
 # ------------------------------------------------------------------ threads, dtypes, layouts
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-# Shapes big enough for two threads (at least two panels of 16 units each).
-@pytest.mark.parametrize("N,T,I,U", [(8, 5, 12, 72), (1, 4, 8, 70), (33, 3, 5, 64)])
+# Shapes big enough for two threads: sharing the batch (8 and 33 sequences) and sharing
+# the units (batch 1 and 5).
+@pytest.mark.parametrize("N,T,I,U", [(8, 5, 12, 72), (1, 4, 8, 70), (33, 3, 5, 64), (5, 6, 7, 50)])
 def test_lstm_one_and_two_threads_agree(rng, threads, N, T, I, U, dtype):
     args = lstm_inputs(rng, N, T, I, U, dtype)
     dy, dh_n, dc_n = incoming(rng, N, T, U, dtype)
@@ -174,12 +175,13 @@ def test_lstm_one_and_two_threads_agree(rng, threads, N, T, I, U, dtype):
         ops.set_num_threads(n)
         y, h_n, c_n, cache = ops.lstm_forward(*args)
         results[n] = (y, h_n, c_n) + ops.lstm_backward(dy, dh_n, dc_n, cache)
-    # Each element of the outputs and of dx, dh0, dc0, dbias is computed by one thread in
-    # a fixed order, whatever the thread count: bit-identical. The weight gradients come
-    # from Eigen's GEMM, whose K blocking depends on the thread count.
+    # Each element of the outputs and of dx, dh0, dc0 is computed by one thread in a fixed
+    # order, whatever the thread count: bit-identical. The weight gradients come from
+    # Eigen's GEMM, whose K blocking depends on the thread count, and dbias, shared by
+    # batch, is summed by each thread and then across threads.
     names = FORWARD + GRADS
     for one, two, name in zip(results[1], results[2], names):
-        if name in ("dkernel", "drecurrent_kernel"):
+        if name in ("dkernel", "drecurrent_kernel", "dbias"):
             np.testing.assert_allclose(one, two, err_msg=name, **TOL[dtype])
         else:
             np.testing.assert_array_equal(one, two, err_msg=name)

@@ -531,12 +531,12 @@ const T* cell_before(const T* cells, const T* c0, int64_t row, int64_t t, int64_
   return c0 ? c0 + n * U + j0 : nullptr;
 }
 
-// dL/dh and dL/dc of the last step for the units [j0, j1): dy's last step plus dh_n, and
-// dc_n; each of them null means zeros.
+// dL/dh and dL/dc of the last step for the sequences [n0, n1) and units [j0, j1): dy's
+// last step plus dh_n, and dc_n; each of them null means zeros.
 template <typename T>
-void last_step_gradients(T* dh, T* dc, const T* dy, const T* dh_n, const T* dc_n, int64_t N,
-                         int64_t TT, int64_t U, int64_t j0, int64_t j1) {
-  for (int64_t n = 0; n < N; ++n) {
+void last_step_gradients(T* dh, T* dc, const T* dy, const T* dh_n, const T* dc_n, int64_t n0,
+                         int64_t n1, int64_t TT, int64_t U, int64_t j0, int64_t j1) {
+  for (int64_t n = n0; n < n1; ++n) {
     for (int64_t j = j0; j < j1; ++j) {
       const T dy_last = dy ? dy[(n * TT + TT - 1) * U + j] : T(0);
       dh[n * U + j] = dy_last + (dh_n ? dh_n[n * U + j] : T(0));
@@ -614,26 +614,64 @@ void LstmShape::check_gradient(const char* fn, const char* name,
   }
 }
 
-int lstm_num_threads(const LstmShape& s) {
-  // Measured fwd+bwd on 2 cores, 2 threads against 1: with three or more panels of 16
-  // units, 1.13-1.48x from 16K multiply-adds per step up (batch 1-4 at U=48-100); with
-  // two panels, one per thread, 0.88-1.0x below ~64K (batch 8-16 at U=24-32) but
-  // 1.3-2.4x at batch 32-64; below 16K nothing to gain.
+namespace {
+
+// How a sequence is shared between threads; see forward_by_units below.
+struct Plan {
+  int threads;
+  bool by_batch;
+};
+
+// Measured fwd+bwd on 2 cores. By batch, 2 threads beat 1 by 1.1-2.5x on every shape
+// tried down to 120K multiply-adds in all (batch 8-64, U=8-256), and beat the split by
+// units by 8-39% from 4 sequences per thread up; with 2 per thread (batch 4, U=256) the
+// split by units was 12% faster. By units, with three or more panels of 16 units, 2
+// threads gained 1.13-1.48x from 16K multiply-adds per step up (batch 1-4, U=48-100);
+// with two panels, one per thread, nothing below 128K.
+Plan plan(const LstmShape& s) {
+  constexpr int64_t kSequencesPerThread = 4;
+  const int threads = get_num_threads();
+  const int64_t work = s.N * s.T * 4 * s.U * (s.I + s.U);
+  if (threads > 1 && s.N >= 2 * kSequencesPerThread && work >= (64 << 10)) {
+    return {int(std::min<int64_t>(threads, s.N / kSequencesPerThread)), true};
+  }
   const int64_t panels = (s.U + kPanel<float> - 1) / kPanel<float>;
   const int64_t step_work = s.N * 4 * s.U * s.U;
   const int64_t min_work = panels >= 3 ? 16 << 10 : 128 << 10;
-  if (panels < 2 || step_work < min_work) return 1;
-  return int(std::min<int64_t>(get_num_threads(), panels));
+  if (panels < 2 || step_work < min_work) return {1, false};
+  return {int(std::min<int64_t>(threads, panels)), false};
 }
 
+}  // namespace
+
+int lstm_num_threads(const LstmShape& s) { return plan(s).threads; }
+
 // ---------------------------------------------------------------- sequence
+namespace {
+
+// The operands of lstm_forward and lstm_backward, handed whole to a strategy.
 template <typename T>
-void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
-                  const T* c0, const T* kernel, const T* recurrent_kernel, const T* bias,
-                  const LstmShape& s) {
+struct ForwardBuffers {
+  T *y, *h_n, *c_n, *gates, *cells;
+  const T *x, *h0, *c0, *kernel, *recurrent_kernel, *bias;
+};
+
+template <typename T>
+struct BackwardBuffers {
+  T *dx, *dh0, *dc0, *dweights, *dbias, *gates;
+  const T *cells, *y, *x, *h0, *c0, *kernel, *recurrent_kernel, *dy, *dh_n, *dc_n;
+};
+
+// Threads share a sequence in one of two ways, each one parallel region for the whole
+// sequence. By units: every thread owns a slice of the hidden units for all sequences
+// of the batch, and steps meet at a barrier, because every unit's h_t feeds every
+// unit's next step; this is how a small batch (batch 1: a matrix-vector product per
+// step) gets split. By batch: every thread owns whole sequences and needs nothing from
+// the others between steps; each then streams all the packed weights every step.
+template <typename T>
+void forward_by_units(const ForwardBuffers<T>& b, const LstmShape& s, int P) {
+  auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
-  if (N == 0 || U == 0) return;
-  const int P = lstm_num_threads(s);
   WorkspaceLayout plan;
   const size_t w_off = plan.add<T>(packed_bound<T>(I, 4, U, P));
   const size_t r_off = plan.add<T>(packed_bound<T>(U, 4, U, P));
@@ -675,14 +713,54 @@ void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T*
   }
 }
 
+
 template <typename T>
-void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const T* cells,
-                   const T* y, const T* x, const T* h0, const T* c0, const T* kernel,
-                   const T* recurrent_kernel, const T* dy, const T* dh_n, const T* dc_n,
-                   const LstmShape& s) {
+void forward_by_batch(const ForwardBuffers<T>& b, const LstmShape& s, [[maybe_unused]] int P) {
+  auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias] = b;
+  const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
+  const Panels<T> wl{I, 4, U, 0, U}, rl{U, 4, U, 0, U};  // every gate column
+  WorkspaceLayout plan;
+  const size_t w_off = plan.add<T>(wl.size()), r_off = plan.add<T>(rl.size());
+  const Workspace ws(plan.bytes());
+  T* wpack = ws.at<T>(w_off);
+  T* rpack = ws.at<T>(r_off);
+
+#pragma omp parallel num_threads(P)
+  {
+    const int team = team_size(), p = thread_id();
+    pack_panels(wpack, kernel, G, 1, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
+    pack_panels(rpack, recurrent_kernel, G, 1, rl, rl.count() * p / team,
+                rl.count() * (p + 1) / team);
+#pragma omp barrier  // every panel is packed
+    const int64_t n0 = N * p / team, n1 = N * (p + 1) / team, rows = n1 - n0;
+    // This thread's sequences are rows n0*T.. of x and of the gates: their input
+    // projection is one product, their steps need no other thread.
+    panel_product(gates + n0 * TT * G, G, bias, 0, x + n0 * TT * I, I, rows * TT, wpack, wl);
+    for (int64_t t = 0; t < TT && rows > 0; ++t) {
+      T* zt = gates + (n0 * TT + t) * G;
+      const T* h_prev = t > 0 ? y + (n0 * TT + t - 1) * U : (h0 ? h0 + n0 * U : nullptr);
+      if (h_prev) {
+        panel_product(zt, TT * G, zt, TT * G, h_prev, t > 0 ? TT * U : U, rows, rpack, rl);
+      }
+      for (int64_t n = n0; n < n1; ++n) {
+        const int64_t row = n * TT + t;
+        gates_forward(gates + row * G, U, cell_before(cells, c0, row, t, n, U, 0),
+                      cells + row * U, y + row * U, U);
+      }
+    }
+    for (int64_t n = n0; n < n1; ++n) {
+      const int64_t last = (n * TT + TT - 1) * U;
+      std::copy(y + last, y + last + U, h_n + n * U);
+      std::copy(cells + last, cells + last + U, c_n + n * U);
+    }
+  }
+}
+
+template <typename T>
+void backward_by_units(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
+  auto [dx, dh0, dc0, dweights, dbias, gates, cells, y, x, h0, c0, kernel, recurrent_kernel, dy,
+        dh_n, dc_n] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U, rows = N * TT;
-  if (N == 0 || U == 0) return;
-  const int P = lstm_num_threads(s);
   WorkspaceLayout plan;
   const size_t r_off = plan.add<T>(packed_bound<T>(G, 1, U, P));
   const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
@@ -710,7 +788,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
     pack_panels(wpack, kernel, 1, G, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
     const int64_t r0 = rows * p / team, r1 = rows * (p + 1) / team;
     gather_inputs(xh, x, y, h0, TT, I, U, r0, r1);
-    last_step_gradients(dh, dc, dy, dh_n, dc_n, N, TT, U, j0, j1);
+    last_step_gradients(dh, dc, dy, dh_n, dc_n, 0, N, TT, U, j0, j1);
     for (int64_t t = TT - 1; t >= 0; --t) {
       T* zt = gates + t * G;
       for (int64_t n = 0; n < N; ++n) {
@@ -735,6 +813,97 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
   }
   // The weight gradients over all steps at once; dz is in `gates`.
   weight_gradients(dweights, xh, gates, rows, I, U);
+}
+
+
+template <typename T>
+void backward_by_batch(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
+  auto [dx, dh0, dc0, dweights, dbias, gates, cells, y, x, h0, c0, kernel, recurrent_kernel, dy,
+        dh_n, dc_n] = b;
+  const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
+  // dh = dz @ recurrent_kernel^T and dx = dz @ kernel^T, packed transposed.
+  const Panels<T> rl{G, 1, 0, 0, U}, wl{G, 1, 0, 0, I};
+  WorkspaceLayout plan;
+  const size_t r_off = plan.add<T>(rl.size()), w_off = plan.add<T>(wl.size());
+  const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
+  const size_t xh_off = plan.add<T>(checked_mul(N * TT, I + U, "lstm_backward"));
+  const int64_t own = (G + 15) / 16 * 16;  // every thread's dbias, 64-byte aligned
+  const size_t bias_off = plan.add<T>(own * P);
+  const Workspace ws(plan.bytes());
+  T* rpack = ws.at<T>(r_off);
+  T* wpack = ws.at<T>(w_off);
+  T* dh = ws.at<T>(dh_off);
+  T* dc = ws.at<T>(dc_off);
+  T* xh = ws.at<T>(xh_off);
+
+#pragma omp parallel num_threads(P)
+  {
+    const int team = team_size(), p = thread_id();
+    pack_panels(rpack, recurrent_kernel, 1, G, rl, rl.count() * p / team,
+                rl.count() * (p + 1) / team);
+    pack_panels(wpack, kernel, 1, G, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
+    const int64_t n0 = N * p / team, n1 = N * (p + 1) / team, rows = n1 - n0;
+    gather_inputs(xh, x, y, h0, TT, I, U, n0 * TT, n1 * TT);
+    last_step_gradients(dh, dc, dy, dh_n, dc_n, n0, n1, TT, U, 0, U);
+    T* own_dbias = ws.at<T>(bias_off) + p * own;
+    std::fill(own_dbias, own_dbias + G, T(0));
+#pragma omp barrier  // every panel is packed
+    for (int64_t t = TT - 1; t >= 0 && rows > 0; --t) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const int64_t row = n * TT + t;
+        gates_backward(gates + row * G, dc + n * U, own_dbias, dh + n * U, cells + row * U,
+                       cell_before(cells, c0, row, t, n, U, 0), U, U);
+      }
+      const T* dzt = gates + (n0 * TT + t) * G;
+      if (t > 0) {
+        const T* dy_prev = dy ? dy + (n0 * TT + t - 1) * U : nullptr;
+        panel_product(dh + n0 * U, U, dy_prev, TT * U, dzt, TT * G, rows, rpack, rl);
+      } else {
+        panel_product(dh0 + n0 * U, U, dh0 + n0 * U, U, dzt, TT * G, rows, rpack, rl);
+      }
+    }
+    for (int64_t k = n0 * U; k < n1 * U; ++k) dc0[k] += dc[k];
+    T* dx_rows = dx + n0 * TT * I;
+    panel_product(dx_rows, I, dx_rows, I, gates + n0 * TT * G, G, rows * TT, wpack, wl);
+#pragma omp barrier  // every thread's dbias is summed
+    // The threads' sums in thread order, each thread a share of the columns.
+    for (int64_t c = G * p / team; c < G * (p + 1) / team; ++c) {
+      for (int q = 0; q < team; ++q) dbias[c] += ws.at<T>(bias_off)[q * own + c];
+    }
+  }
+  weight_gradients(dweights, xh, gates, N * TT, I, U);
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
+                  const T* c0, const T* kernel, const T* recurrent_kernel, const T* bias,
+                  const LstmShape& s) {
+  if (s.N == 0 || s.U == 0) return;
+  const Plan how = plan(s);
+  const ForwardBuffers<T> b{y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias};
+  if (how.by_batch) {
+    forward_by_batch(b, s, how.threads);
+  } else {
+    forward_by_units(b, s, how.threads);
+  }
+}
+
+template <typename T>
+void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const T* cells,
+                   const T* y, const T* x, const T* h0, const T* c0, const T* kernel,
+                   const T* recurrent_kernel, const T* dy, const T* dh_n, const T* dc_n,
+                   const LstmShape& s) {
+  if (s.N == 0 || s.U == 0) return;
+  const Plan how = plan(s);
+  const BackwardBuffers<T> b{dx, dh0, dc0, dweights, dbias, gates, cells, y,
+                             x,  h0,  c0,  kernel,   recurrent_kernel, dy, dh_n, dc_n};
+  if (how.by_batch) {
+    backward_by_batch(b, s, how.threads);
+  } else {
+    backward_by_units(b, s, how.threads);
+  }
 }
 
 // ---------------------------------------------------------------- cell

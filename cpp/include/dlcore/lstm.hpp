@@ -30,8 +30,9 @@ struct LstmShape {
 // ---------------------------------------------------------------- whole sequence
 // x (N,T,I), h0, c0 (N,U) or null (zeros) -> y (N,T,U) every step's h, h_n, c_n (N,U);
 // saves gates (N,T,4U) (the activations i, f, g, o) and cells (N,T,U) (every c_t).
-// Threads: one parallel region for the whole sequence, the hidden units split between
-// the threads, one barrier per step.
+// Threads: one parallel region for the whole sequence; each thread owns whole sequences
+// of the batch (no synchronisation between steps) when there are at least 4 per thread,
+// else a slice of the hidden units (one barrier per step).
 template <typename T>
 void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
                   const T* c0, const T* kernel, const T* recurrent_kernel, const T* bias,
@@ -66,8 +67,8 @@ void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, co
                         const T* recurrent_kernel, const T* dh_next, const T* dc_next,
                         const LstmShape& s);
 
-// Threads the sequence kernels use for this shape: get_num_threads(), fewer when a
-// step is too small to pay for a barrier.
+// Threads the sequence kernels use for this shape: get_num_threads(), fewer when the
+// problem is too small to pay for them.
 int lstm_num_threads(const LstmShape& s);
 
 }  // namespace dlcore

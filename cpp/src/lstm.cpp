@@ -672,10 +672,10 @@ template <typename T>
 void forward_by_units(const ForwardBuffers<T>& b, const LstmShape& s, int P) {
   auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
-  WorkspaceLayout plan;
-  const size_t w_off = plan.add<T>(packed_bound<T>(I, 4, U, P));
-  const size_t r_off = plan.add<T>(packed_bound<T>(U, 4, U, P));
-  const Workspace ws(plan.bytes());
+  WorkspaceLayout layout;
+  const size_t w_off = layout.add<T>(packed_bound<T>(I, 4, U, P));
+  const size_t r_off = layout.add<T>(packed_bound<T>(U, 4, U, P));
+  const Workspace ws(layout.bytes());
 
 #pragma omp parallel num_threads(P)
   {
@@ -719,9 +719,9 @@ void forward_by_batch(const ForwardBuffers<T>& b, const LstmShape& s, [[maybe_un
   auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
   const Panels<T> wl{I, 4, U, 0, U}, rl{U, 4, U, 0, U};  // every gate column
-  WorkspaceLayout plan;
-  const size_t w_off = plan.add<T>(wl.size()), r_off = plan.add<T>(rl.size());
-  const Workspace ws(plan.bytes());
+  WorkspaceLayout layout;
+  const size_t w_off = layout.add<T>(wl.size()), r_off = layout.add<T>(rl.size());
+  const Workspace ws(layout.bytes());
   T* wpack = ws.at<T>(w_off);
   T* rpack = ws.at<T>(r_off);
 
@@ -761,13 +761,13 @@ void backward_by_units(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
   auto [dx, dh0, dc0, dweights, dbias, gates, cells, y, x, h0, c0, kernel, recurrent_kernel, dy,
         dh_n, dc_n] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U, rows = N * TT;
-  WorkspaceLayout plan;
-  const size_t r_off = plan.add<T>(packed_bound<T>(G, 1, U, P));
-  const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
-  const size_t xh_off = plan.add<T>(checked_mul(rows, I + U, "lstm_backward"));
+  WorkspaceLayout layout;
+  const size_t r_off = layout.add<T>(packed_bound<T>(G, 1, U, P));
+  const size_t dh_off = layout.add<T>(N * U), dc_off = layout.add<T>(N * U);
+  const size_t xh_off = layout.add<T>(checked_mul(rows, I + U, "lstm_backward"));
   const Panels<T> wl{G, 1, 0, 0, I};  // kernel^T (b(k, i) = kernel[i, k]) for dx
-  const size_t w_off = plan.add<T>(wl.size());
-  const Workspace ws(plan.bytes());
+  const size_t w_off = layout.add<T>(wl.size());
+  const Workspace ws(layout.bytes());
   T* dh = ws.at<T>(dh_off);
   T* dc = ws.at<T>(dc_off);
   T* xh = ws.at<T>(xh_off);
@@ -823,13 +823,13 @@ void backward_by_batch(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
   // dh = dz @ recurrent_kernel^T and dx = dz @ kernel^T, packed transposed.
   const Panels<T> rl{G, 1, 0, 0, U}, wl{G, 1, 0, 0, I};
-  WorkspaceLayout plan;
-  const size_t r_off = plan.add<T>(rl.size()), w_off = plan.add<T>(wl.size());
-  const size_t dh_off = plan.add<T>(N * U), dc_off = plan.add<T>(N * U);
-  const size_t xh_off = plan.add<T>(checked_mul(N * TT, I + U, "lstm_backward"));
+  WorkspaceLayout layout;
+  const size_t r_off = layout.add<T>(rl.size()), w_off = layout.add<T>(wl.size());
+  const size_t dh_off = layout.add<T>(N * U), dc_off = layout.add<T>(N * U);
+  const size_t xh_off = layout.add<T>(checked_mul(N * TT, I + U, "lstm_backward"));
   const int64_t own = (G + 15) / 16 * 16;  // every thread's dbias, 64-byte aligned
-  const size_t bias_off = plan.add<T>(own * P);
-  const Workspace ws(plan.bytes());
+  const size_t bias_off = layout.add<T>(own * P);
+  const Workspace ws(layout.bytes());
   T* rpack = ws.at<T>(r_off);
   T* wpack = ws.at<T>(w_off);
   T* dh = ws.at<T>(dh_off);
@@ -946,10 +946,10 @@ void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, co
                         const LstmShape& s) {
   const int64_t N = s.N, I = s.I, U = s.U, G = 4 * U;
   if (N == 0 || U == 0) return;
-  WorkspaceLayout plan;
-  const size_t zero_off = plan.add<T>(U);
-  const size_t xh_off = plan.add<T>(checked_mul(N, I + U, "lstm_cell_backward"));
-  const Workspace ws(plan.bytes());
+  WorkspaceLayout layout;
+  const size_t zero_off = layout.add<T>(U);
+  const size_t xh_off = layout.add<T>(checked_mul(N, I + U, "lstm_cell_backward"));
+  const Workspace ws(layout.bytes());
   T* zeros = ws.at<T>(zero_off);
   T* xh = ws.at<T>(xh_off);
   std::fill(zeros, zeros + U, T(0));

@@ -64,4 +64,5 @@ PYBIND11_MODULE(_core, m) {
   dlcore::bind::register_eltwise(m);
   dlcore::bind::register_conv2d(m);
   dlcore::bind::register_pool(m);
+  dlcore::bind::register_lstm(m);
 }

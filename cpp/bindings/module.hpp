@@ -10,5 +10,6 @@ void register_optim(pybind11::module_& m);
 void register_eltwise(pybind11::module_& m);
 void register_conv2d(pybind11::module_& m);
 void register_pool(pybind11::module_& m);
+void register_lstm(pybind11::module_& m);
 
 }  // namespace dlcore::bind

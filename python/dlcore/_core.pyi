@@ -91,3 +91,37 @@ def maxpool2d_forward(
 def maxpool2d_backward(dy: ArrayLike, argmax: np.ndarray, x_shape: Sequence[int]) -> np.ndarray: ...
 def relu(x: ArrayLike) -> np.ndarray: ...
 def relu_backward(dy: ArrayLike, y: ArrayLike) -> np.ndarray: ...
+
+class LstmCache:
+    """What lstm_backward needs from lstm_forward; opaque, serves one backward."""
+
+class LstmCellCache:
+    """What lstm_cell_backward needs from lstm_cell_forward; opaque, serves one backward."""
+
+def lstm_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    c0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: ArrayLike,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, LstmCache]: ...
+def lstm_backward(
+    dy: Optional[ArrayLike],
+    dh_n: Optional[ArrayLike],
+    dc_n: Optional[ArrayLike],
+    cache: LstmCache,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+def lstm_cell_forward(
+    x_t: ArrayLike,
+    h: Optional[ArrayLike],
+    c: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: ArrayLike,
+) -> Tuple[np.ndarray, np.ndarray, LstmCellCache]: ...
+def lstm_cell_backward(
+    dh_next: Optional[ArrayLike],
+    dc_next: Optional[ArrayLike],
+    cache: LstmCellCache,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...

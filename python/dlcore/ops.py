@@ -7,12 +7,18 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 """
 
 from dlcore._core import (
+    LstmCache,
+    LstmCellCache,
     adam_update,
     conv2d_backward,
     conv2d_forward,
     gemm,
     gemm_backward,
     get_num_threads,
+    lstm_backward,
+    lstm_cell_backward,
+    lstm_cell_forward,
+    lstm_forward,
     maxpool2d_backward,
     maxpool2d_forward,
     peak_gflops,
@@ -25,6 +31,7 @@ from dlcore._core import (
 
 __all__ = [
     "gemm", "gemm_backward", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
-    "maxpool2d_backward", "relu", "relu_backward", "adam_update", "sgd_update", "rmsprop_update",
-    "get_num_threads", "set_num_threads", "peak_gflops",
+    "maxpool2d_backward", "lstm_forward", "lstm_backward", "lstm_cell_forward",
+    "lstm_cell_backward", "LstmCache", "LstmCellCache", "relu", "relu_backward", "adam_update",
+    "sgd_update", "rmsprop_update", "get_num_threads", "set_num_threads", "peak_gflops",
 ]

@@ -160,7 +160,7 @@ def _wrap(name, fn):
 
 def _install():
     for name in ops.__all__:
-        if name in _NOT_KERNELS:
+        if name in _NOT_KERNELS or isinstance(getattr(ops, name), type):
             continue
         _raw[name] = getattr(ops, name)
         setattr(ops, name, _wrap(name, _raw[name]))

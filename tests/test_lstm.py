@@ -1,0 +1,411 @@
+import numpy as np
+import pytest
+
+from dlcore import ops
+from gradcheck import check_gradients
+from reference import lstm as reference
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+# (N, T, I, U): T = 1, batch 1, U = 1 and I = 1 each on their own, a long sequence, a
+# batch and a width that are not multiples of any vector or tile size, and shapes large
+# enough to use two threads.
+SHAPES = [(2, 3, 4, 5), (1, 1, 1, 1), (1, 6, 3, 4), (3, 5, 1, 7), (4, 3, 6, 1),
+          (3, 100, 4, 6), (7, 6, 17, 50), (13, 4, 9, 70), (1, 8, 16, 64), (2, 3, 5, 17)]
+
+
+def lstm_inputs(rng, N, T, I, U, dtype=np.float64, states=True):
+    scale = 1.0 / np.sqrt(max(U, 1))
+    x = rng.standard_normal((N, T, I))
+    h0 = rng.standard_normal((N, U)) if states else None
+    c0 = rng.standard_normal((N, U)) if states else None
+    kernel = rng.uniform(-2 * scale, 2 * scale, (I, 4 * U))
+    rec = rng.uniform(-2 * scale, 2 * scale, (U, 4 * U))
+    bias = rng.uniform(-1, 1, 4 * U)
+    cast = [None if a is None else a.astype(dtype) for a in (x, h0, c0, kernel, rec, bias)]
+    return cast
+
+
+def incoming(rng, N, T, U, dtype=np.float64):
+    return [rng.standard_normal(s).astype(dtype) for s in ((N, T, U), (N, U), (N, U))]
+
+
+def assert_all_close(got, want, dtype, names):
+    for g, w, name in zip(got, want, names):
+        assert g.dtype == dtype and g.shape == w.shape and g.flags.c_contiguous, name
+        np.testing.assert_allclose(g, w, err_msg=name, **TOL[dtype])
+
+
+FORWARD = ("y", "h_n", "c_n")
+GRADS = ("dx", "dh0", "dc0", "dkernel", "drecurrent_kernel", "dbias")
+
+
+# ------------------------------------------------------------------ against the reference
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("states", [True, False])
+@pytest.mark.parametrize("N,T,I,U", SHAPES)
+def test_lstm_matches_reference(rng, N, T, I, U, states, dtype):
+    args = lstm_inputs(rng, N, T, I, U, dtype, states)
+    dy, dh_n, dc_n = incoming(rng, N, T, U, dtype)
+    y, h_n, c_n, cache = ops.lstm_forward(*args)
+    y_ref, h_ref, c_ref, saved = reference.lstm_forward(*args)
+    assert_all_close((y, h_n, c_n), (y_ref, h_ref, c_ref), dtype, FORWARD)
+    grads = ops.lstm_backward(dy, dh_n, dc_n, cache)
+    assert_all_close(grads, reference.lstm_backward(dy, dh_n, dc_n, saved), dtype, GRADS)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("states", [True, False])
+@pytest.mark.parametrize("N,T,I,U", [s for s in SHAPES if s[1] <= 8])
+def test_lstm_cell_matches_reference(rng, N, T, I, U, states, dtype):
+    x, h, c, kernel, rec, bias = lstm_inputs(rng, N, 1, I, U, dtype, states)
+    dh_next, dc_next = incoming(rng, N, 1, U, dtype)[1:]
+    h_next, c_next, cache = ops.lstm_cell_forward(x[:, 0], h, c, kernel, rec, bias)
+    _, h_ref, c_ref, saved = reference.lstm_forward(x, h, c, kernel, rec, bias)
+    assert_all_close((h_next, c_next), (h_ref, c_ref), dtype, ("h_next", "c_next"))
+    grads = ops.lstm_cell_backward(dh_next, dc_next, cache)
+    dx, dh, dc, dk, dr, db = reference.lstm_backward(None, dh_next, dc_next, saved)
+    assert_all_close(grads, (dx[:, 0], dh, dc, dk, dr, db), dtype, GRADS)
+
+
+@pytest.mark.parametrize("missing", ["dy", "dh_n", "dc_n", "all"])
+def test_lstm_backward_none_is_zeros(rng, missing):
+    N, T, I, U = 3, 4, 5, 6
+    args = lstm_inputs(rng, N, T, I, U)
+    given = dict(zip(("dy", "dh_n", "dc_n"), incoming(rng, N, T, U)))
+    names = ("dy", "dh_n", "dc_n") if missing == "all" else (missing,)
+    with_none = {k: (None if k in names else v) for k, v in given.items()}
+    with_zeros = {k: (np.zeros_like(v) if k in names else v) for k, v in given.items()}
+    a = ops.lstm_backward(**with_none, cache=ops.lstm_forward(*args)[3])
+    b = ops.lstm_backward(**with_zeros, cache=ops.lstm_forward(*args)[3])
+    ref = reference.lstm_backward(*with_zeros.values(), reference.lstm_forward(*args)[3])
+    for got_none, got_zeros, want, name in zip(a, b, ref, GRADS):
+        np.testing.assert_array_equal(got_none, got_zeros, err_msg=name)
+        np.testing.assert_allclose(got_none, want, err_msg=name, **TOL[np.float64])
+
+
+@pytest.mark.parametrize("missing", ["dh_next", "dc_next"])
+def test_lstm_cell_backward_none_is_zeros(rng, missing):
+    x, h, c, kernel, rec, bias = lstm_inputs(rng, 3, 1, 4, 5)
+    given = dict(zip(("dh_next", "dc_next"), incoming(rng, 3, 1, 5)[1:]))
+    with_none = {k: (None if k == missing else v) for k, v in given.items()}
+    with_zeros = {k: (np.zeros_like(v) if k == missing else v) for k, v in given.items()}
+    fwd = lambda: ops.lstm_cell_forward(x[:, 0], h, c, kernel, rec, bias)[2]  # noqa: E731
+    a = ops.lstm_cell_backward(**with_none, cache=fwd())
+    b = ops.lstm_cell_backward(**with_zeros, cache=fwd())
+    for got_none, got_zeros, name in zip(a, b, GRADS):
+        np.testing.assert_array_equal(got_none, got_zeros, err_msg=name)
+
+
+# ------------------------------------------------------------------ finite differences
+
+@pytest.mark.parametrize("states", [True, False])
+def test_lstm_gradients_finite_differences(rng, states):
+    N, T, I, U = 2, 3, 3, 2
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, N, T, I, U, states=states)
+    wy, wh, wc = incoming(rng, N, T, U)
+
+    def loss():
+        y, h_n, c_n, _ = ops.lstm_forward(x, h0, c0, kernel, rec, bias)
+        return float((y * wy).sum() + (h_n * wh).sum() + (c_n * wc).sum())
+
+    cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias)[3]
+    grads = dict(zip(GRADS, ops.lstm_backward(wy, wh, wc, cache)))
+    inputs = {"dx": x, "dkernel": kernel, "drecurrent_kernel": rec, "dbias": bias}
+    if states:
+        inputs.update(dh0=h0, dc0=c0)
+    check_gradients(loss, inputs, grads)
+
+
+def test_lstm_cell_gradients_finite_differences(rng):
+    x, h, c, kernel, rec, bias = lstm_inputs(rng, 3, 1, 4, 3)
+    x = np.ascontiguousarray(x[:, 0])
+    wh, wc = incoming(rng, 3, 1, 3)[1:]
+
+    def loss():
+        h_next, c_next, _ = ops.lstm_cell_forward(x, h, c, kernel, rec, bias)
+        return float((h_next * wh).sum() + (c_next * wc).sum())
+
+    cache = ops.lstm_cell_forward(x, h, c, kernel, rec, bias)[2]
+    grads = dict(zip(GRADS, ops.lstm_cell_backward(wh, wc, cache)))
+    inputs = {"dx": x, "dh0": h, "dc0": c, "dkernel": kernel, "drecurrent_kernel": rec,
+              "dbias": bias}
+    check_gradients(loss, inputs, grads)
+
+
+# ------------------------------------------------------------------ cell == sequence
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cell_steps_equal_the_sequence(rng, dtype):
+    N, T, I, U = 5, 7, 6, 20
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, N, T, I, U, dtype)
+    dy, dh_n, dc_n = incoming(rng, N, T, U, dtype)
+    y, h_n, c_n, cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias)
+    grads = ops.lstm_backward(dy, dh_n, dc_n, cache)
+
+    h, c, caches, ys = h0, c0, [], []
+    for t in range(T):
+        h, c, step = ops.lstm_cell_forward(x[:, t], h, c, kernel, rec, bias)
+        ys.append(h)
+        caches.append(step)
+    assert_all_close((y, h_n, c_n), (np.stack(ys, axis=1), h, c), dtype, FORWARD)
+
+    dx = np.zeros_like(x)
+    dk, dr, db = np.zeros_like(kernel), np.zeros_like(rec), np.zeros_like(bias)
+    dh, dc = dh_n, dc_n
+    for t in reversed(range(T)):
+        dx[:, t], dh, dc, dk_t, dr_t, db_t = ops.lstm_cell_backward(dh + dy[:, t], dc, caches[t])
+        dk += dk_t
+        dr += dr_t
+        db += db_t
+    assert_all_close(grads, (dx, dh, dc, dk, dr, db), dtype, GRADS)
+
+
+# ------------------------------------------------------------------ threads, dtypes, layouts
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+# Shapes big enough for two threads: sharing the batch (8 and 33 sequences) and sharing
+# the units (batch 1 and 5).
+@pytest.mark.parametrize("N,T,I,U", [(8, 5, 12, 72), (1, 4, 8, 70), (33, 3, 5, 64), (5, 6, 7, 50)])
+def test_lstm_one_and_two_threads_agree(rng, threads, N, T, I, U, dtype):
+    args = lstm_inputs(rng, N, T, I, U, dtype)
+    dy, dh_n, dc_n = incoming(rng, N, T, U, dtype)
+    results = {}
+    for n in (1, 2):
+        ops.set_num_threads(n)
+        y, h_n, c_n, cache = ops.lstm_forward(*args)
+        results[n] = (y, h_n, c_n) + ops.lstm_backward(dy, dh_n, dc_n, cache)
+    # Each element of the outputs and of dx, dh0, dc0 is computed by one thread in a fixed
+    # order, whatever the thread count: bit-identical. The weight gradients come from
+    # Eigen's GEMM, whose K blocking depends on the thread count, and dbias, shared by
+    # batch, is summed by each thread and then across threads.
+    names = FORWARD + GRADS
+    for one, two, name in zip(results[1], results[2], names):
+        if name in ("dkernel", "drecurrent_kernel", "dbias"):
+            np.testing.assert_allclose(one, two, err_msg=name, **TOL[dtype])
+        else:
+            np.testing.assert_array_equal(one, two, err_msg=name)
+
+
+def test_lstm_is_deterministic(rng, threads):
+    ops.set_num_threads(2)
+    args = lstm_inputs(rng, 16, 10, 24, 64, np.float32)  # two threads' worth
+    dy = incoming(rng, 16, 10, 64, np.float32)[0]
+    runs = []
+    for _ in range(2):
+        y, h_n, c_n, cache = ops.lstm_forward(*args)
+        runs.append((y, h_n, c_n) + ops.lstm_backward(dy, None, None, cache))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "x_dtype,w_dtype,expected",
+    [(np.float32, np.float32, np.float32), (np.float32, np.float64, np.float64),
+     (np.float16, np.float32, np.float32), (np.int64, np.float32, np.float64)],
+)
+def test_lstm_dtype_promotion(rng, x_dtype, w_dtype, expected):
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, 2, 3, 4, 5)
+    x = (x * 2).astype(x_dtype)
+    y, h_n, c_n, cache = ops.lstm_forward(x, h0.astype(np.float32), None,
+                                          kernel.astype(w_dtype), rec.astype(np.float32),
+                                          bias.astype(np.float32))
+    assert y.dtype == h_n.dtype == c_n.dtype == expected
+    y_ref = reference.lstm_forward(x, h0.astype(np.float32), None, kernel.astype(w_dtype),
+                                   rec.astype(np.float32), bias.astype(np.float32))[0]
+    np.testing.assert_allclose(y, y_ref, **TOL[np.float32])
+    grads = ops.lstm_backward(np.ones(y.shape), None, None, cache)  # converted to y's dtype
+    assert all(g.dtype == expected for g in grads)
+
+
+def test_lstm_any_memory_layout(rng):
+    N, T, I, U = 3, 4, 5, 6
+    args = lstm_inputs(rng, N, T, I, U)
+    strided = [np.asfortranarray(args[0]), args[1][:, ::-1].copy()[:, ::-1],
+               np.repeat(args[2], 2, axis=1)[:, ::2], np.asfortranarray(args[3]),
+               args[4].T.copy().T, np.repeat(args[5], 2)[::2]]
+    for a, b in zip(args, strided):
+        np.testing.assert_array_equal(a, b)
+    dy = incoming(rng, N, T, U)[0]
+    want = ops.lstm_forward(*args)
+    got = ops.lstm_forward(*strided)
+    for g, w in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(g, w)
+    for g, w in zip(ops.lstm_backward(np.asfortranarray(dy), None, None, got[3]),
+                    ops.lstm_backward(dy, None, None, want[3])):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_lstm_accepts_nested_lists():
+    y, h_n, c_n, _ = ops.lstm_forward([[[0.5]]], None, None, [[0.0] * 4], [[0.0] * 4], [0.0] * 4)
+    # zero weights: every gate is sigmoid(0) = 0.5 and g = tanh(0) = 0, so c stays 0
+    np.testing.assert_array_equal(y, [[[0.0]]])
+    np.testing.assert_array_equal(c_n, [[0.0]])
+
+
+@pytest.mark.parametrize("N,I,U", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
+def test_lstm_zero_sizes(rng, N, I, U):
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, N, 3, I, U, np.float32)
+    y, h_n, c_n, cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias)
+    assert y.shape == (N, 3, U) and h_n.shape == c_n.shape == (N, U)
+    y_ref, h_ref, c_ref, saved = reference.lstm_forward(x, h0, c0, kernel, rec, bias)
+    np.testing.assert_allclose(y, y_ref, **TOL[np.float32])
+    dy = np.ones_like(y)
+    grads = ops.lstm_backward(dy, None, None, cache)
+    for g, w, name in zip(grads, reference.lstm_backward(dy, None, None, saved), GRADS):
+        assert g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, err_msg=name, **TOL[np.float32])
+
+
+def test_lstm_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    N, T, I, U = 4, 9, 7, 12
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, N, T, I, U)
+    dy, dh_n, dc_n = incoming(rng, N, T, U)
+    lstm = torch.nn.LSTM(I, U, batch_first=True).double()
+    with torch.no_grad():  # torch keeps W^T and splits the bias in two
+        lstm.weight_ih_l0.copy_(torch.from_numpy(kernel.T))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(rec.T))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(bias / 4))
+        lstm.bias_hh_l0.copy_(torch.from_numpy(bias * 3 / 4))
+    tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    ty, (th, tc) = lstm(tx, (th0[None], tc0[None]))
+    torch.autograd.backward([ty, th[0], tc[0]],
+                            [torch.from_numpy(a) for a in (dy, dh_n, dc_n)])
+
+    y, h_n, c_n, cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias)
+    dx, dh0, dc0, dk, dr, db = ops.lstm_backward(dy, dh_n, dc_n, cache)
+    tol = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(h_n, th[0].detach().numpy(), **tol)
+    np.testing.assert_allclose(c_n, tc[0].detach().numpy(), **tol)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **tol)
+    np.testing.assert_allclose(dh0, th0.grad.numpy(), **tol)
+    np.testing.assert_allclose(dc0, tc0.grad.numpy(), **tol)
+    np.testing.assert_allclose(dk, lstm.weight_ih_l0.grad.numpy().T, **tol)
+    np.testing.assert_allclose(dr, lstm.weight_hh_l0.grad.numpy().T, **tol)
+    np.testing.assert_allclose(db, lstm.bias_ih_l0.grad.numpy(), **tol)
+    np.testing.assert_allclose(db, lstm.bias_hh_l0.grad.numpy(), **tol)
+
+
+# ------------------------------------------------------------------ the cache
+
+def test_lstm_cache_serves_one_backward(rng):
+    args = lstm_inputs(rng, 2, 3, 4, 5)
+    cache = ops.lstm_forward(*args)[3]
+    assert isinstance(cache, ops.LstmCache)
+    assert repr(cache) == "LstmCache(N=2, T=3, I=4, U=5, dtype=float64)"
+    ops.lstm_backward(None, np.ones((2, 5)), None, cache)
+    assert repr(cache).endswith(", used)")
+    with pytest.raises(ValueError, match=r"'cache' was already used by a backward pass"):
+        ops.lstm_backward(None, np.ones((2, 5)), None, cache)
+
+
+@pytest.mark.parametrize("bad,name", [(None, "NoneType"), (np.ones(3), "ndarray"),
+                                      ("cell", "LstmCellCache")])
+def test_lstm_backward_rejects_what_is_not_its_cache(rng, bad, name):
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, 2, 3, 4, 5)
+    if isinstance(bad, str):
+        bad = ops.lstm_cell_forward(x[:, 0], h0, c0, kernel, rec, bias)[2]
+    msg = rf"'cache' must be the LstmCache returned by lstm_forward, got {name}"
+    with pytest.raises(TypeError, match=msg):
+        ops.lstm_backward(None, None, None, bad)
+
+
+def test_lstm_cell_backward_rejects_a_sequence_cache(rng):
+    cache = ops.lstm_forward(*lstm_inputs(rng, 2, 3, 4, 5))[3]
+    msg = r"must be the LstmCellCache returned by lstm_cell_forward, got LstmCache"
+    with pytest.raises(TypeError, match=msg):
+        ops.lstm_cell_backward(None, None, cache)
+    x, h, c, kernel, rec, bias = lstm_inputs(rng, 2, 1, 4, 5)
+    cell = ops.lstm_cell_forward(x[:, 0], h, c, kernel, rec, bias)[2]
+    ops.lstm_cell_backward(None, None, cell)
+    with pytest.raises(ValueError, match=r"already used"):
+        ops.lstm_cell_backward(None, None, cell)
+
+
+# ------------------------------------------------------------------ bad input
+
+def good(rng, N=2, T=3, I=4, U=5):
+    return dict(zip(("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"),
+                    lstm_inputs(rng, N, T, I, U, np.float32)))
+
+
+@pytest.mark.parametrize(
+    "name,value,msg",
+    [
+        ("x", np.ones((2, 4)), r"'x' must be 3-D \(N, T, I\), got a 2-D array of shape \(2, 4\)"),
+        ("h0", np.ones(5), r"'h0' must be 2-D \(N, U\), got a 1-D array of shape \(5,\)"),
+        ("c0", np.ones((1, 2, 5)), r"'c0' must be 2-D \(N, U\), got a 3-D"),
+        ("kernel", np.ones(20), r"'kernel' must be 2-D \(I, 4U\), got a 1-D"),
+        ("recurrent_kernel", np.ones((5, 20, 1)), r"'recurrent_kernel' must be 2-D \(U, 4U\), got a 3-D"),
+        ("bias", np.ones((1, 20)), r"'bias' must be 1-D \(4U,\), got a 2-D array of shape \(1, 20\)"),
+        ("recurrent_kernel", np.ones((5, 16)), r"'recurrent_kernel' has shape \(5, 16\); expected \(U, 4U\) .*\(5, 20\)"),
+        ("kernel", np.ones((4, 16)), r"'kernel' has shape \(4, 16\); expected \(I, 4U\) = \(4, 20\)"),
+        ("kernel", np.ones((3, 20)), r"'kernel' has shape \(3, 20\); expected \(I, 4U\) = \(4, 20\) for I=4"),
+        ("bias", np.ones(16), r"'bias' has shape \(16,\); expected \(4U,\) = \(20,\)"),
+        ("h0", np.ones((3, 5)), r"'h0' has shape \(3, 5\); expected \(N, U\) = \(2, 5\)"),
+        ("c0", np.ones((2, 4)), r"'c0' has shape \(2, 4\); expected \(N, U\) = \(2, 5\)"),
+        ("x", np.ones((2, 0, 4)), r"'x' has shape \(2, 0, 4\), a sequence of length T=0; expected T >= 1"),
+    ],
+)
+def test_lstm_forward_rejects_bad_shapes(rng, name, value, msg):
+    args = good(rng)
+    args[name] = value
+    with pytest.raises(ValueError, match=msg):
+        ops.lstm_forward(*args.values())
+
+
+@pytest.mark.parametrize(
+    "name,value,msg",
+    [
+        ("x", np.ones((2, 1, 4)), r"lstm_cell_forward: argument 'x_t' must be 2-D \(N, I\), got a 3-D"),
+        ("h0", np.ones((3, 5)), r"argument 'h' has shape \(3, 5\); expected \(N, U\) = \(2, 5\)"),
+        ("c0", np.ones(5), r"argument 'c' must be 2-D"),
+        ("kernel", np.ones((4, 12)), r"'kernel' has shape \(4, 12\); expected \(I, 4U\) = \(4, 20\)"),
+    ],
+)
+def test_lstm_cell_forward_rejects_bad_shapes(rng, name, value, msg):
+    args = good(rng)
+    args["x"] = args["x"][:, 0]
+    args[name] = value
+    with pytest.raises(ValueError, match=msg):
+        ops.lstm_cell_forward(*args.values())
+
+
+@pytest.mark.parametrize("name", ["x", "kernel", "recurrent_kernel", "bias"])
+def test_lstm_forward_rejects_none_and_non_numeric(rng, name):
+    args = good(rng)
+    args[name] = None
+    msg = rf"lstm_forward: argument '{name}' must be an array, got None"
+    with pytest.raises(TypeError, match=msg):
+        ops.lstm_forward(*args.values())
+    args[name] = np.ones((2, 2), np.complex64)
+    with pytest.raises(TypeError, match=rf"argument '{name}' has dtype complex64"):
+        ops.lstm_forward(*args.values())
+
+
+@pytest.mark.parametrize(
+    "grads,msg",
+    [
+        ((np.ones((2, 3, 4)), None, None), r"'dy' has shape \(2, 3, 4\); expected \(2, 3, 5\)"),
+        ((np.ones((2, 5)), None, None), r"'dy' has shape \(2, 5\); expected \(2, 3, 5\)"),
+        ((None, np.ones((3, 5)), None), r"'dh_n' has shape \(3, 5\); expected \(2, 5\)"),
+        ((None, None, np.ones((2, 3, 5))), r"'dc_n' has shape \(2, 3, 5\); expected \(2, 5\)"),
+    ],
+)
+def test_lstm_backward_rejects_bad_gradients(rng, grads, msg):
+    cache = ops.lstm_forward(*good(rng).values())[3]
+    with pytest.raises(ValueError, match=msg):
+        ops.lstm_backward(*grads, cache)
+    ops.lstm_backward(None, None, None, cache)  # a rejected call leaves the cache usable
+
+
+def test_lstm_cell_backward_rejects_bad_gradients(rng):
+    args = good(rng)
+    args["x"] = args["x"][:, 0]
+    cache = ops.lstm_cell_forward(*args.values())[2]
+    with pytest.raises(ValueError, match=r"'dh_next' has shape \(2, 4\); expected \(2, 5\)"):
+        ops.lstm_cell_backward(np.ones((2, 4)), None, cache)
+    with pytest.raises(TypeError, match=r"'dc_next' has dtype <U1"):
+        ops.lstm_cell_backward(None, np.array([["a"]]), cache)

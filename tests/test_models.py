@@ -63,6 +63,18 @@ def test_predict_matches_a_direct_call_and_keeps_no_graph():
     assert m.predict_on_batch(x[:5]).shape == (5, 3)
 
 
+def test_a_float64_stack_keeps_float64_inputs_exact():
+    rng = np.random.default_rng(3)
+    m = models.Sequential([layers.Dense(5, activation="tanh", dtype="float64", input_shape=(4,)),
+                           layers.Dense(2, dtype="float64")])
+    x = rng.standard_normal((3, 4))
+    layer_by_layer = m.layers[1](m.layers[0](x)).numpy()
+    out = m(x)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out.numpy(), layer_by_layer)
+    np.testing.assert_array_equal(m.predict(x, verbose=0), layer_by_layer)
+
+
 def test_evaluate_loss_includes_regularization():
     x, y = blobs(64)
     dlcore.set_random_seed(0)

@@ -168,6 +168,30 @@ def test_step_skips_parameters_without_gradients(w0):
     np.testing.assert_array_equal(b.numpy(), w0)
 
 
+@pytest.mark.parametrize("make", ["fortran", "readonly", "strided"])
+@pytest.mark.parametrize("opt", [lambda: optimizers.SGD(0.1, momentum=0.9),
+                                 lambda: optimizers.Adam(0.01),
+                                 lambda: optimizers.RMSprop(0.01)])
+def test_parameters_not_c_ordered_or_read_only_are_updated(rng, make, opt):
+    base = rng.standard_normal((6, 4))
+    if make == "fortran":
+        data = np.asfortranarray(base)
+    elif make == "readonly":
+        data = base.copy()
+        data.flags.writeable = False
+    else:
+        data = np.repeat(base, 2, axis=1)[:, ::2]
+    g = rng.standard_normal((6, 4))
+    w, ref = Tensor(data, requires_grad=True), Tensor(base.copy(), requires_grad=True)
+    o, o_ref = opt(), opt()
+    for _ in range(3):
+        w.grad, ref.grad = g.copy(), g.copy()
+        o.step([w])
+        o_ref.step([ref])
+    np.testing.assert_array_equal(w.numpy(), ref.numpy())
+    assert not np.array_equal(w.numpy(), base)
+
+
 def test_state_round_trip(grads, w0):
     a = optimizers.Adam(0.01)
     w = Tensor(w0.copy(), requires_grad=True)

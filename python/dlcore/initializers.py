@@ -163,7 +163,7 @@ class Orthogonal(Initializer):
         q *= np.sign(np.diag(r))  # makes the decomposition unique (uniform over O(n))
         if rows < cols:
             q = q.T
-        return (self.gain * q.reshape(shape)).astype(dtype)
+        return np.ascontiguousarray(self.gain * q.reshape(shape), dtype=dtype)
 
     def get_config(self):
         return {"gain": self.gain, "seed": self.seed}

@@ -103,7 +103,7 @@ class Layer:
                    trainable=True):
         """Creates, tracks and returns a weight Tensor; its name is ``<layer>/<name>``."""
         init = initializers.get(initializer)
-        w = Tensor(np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype),
+        w = Tensor(np.ascontiguousarray(init(tuple(shape), self.dtype), dtype=self.dtype),
                    requires_grad=True)
         w.name = f"{self.name}/{name}"
         self._weights.append(w)

@@ -108,9 +108,13 @@ class Optimizer:
             if g.shape != p.shape:
                 raise ValueError(f"{type(self).__name__}: gradient of shape {g.shape} for "
                                  f"parameter {p.name or ''} of shape {p.shape}")
+            if not (p.data.flags.c_contiguous and p.data.flags.writeable):
+                # The fused kernels update in place: give the Tensor its own C-ordered copy.
+                p.data = np.array(p.data, order="C", copy=True)
             entry = self._slots.get(id(p))
             if entry is None:
-                entry = self._slots[id(p)] = (p, {n: np.zeros_like(p.data) for n in self.slot_names})
+                entry = self._slots[id(p)] = (p, {n: np.zeros(p.shape, p.data.dtype)
+                                                  for n in self.slot_names})
             self.update_step(p.data, g, entry[1], lr)
         self.iterations += 1
 

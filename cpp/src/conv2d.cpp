@@ -7,11 +7,8 @@
 #include "dlcore/checks.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
-#include "dlcore/scratch.hpp"
 #include "simd.hpp"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "thread_workspace.hpp"
 
 namespace dlcore {
 
@@ -87,28 +84,6 @@ Conv2dPlan conv2d_plan(const Conv2dShape& s) {
 namespace {
 
 constexpr int64_t kDirectTileRows = 256;  // a y or dy tile of 256 x 32 floats: 32 KB (128: slower)
-
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// One scratch buffer per worker thread, owned by the calling thread (two Python threads
-// may convolve at once) and grown here, before the parallel region, so that nothing
-// allocates or throws inside one.
-template <typename T>
-T* const* thread_workspace(int64_t count) {
-  thread_local std::vector<ScratchBuffer> buffers;
-  thread_local std::vector<T*> pointers;
-  const size_t threads = static_cast<size_t>(get_num_threads());
-  if (buffers.size() < threads) buffers.resize(threads);
-  pointers.resize(threads);
-  for (size_t t = 0; t < threads; ++t) pointers[t] = buffers[t].get<T>(count);
-  return pointers.data();
-}
 
 // out[i] += sum over threads t, in order, of partials[t][offset + i].
 template <typename T>

@@ -7,6 +7,7 @@
 #include "dlcore/checks.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
+#include "conv2d_winograd.hpp"
 #include "simd.hpp"
 #include "thread_workspace.hpp"
 
@@ -65,6 +66,11 @@ Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
   checked_numel({N, OH, OW, KH, KW, C}, fn);  // im2col indices of every pixel
 }
 
+bool Conv2dShape::is_winograd() const {
+  return KH == 3 && KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+         p.dilation_w == 1;
+}
+
 bool Conv2dShape::is_pointwise() const {
   return KH == 1 && KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
          p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
@@ -75,9 +81,39 @@ bool Conv2dShape::is_pointwise() const {
 // an RGB 3x3 layer (K = 27) is as shallow a product, so the limit sits just above it.
 constexpr int64_t kDirectMaxK = 32;
 
-Conv2dPlan conv2d_plan(const Conv2dShape& s) {
+// Winograd F(2x2, 3x3) against im2col + GEMM, 2 threads, float32, 32x28x28xC->OC with
+// padding 1, as the im2col time over the Winograd time, forward / dx:
+//   C = 4:  OC = 8 0.95 / 1.09, OC = 16 0.75 / 0.93, OC = 64 0.64 / 0.68
+//   C = 8:  OC = 8 1.32 / 1.28, OC = 32 1.05 / 0.95, OC = 64 0.94 / 0.89, OC = 128 0.92 / 1.01
+//   C = 12: OC = 12 1.02 / 0.92, OC = 32 1.15 / 1.01, OC = 64 1.06 / 0.97
+//   C = 16: OC = 1 1.20 / 1.48, OC = 4 1.45 / 1.09, OC = 16 1.45 / 1.47, OC = 128 1.21 / 1.31
+//   C = 32: OC = 1 1.31 / 1.02, OC = 8 1.77 / 1.66, OC = 64 1.56 / 1.51
+// The forward's products have depth C, too shallow below 16 for Eigen's kernel (which
+// stores its accumulators every C steps); dx's have width C where im2col's have 9C.
+constexpr int64_t kWinogradMinC = 16;
+
+// Winograd computes an out_h x out_w grid in 2x2 tiles, 16 products a tile, where the
+// im2col path multiplies 9 times per pixel of y; it runs only where it multiplies no
+// more. Measured (2 threads, as above): a 1x1 y (one tile for 1 pixel) 0.47 forward; dx
+// of an unpadded conv on a small x (dx's grid is x, larger than y: 9 OH OW / 16 tiles =
+// 0.14 to 0.56) 0.27 to 0.79; above the limit, 3x3 y (1.27 products per Winograd product)
+// 1.07 to 1.32, 1x28 1.12, dx of 3x3 from 3x3 1.70.
+bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w) {
+  const int64_t tiles = ((out_h + 1) / 2) * ((out_w + 1) / 2);
+  return s.is_winograd() && s.C >= kWinogradMinC && 16 * tiles <= 9 * s.OH * s.OW;
+}
+
+Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass) {
   if (s.is_pointwise()) return Conv2dPlan::pointwise;
-  if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+  switch (pass) {
+    case Conv2dPass::forward:
+      if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+      return winograd_pays(s, s.OH, s.OW) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+    case Conv2dPass::input_grad:
+      return winograd_pays(s, s.H, s.W) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+    case Conv2dPass::weight_grads:
+      return s.K() <= kDirectMaxK ? Conv2dPlan::direct : Conv2dPlan::pixel_tiles;
+  }
   return Conv2dPlan::pixel_tiles;
 }
 
@@ -404,7 +440,7 @@ void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
                               const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const int64_t partial = K * OC + OC;  // dkernel then dbias
-  const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
+  const bool direct = conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::direct;
   const int threads = get_num_threads();
   T* const* bufs = thread_workspace<T>(rows * K + partial);
   for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + rows * K, partial, T(0));
@@ -467,7 +503,11 @@ void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dSha
 size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
   const int64_t tile = tile_rows(s, elem_size) * s.K();
   const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
-  return static_cast<size_t>(tile + partial) * elem_size;
+  size_t bytes = static_cast<size_t>(tile + partial) * elem_size;
+  const bool winograd = conv2d_plan(s) == Conv2dPlan::winograd ||
+                        (backward && conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::winograd);
+  if (winograd) bytes = std::max(bytes, winograd_workspace_bytes(s, elem_size, backward));
+  return bytes;
 }
 
 template <typename T>
@@ -475,6 +515,7 @@ void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv
   if (s.pixels() == 0 || s.OC == 0) return;
   switch (conv2d_plan(s)) {
     case Conv2dPlan::pointwise: return forward_pointwise(y, x, kernel, bias, s);
+    case Conv2dPlan::winograd: return winograd_forward(y, x, kernel, bias, s);
     case Conv2dPlan::direct:
     case Conv2dPlan::pixel_tiles: return forward_pixel_tiles(y, x, kernel, bias, s);
   }
@@ -492,7 +533,12 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
     return;
   }
   if (dkernel || dbias) weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
-  if (dx) input_grad_pixel_tiles(dx, dy, kernel, s);
+  if (!dx) return;
+  if (conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::winograd) {
+    winograd_input_grad(dx, dy, kernel, s);
+  } else {
+    input_grad_pixel_tiles(dx, dy, kernel, s);
+  }
 }
 
 #define DLCORE_INSTANTIATE_CONV2D(T)                                                       \

@@ -35,9 +35,10 @@ SHAPES = [
 IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} k{s[5]}x{s[6]} s{s[7]} p{s[8]} d{s[9]}"
        for s in SHAPES]
 
-# 3x3 stride-1 layers with C >= 16 run Winograd (forward and dx) where it multiplies no
-# more than im2col; each shape below selects it for both, which test_winograd_plan checks,
-# so a change of the selection cannot quietly leave these tests on another path.
+# 3x3 stride-1 layers with C >= 16 run Winograd where it multiplies less than im2col
+# (dkernel: 2/3 as much). Each shape below selects it for y, dx and dkernel (the last, a
+# 3x3 y, for y and dx only), which test_winograd_plan checks, so a change of the
+# selection cannot quietly leave these tests on another path.
 WINOGRAD_SHAPES = [
     (1, 8, 8, 16, 16, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),     # batch 1
     (2, 9, 7, 16, 5, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),      # odd y: partial tiles
@@ -314,8 +315,8 @@ def plan(shape):
 
 @pytest.mark.parametrize("shape", WINOGRAD_SHAPES, ids=WINOGRAD_IDS)
 def test_winograd_plan(shape):
-    assert plan(shape) == {"forward": "winograd", "input_grad": "winograd",
-                           "weight_grads": "pixel_tiles"}
+    weights = "pixel_tiles" if shape is WINOGRAD_SHAPES[-1] else "winograd"
+    assert plan(shape) == {"forward": "winograd", "input_grad": "winograd", "weight_grads": weights}
 
 
 def test_winograd_float32_error_is_small(rng):
@@ -332,8 +333,10 @@ def test_winograd_float32_error_is_small(rng):
         assert np.abs(got - want).max() / np.abs(want).max() < 2e-6
 
 
-def test_winograd_finite_differences(rng):
-    shape = WINOGRAD_SHAPES[-1]  # x of 144 values: every gradient checked
+@pytest.mark.parametrize("shape", [WINOGRAD_SHAPES[-1], (1, 4, 4, 16, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1))],
+                         ids=["y 3x3", "y 4x4"])
+def test_winograd_finite_differences(rng, shape):
+    # x of 144 and 256 values: every gradient is checked; dkernel runs Winograd in the second
     x, kernel, bias, kw = make(rng, shape, np.float64)
     w = rng.standard_normal(reference(x, kernel, **kw).shape)
 
@@ -362,30 +365,34 @@ def test_winograd_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
 
 
 # The benchmark's layers (bench/workloads/conv.py): the three deeper ones run Winograd
-# forward and dx, measured faster there; the 1-channel first layer stays direct.
+# in every pass, measured faster there; the 1-channel first layer stays direct.
 @pytest.mark.parametrize("x_shape,oc,pad,expected", [
     ((64, 28, 28, 1), 32, 0, ("direct", "pixel_tiles", "direct")),
-    ((64, 26, 26, 32), 64, 0, ("winograd", "winograd", "pixel_tiles")),
-    ((32, 56, 56, 64), 64, 1, ("winograd", "winograd", "pixel_tiles")),
-    ((16, 28, 28, 128), 128, 1, ("winograd", "winograd", "pixel_tiles")),
+    ((64, 26, 26, 32), 64, 0, ("winograd", "winograd", "winograd")),
+    ((32, 56, 56, 64), 64, 1, ("winograd", "winograd", "winograd")),
+    ((16, 28, 28, 128), 128, 1, ("winograd", "winograd", "winograd")),
 ])
 def test_benchmark_layers_plan(x_shape, oc, pad, expected):
     got = ops.conv2d_plan(x_shape, (3, 3, x_shape[3], oc), padding=pad)
     assert (got["forward"], got["input_grad"], got["weight_grads"]) == expected
 
 
-@pytest.mark.parametrize("x_shape,kernel_shape,kw,forward,input_grad", [
-    ((2, 8, 8, 15), (3, 3, 15, 16), dict(padding=1), "pixel_tiles", "pixel_tiles"),  # C < 16
-    ((2, 8, 8, 16), (3, 3, 16, 16), dict(padding=1, strides=2), "pixel_tiles", "pixel_tiles"),
-    ((2, 8, 8, 16), (3, 3, 16, 16), dict(padding=2, dilation=2), "pixel_tiles", "pixel_tiles"),
-    ((2, 8, 8, 16), (5, 5, 16, 16), dict(padding=2), "pixel_tiles", "pixel_tiles"),
-    ((8, 3, 3, 64), (3, 3, 64, 64), dict(), "pixel_tiles", "pixel_tiles"),  # y 1x1: one tile a pixel
-    ((8, 5, 5, 64), (3, 3, 64, 64), dict(), "winograd", "pixel_tiles"),     # dx grid 5x5 from y 3x3
-    ((2, 8, 8, 64), (1, 1, 64, 64), dict(), "pointwise", "pointwise"),
+P, W = "pixel_tiles", "winograd"
+
+
+@pytest.mark.parametrize("x_shape,kernel_shape,kw,expected", [
+    ((2, 8, 8, 15), (3, 3, 15, 16), dict(padding=1), (P, P, P)),  # C < 16
+    ((2, 8, 8, 16), (3, 3, 16, 16), dict(padding=1, strides=2), (P, P, P)),
+    ((2, 8, 8, 16), (3, 3, 16, 16), dict(padding=2, dilation=2), (P, P, P)),
+    ((2, 8, 8, 16), (5, 5, 16, 16), dict(padding=2), (P, P, P)),
+    ((8, 3, 3, 64), (3, 3, 64, 64), dict(), (P, P, P)),  # y 1x1: one tile a pixel
+    ((8, 5, 5, 64), (3, 3, 64, 64), dict(), (W, P, P)),  # y 3x3; dx's grid 5x5 from it
+    ((8, 5, 5, 64), (3, 3, 64, 64), dict(padding=1), (W, W, W)),  # y 5x5
+    ((2, 8, 8, 64), (1, 1, 64, 64), dict(), ("pointwise",) * 3),
 ])
-def test_plan_keeps_other_shapes_off_winograd(x_shape, kernel_shape, kw, forward, input_grad):
+def test_plan_keeps_other_shapes_off_winograd(x_shape, kernel_shape, kw, expected):
     got = ops.conv2d_plan(x_shape, kernel_shape, **kw)
-    assert (got["forward"], got["input_grad"]) == (forward, input_grad)
+    assert (got["forward"], got["input_grad"], got["weight_grads"]) == expected
 
 
 def test_conv2d_plan_rejects_bad_input():

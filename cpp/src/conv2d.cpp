@@ -82,25 +82,30 @@ bool Conv2dShape::is_pointwise() const {
 constexpr int64_t kDirectMaxK = 32;
 
 // Winograd F(2x2, 3x3) against im2col + GEMM, 2 threads, float32, 32x28x28xC->OC with
-// padding 1, as the im2col time over the Winograd time, forward / dx:
-//   C = 4:  OC = 8 0.95 / 1.09, OC = 16 0.75 / 0.93, OC = 64 0.64 / 0.68
-//   C = 8:  OC = 8 1.32 / 1.28, OC = 32 1.05 / 0.95, OC = 64 0.94 / 0.89, OC = 128 0.92 / 1.01
-//   C = 12: OC = 12 1.02 / 0.92, OC = 32 1.15 / 1.01, OC = 64 1.06 / 0.97
-//   C = 16: OC = 1 1.20 / 1.48, OC = 4 1.45 / 1.09, OC = 16 1.45 / 1.47, OC = 128 1.21 / 1.31
-//   C = 32: OC = 1 1.31 / 1.02, OC = 8 1.77 / 1.66, OC = 64 1.56 / 1.51
+// padding 1, as the im2col time over the Winograd time, forward / dx / dkernel:
+//   C = 4:  OC = 8 0.95 / 1.09 / 1.34, OC = 16 0.75 / 0.93 / 1.27, OC = 64 0.64 / 0.68 / 0.88
+//   C = 8:  OC = 8 1.32 / 1.28 / 1.38, OC = 64 0.94 / 0.89 / 1.07, OC = 128 0.92 / 1.01 / 0.95
+//   C = 12: OC = 12 1.02 / 0.92 / 1.26, OC = 64 1.06 / 0.97 / 1.15
+//   C = 16: OC = 1 1.20 / 1.48 / 1.31, OC = 16 1.45 / 1.47 / 1.34, OC = 128 1.21 / 1.31 / 1.21
+//   C = 32: OC = 1 1.31 / 1.02 / 1.33, OC = 8 1.77 / 1.66 / 1.34, OC = 64 1.56 / 1.51 / -
 // The forward's products have depth C, too shallow below 16 for Eigen's kernel (which
 // stores its accumulators every C steps); dx's have width C where im2col's have 9C.
 constexpr int64_t kWinogradMinC = 16;
 
 // Winograd computes an out_h x out_w grid in 2x2 tiles, 16 products a tile, where the
-// im2col path multiplies 9 times per pixel of y; it runs only where it multiplies no
-// more. Measured (2 threads, as above): a 1x1 y (one tile for 1 pixel) 0.47 forward; dx
-// of an unpadded conv on a small x (dx's grid is x, larger than y: 9 OH OW / 16 tiles =
-// 0.14 to 0.56) 0.27 to 0.79; above the limit, 3x3 y (1.27 products per Winograd product)
-// 1.07 to 1.32, 1x28 1.12, dx of 3x3 from 3x3 1.70.
-bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w) {
-  const int64_t tiles = ((out_h + 1) / 2) * ((out_w + 1) / 2);
-  return s.is_winograd() && s.C >= kWinogradMinC && 16 * tiles <= 9 * s.OH * s.OW;
+// im2col path multiplies 9 times per pixel of y. It runs where im2col multiplies at least
+// min_ratio times as much: 1 for y and dx, 1.5 for dkernel, whose reduction over the
+// threads' partials is a fixed cost. Measured (2 threads, im2col time / Winograd time):
+//   y 1x1, one tile for 1 pixel (ratio 0.56): forward 0.47
+//   dx of an unpadded conv on a small x, whose grid is larger than y (0.14 to 0.56): 0.27
+//     to 0.79
+//   y 3x3 or 1xW (1.13 to 1.27): forward 1.02 to 1.26, dkernel 0.77 to 1.08
+//   y 5x5 or 7x7 (1.56 to 1.72): forward 1.35 to 1.62, dkernel 1.11 to 1.44
+//   y 4x4 to 14x14 (2.25): forward 1.77 to 1.85, dkernel 1.38 to 1.53
+bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w, double min_ratio) {
+  const double tiles = static_cast<double>((out_h + 1) / 2) * static_cast<double>((out_w + 1) / 2);
+  const double pixels = static_cast<double>(s.OH) * static_cast<double>(s.OW);
+  return s.is_winograd() && s.C >= kWinogradMinC && 9 * pixels >= min_ratio * 16 * tiles;
 }
 
 Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass) {
@@ -108,11 +113,12 @@ Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass) {
   switch (pass) {
     case Conv2dPass::forward:
       if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
-      return winograd_pays(s, s.OH, s.OW) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+      return winograd_pays(s, s.OH, s.OW, 1) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
     case Conv2dPass::input_grad:
-      return winograd_pays(s, s.H, s.W) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+      return winograd_pays(s, s.H, s.W, 1) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
     case Conv2dPass::weight_grads:
-      return s.K() <= kDirectMaxK ? Conv2dPlan::direct : Conv2dPlan::pixel_tiles;
+      if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+      return winograd_pays(s, s.OH, s.OW, 1.5) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
   }
   return Conv2dPlan::pixel_tiles;
 }
@@ -504,8 +510,10 @@ size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backw
   const int64_t tile = tile_rows(s, elem_size) * s.K();
   const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
   size_t bytes = static_cast<size_t>(tile + partial) * elem_size;
-  const bool winograd = conv2d_plan(s) == Conv2dPlan::winograd ||
-                        (backward && conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::winograd);
+  const auto winograd_in = [&](Conv2dPass pass) { return conv2d_plan(s, pass) == Conv2dPlan::winograd; };
+  const bool winograd = winograd_in(Conv2dPass::forward) ||
+                        (backward && (winograd_in(Conv2dPass::input_grad) ||
+                                      winograd_in(Conv2dPass::weight_grads)));
   if (winograd) bytes = std::max(bytes, winograd_workspace_bytes(s, elem_size, backward));
   return bytes;
 }
@@ -532,7 +540,12 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
     if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
     return;
   }
-  if (dkernel || dbias) weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
+  if (dkernel && conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::winograd) {
+    winograd_kernel_grad(dkernel, dy, x, s);
+    if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
+  } else if (dkernel || dbias) {
+    weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
+  }
   if (!dx) return;
   if (conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::winograd) {
     winograd_input_grad(dx, dy, kernel, s);

@@ -115,6 +115,39 @@ void output_transform(V (&y)[4], const V (&m)[kTaps]) {
   }
 }
 
+// The adjoints of the filter and output transforms, for the kernel gradient.
+
+// g (3x3) = G^T u G for a 4x4 u: the gradient of G g G^T.
+template <typename V, typename T>
+void filter_transform_adjoint(V (&g)[9], const V (&u)[kTaps], T half) {
+  V t[3][4];  // G^T u
+  for (int j = 0; j < 4; ++j) {
+    const V mid = (u[4 + j] + u[8 + j]) * half;
+    t[0][j] = u[j] + mid;
+    t[1][j] = (u[4 + j] - u[8 + j]) * half;
+    t[2][j] = mid + u[12 + j];
+  }
+  for (int i = 0; i < 3; ++i) {
+    const V mid = (t[i][1] + t[i][2]) * half;
+    g[3 * i] = t[i][0] + mid;
+    g[3 * i + 1] = (t[i][1] - t[i][2]) * half;
+    g[3 * i + 2] = mid + t[i][3];
+  }
+}
+
+// m (4x4) = A y A^T for a 2x2 y: the gradient of A^T m A.
+template <typename V>
+void output_transform_adjoint(V (&m)[kTaps], const V (&y)[4]) {
+  const V r[4][2] = {{y[0], y[1]}, {y[0] + y[2], y[1] + y[3]}, {y[0] - y[2], y[1] - y[3]},
+                     {-y[2], -y[3]}};  // A y
+  for (int i = 0; i < 4; ++i) {
+    m[4 * i] = r[i][0];
+    m[4 * i + 1] = r[i][0] + r[i][1];
+    m[4 * i + 2] = r[i][0] - r[i][1];
+    m[4 * i + 3] = -r[i][1];
+  }
+}
+
 template <typename V, typename T>
 V load_lanes(const T* p) {
   if constexpr (std::is_same_v<V, T>) {
@@ -197,6 +230,19 @@ void transform_inputs(T* V, const T* in, const T* zeros, const WinogradGeometry&
   }
 }
 
+// The cells (channel 0) of the 2x2 outputs of a tile in out (N,OH,OW,OC), null where
+// the tile hangs over the edge of out.
+template <typename T>
+void output_cells(T* (&cell)[4], T* out, const WinogradGeometry& g, const Tile& tile) {
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      const int64_t oh = tile.oh + i, ow = tile.ow + j;
+      const bool inside = oh < g.OH && ow < g.OW;
+      cell[2 * i + j] = inside ? out + ((tile.n * g.OH + oh) * g.OW + ow) * g.OC : nullptr;
+    }
+  }
+}
+
 // The outputs of tiles t0 .. t0+m-1 from their products M (m, 16, OC): A^T m A, plus
 // bias (may be null) into out, or added to out when accumulate is set. The last row and
 // column of tiles may hang over the output; those cells are not written.
@@ -205,15 +251,8 @@ void transform_outputs(T* out, const T* M, const T* bias, bool accumulate,
                        const WinogradGeometry& g, int64_t t0, int64_t m) {
   const int64_t OC = g.OC;
   for (int64_t t = 0; t < m; ++t) {
-    const Tile tile = tile_at(g, t0 + t);
     T* cell[4];
-    for (int i = 0; i < 2; ++i) {
-      for (int j = 0; j < 2; ++j) {
-        const int64_t oh = tile.oh + i, ow = tile.ow + j;
-        cell[2 * i + j] = oh < g.OH && ow < g.OW ? out + ((tile.n * g.OH + oh) * g.OW + ow) * OC
-                                                 : nullptr;
-      }
-    }
+    output_cells(cell, out, g, tile_at(g, t0 + t));
     const T* mt = M + t * kTaps * OC;
     over_channels<T>(OC, [&](auto lanes, int64_t oc) {
       using Vec = decltype(lanes);
@@ -229,15 +268,65 @@ void transform_outputs(T* out, const T* M, const T* bias, bool accumulate,
   }
 }
 
-// The transformed kernel of the calling thread, followed by a row of zeros for the cells
-// outside the input; grown here, before any parallel region.
+// The transformed kernel (16, C, OC) of the calling thread; grown here, before any
+// parallel region.
 template <typename T>
 T* transformed_kernel_workspace(int64_t C, int64_t OC) {
   thread_local ScratchBuffer buffer;
-  const int64_t zeros = std::max(C, OC);
-  T* U = buffer.get<T>(kTaps * C * OC + zeros);
-  std::fill_n(U + kTaps * C * OC, zeros, T(0));
-  return U;
+  return buffer.get<T>(kTaps * C * OC);
+}
+
+// `count` zeros for the cells outside the input or output, kept by the calling thread.
+template <typename T>
+const T* zero_row(int64_t count) {
+  thread_local ScratchBuffer buffer;
+  T* zeros = buffer.get<T>(count);
+  std::fill_n(zeros, count, T(0));
+  return zeros;
+}
+
+// dM (m, 16, OC) = A dy A^T for the output gradients dy of tiles t0 .. t0+m-1, zero
+// where a tile hangs over y (`zeros`: OC of them).
+template <typename T>
+void transform_output_grads(T* dM, const T* dy, const T* zeros, const WinogradGeometry& g,
+                            int64_t t0, int64_t m) {
+  const int64_t OC = g.OC;
+  for (int64_t t = 0; t < m; ++t) {
+    const T* cell[4];
+    output_cells(cell, dy, g, tile_at(g, t0 + t));
+    for (const T*& c : cell) c = c ? c : zeros;
+    T* mt = dM + t * kTaps * OC;
+    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+      using Vec = decltype(lanes);
+      Vec d[4], u[kTaps];
+      for (int q = 0; q < 4; ++q) d[q] = load_lanes<Vec>(cell[q] + oc);
+      output_transform_adjoint(u, d);
+      for (int k = 0; k < kTaps; ++k) store_lanes(mt + k * OC + oc, u[k]);
+    });
+  }
+}
+
+// dkernel (3,3,C,OC) += G^T dU G, dU (16, C, OC) the sum of the threads' partials, added
+// in thread order (bit-identical runs for a thread count).
+template <typename T>
+void transform_kernel_grad(T* dkernel, T* const* partials, int threads, int64_t C, int64_t OC) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+      using V = decltype(lanes);
+      V u[kTaps], g[9];
+      for (int k = 0; k < kTaps; ++k) {
+        const int64_t at = (k * C + c) * OC + oc;
+        u[k] = load_lanes<V>(partials[0] + at);
+        for (int t = 1; t < threads; ++t) u[k] += load_lanes<V>(partials[t] + at);
+      }
+      filter_transform_adjoint(g, u, T(0.5));
+      for (int k = 0; k < 9; ++k) {
+        T* at = dkernel + (k * C + c) * OC + oc;
+        store_lanes(at, load_lanes<V>(at) + g[k]);
+      }
+    });
+  }
 }
 
 // Transformed position k of the kernel rotated 180 degrees: rotating g reverses its rows
@@ -260,7 +349,7 @@ void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const Winogr
   const int64_t Cin = g.C, Cout = g.OC, tiles = g.tiles();
   const int threads = get_num_threads();
   const int64_t block = block_tiles(tiles, Cin, Cout, sizeof(T), threads);
-  const T* zeros = U + kTaps * Cin * Cout;
+  const T* zeros = zero_row<T>(std::max(Cin, Cout));
   T* const* work = thread_workspace<T>(kTaps * block * (Cin + Cout));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t t0 = 0; t0 < tiles; t0 += block) {
@@ -280,6 +369,35 @@ void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const Winogr
   }
 }
 
+// dkernel += G^T [sum over tiles of V_k^T dM_k] G: the 16 products dU_k (C, OC) +=
+// V_k^T @ dM_k, with the inputs and output gradients of a block of tiles transformed as
+// in the forward. Each thread sums its blocks (a fixed, contiguous range: static
+// schedule) into its own dU, reduced in thread order.
+template <typename T>
+void winograd_kernel_tiles(T* dkernel, const T* dy, const T* x, const WinogradGeometry& g) {
+  const int64_t C = g.C, OC = g.OC, tiles = g.tiles(), partial = kTaps * C * OC;
+  const int threads = get_num_threads();
+  const int64_t block = block_tiles(tiles, C, OC, sizeof(T), threads);
+  const T* zeros = zero_row<T>(std::max(C, OC));
+  T* const* work = thread_workspace<T>(partial + kTaps * block * (C + OC));
+  for (int t = 0; t < threads; ++t) std::fill_n(work[t], partial, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t t0 = 0; t0 < tiles; t0 += block) {
+    const int64_t m = std::min(block, tiles - t0);
+    T* dU = work[thread_index()];
+    T* V = dU + partial;
+    T* dM = V + kTaps * block * C;
+    transform_inputs(V, x, zeros, g, t0, m);
+    transform_output_grads(dM, dy, zeros, g, t0, m);
+    for (int k = 0; k < kTaps; ++k) {
+      // V_k^T without a transposed copy: rows k, k+16, ... of V read column-major.
+      gemm_accumulate<T>({dU + k * C * OC, OC, false}, {V + k * C, kTaps * C, true},
+                         {dM + k * OC, kTaps * OC, false}, C, OC, m);
+    }
+  }
+  transform_kernel_grad(dkernel, work, threads, C, OC);
+}
+
 }  // namespace
 
 template <typename T>
@@ -296,18 +414,25 @@ void winograd_input_grad(T* dx, const T* dy, const T* kernel, const Conv2dShape&
   winograd_tiles(dx, dy, U, static_cast<const T*>(nullptr), input_grad_geometry(s), true);
 }
 
+template <typename T>
+void winograd_kernel_grad(T* dkernel, const T* dy, const T* x, const Conv2dShape& s) {
+  winograd_kernel_tiles(dkernel, dy, x, forward_geometry(s));
+}
+
 size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
   const int threads = get_num_threads();
   const WinogradGeometry forward = forward_geometry(s), input_grad = input_grad_geometry(s);
   int64_t block = block_tiles(forward.tiles(), s.C, s.OC, elem_size, threads);
   if (backward) block = std::max(block, block_tiles(input_grad.tiles(), s.OC, s.C, elem_size, threads));
-  const int64_t kernel = kTaps * s.C * s.OC + std::max(s.C, s.OC);
-  return static_cast<size_t>(kernel + kTaps * block * (s.C + s.OC)) * elem_size;
+  const int64_t kernel = kTaps * s.C * s.OC;
+  const int64_t per_thread = kTaps * block * (s.C + s.OC) + (backward ? kernel : 0);
+  return static_cast<size_t>(kernel + std::max(s.C, s.OC) + per_thread) * elem_size;
 }
 
 #define DLCORE_INSTANTIATE_WINOGRAD(T)                                                      \
   template void winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
-  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);
+  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);     \
+  template void winograd_kernel_grad<T>(T*, const T*, const T*, const Conv2dShape&);
 DLCORE_INSTANTIATE_WINOGRAD(float)
 DLCORE_INSTANTIATE_WINOGRAD(double)
 #undef DLCORE_INSTANTIATE_WINOGRAD

@@ -53,7 +53,7 @@ enum class Conv2dPlan {
   direct,       // K = KH*KW*C <= 32 (a first layer): pixel tiles, no GEMM
   pixel_tiles,  // im2col over tiles of the N*OH*OW output pixels, parallel over tiles
   winograd,     // 3x3 stride 1, C >= 16: Winograd F(2x2, 3x3), parallel over blocks of
-                // 2x2 output tiles (forward and dx only)
+                // 2x2 output tiles (y, dx and dkernel; dbias stays on pixel tiles)
 };
 enum class Conv2dPass {
   forward,       // y

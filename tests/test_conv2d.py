@@ -10,7 +10,8 @@ TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-11, atol
 # (N, H, W, C, OC, KH, KW, strides, padding ((t, b), (l, r)), dilation). The kernels pick
 # a plan from the shape (conv2d_plan in cpp/src/conv2d.cpp), so the list covers each:
 # pointwise (1x1, stride 1, unpadded), direct (K = KH*KW*C <= 32, with OC over the
-# vector widths and an odd pixel count), and pixel tiles (larger K, tiles across samples).
+# vector widths and an odd pixel count), pixel tiles (larger K, tiles across samples) and
+# Winograd (3x3 stride 1, C >= 16: the 16- and 64-channel 3x3 shapes here; more below).
 SHAPES = [
     (1, 1, 1, 1, 1, 1, 1, (1, 1), ((0, 0), (0, 0)), (1, 1)),
     (1, 3, 3, 1, 1, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),
@@ -26,11 +27,29 @@ SHAPES = [
     (2, 9, 8, 3, 40, 3, 3, (2, 1), ((1, 1), (0, 2)), (1, 2)),     # OC = 32 + 8: every width
     (2, 5, 6, 64, 3, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),
     (3, 6, 5, 64, 5, 3, 2, (1, 1), ((1, 0), (2, 1)), (1, 2)),
-    (2, 40, 6, 64, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),    # several tiles a sample
+    (2, 40, 6, 64, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),    # tall and narrow (Winograd)
     (2, 5, 40, 64, 2, 1, 3, (1, 1), ((0, 0), (2, 0)), (1, 3)),
+    (3, 12, 11, 15, 6, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),   # 3x3, C = 15: pixel tiles
+    (2, 40, 6, 12, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),    # several pixel tiles a sample
 ]
 IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} k{s[5]}x{s[6]} s{s[7]} p{s[8]} d{s[9]}"
        for s in SHAPES]
+
+# 3x3 stride-1 layers with C >= 16 run Winograd where it multiplies less than im2col
+# (dkernel: 2/3 as much). Each shape below selects it for y, dx and dkernel (the last, a
+# 3x3 y, for y and dx only), which test_winograd_plan checks, so a change of the
+# selection cannot quietly leave these tests on another path.
+WINOGRAD_SHAPES = [
+    (1, 8, 8, 16, 16, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),     # batch 1
+    (2, 9, 7, 16, 5, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),      # odd y: partial tiles
+    (2, 10, 9, 17, 9, 3, 3, (1, 1), ((0, 2), (1, 0)), (1, 1)),     # asymmetric padding
+    (3, 5, 13, 24, 12, 3, 3, (1, 1), ((1, 1), (0, 0)), (1, 1)),    # non-square, y 5x11
+    (2, 6, 7, 19, 13, 3, 3, (1, 1), ((3, 0), (0, 3)), (1, 1)),     # padding 3: dx reads past dy
+    (2, 12, 10, 16, 8, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),    # unpadded: dx over a larger x
+    (5, 15, 17, 21, 20, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),   # 360 tiles: several blocks
+    (1, 3, 3, 16, 3, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),      # 3x3 y: the smallest chosen
+]
+WINOGRAD_IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} p{s[8]}" for s in WINOGRAD_SHAPES]
 
 
 def make(rng, shape, dtype):
@@ -42,7 +61,7 @@ def make(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+@pytest.mark.parametrize("shape", SHAPES + WINOGRAD_SHAPES, ids=IDS + WINOGRAD_IDS)
 def test_conv2d_forward_matches_reference(rng, shape, dtype):
     x, kernel, bias, kw = make(rng, shape, dtype)
     y = ops.conv2d_forward(x, kernel, bias, **kw)
@@ -53,7 +72,7 @@ def test_conv2d_forward_matches_reference(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+@pytest.mark.parametrize("shape", SHAPES + WINOGRAD_SHAPES, ids=IDS + WINOGRAD_IDS)
 def test_conv2d_backward_matches_reference(rng, shape, dtype):
     x, kernel, bias, kw = make(rng, shape, dtype)
     dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(dtype)
@@ -127,7 +146,8 @@ def test_conv2d_non_contiguous_inputs(rng, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [SHAPES[i] for i in (7, 8, 10, 14)], ids=[IDS[i] for i in (7, 8, 10, 14)])
+@pytest.mark.parametrize("shape", [SHAPES[i] for i in (7, 8, 10, 14, 16, 17)],
+                         ids=[IDS[i] for i in (7, 8, 10, 14, 16, 17)])
 def test_conv2d_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
     N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
     shape = (4 * N, H, W, C, OC, KH, KW, strides, padding, dilation)
@@ -283,3 +303,100 @@ def test_conv2d_matches_torch(rng, shape):
     np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dkernel, tk.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dbias, tb.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------------------ Winograd F(2x2, 3x3)
+
+def plan(shape):
+    N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
+    return ops.conv2d_plan((N, H, W, C), (KH, KW, C, OC), strides=strides, padding=padding,
+                           dilation=dilation)
+
+
+@pytest.mark.parametrize("shape", WINOGRAD_SHAPES, ids=WINOGRAD_IDS)
+def test_winograd_plan(shape):
+    weights = "pixel_tiles" if shape is WINOGRAD_SHAPES[-1] else "winograd"
+    assert plan(shape) == {"forward": "winograd", "input_grad": "winograd", "weight_grads": weights}
+
+
+def test_winograd_float32_error_is_small(rng):
+    # F(2x2, 3x3) adds a few roundings per output: at 128 channels its float32 error
+    # should stay near that of a plain dot product (~1e-6 of the values' scale).
+    shape = (2, 10, 10, 128, 32, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert plan(shape)["forward"] == "winograd"
+    x, kernel, bias, kw = make(rng, shape, np.float32)
+    expected = reference(x, kernel, bias, **kw)
+    dy = rng.standard_normal(expected.shape).astype(np.float32)
+    dx = ops.conv2d_backward(dy, x, kernel, **kw, need_dkernel=False, need_dbias=False)[0]
+    for got, want in ((ops.conv2d_forward(x, kernel, bias, **kw), expected),
+                      (dx, reference_grads(dy, x, kernel, **kw)[0])):
+        assert np.abs(got - want).max() / np.abs(want).max() < 2e-6
+
+
+@pytest.mark.parametrize("shape", [WINOGRAD_SHAPES[-1], (1, 4, 4, 16, 2, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1))],
+                         ids=["y 3x3", "y 4x4"])
+def test_winograd_finite_differences(rng, shape):
+    # x of 144 and 256 values: every gradient is checked; dkernel runs Winograd in the second
+    x, kernel, bias, kw = make(rng, shape, np.float64)
+    w = rng.standard_normal(reference(x, kernel, **kw).shape)
+
+    def loss():
+        return float((ops.conv2d_forward(x, kernel, bias, **kw) * w).sum())
+
+    dx, dkernel, dbias = ops.conv2d_backward(w, x, kernel, **kw)
+    check_gradients(loss, {"x": x, "kernel": kernel, "bias": bias},
+                    {"x": dx, "kernel": dkernel, "bias": dbias})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [WINOGRAD_SHAPES[i] for i in (0, 1, 6)],
+                         ids=[WINOGRAD_IDS[i] for i in (0, 1, 6)])
+def test_winograd_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
+    x, kernel, bias, kw = make(rng, shape, dtype)
+    dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(dtype)
+    expected = [reference(x, kernel, bias, **kw), *reference_grads(dy, x, kernel, **kw)]
+    for n in (1, 2, 3):
+        ops.set_num_threads(n)
+        got = [ops.conv2d_forward(x, kernel, bias, **kw), *ops.conv2d_backward(dy, x, kernel, **kw)]
+        again = [ops.conv2d_forward(x, kernel, bias, **kw), *ops.conv2d_backward(dy, x, kernel, **kw)]
+        for a, b, e in zip(got, again, expected):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, e, **TOL[dtype])
+
+
+# The benchmark's layers (bench/workloads/conv.py): the three deeper ones run Winograd
+# in every pass, measured faster there; the 1-channel first layer stays direct.
+@pytest.mark.parametrize("x_shape,oc,pad,expected", [
+    ((64, 28, 28, 1), 32, 0, ("direct", "pixel_tiles", "direct")),
+    ((64, 26, 26, 32), 64, 0, ("winograd", "winograd", "winograd")),
+    ((32, 56, 56, 64), 64, 1, ("winograd", "winograd", "winograd")),
+    ((16, 28, 28, 128), 128, 1, ("winograd", "winograd", "winograd")),
+])
+def test_benchmark_layers_plan(x_shape, oc, pad, expected):
+    got = ops.conv2d_plan(x_shape, (3, 3, x_shape[3], oc), padding=pad)
+    assert (got["forward"], got["input_grad"], got["weight_grads"]) == expected
+
+
+P, W = "pixel_tiles", "winograd"
+
+
+@pytest.mark.parametrize("x_shape,kernel_shape,kw,expected", [
+    ((2, 8, 8, 15), (3, 3, 15, 16), dict(padding=1), (P, P, P)),  # C < 16
+    ((2, 8, 8, 16), (3, 3, 16, 16), dict(padding=1, strides=2), (P, P, P)),
+    ((2, 8, 8, 16), (3, 3, 16, 16), dict(padding=2, dilation=2), (P, P, P)),
+    ((2, 8, 8, 16), (5, 5, 16, 16), dict(padding=2), (P, P, P)),
+    ((8, 3, 3, 64), (3, 3, 64, 64), dict(), (P, P, P)),  # y 1x1: one tile a pixel
+    ((8, 5, 5, 64), (3, 3, 64, 64), dict(), (W, P, P)),  # y 3x3; dx's grid 5x5 from it
+    ((8, 5, 5, 64), (3, 3, 64, 64), dict(padding=1), (W, W, W)),  # y 5x5
+    ((2, 8, 8, 64), (1, 1, 64, 64), dict(), ("pointwise",) * 3),
+])
+def test_plan_keeps_other_shapes_off_winograd(x_shape, kernel_shape, kw, expected):
+    got = ops.conv2d_plan(x_shape, kernel_shape, **kw)
+    assert (got["forward"], got["input_grad"], got["weight_grads"]) == expected
+
+
+def test_conv2d_plan_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"conv2d_plan: kernel has shape \(3, 3, 2, 4\) with 2 input channels"):
+        ops.conv2d_plan((2, 5, 5, 3), (3, 3, 2, 4))
+    with pytest.raises(ValueError, match=r"argument 'x_shape'"):
+        ops.conv2d_plan((2, 5, 5), (3, 3, 3, 4))

@@ -117,6 +117,30 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle kernel
   });
 }
 
+const char* plan_name(Conv2dPlan plan) {
+  switch (plan) {
+    case Conv2dPlan::pointwise: return "pointwise";
+    case Conv2dPlan::direct: return "direct";
+    case Conv2dPlan::pixel_tiles: return "pixel_tiles";
+    case Conv2dPlan::winograd: return "winograd";
+  }
+  return "unknown";
+}
+
+py::dict conv2d_plan(py::handle x_shape_obj, py::handle kernel_shape_obj, py::handle strides,
+                     py::handle padding, py::handle dilation) {
+  const char* fn = "conv2d_plan";
+  const auto xs = shape4_arg(x_shape_obj, fn, "x_shape");
+  const auto ks = shape4_arg(kernel_shape_obj, fn, "kernel_shape");
+  const int64_t x[4] = {xs[0], xs[1], xs[2], xs[3]}, k[4] = {ks[0], ks[1], ks[2], ks[3]};
+  const Conv2dShape s(fn, x, k, conv2d_params(fn, strides, padding, dilation));
+  py::dict plans;
+  plans["forward"] = plan_name(dlcore::conv2d_plan(s, Conv2dPass::forward));
+  plans["input_grad"] = plan_name(dlcore::conv2d_plan(s, Conv2dPass::input_grad));
+  plans["weight_grads"] = plan_name(dlcore::conv2d_plan(s, Conv2dPass::weight_grads));
+  return plans;
+}
+
 }  // namespace
 
 void register_conv2d(py::module_& m) {
@@ -155,6 +179,20 @@ Args:
 Returns:
     ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, C, OC)`` and ``(OC,)``.
     For a given thread count the results are the same, bit for bit, on every run.)doc");
+  m.def("conv2d_plan", &conv2d_plan, py::arg("x_shape"), py::arg("kernel_shape"),
+        py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
+        py::arg("dilation") = 1,
+        R"doc(The algorithm each pass of a convolution of these shapes runs, as chosen by measurement.
+
+Args:
+    x_shape: ``(N, H, W, C)``; kernel_shape: ``(KH, KW, C, OC)``.
+    strides, padding, dilation: as for :func:`conv2d_forward`.
+
+Returns:
+    ``{'forward': plan, 'input_grad': plan, 'weight_grads': plan}`` where a plan is
+    ``'pointwise'`` (a 1x1 conv as one GEMM), ``'direct'`` (no GEMM: a first layer),
+    ``'pixel_tiles'`` (im2col and GEMM over tiles of output pixels) or ``'winograd'``
+    (Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions).)doc");
 }
 
 }  // namespace dlcore::bind

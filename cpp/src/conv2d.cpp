@@ -7,11 +7,9 @@
 #include "dlcore/checks.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
-#include "dlcore/scratch.hpp"
+#include "conv2d_winograd.hpp"
 #include "simd.hpp"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "thread_workspace.hpp"
 
 namespace dlcore {
 
@@ -68,6 +66,11 @@ Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
   checked_numel({N, OH, OW, KH, KW, C}, fn);  // im2col indices of every pixel
 }
 
+bool Conv2dShape::is_winograd() const {
+  return KH == 3 && KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+         p.dilation_w == 1;
+}
+
 bool Conv2dShape::is_pointwise() const {
   return KH == 1 && KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
          p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
@@ -78,37 +81,51 @@ bool Conv2dShape::is_pointwise() const {
 // an RGB 3x3 layer (K = 27) is as shallow a product, so the limit sits just above it.
 constexpr int64_t kDirectMaxK = 32;
 
-Conv2dPlan conv2d_plan(const Conv2dShape& s) {
+// Winograd F(2x2, 3x3) against im2col + GEMM, 2 threads, float32, 32x28x28xC->OC with
+// padding 1, as the im2col time over the Winograd time, forward / dx / dkernel:
+//   C = 4:  OC = 8 0.95 / 1.09 / 1.34, OC = 16 0.75 / 0.93 / 1.27, OC = 64 0.64 / 0.68 / 0.88
+//   C = 8:  OC = 8 1.32 / 1.28 / 1.38, OC = 64 0.94 / 0.89 / 1.07, OC = 128 0.92 / 1.01 / 0.95
+//   C = 12: OC = 12 1.02 / 0.92 / 1.26, OC = 64 1.06 / 0.97 / 1.15
+//   C = 16: OC = 1 1.20 / 1.48 / 1.31, OC = 16 1.45 / 1.47 / 1.34, OC = 128 1.21 / 1.31 / 1.21
+//   C = 32: OC = 1 1.31 / 1.02 / 1.33, OC = 8 1.77 / 1.66 / 1.34, OC = 64 1.56 / 1.51 / -
+// The forward's products have depth C, too shallow below 16 for Eigen's kernel (which
+// stores its accumulators every C steps); dx's have width C where im2col's have 9C.
+constexpr int64_t kWinogradMinC = 16;
+
+// Winograd computes an out_h x out_w grid in 2x2 tiles, 16 products a tile, where the
+// im2col path multiplies 9 times per pixel of y. It runs where im2col multiplies at least
+// min_ratio times as much: 1 for y and dx, 1.5 for dkernel, whose reduction over the
+// threads' partials is a fixed cost. Measured (2 threads, im2col time / Winograd time):
+//   y 1x1, one tile for 1 pixel (ratio 0.56): forward 0.47
+//   dx of an unpadded conv on a small x, whose grid is larger than y (0.14 to 0.56): 0.27
+//     to 0.79
+//   y 3x3 or 1xW (1.13 to 1.27): forward 1.02 to 1.26, dkernel 0.77 to 1.08
+//   y 5x5 or 7x7 (1.56 to 1.72): forward 1.35 to 1.62, dkernel 1.11 to 1.44
+//   y 4x4 to 14x14 (2.25): forward 1.77 to 1.85, dkernel 1.38 to 1.53
+bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w, double min_ratio) {
+  const double tiles = static_cast<double>((out_h + 1) / 2) * static_cast<double>((out_w + 1) / 2);
+  const double pixels = static_cast<double>(s.OH) * static_cast<double>(s.OW);
+  return s.is_winograd() && s.C >= kWinogradMinC && 9 * pixels >= min_ratio * 16 * tiles;
+}
+
+Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass) {
   if (s.is_pointwise()) return Conv2dPlan::pointwise;
-  if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+  switch (pass) {
+    case Conv2dPass::forward:
+      if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+      return winograd_pays(s, s.OH, s.OW, 1) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+    case Conv2dPass::input_grad:
+      return winograd_pays(s, s.H, s.W, 1) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+    case Conv2dPass::weight_grads:
+      if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+      return winograd_pays(s, s.OH, s.OW, 1.5) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
+  }
   return Conv2dPlan::pixel_tiles;
 }
 
 namespace {
 
 constexpr int64_t kDirectTileRows = 256;  // a y or dy tile of 256 x 32 floats: 32 KB (128: slower)
-
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// One scratch buffer per worker thread, owned by the calling thread (two Python threads
-// may convolve at once) and grown here, before the parallel region, so that nothing
-// allocates or throws inside one.
-template <typename T>
-T* const* thread_workspace(int64_t count) {
-  thread_local std::vector<ScratchBuffer> buffers;
-  thread_local std::vector<T*> pointers;
-  const size_t threads = static_cast<size_t>(get_num_threads());
-  if (buffers.size() < threads) buffers.resize(threads);
-  pointers.resize(threads);
-  for (size_t t = 0; t < threads; ++t) pointers[t] = buffers[t].get<T>(count);
-  return pointers.data();
-}
 
 // out[i] += sum over threads t, in order, of partials[t][offset + i].
 template <typename T>
@@ -429,7 +446,7 @@ void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
                               const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const int64_t partial = K * OC + OC;  // dkernel then dbias
-  const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
+  const bool direct = conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::direct;
   const int threads = get_num_threads();
   T* const* bufs = thread_workspace<T>(rows * K + partial);
   for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + rows * K, partial, T(0));
@@ -492,7 +509,13 @@ void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dSha
 size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
   const int64_t tile = tile_rows(s, elem_size) * s.K();
   const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
-  return static_cast<size_t>(tile + partial) * elem_size;
+  size_t bytes = static_cast<size_t>(tile + partial) * elem_size;
+  const auto winograd_in = [&](Conv2dPass pass) { return conv2d_plan(s, pass) == Conv2dPlan::winograd; };
+  const bool winograd = winograd_in(Conv2dPass::forward) ||
+                        (backward && (winograd_in(Conv2dPass::input_grad) ||
+                                      winograd_in(Conv2dPass::weight_grads)));
+  if (winograd) bytes = std::max(bytes, winograd_workspace_bytes(s, elem_size, backward));
+  return bytes;
 }
 
 template <typename T>
@@ -500,6 +523,7 @@ void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv
   if (s.pixels() == 0 || s.OC == 0) return;
   switch (conv2d_plan(s)) {
     case Conv2dPlan::pointwise: return forward_pointwise(y, x, kernel, bias, s);
+    case Conv2dPlan::winograd: return winograd_forward(y, x, kernel, bias, s);
     case Conv2dPlan::direct:
     case Conv2dPlan::pixel_tiles: return forward_pixel_tiles(y, x, kernel, bias, s);
   }
@@ -516,8 +540,18 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
     if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
     return;
   }
-  if (dkernel || dbias) weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
-  if (dx) input_grad_pixel_tiles(dx, dy, kernel, s);
+  if (dkernel && conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::winograd) {
+    winograd_kernel_grad(dkernel, dy, x, s);
+    if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
+  } else if (dkernel || dbias) {
+    weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
+  }
+  if (!dx) return;
+  if (conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::winograd) {
+    winograd_input_grad(dx, dy, kernel, s);
+  } else {
+    input_grad_pixel_tiles(dx, dy, kernel, s);
+  }
 }
 
 #define DLCORE_INSTANTIATE_CONV2D(T)                                                       \

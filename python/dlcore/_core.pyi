@@ -1,5 +1,5 @@
 # Type stubs for the C++ extension module; tests/test_stubs.py checks them against it.
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -81,6 +81,14 @@ def conv2d_backward(
     need_dkernel: bool = True,
     need_dbias: bool = True,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
+def conv2d_plan(
+    x_shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+) -> Dict[str, str]: ...
 def maxpool2d_forward(
     x: ArrayLike,
     *,

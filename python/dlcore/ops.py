@@ -12,6 +12,7 @@ from dlcore._core import (
     adam_update,
     conv2d_backward,
     conv2d_forward,
+    conv2d_plan,
     gemm,
     gemm_backward,
     get_num_threads,
@@ -30,8 +31,9 @@ from dlcore._core import (
 )
 
 __all__ = [
-    "gemm", "gemm_backward", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
-    "maxpool2d_backward", "lstm_forward", "lstm_backward", "lstm_cell_forward",
-    "lstm_cell_backward", "LstmCache", "LstmCellCache", "relu", "relu_backward", "adam_update",
-    "sgd_update", "rmsprop_update", "get_num_threads", "set_num_threads", "peak_gflops",
+    "gemm", "gemm_backward", "conv2d_forward", "conv2d_backward", "conv2d_plan",
+    "maxpool2d_forward", "maxpool2d_backward", "lstm_forward", "lstm_backward",
+    "lstm_cell_forward", "lstm_cell_backward", "LstmCache", "LstmCellCache", "relu",
+    "relu_backward", "adam_update", "sgd_update", "rmsprop_update", "get_num_threads",
+    "set_num_threads", "peak_gflops",
 ]

@@ -97,7 +97,7 @@ FLOPS = {
     "lstm_cell_forward": _lstm_cell_forward_flops,
     "lstm_cell_backward": _lstm_cell_backward_flops,
 }
-_NOT_KERNELS = {"get_num_threads", "set_num_threads", "peak_gflops"}
+_NOT_KERNELS = {"get_num_threads", "set_num_threads", "peak_gflops", "conv2d_plan"}
 
 
 class Profile:

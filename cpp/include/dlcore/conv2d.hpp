@@ -42,18 +42,28 @@ struct Conv2dShape {
 
   // x is already the GEMM operand: no im2col, no col2im.
   bool is_pointwise() const;
+  // 3x3, stride 1, dilation 1: the shapes Winograd F(2x2, 3x3) computes.
+  bool is_winograd() const;
 };
 
-// How the kernels split the work; chosen from the shape (see conv2d.cpp for the
-// measurements behind each choice).
+// How the kernels split the work; chosen from the shape, for each pass on its own (see
+// conv2d.cpp for the measurements behind each choice).
 enum class Conv2dPlan {
   pointwise,    // 1x1, stride 1, unpadded: y = x @ kernel, one Eigen-threaded GEMM
   direct,       // K = KH*KW*C <= 32 (a first layer): pixel tiles, no GEMM
   pixel_tiles,  // im2col over tiles of the N*OH*OW output pixels, parallel over tiles
+  winograd,     // 3x3 stride 1, C >= 16: Winograd F(2x2, 3x3), parallel over blocks of
+                // 2x2 output tiles (y, dx and dkernel; dbias stays on pixel tiles)
 };
-Conv2dPlan conv2d_plan(const Conv2dShape& s);
+enum class Conv2dPass {
+  forward,       // y
+  input_grad,    // dx
+  weight_grads,  // dkernel and dbias
+};
+Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass = Conv2dPass::forward);
 
-// Scratch bytes each thread uses; the kernels keep it per calling thread across calls.
+// Scratch bytes each thread uses (with the Winograd plan, plus the transformed kernel the
+// calling thread keeps); the kernels keep it per calling thread across calls.
 size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward);
 
 // y = conv(x, kernel) + bias. bias may be null.

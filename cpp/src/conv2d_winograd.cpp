@@ -1,0 +1,440 @@
+#include "conv2d_winograd.hpp"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "dlcore/gemm.hpp"
+#include "dlcore/parallel.hpp"
+#include "dlcore/scratch.hpp"
+#include "simd.hpp"
+#include "thread_workspace.hpp"
+
+namespace dlcore {
+namespace {
+
+// F(2x2, 3x3): a 4x4 input tile d and a 3x3 filter g give the 2x2 outputs
+// A^T [(G g G^T) .* (B^T d B)] A: 16 products per channel pair where the direct
+// convolution needs 36. Summed over input channels, each of the 16 transformed
+// positions k is a GEMM, M_k (tiles, OC) = V_k (tiles, C) @ U_k (C, OC).
+constexpr int kTaps = 16;
+
+// A 3x3 stride-1 convolution as these kernels see it: the forward (x -> y), or the input
+// gradient (dy -> dx) as the convolution of dy with the kernel rotated 180 degrees and
+// its channel axes swapped.
+struct WinogradGeometry {
+  int64_t N, H, W, C;        // input (N,H,W,C)
+  int64_t OH, OW, OC;        // output (N,OH,OW,OC)
+  int64_t top, left;         // output (oh, ow) reads input rows oh-top .. oh-top+2 (cols alike)
+  int64_t tiles_h, tiles_w;  // 2x2 output tiles of a sample, the last ones partial
+
+  WinogradGeometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow,
+                   int64_t oc, int64_t t, int64_t l)
+      : N(n), H(h), W(w), C(c), OH(oh), OW(ow), OC(oc), top(t), left(l),
+        tiles_h((oh + 1) / 2), tiles_w((ow + 1) / 2) {}
+
+  int64_t tiles() const { return N * tiles_h * tiles_w; }
+};
+
+WinogradGeometry forward_geometry(const Conv2dShape& s) {
+  return {s.N, s.H, s.W, s.C, s.OH, s.OW, s.OC, s.p.pad_top, s.p.pad_left};
+}
+
+// dx (ih, iw) = sum over taps (a, b) of dy (ih - 2 + pad_top + a, ...) @ kernel (2-a, 2-b)^T;
+// with padding over 2 the offset is negative, which the tile bounds handle like any other.
+WinogradGeometry input_grad_geometry(const Conv2dShape& s) {
+  return {s.N, s.OH, s.OW, s.OC, s.H, s.W, s.C, 2 - s.p.pad_top, 2 - s.p.pad_left};
+}
+
+// A block of tiles: its transformed inputs V (tiles, 16, Cin) and products M (tiles, 16,
+// Cout) up to 1 MB, 32 to 128 tiles. Measured, 2 threads, GFLOP/s at 32 / 64 / 128 / 256
+// tiles a block: 64x26x26x32->64 226 / 221 / 235 / 239, 32x56x56x64->64 274 / 283 / 293 /
+// 295, 16x28x28x128->128 299 / 315 / 316 / 294, 8x14x14x256->256 266 / 251 / 250 / 238,
+// 32x28x28x32->32 209 / 206 / 205 / 199 (+-5% run to run). Below 64 tiles Eigen's
+// repacking of U_k for every product shows (it packs both operands each call); from 64
+// to 128 it is flat, and 1 MB (two of this machine's L2s) holds the widest layers to 32
+// to 64 tiles, where they measured best. Within an L2 (256 KB) was 5-15% slower.
+constexpr int64_t kBlockBytes = 1 << 20;
+
+// Tiles of a block: as above, then evened out so that every thread gets as many blocks
+// of the same size (a 14x14 sample alone is 49 tiles: one block would idle a thread).
+int64_t block_tiles(int64_t tiles, int64_t in_channels, int64_t out_channels, size_t elem,
+                    int threads) {
+  const int64_t tile_bytes = kTaps * (in_channels + out_channels) * static_cast<int64_t>(elem);
+  const int64_t most = std::clamp<int64_t>(kBlockBytes / tile_bytes, 32, 128);
+  const int64_t blocks = ((tiles + most - 1) / most + threads - 1) / threads * threads;
+  return std::max<int64_t>((tiles + blocks - 1) / blocks, 1);
+}
+
+// ------------------------------------------------------------------ the three transforms
+// Written once for a vector of channels and for one channel (the tail): V is either.
+
+// u (4x4) = G g G^T for a 3x3 filter g, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+template <typename V, typename T>
+void filter_transform(V (&u)[kTaps], const V (&g)[9], T half) {
+  V t[4][3];  // G g
+  for (int j = 0; j < 3; ++j) {
+    t[0][j] = g[j];
+    t[1][j] = (g[j] + g[3 + j] + g[6 + j]) * half;
+    t[2][j] = (g[j] - g[3 + j] + g[6 + j]) * half;
+    t[3][j] = g[6 + j];
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = t[i][0];
+    u[4 * i + 1] = (t[i][0] + t[i][1] + t[i][2]) * half;
+    u[4 * i + 2] = (t[i][0] - t[i][1] + t[i][2]) * half;
+    u[4 * i + 3] = t[i][2];
+  }
+}
+
+// d (4x4) = B^T d B in place, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+template <typename V>
+void input_transform(V (&d)[kTaps]) {
+  for (int i = 0; i < 4; ++i) {  // rows: d B
+    V* r = d + 4 * i;
+    const V r0 = r[0] - r[2], r1 = r[1] + r[2], r2 = r[2] - r[1], r3 = r[1] - r[3];
+    r[0] = r0, r[1] = r1, r[2] = r2, r[3] = r3;
+  }
+  for (int j = 0; j < 4; ++j) {  // columns: B^T (d B)
+    const V c0 = d[j] - d[8 + j], c1 = d[4 + j] + d[8 + j];
+    const V c2 = d[8 + j] - d[4 + j], c3 = d[4 + j] - d[12 + j];
+    d[j] = c0, d[4 + j] = c1, d[8 + j] = c2, d[12 + j] = c3;
+  }
+}
+
+// y (2x2) = A^T m A, A^T = [1 1 1 0; 0 1 -1 -1].
+template <typename V>
+void output_transform(V (&y)[4], const V (&m)[kTaps]) {
+  V r[2][4];  // A^T m
+  for (int j = 0; j < 4; ++j) {
+    r[0][j] = m[j] + m[4 + j] + m[8 + j];
+    r[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+  }
+  for (int i = 0; i < 2; ++i) {
+    y[2 * i] = r[i][0] + r[i][1] + r[i][2];
+    y[2 * i + 1] = r[i][1] - r[i][2] - r[i][3];
+  }
+}
+
+// The adjoints of the filter and output transforms, for the kernel gradient.
+
+// g (3x3) = G^T u G for a 4x4 u: the gradient of G g G^T.
+template <typename V, typename T>
+void filter_transform_adjoint(V (&g)[9], const V (&u)[kTaps], T half) {
+  V t[3][4];  // G^T u
+  for (int j = 0; j < 4; ++j) {
+    const V mid = (u[4 + j] + u[8 + j]) * half;
+    t[0][j] = u[j] + mid;
+    t[1][j] = (u[4 + j] - u[8 + j]) * half;
+    t[2][j] = mid + u[12 + j];
+  }
+  for (int i = 0; i < 3; ++i) {
+    const V mid = (t[i][1] + t[i][2]) * half;
+    g[3 * i] = t[i][0] + mid;
+    g[3 * i + 1] = (t[i][1] - t[i][2]) * half;
+    g[3 * i + 2] = mid + t[i][3];
+  }
+}
+
+// m (4x4) = A y A^T for a 2x2 y: the gradient of A^T m A.
+template <typename V>
+void output_transform_adjoint(V (&m)[kTaps], const V (&y)[4]) {
+  const V r[4][2] = {{y[0], y[1]}, {y[0] + y[2], y[1] + y[3]}, {y[0] - y[2], y[1] - y[3]},
+                     {-y[2], -y[3]}};  // A y
+  for (int i = 0; i < 4; ++i) {
+    m[4 * i] = r[i][0];
+    m[4 * i + 1] = r[i][0] + r[i][1];
+    m[4 * i + 2] = r[i][0] - r[i][1];
+    m[4 * i + 3] = -r[i][1];
+  }
+}
+
+template <typename V, typename T>
+V load_lanes(const T* p) {
+  if constexpr (std::is_same_v<V, T>) {
+    return *p;
+  } else {
+    return simd::load(p);
+  }
+}
+
+template <typename V, typename T>
+void store_lanes(T* p, V v) {
+  if constexpr (std::is_same_v<V, T>) {
+    *p = v;
+  } else {
+    simd::store(p, v);
+  }
+}
+
+// f(lanes, c) over the channels c in [0, n): a vector of them at a time (lanes a
+// simd::Vec<T>), then one at a time (lanes a T).
+template <typename T, typename F>
+void over_channels(int64_t n, F&& f) {
+  constexpr int L = simd::kLanes<T>;
+  int64_t c = 0;
+  for (; c + L <= n; c += L) f(simd::Vec<T>{}, c);
+  for (; c < n; ++c) f(T{}, c);
+}
+
+// ------------------------------------------------------------------ the tile pipeline
+
+// U (16, C, OC) = G g G^T for each filter g = kernel (:, :, c, oc).
+template <typename T>
+void transform_kernel(T* U, const T* kernel, int64_t C, int64_t OC) {
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+      using V = decltype(lanes);
+      V g[9], u[kTaps];
+      for (int k = 0; k < 9; ++k) g[k] = load_lanes<V>(kernel + (k * C + c) * OC + oc);
+      filter_transform(u, g, T(0.5));
+      for (int k = 0; k < kTaps; ++k) store_lanes(U + (k * C + c) * OC + oc, u[k]);
+    });
+  }
+}
+
+// Sample and first output row and column of tile t.
+struct Tile {
+  int64_t n, oh, ow;
+};
+Tile tile_at(const WinogradGeometry& g, int64_t t) {
+  const int64_t per_sample = g.tiles_h * g.tiles_w, r = t % per_sample;
+  return {t / per_sample, 2 * (r / g.tiles_w), 2 * (r % g.tiles_w)};
+}
+
+// V (m, 16, C) = B^T d B for the input tiles d of tiles t0 .. t0+m-1; cells outside the
+// input read `zeros` (C of them), so the channel loop has no bounds to check.
+template <typename T>
+void transform_inputs(T* V, const T* in, const T* zeros, const WinogradGeometry& g, int64_t t0,
+                      int64_t m) {
+  const int64_t C = g.C;
+  for (int64_t t = 0; t < m; ++t) {
+    const Tile tile = tile_at(g, t0 + t);
+    const T* cell[kTaps];
+    for (int i = 0; i < 4; ++i) {
+      const int64_t ih = tile.oh - g.top + i;
+      for (int j = 0; j < 4; ++j) {
+        const int64_t iw = tile.ow - g.left + j;
+        const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+        cell[4 * i + j] = inside ? in + ((tile.n * g.H + ih) * g.W + iw) * C : zeros;
+      }
+    }
+    T* v = V + t * kTaps * C;
+    over_channels<T>(C, [&](auto lanes, int64_t c) {
+      using Vec = decltype(lanes);
+      Vec d[kTaps];
+      for (int k = 0; k < kTaps; ++k) d[k] = load_lanes<Vec>(cell[k] + c);
+      input_transform(d);
+      for (int k = 0; k < kTaps; ++k) store_lanes(v + k * C + c, d[k]);
+    });
+  }
+}
+
+// The cells (channel 0) of the 2x2 outputs of a tile in out (N,OH,OW,OC), null where
+// the tile hangs over the edge of out.
+template <typename T>
+void output_cells(T* (&cell)[4], T* out, const WinogradGeometry& g, const Tile& tile) {
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      const int64_t oh = tile.oh + i, ow = tile.ow + j;
+      const bool inside = oh < g.OH && ow < g.OW;
+      cell[2 * i + j] = inside ? out + ((tile.n * g.OH + oh) * g.OW + ow) * g.OC : nullptr;
+    }
+  }
+}
+
+// The outputs of tiles t0 .. t0+m-1 from their products M (m, 16, OC): A^T m A, plus
+// bias (may be null) into out, or added to out when accumulate is set. The last row and
+// column of tiles may hang over the output; those cells are not written.
+template <typename T>
+void transform_outputs(T* out, const T* M, const T* bias, bool accumulate,
+                       const WinogradGeometry& g, int64_t t0, int64_t m) {
+  const int64_t OC = g.OC;
+  for (int64_t t = 0; t < m; ++t) {
+    T* cell[4];
+    output_cells(cell, out, g, tile_at(g, t0 + t));
+    const T* mt = M + t * kTaps * OC;
+    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+      using Vec = decltype(lanes);
+      Vec s[kTaps], y[4];
+      for (int k = 0; k < kTaps; ++k) s[k] = load_lanes<Vec>(mt + k * OC + oc);
+      output_transform(y, s);
+      const Vec b = bias ? load_lanes<Vec>(bias + oc) : Vec{};
+      for (int q = 0; q < 4; ++q) {
+        if (!cell[q]) continue;
+        store_lanes(cell[q] + oc, (accumulate ? load_lanes<Vec>(cell[q] + oc) : b) + y[q]);
+      }
+    });
+  }
+}
+
+// The transformed kernel (16, C, OC) of the calling thread; grown here, before any
+// parallel region.
+template <typename T>
+T* transformed_kernel_workspace(int64_t C, int64_t OC) {
+  thread_local ScratchBuffer buffer;
+  return buffer.get<T>(kTaps * C * OC);
+}
+
+// `count` zeros for the cells outside the input or output, kept by the calling thread.
+template <typename T>
+const T* zero_row(int64_t count) {
+  thread_local ScratchBuffer buffer;
+  T* zeros = buffer.get<T>(count);
+  std::fill_n(zeros, count, T(0));
+  return zeros;
+}
+
+// dM (m, 16, OC) = A dy A^T for the output gradients dy of tiles t0 .. t0+m-1, zero
+// where a tile hangs over y (`zeros`: OC of them).
+template <typename T>
+void transform_output_grads(T* dM, const T* dy, const T* zeros, const WinogradGeometry& g,
+                            int64_t t0, int64_t m) {
+  const int64_t OC = g.OC;
+  for (int64_t t = 0; t < m; ++t) {
+    const T* cell[4];
+    output_cells(cell, dy, g, tile_at(g, t0 + t));
+    for (const T*& c : cell) c = c ? c : zeros;
+    T* mt = dM + t * kTaps * OC;
+    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+      using Vec = decltype(lanes);
+      Vec d[4], u[kTaps];
+      for (int q = 0; q < 4; ++q) d[q] = load_lanes<Vec>(cell[q] + oc);
+      output_transform_adjoint(u, d);
+      for (int k = 0; k < kTaps; ++k) store_lanes(mt + k * OC + oc, u[k]);
+    });
+  }
+}
+
+// dkernel (3,3,C,OC) += G^T dU G, dU (16, C, OC) the sum of the threads' partials, added
+// in thread order (bit-identical runs for a thread count).
+template <typename T>
+void transform_kernel_grad(T* dkernel, T* const* partials, int threads, int64_t C, int64_t OC) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+      using V = decltype(lanes);
+      V u[kTaps], g[9];
+      for (int k = 0; k < kTaps; ++k) {
+        const int64_t at = (k * C + c) * OC + oc;
+        u[k] = load_lanes<V>(partials[0] + at);
+        for (int t = 1; t < threads; ++t) u[k] += load_lanes<V>(partials[t] + at);
+      }
+      filter_transform_adjoint(g, u, T(0.5));
+      for (int k = 0; k < 9; ++k) {
+        T* at = dkernel + (k * C + c) * OC + oc;
+        store_lanes(at, load_lanes<V>(at) + g[k]);
+      }
+    });
+  }
+}
+
+// Transformed position k of the kernel rotated 180 degrees: rotating g reverses its rows
+// and columns, and G J = P G with P swapping rows 0 and 3 of G, so G rot(g) G^T is
+// G g G^T with rows 0 and 3, and columns 0 and 3, swapped.
+int rotated_tap(int k) {
+  const int swap[4] = {3, 1, 2, 0};
+  return 4 * swap[k / 4] + swap[k % 4];
+}
+
+// out = A^T [U .* (B^T d B)] A (+ bias) over every tile, one block of tiles per
+// iteration: the inputs transformed into V, the 16 products M_k = V_k @ U_k, the outputs
+// transformed into out. Parallel over blocks, each thread with its own V and M
+// (single-threaded products inside the region). U is (16, Cin, Cout); for the input
+// gradient it is the forward's (16, Cout, Cin), read transposed at the rotated position,
+// and out is accumulated into.
+template <typename T>
+void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const WinogradGeometry& g,
+                    bool input_grad) {
+  const int64_t Cin = g.C, Cout = g.OC, tiles = g.tiles();
+  const int threads = get_num_threads();
+  const int64_t block = block_tiles(tiles, Cin, Cout, sizeof(T), threads);
+  const T* zeros = zero_row<T>(std::max(Cin, Cout));
+  T* const* work = thread_workspace<T>(kTaps * block * (Cin + Cout));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t t0 = 0; t0 < tiles; t0 += block) {
+    const int64_t m = std::min(block, tiles - t0);
+    T* V = work[thread_index()];
+    T* M = V + kTaps * block * Cin;
+    transform_inputs(V, in, zeros, g, t0, m);
+    std::fill_n(M, kTaps * m * Cout, T(0));
+    for (int k = 0; k < kTaps; ++k) {
+      // V_k and M_k are rows k, k+16, ... of V (16m, Cin) and M (16m, Cout): their
+      // leading dimensions are 16 rows, and no transform has to gather them.
+      const T* Uk = U + (input_grad ? rotated_tap(k) : k) * Cin * Cout;
+      gemm_accumulate<T>({M + k * Cout, kTaps * Cout, false}, {V + k * Cin, kTaps * Cin, false},
+                         {Uk, input_grad ? Cin : Cout, input_grad}, m, Cout, Cin);
+    }
+    transform_outputs(out, M, bias, input_grad, g, t0, m);
+  }
+}
+
+// dkernel += G^T [sum over tiles of V_k^T dM_k] G: the 16 products dU_k (C, OC) +=
+// V_k^T @ dM_k, with the inputs and output gradients of a block of tiles transformed as
+// in the forward. Each thread sums its blocks (a fixed, contiguous range: static
+// schedule) into its own dU, reduced in thread order.
+template <typename T>
+void winograd_kernel_tiles(T* dkernel, const T* dy, const T* x, const WinogradGeometry& g) {
+  const int64_t C = g.C, OC = g.OC, tiles = g.tiles(), partial = kTaps * C * OC;
+  const int threads = get_num_threads();
+  const int64_t block = block_tiles(tiles, C, OC, sizeof(T), threads);
+  const T* zeros = zero_row<T>(std::max(C, OC));
+  T* const* work = thread_workspace<T>(partial + kTaps * block * (C + OC));
+  for (int t = 0; t < threads; ++t) std::fill_n(work[t], partial, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t t0 = 0; t0 < tiles; t0 += block) {
+    const int64_t m = std::min(block, tiles - t0);
+    T* dU = work[thread_index()];
+    T* V = dU + partial;
+    T* dM = V + kTaps * block * C;
+    transform_inputs(V, x, zeros, g, t0, m);
+    transform_output_grads(dM, dy, zeros, g, t0, m);
+    for (int k = 0; k < kTaps; ++k) {
+      // V_k^T without a transposed copy: rows k, k+16, ... of V read column-major.
+      gemm_accumulate<T>({dU + k * C * OC, OC, false}, {V + k * C, kTaps * C, true},
+                         {dM + k * OC, kTaps * OC, false}, C, OC, m);
+    }
+  }
+  transform_kernel_grad(dkernel, work, threads, C, OC);
+}
+
+}  // namespace
+
+template <typename T>
+void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  T* U = transformed_kernel_workspace<T>(s.C, s.OC);
+  transform_kernel(U, kernel, s.C, s.OC);
+  winograd_tiles(y, x, U, bias, forward_geometry(s), false);
+}
+
+template <typename T>
+void winograd_input_grad(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
+  T* U = transformed_kernel_workspace<T>(s.C, s.OC);
+  transform_kernel(U, kernel, s.C, s.OC);
+  winograd_tiles(dx, dy, U, static_cast<const T*>(nullptr), input_grad_geometry(s), true);
+}
+
+template <typename T>
+void winograd_kernel_grad(T* dkernel, const T* dy, const T* x, const Conv2dShape& s) {
+  winograd_kernel_tiles(dkernel, dy, x, forward_geometry(s));
+}
+
+size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
+  const int threads = get_num_threads();
+  const WinogradGeometry forward = forward_geometry(s), input_grad = input_grad_geometry(s);
+  int64_t block = block_tiles(forward.tiles(), s.C, s.OC, elem_size, threads);
+  if (backward) block = std::max(block, block_tiles(input_grad.tiles(), s.OC, s.C, elem_size, threads));
+  const int64_t kernel = kTaps * s.C * s.OC;
+  const int64_t per_thread = kTaps * block * (s.C + s.OC) + (backward ? kernel : 0);
+  return static_cast<size_t>(kernel + std::max(s.C, s.OC) + per_thread) * elem_size;
+}
+
+#define DLCORE_INSTANTIATE_WINOGRAD(T)                                                      \
+  template void winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
+  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);     \
+  template void winograd_kernel_grad<T>(T*, const T*, const T*, const Conv2dShape&);
+DLCORE_INSTANTIATE_WINOGRAD(float)
+DLCORE_INSTANTIATE_WINOGRAD(double)
+#undef DLCORE_INSTANTIATE_WINOGRAD
+
+}  // namespace dlcore

@@ -1,0 +1,27 @@
+// Winograd F(2x2, 3x3) for 3x3, stride-1, dilation-1 convolutions, channels-last
+// (private to the kernel sources; conv2d.cpp chooses when it runs).
+#pragma once
+
+#include <cstddef>
+
+#include "dlcore/conv2d.hpp"
+
+namespace dlcore {
+
+// y (N,OH,OW,OC) = conv(x (N,H,W,C), kernel (3,3,C,OC)) + bias; bias may be null.
+template <typename T>
+void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s);
+
+// dx (N,H,W,C) += the input gradient of dy (N,OH,OW,OC) through kernel (3,3,C,OC).
+template <typename T>
+void winograd_input_grad(T* dx, const T* dy, const T* kernel, const Conv2dShape& s);
+
+// dkernel (3,3,C,OC) += the kernel gradient of dy (N,OH,OW,OC) for x (N,H,W,C).
+template <typename T>
+void winograd_kernel_grad(T* dkernel, const T* dy, const T* x, const Conv2dShape& s);
+
+// Scratch bytes of one thread's block of tiles (in the backward, with its dkernel
+// partial), plus the transformed kernel the calling thread keeps.
+size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward);
+
+}  // namespace dlcore

@@ -71,8 +71,9 @@ def test_a_float64_stack_keeps_float64_inputs_exact():
     layer_by_layer = m.layers[1](m.layers[0](x)).numpy()
     out = m(x)
     assert out.dtype == np.float64
-    np.testing.assert_array_equal(out.numpy(), layer_by_layer)
-    np.testing.assert_array_equal(m.predict(x, verbose=0), layer_by_layer)
+    # a float32 round trip on the way in would cost ~1e-8; within a few ulps is float64
+    np.testing.assert_allclose(out.numpy(), layer_by_layer, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(m.predict(x, verbose=0), layer_by_layer, rtol=1e-14, atol=1e-15)
 
 
 def test_evaluate_loss_includes_regularization():

@@ -15,24 +15,28 @@ def test_set_and_get_num_threads(threads):
     assert ops.get_num_threads() == (3 if dlcore.build_info["openmp"] else 1)
 
 
-@pytest.mark.parametrize("n", [0, -2])
-def test_set_num_threads_rejects_non_positive(n):
-    with pytest.raises(ValueError, match=rf"n must be >= 1, got {n}"):
+@pytest.mark.parametrize("n", [0, -2, 1025, 100_000])
+def test_set_num_threads_rejects_out_of_range(n):
+    # 100,000 OpenMP threads used to kill the process at the next kernel call
+    with pytest.raises(ValueError, match=rf"n must be >= 1 and <= 1024, got {n}"):
         ops.set_num_threads(n)
 
 
-def test_omp_num_threads_is_the_default():
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", "from dlcore import ops; print(ops.get_num_threads())"],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    assert out.stdout.strip() == "1"
+@pytest.mark.parametrize("omp,expected", [("1", 1), ("100000", 1024)])
+def test_omp_num_threads_is_the_default(omp, expected):
+    env = dict(os.environ, OMP_NUM_THREADS=omp)
+    code = "from dlcore import ops; print(ops.get_num_threads()); ops.relu(range(1 << 16))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == str(expected if dlcore.build_info["openmp"] else 1)
 
 
 def test_peak_probe_reports_a_rate():
     assert ops.peak_gflops(1, 0.01) > 0.5  # any real CPU does more than 0.5 GFLOP/s
-    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="threads must be >= 1 and <= 1024, got 0"):
         ops.peak_gflops(0)
-    with pytest.raises(ValueError, match="seconds must be > 0"):
-        ops.peak_gflops(1, -1.0)
+    with pytest.raises(ValueError, match="threads must be >= 1 and <= 1024, got 100000"):
+        ops.peak_gflops(100_000)  # used to kill the process
+    for seconds in (-1.0, float("nan"), float("inf"), 61.0):  # inf used to run for hours
+        with pytest.raises(ValueError, match="seconds must be > 0 and <= 60"):
+            ops.peak_gflops(1, seconds)

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <string>
 #include <vector>
@@ -37,11 +38,24 @@ void check_ndim(const py::array& a, int ndim, const char* fn, const char* name,
 std::vector<int64_t> shape_of(const py::array& a);
 std::string shape_str(const py::array& a);
 
-// a as a C-contiguous array of T: the same object when it already is one, otherwise
-// one converted copy.
+// True when a's data pointer is aligned for T. NumPy makes unaligned arrays only on
+// request (a view at an odd byte offset, a packed structured field), and pybind11's
+// conversions let them through; the kernels read T directly, so they get a copy.
+template <typename T>
+bool is_aligned_for(const py::array& a) {
+  return reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+}
+
+// a as an aligned C-contiguous array of T: the same object when it already is one,
+// otherwise one converted copy. A conversion that fails (a copy too large for memory)
+// raises its Python error: CArray<T>::ensure would return a null array instead.
 template <typename T>
 CArray<T> as_c_array(const py::array& a) {
-  return CArray<T>::ensure(a);
+  CArray<T> c = py::object(a);
+  if (is_aligned_for<T>(c)) return c;
+  CArray<T> copy(std::vector<py::ssize_t>(c.shape(), c.shape() + c.ndim()));
+  std::memcpy(copy.mutable_data(), c.data(), static_cast<size_t>(c.nbytes()));
+  return copy;
 }
 
 // A new uninitialised / zeroed C-contiguous array.
@@ -72,8 +86,7 @@ MatrixOperand<T> matrix_operand(const py::array& a, bool trans) {
   const auto rows = static_cast<int64_t>(a.shape(0));
   const auto cols = static_cast<int64_t>(a.shape(1));
   const int64_t item = sizeof(T);
-  const bool usable = py::isinstance<py::array_t<T>>(a) &&
-                      reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+  const bool usable = py::isinstance<py::array_t<T>>(a) && is_aligned_for<T>(a);
   if (usable) {
     const int64_t s0 = a.strides(0), s1 = a.strides(1);
     const bool row_major = (cols <= 1 || s1 == item) && s0 % item == 0 && s0 / item >= cols;

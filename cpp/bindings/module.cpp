@@ -12,7 +12,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = DLCORE_VERSION_STRING;
 
   m.def("set_num_threads", &dlcore::set_num_threads, py::arg("n"),
-        "Sets the number of threads every kernel uses from now on (n >= 1), process-wide.");
+        "Sets the number of threads every kernel uses from now on (1 <= n <= 1024), "
+        "process-wide.");
   m.def("get_num_threads", &dlcore::get_num_threads,
         "Number of threads the kernels use: OMP_NUM_THREADS when set, else the number of "
         "cores, until set_num_threads changes it. Always 1 in a build without OpenMP.");

@@ -11,8 +11,10 @@ namespace dlcore::bind {
 namespace {
 
 // The parameter and the optimizer's state are updated in place, so they must be
-// writeable C-contiguous float32/float64 arrays of one dtype and shape; the gradient
-// is converted to that dtype once if it is not already.
+// writeable, aligned, C-contiguous float32/float64 arrays in native byte order, of one
+// dtype and shape (the kernels write T into them: a byte-swapped '>f4' parameter was
+// silently filled with garbage); the gradient is converted to that dtype once if it is
+// not already.
 template <typename T>
 T* state_array(const char* fn, const char* name, py::handle obj, const py::array& param) {
   if (obj.is_none()) return nullptr;
@@ -21,17 +23,18 @@ T* state_array(const char* fn, const char* name, py::handle obj, const py::array
                          "' must be a numpy array updated in place");
   }
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(param.dtype())) {
+  if (!py::isinstance<py::array_t<T>>(a)) {
     throw py::type_error(std::string(fn) + ": argument '" + name + "' has dtype " +
                          std::string(py::str(a.dtype())) + "; expected " +
-                         std::string(py::str(param.dtype())) + ", the parameter's");
+                         std::string(py::str(py::dtype::of<T>())) +
+                         " in native byte order, the parameter's");
   }
   if (shape_of(a) != shape_of(param)) {
     fail(fn, ": argument '", name, "' has shape ", shape_str(a), "; expected the parameter's ",
          shape_str(param));
   }
-  if (!(a.flags() & py::array::c_style) || !a.writeable()) {
-    fail(fn, ": argument '", name, "' must be a writeable C-contiguous array");
+  if (!(a.flags() & py::array::c_style) || !a.writeable() || !is_aligned_for<T>(a)) {
+    fail(fn, ": argument '", name, "' must be a writeable, aligned, C-contiguous array");
   }
   return static_cast<T*>(a.mutable_data());
 }
@@ -43,18 +46,18 @@ void with_param(const char* fn, py::handle param_obj, py::handle grad_obj, F&& r
                                            "in place");
   }
   auto param = py::reinterpret_borrow<py::array>(param_obj);
-  const char kind = param.dtype().kind();
-  const auto size = param.dtype().itemsize();
-  if (kind != 'f' || (size != 4 && size != 8)) {
+  const bool f32 = py::isinstance<py::array_t<float>>(param);
+  if (!f32 && !py::isinstance<py::array_t<double>>(param)) {
     throw py::type_error(std::string(fn) + ": argument 'param' has dtype " +
-                         std::string(py::str(param.dtype())) + "; expected float32 or float64");
+                         std::string(py::str(param.dtype())) +
+                         "; expected float32 or float64 in native byte order");
   }
   py::array grad = to_numeric_array(grad_obj, fn, "grad");
   if (shape_of(grad) != shape_of(param)) {
     fail(fn, ": argument 'grad' has shape ", shape_str(grad), "; expected the parameter's ",
          shape_str(param));
   }
-  dispatch(size == 8 ? FloatType::f64 : FloatType::f32, [&](auto zero) {
+  dispatch(f32 ? FloatType::f32 : FloatType::f64, [&](auto zero) {
     using T = decltype(zero);
     T* p = state_array<T>(fn, "param", param, param);
     CArray<T> g = as_c_array<T>(grad);

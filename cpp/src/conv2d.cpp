@@ -421,8 +421,9 @@ void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
                          const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
-  T* const* cols = thread_workspace<T>(rows * K);
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  const int threads = get_num_threads();
+  T* const* cols = thread_workspace<T>(rows * K, threads);
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t p0 = 0; p0 < P; p0 += rows) {
     T* col = cols[thread_index()];
     const int64_t m = std::min(rows, P - p0);
@@ -448,7 +449,7 @@ void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
   const int64_t partial = K * OC + OC;  // dkernel then dbias
   const bool direct = conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::direct;
   const int threads = get_num_threads();
-  T* const* bufs = thread_workspace<T>(rows * K + partial);
+  T* const* bufs = thread_workspace<T>(rows * K + partial, threads);
   for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + rows * K, partial, T(0));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t p0 = 0; p0 < P; p0 += rows) {
@@ -491,7 +492,7 @@ template <typename T>
 void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
   const int64_t rows = tile_rows(s, sizeof(T));
   const int threads = get_num_threads();
-  T* const* dcols = thread_workspace<T>(rows * s.K());
+  T* const* dcols = thread_workspace<T>(rows * s.K(), threads);
   if (s.N >= threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {

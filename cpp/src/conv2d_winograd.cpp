@@ -350,7 +350,7 @@ void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const Winogr
   const int threads = get_num_threads();
   const int64_t block = block_tiles(tiles, Cin, Cout, sizeof(T), threads);
   const T* zeros = zero_row<T>(std::max(Cin, Cout));
-  T* const* work = thread_workspace<T>(kTaps * block * (Cin + Cout));
+  T* const* work = thread_workspace<T>(kTaps * block * (Cin + Cout), threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t t0 = 0; t0 < tiles; t0 += block) {
     const int64_t m = std::min(block, tiles - t0);
@@ -379,7 +379,7 @@ void winograd_kernel_tiles(T* dkernel, const T* dy, const T* x, const WinogradGe
   const int threads = get_num_threads();
   const int64_t block = block_tiles(tiles, C, OC, sizeof(T), threads);
   const T* zeros = zero_row<T>(std::max(C, OC));
-  T* const* work = thread_workspace<T>(partial + kTaps * block * (C + OC));
+  T* const* work = thread_workspace<T>(partial + kTaps * block * (C + OC), threads);
   for (int t = 0; t < threads; ++t) std::fill_n(work[t], partial, T(0));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t t0 = 0; t0 < tiles; t0 += block) {

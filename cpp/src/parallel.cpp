@@ -1,5 +1,6 @@
 #include "dlcore/parallel.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -14,7 +15,7 @@ namespace {
 
 int default_num_threads() {
 #ifdef _OPENMP
-  return omp_get_max_threads();
+  return std::min(omp_get_max_threads(), kMaxThreads);  // OMP_NUM_THREADS may ask for more
 #else
   return 1;
 #endif
@@ -37,8 +38,9 @@ std::atomic<int>& thread_count() {
 int get_num_threads() { return thread_count().load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {
-  if (n < 1) {
-    throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  if (n < 1 || n > kMaxThreads) {
+    throw std::invalid_argument("set_num_threads: n must be >= 1 and <= " +
+                                std::to_string(kMaxThreads) + ", got " + std::to_string(n));
   }
 #ifdef _OPENMP
   thread_count().store(n, std::memory_order_relaxed);

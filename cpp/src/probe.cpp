@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "dlcore/parallel.hpp"
+
 namespace dlcore {
 namespace {
 
@@ -12,6 +14,7 @@ namespace {
 // later) this keeps both pipes busy. The compiler turns each inner loop into vector
 // FMAs under -mavx2 -mfma.
 constexpr int kLanes = 64;
+constexpr double kMaxSeconds = 60;
 
 float fma_chain(long iterations) {
   float acc[kLanes], mul[kLanes], add[kLanes];
@@ -32,9 +35,16 @@ float fma_chain(long iterations) {
 }  // namespace
 
 double peak_gflops(int threads, double seconds) {
-  if (threads < 1) throw std::invalid_argument("peak_gflops: threads must be >= 1, got " +
-                                               std::to_string(threads));
-  if (!(seconds > 0)) throw std::invalid_argument("peak_gflops: seconds must be > 0");
+  if (threads < 1 || threads > kMaxThreads) {
+    throw std::invalid_argument("peak_gflops: threads must be >= 1 and <= " +
+                                std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
+  }
+  // The bound keeps the run finite and the iteration count below long's range.
+  if (!(seconds > 0 && seconds <= kMaxSeconds)) {
+    throw std::invalid_argument("peak_gflops: seconds must be > 0 and <= " +
+                                std::to_string(int(kMaxSeconds)) + ", got " +
+                                std::to_string(seconds));
+  }
   using clock = std::chrono::steady_clock;
   long iterations = 1 << 16;
   volatile float sink = 0;

@@ -21,17 +21,19 @@ inline int thread_index() {
 #endif
 }
 
-// One scratch buffer per worker thread, owned by the calling thread (two Python threads
-// may convolve at once) and grown here, before the parallel region, so that nothing
-// allocates or throws inside one.
+// One scratch buffer for each of `threads` workers, owned by the calling thread (two
+// Python threads may convolve at once) and grown here, before the parallel region, so
+// that nothing allocates or throws inside one. The caller reads the thread count once
+// and passes that same count to its parallel region: set_num_threads from another
+// Python thread in between would otherwise let a worker index past these buffers.
 template <typename T>
-T* const* thread_workspace(int64_t count) {
+T* const* thread_workspace(int64_t count, int threads) {
   thread_local std::vector<ScratchBuffer> buffers;
   thread_local std::vector<T*> pointers;
-  const size_t threads = static_cast<size_t>(get_num_threads());
-  if (buffers.size() < threads) buffers.resize(threads);
-  pointers.resize(threads);
-  for (size_t t = 0; t < threads; ++t) pointers[t] = buffers[t].get<T>(count);
+  const size_t n = static_cast<size_t>(threads);
+  if (buffers.size() < n) buffers.resize(n);
+  pointers.resize(n);
+  for (size_t t = 0; t < n; ++t) pointers[t] = buffers[t].get<T>(count);
   return pointers.data();
 }
 

@@ -7,7 +7,12 @@ namespace dlcore {
 // when set, else the number of cores); process-wide, not per calling thread.
 int get_num_threads();
 
-// Sets the thread count for every later kernel call; n must be >= 1.
+// The most threads a kernel may be asked to use. Each parallel region starts that many
+// OpenMP threads, and far beyond it thread creation fails inside the OpenMP runtime,
+// which cannot report an error: the process dies (100,000 did on an 8 GB-stack Linux).
+constexpr int kMaxThreads = 1024;
+
+// Sets the thread count for every later kernel call; n must be in [1, kMaxThreads].
 // Throws std::invalid_argument otherwise.
 void set_num_threads(int n);
 

@@ -111,6 +111,24 @@ void start_state(LstmState& state, const ForwardOperands& o) {
   state.cells = new_array<T>(shape);
 }
 
+void check_unused(const LstmState& cache, const char* fn, const char* producer) {
+  if (cache.used) {
+    fail(fn, ": argument 'cache' was already used by a backward pass; the backward "
+             "overwrites the forward's saved state, so each ", producer,
+         " result serves one ", fn, " (run the forward again)");
+  }
+}
+
+// Marks the cache used by this backward, or fails if another backward got there first.
+// The test and the mark run under the GIL with no Python call between them: the
+// conversions and NumPy allocations before it may release the GIL (numpy.zeros does while
+// it allocates), so a check made there alone let two threads run a backward on one
+// cache at once, each overwriting the gates the other was reading.
+void claim(LstmState& cache, const char* fn, const char* producer) {
+  check_unused(cache, fn, producer);
+  cache.used = true;
+}
+
 template <typename Cache>
 Cache& cache_arg(const char* fn, py::handle obj, const char* cls, const char* producer) {
   if (!py::isinstance<Cache>(obj)) {
@@ -119,11 +137,7 @@ Cache& cache_arg(const char* fn, py::handle obj, const char* cls, const char* pr
                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   }
   Cache& cache = obj.cast<Cache&>();
-  if (cache.used) {
-    fail(fn, ": argument 'cache' was already used by a backward pass; the backward "
-             "overwrites the forward's saved state, so each ", producer,
-         " result serves one ", fn, " (run the forward again)");
-  }
+  check_unused(cache, fn, producer);
   return cache;
 }
 
@@ -195,7 +209,7 @@ py::tuple lstm_backward(py::handle dy_obj, py::handle dh_n_obj, py::handle dc_n_
     py::object dh_n = gradient_arg<T>(fn, "dh_n", dh_n_obj, {s.N, s.U});
     py::object dc_n = gradient_arg<T>(fn, "dc_n", dc_n_obj, {s.N, s.U});
     Gradients<T> g({s.N, s.T, s.I}, s);
-    cache.used = true;
+    claim(cache, fn, "lstm_forward");
     {
       py::gil_scoped_release release;
       dlcore::lstm_backward<T>(
@@ -246,7 +260,7 @@ py::tuple lstm_cell_backward(py::handle dh_next_obj, py::handle dc_next_obj,
     py::object dh_next = gradient_arg<T>(fn, "dh_next", dh_next_obj, {s.N, s.U});
     py::object dc_next = gradient_arg<T>(fn, "dc_next", dc_next_obj, {s.N, s.U});
     Gradients<T> g({s.N, s.I}, s);
-    cache.used = true;
+    claim(cache, fn, "lstm_cell_forward");
     {
       py::gil_scoped_release release;
       dlcore::lstm_cell_backward<T>(

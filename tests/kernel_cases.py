@@ -1,0 +1,214 @@
+"""One call of every kernel in dlcore.ops, for the concurrency and determinism tests.
+
+A case is a function of NumPy inputs that returns a tuple of arrays; it allocates its
+results afresh on every call, and the in-place optimizer updates run on copies of the
+parameter and its state, so one case may run on many threads at once. The shapes are
+chosen to reach the code paths that split work between threads: every conv2d plan, both
+ways an LSTM sequence is shared between threads, and element-wise sizes past the point
+where the element-wise kernels go parallel.
+"""
+
+import numpy as np
+
+from dlcore import ops
+
+# relu and the optimizer updates use one thread below 2**15 elements.
+ELTWISE_SIZE = 1 << 16
+
+# x shape, kernel shape and padding of each conv2d plan; see ops.conv2d_plan.
+CONV_SHAPES = {
+    "winograd": ((4, 16, 16, 16), (3, 3, 16, 16), 1),
+    "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
+    "direct": ((4, 16, 16, 3), (3, 3, 3, 16), 1),
+    "pointwise": ((4, 16, 16, 16), (1, 1, 16, 32), 0),
+}
+
+# (N, T, I, U) of an LSTM that 2 threads share by batch (many sequences) and one they
+# share by hidden units (few sequences, several 16-unit panels).
+LSTM_SHAPES = {"by_batch": (16, 8, 8, 32), "by_units": (2, 6, 8, 64)}
+
+
+def _f32(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _conv_plan_matches(name):
+    x_shape, k_shape, padding = CONV_SHAPES[name]
+    plan = ops.conv2d_plan(x_shape, k_shape, padding=padding)
+    expected = {"winograd": "winograd", "im2col": "pixel_tiles", "direct": "direct",
+                "pointwise": "pointwise"}[name]
+    return plan["forward"] == expected
+
+
+def _conv_inputs(rng, name):
+    assert _conv_plan_matches(name), f"{name} shape no longer takes the {name} plan"
+    x_shape, k_shape, padding = CONV_SHAPES[name]
+    x, kernel, bias = _f32(rng, *x_shape), _f32(rng, *k_shape), _f32(rng, k_shape[3])
+    y_shape = ops.conv2d_forward(x, kernel, padding=padding).shape
+    return x, kernel, bias, _f32(rng, *y_shape), padding
+
+
+def _lstm_inputs(rng, name):
+    N, T, I, U = LSTM_SHAPES[name]
+    x = _f32(rng, N, T, I)
+    h0, c0 = _f32(rng, N, U), _f32(rng, N, U)
+    kernel, recurrent, bias = (0.3 * _f32(rng, I, 4 * U), 0.3 * _f32(rng, U, 4 * U),
+                               _f32(rng, 4 * U))
+    dy, dh_n, dc_n = _f32(rng, N, T, U), _f32(rng, N, U), _f32(rng, N, U)
+    return x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n
+
+
+def gemm(a, b):
+    return (ops.gemm(a, b), ops.gemm(a, b.T, trans_b=True))
+
+
+def gemm_backward(dc, a, b):
+    return ops.gemm_backward(dc, a, b)
+
+
+def conv2d_forward(x, kernel, bias, dy, padding):
+    return (ops.conv2d_forward(x, kernel, bias, padding=padding),)
+
+
+def conv2d_backward(x, kernel, bias, dy, padding):
+    return ops.conv2d_backward(dy, x, kernel, padding=padding)
+
+
+def maxpool2d_forward(x, dy):
+    return ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
+
+
+def maxpool2d_backward(x, dy):
+    _, argmax = ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
+    return (ops.maxpool2d_backward(dy, argmax, x.shape),)
+
+
+def lstm_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+    y, h_n, c_n, _ = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias)
+    return y, h_n, c_n
+
+
+def lstm_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+    # A cache serves one backward, so each call runs its own forward.
+    *_, cache = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias)
+    return ops.lstm_backward(dy, dh_n, dc_n, cache)
+
+
+def lstm_cell_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+    h, c, _ = ops.lstm_cell_forward(x[:, 0], h0, c0, kernel, recurrent, bias)
+    return h, c
+
+
+def lstm_cell_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+    *_, cache = ops.lstm_cell_forward(x[:, 0], h0, c0, kernel, recurrent, bias)
+    return ops.lstm_cell_backward(dh_n, dc_n, cache)
+
+
+def relu(x, dy):
+    return (ops.relu(x),)
+
+
+def relu_backward(x, dy):
+    return (ops.relu_backward(dy, ops.relu(x)),)
+
+
+def adam_update(param, grad, m, v):
+    param, m, v, vhat = param.copy(), m.copy(), v.copy(), v.copy()
+    ops.adam_update(param, grad, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                    step=3, vhat=vhat)
+    return param, m, v, vhat
+
+
+def sgd_update(param, grad, m, v):
+    param, velocity = param.copy(), m.copy()
+    ops.sgd_update(param, grad, lr=0.01, momentum=0.9, nesterov=True, velocity=velocity)
+    return param, velocity
+
+
+def rmsprop_update(param, grad, m, v):
+    param, v, mg, mom = param.copy(), v.copy(), m.copy(), m.copy()
+    ops.rmsprop_update(param, grad, v, lr=0.01, rho=0.9, momentum=0.5, mg=mg, mom=mom)
+    return param, v, mg, mom
+
+
+def _pool_inputs(rng):
+    x = _f32(rng, 4, 16, 16, 8)
+    y, _ = ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
+    return x, _f32(rng, *y.shape)
+
+
+def _optim_inputs(rng):
+    # m doubles as RMSprop's mean gradient, so v > m**2: a centered update stays finite.
+    param, grad, m = _f32(rng, ELTWISE_SIZE), _f32(rng, ELTWISE_SIZE), _f32(rng, ELTWISE_SIZE)
+    return param, grad, m, m * m + np.abs(_f32(rng, ELTWISE_SIZE))
+
+
+def make_inputs(name, rng):
+    """Inputs of case `name` drawn from rng."""
+    kernel, _, variant = name.partition("[")
+    variant = variant.rstrip("]")
+    if kernel == "gemm":
+        return _f32(rng, 96, 1024), _f32(rng, 1024, 80)
+    if kernel == "gemm_backward":
+        # db = a^T @ dc reduces over the 1024 rows of a
+        return _f32(rng, 1024, 80), _f32(rng, 1024, 96), _f32(rng, 96, 80)
+    if kernel.startswith("conv2d"):
+        return _conv_inputs(rng, variant)
+    if kernel.startswith("maxpool2d"):
+        return _pool_inputs(rng)
+    if kernel.startswith("lstm_cell"):
+        return _lstm_inputs(rng, "by_batch")
+    if kernel.startswith("lstm"):
+        return _lstm_inputs(rng, variant)
+    if kernel.startswith("relu"):
+        return _f32(rng, ELTWISE_SIZE), _f32(rng, ELTWISE_SIZE)
+    return _optim_inputs(rng)
+
+
+FUNCTIONS = {f.__name__: f for f in (
+    gemm, gemm_backward, conv2d_forward, conv2d_backward, maxpool2d_forward,
+    maxpool2d_backward, lstm_forward, lstm_backward, lstm_cell_forward, lstm_cell_backward,
+    relu, relu_backward, adam_update, sgd_update, rmsprop_update)}
+
+CASES = (
+    ["gemm", "gemm_backward"]
+    + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
+    + ["maxpool2d_forward", "maxpool2d_backward"]
+    + [f"lstm_{d}[{how}]" for d in ("forward", "backward") for how in LSTM_SHAPES]
+    + ["lstm_cell_forward", "lstm_cell_backward", "relu", "relu_backward", "adam_update",
+       "sgd_update", "rmsprop_update"]
+)
+
+
+def run(name, inputs):
+    """Case `name` on `inputs`: a tuple of fresh arrays."""
+    return tuple(FUNCTIONS[name.partition("[")[0]](*inputs))
+
+
+# Outputs (by position in a case's result) whose bits may change with the thread count,
+# and why; every other output is the same at any thread count. See test_determinism.py.
+EIGEN_K_BLOCKS = ("Eigen's threaded GEMM chooses its depth blocking by thread count, so "
+                  "a long reduction (K = 1024 here) is summed in other groups")
+THREAD_PARTIALS = ("each thread sums its share of the pixel tiles (or sequences) into its "
+                   "own partial, and the partials are added in thread order")
+WINOGRAD_BLOCKS = ("the tiles per block follow the thread count, and where a tile falls "
+                   "in a block decides which of Eigen's kernels (full register panel or "
+                   "remainder rows) sums its products")
+THREAD_DEPENDENT = {
+    "gemm": ({0, 1}, EIGEN_K_BLOCKS),
+    "gemm_backward": ({1}, EIGEN_K_BLOCKS),  # db; da reduces over only 80 columns
+    "conv2d_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
+    "conv2d_backward[winograd]": ({0, 1, 2}, WINOGRAD_BLOCKS + "; dkernel and dbias: "
+                                  + THREAD_PARTIALS),
+    "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_backward[direct]": ({1, 2}, THREAD_PARTIALS),
+    # dkernel is one GEMM over all N*H*W = 1024 pixels
+    "conv2d_backward[pointwise]": ({1, 2}, EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS),
+    # dbias: each thread sums the gate gradients of its own sequences
+    "lstm_backward[by_batch]": ({5}, THREAD_PARTIALS),
+}
+
+
+def thread_dependent(name, index):
+    """Whether output `index` of case `name` may change with the thread count."""
+    return index in THREAD_DEPENDENT.get(name, ((), ""))[0]

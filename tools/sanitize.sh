@@ -20,22 +20,26 @@ pip install -q scikit-build-core pybind11 cmeel-eigen numpy pytest hypothesis sc
 pip install -q --no-build-isolation -C build-dir=build/sanitize \
   -C cmake.build-type=RelWithDebInfo -C cmake.define.DLCORE_SANITIZE=address,undefined ".[test]"
 
+# The runtimes are preloaded into Python only: set for the whole script they would also
+# run inside mktemp, ls and the like, whose own leaks at exit would end the script.
 runtimes="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libubsan.so)"
-export LD_PRELOAD="$runtimes"
-export PYTHONMALLOC=malloc  # every allocation through malloc, so reports name real frames
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+sanitized() {
+  # PYTHONMALLOC=malloc: every allocation through malloc, so reports name real frames
+  LD_PRELOAD="$runtimes" PYTHONMALLOC=malloc UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+    "$@"
+}
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(tests)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer: ${tests[*]}"
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:check_initialization_order=1:strict_string_checks=1" \
-  python -m pytest -q -p no:cacheprovider -x "${tests[@]}"
+  sanitized python -m pytest -q -p no:cacheprovider -x "${tests[@]}"
 
 [ $# -eq 0 ] || exit 0
 echo "== LeakSanitizer: the kernel tests"
 report="$(mktemp -d)"
-kernel_tests=$(ls tests/test_gemm.py tests/test_optim_kernels.py tests/test_conv2d.py \
-  tests/test_pool.py tests/test_lstm.py 2>/dev/null)
+kernel_tests=$(ls tests/test_gemm.py tests/test_optim_kernels.py tests/test_conv2d.py tests/test_eltwise.py \
+  tests/test_pool.py tests/test_lstm.py tests/test_concurrency.py 2>/dev/null)
 ASAN_OPTIONS="detect_leaks=1:log_path=$report/lsan:exitcode=0" \
-  python -m pytest -q -p no:cacheprovider $kernel_tests
+  sanitized python -m pytest -q -p no:cacheprovider $kernel_tests
 python3 tools/lsan_filter.py "$report"/lsan.*

@@ -400,3 +400,12 @@ def test_conv2d_plan_rejects_bad_input():
         ops.conv2d_plan((2, 5, 5, 3), (3, 3, 2, 4))
     with pytest.raises(ValueError, match=r"argument 'x_shape'"):
         ops.conv2d_plan((2, 5, 5), (3, 3, 3, 4))
+
+
+def test_conv2d_plan_of_an_empty_batch_with_huge_dimensions():
+    # N = 0 makes every size product 0, so H = W = INT64_MAX passes validation; the
+    # Winograd tile count once computed (H + 1) / 2 and overflowed.
+    big = 2**63 - 1
+    got = ops.conv2d_plan((0, big, big, 16), (3, 3, 16, 16))
+    assert set(got) == {"forward", "input_grad", "weight_grads"}
+    assert set(got.values()) <= {"pointwise", "direct", "pixel_tiles", "winograd"}

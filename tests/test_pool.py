@@ -204,3 +204,10 @@ def test_maxpool2d_matches_torch(rng):
     n, c = np.arange(2)[:, None, None, None], np.arange(3)[None, None, None, :]
     plane = tidx.numpy().transpose(0, 2, 3, 1)
     np.testing.assert_array_equal(argmax, ((n * 9 + plane // 7) * 7 + plane % 7) * 3 + c)
+
+
+def test_maxpool2d_backward_names_an_x_shape_too_large_to_allocate():
+    # 2**62 elements fit int64 but not memory: NumPy's "array is too big" named nothing.
+    dy, argmax = np.ones((1, 1, 1, 1), np.float32), np.zeros((1, 1, 1, 1), np.int64)
+    with pytest.raises(ValueError, match=r"argument 'x_shape' is \(1, 2147483648, 2147483648, 1\)"):
+        ops.maxpool2d_backward(dy, argmax, (1, 2**31, 2**31, 1))

@@ -103,7 +103,10 @@ constexpr int64_t kWinogradMinC = 16;
 //   y 5x5 or 7x7 (1.56 to 1.72): forward 1.35 to 1.62, dkernel 1.11 to 1.44
 //   y 4x4 to 14x14 (2.25): forward 1.77 to 1.85, dkernel 1.38 to 1.53
 bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w, double min_ratio) {
-  const double tiles = static_cast<double>((out_h + 1) / 2) * static_cast<double>((out_w + 1) / 2);
+  // ceil(n / 2) written so that it cannot overflow: conv2d_plan takes shapes whose
+  // dimensions reach INT64_MAX when the batch is empty.
+  const double tiles = static_cast<double>(out_h / 2 + out_h % 2) *
+                       static_cast<double>(out_w / 2 + out_w % 2);
   const double pixels = static_cast<double>(s.OH) * static_cast<double>(s.OW);
   return s.is_winograd() && s.C >= kWinogradMinC && 9 * pixels >= min_ratio * 16 * tiles;
 }

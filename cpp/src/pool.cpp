@@ -1,6 +1,7 @@
 #include "dlcore/pool.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <limits>
 #include <vector>
@@ -36,7 +37,13 @@ Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
   if (*std::min_element(x, x + 4) < 0) {
     fail(fn, ": argument 'x_shape' is ", shape_str(xs), "; expected 4 sizes >= 0 (N, H, W, C)");
   }
-  checked_numel(xs, fn);
+  // dx is allocated from x_shape: its bytes (float64 at most) must be addressable, or
+  // NumPy refuses the allocation with a message that names no argument.
+  if (checked_numel(xs, fn) > PTRDIFF_MAX / int64_t(sizeof(double))) {
+    fail(fn, ": argument 'x_shape' is ", shape_str(xs), ", ", checked_numel(xs, fn),
+         " elements; expected at most ", PTRDIFF_MAX / int64_t(sizeof(double)),
+         " (the gradient's bytes must fit in memory)");
+  }
   if (dy[0] != N || dy[3] != C) {
     fail(fn, ": argument 'dy' has shape ", shape_str(dys), " but x_shape is ", shape_str(xs),
          "; expected dy (", N, ", OH, OW, ", C, ")");

@@ -40,3 +40,31 @@ def test_peak_probe_reports_a_rate():
     for seconds in (-1.0, float("nan"), float("inf"), 61.0):  # inf used to run for hours
         with pytest.raises(ValueError, match="seconds must be > 0 and <= 60"):
             ops.peak_gflops(1, seconds)
+
+
+@pytest.mark.skipif(not dlcore.build_info["openmp"], reason="a serial build starts no threads")
+@pytest.mark.skipif(sys.platform != "linux", reason="needs RLIMIT_AS")
+def test_more_threads_than_the_process_can_start_raise_instead_of_ending_it():
+    # Under a 2 GB address-space cap, 1024 thread stacks (8 MB each by default) do not
+    # fit; the OpenMP runtime used to end the process at the next parallel region.
+    code = """if True:
+        import resource
+        import numpy as np
+        from dlcore import ops
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, resource.RLIM_INFINITY))
+        for call in (lambda: ops.set_num_threads(1024), lambda: ops.peak_gflops(1024, 0.01)):
+            try:
+                call()
+            except ValueError as e:
+                assert "cannot run 1024 threads at once" in str(e), e
+            else:
+                raise SystemExit("no error")
+        assert ops.get_num_threads() != 1024
+        ops.set_num_threads(2)
+        x = np.ones((2, 8, 8, 3), np.float32)
+        y = ops.maxpool2d_forward(x)[0]
+        assert y.shape == (2, 4, 4, 3)
+        print("ok")
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include <Eigen/Core>
 #ifdef _OPENMP
@@ -35,6 +40,43 @@ std::atomic<int>& thread_count() {
 
 }  // namespace
 
+void check_threads_start(int n, const char* fn) {
+  static std::mutex mutex;
+  static int proven = 1;
+  std::lock_guard<std::mutex> guard(mutex);
+  if (n <= proven) return;
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::thread> started;
+  started.reserve(static_cast<size_t>(n - 1));
+  std::string refused;
+  try {
+    for (int i = 1; i < n; ++i) {
+      started.emplace_back([&] {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return release; });
+      });
+    }
+  } catch (const std::system_error& e) {
+    refused = e.what();
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  const size_t got = started.size() + 1;
+  for (auto& t : started) t.join();
+  if (!refused.empty()) {
+    throw std::invalid_argument(std::string(fn) + ": this process cannot run " +
+                                std::to_string(n) + " threads at once (the system refused " +
+                                "thread " + std::to_string(got + 1) + ": " + refused +
+                                "); ask for fewer");
+  }
+  proven = n;
+}
+
 int get_num_threads() { return thread_count().load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {
@@ -43,6 +85,7 @@ void set_num_threads(int n) {
                                 std::to_string(kMaxThreads) + ", got " + std::to_string(n));
   }
 #ifdef _OPENMP
+  check_threads_start(n, "set_num_threads");
   thread_count().store(n, std::memory_order_relaxed);
   Eigen::setNbThreads(n);
 #else

@@ -45,6 +45,7 @@ double peak_gflops(int threads, double seconds) {
                                 std::to_string(int(kMaxSeconds)) + ", got " +
                                 std::to_string(seconds));
   }
+  check_threads_start(threads, "peak_gflops");
   using clock = std::chrono::steady_clock;
   long iterations = 1 << 16;
   volatile float sink = 0;

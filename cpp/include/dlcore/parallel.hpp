@@ -12,6 +12,13 @@ int get_num_threads();
 // which cannot report an error: the process dies (100,000 did on an 8 GB-stack Linux).
 constexpr int kMaxThreads = 1024;
 
+// Throws std::invalid_argument (naming fn) unless this process can run n threads at once.
+// The OpenMP runtime ends the process when it cannot create a team's threads (it has no
+// way to report the failure), so a larger count than any before is tried here first:
+// n - 1 threads (the caller is the n-th) are started, held together as a team would be,
+// and joined. A count once proven is not tried again.
+void check_threads_start(int n, const char* fn);
+
 // Sets the thread count for every later kernel call; n must be in [1, kMaxThreads].
 // Throws std::invalid_argument otherwise.
 void set_num_threads(int n);

@@ -8,6 +8,7 @@ throughput measured on this machine by the same thread count.
     python bench/run.py                       # everything, 1 and 2 threads
     python bench/run.py --quick               # a reduced set, under two minutes
     python bench/run.py --filter conv --threads 2 --rounds 5
+    python bench/run.py --filter gemm,conv,pool,lstm/   # the kernels, no training
 
 Writes bench/results/<date>-<host>.json (machine, versions, every raw repeat) and, with
 matplotlib installed, a bar chart of the speedups beside it.
@@ -170,7 +171,8 @@ def plot(rows, impls, path, title):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--filter", default="", help="only cases whose 'suite/name' contains this")
+    p.add_argument("--filter", default="",
+                   help="only cases whose 'suite/name' contains this (comma-separated: any of these)")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (1,2)")
     p.add_argument("--rounds", type=int, default=None, help="rounds over the implementations")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per case per round")
@@ -191,7 +193,7 @@ def main():
     cases = {}
     for w in all_workloads():
         for c in w.cases(args.quick):
-            if args.filter in c.key:
+            if any(f in c.key for f in args.filter.split(",")):
                 cases[c.key] = (w, c)
     if not cases:
         sys.exit(f"no case matches --filter {args.filter!r}")

@@ -10,6 +10,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 from dlcore import ops  # noqa: E402
 
 
+# True under tools/sanitize.sh: AddressSanitizer reserves terabytes of address space for
+# its shadow memory at start-up, so a child process cannot be held under an
+# address-space cap (RLIMIT_AS) there.
+SANITIZED = "libasan" in os.environ.get("LD_PRELOAD", "")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from _fuzz_worker import ArraySpec, make_array, run_case
+from conftest import SANITIZED
 from dlcore import functional as F
 from reference import conv as ref_conv
 from reference import gemm as ref_gemm
@@ -118,7 +119,11 @@ def check_outcome(case, expect, outcome):
 
 
 def run_in_child(cases, address_space=4 << 30, timeout=120):
-    """Runs cases in a child process; a crash or a hang fails naming the running case."""
+    """Runs cases in a child process; a crash or a hang fails naming the running case.
+    Under the sanitizers no cap is set (see conftest.SANITIZED); their allocator then
+    refuses the huge requests instead (allocator_may_return_null=1)."""
+    if SANITIZED:
+        address_space, timeout = 0, 10 * timeout
     worker = os.path.join(os.path.dirname(__file__), "_fuzz_worker.py")
     proc = subprocess.run([sys.executable, worker, str(address_space)],
                           input=pickle.dumps(cases), capture_output=True, timeout=timeout)

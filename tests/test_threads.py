@@ -7,6 +7,8 @@ import pytest
 import dlcore
 from dlcore import ops
 
+from conftest import SANITIZED
+
 
 def test_set_and_get_num_threads(threads):
     ops.set_num_threads(1)
@@ -43,7 +45,8 @@ def test_peak_probe_reports_a_rate():
 
 
 @pytest.mark.skipif(not dlcore.build_info["openmp"], reason="a serial build starts no threads")
-@pytest.mark.skipif(sys.platform != "linux", reason="needs RLIMIT_AS")
+@pytest.mark.skipif(sys.platform != "linux" or SANITIZED,
+                    reason="needs RLIMIT_AS, which the sanitizers' shadow memory exceeds")
 def test_more_threads_than_the_process_can_start_raise_instead_of_ending_it():
     # Under a 2 GB address-space cap, 1024 thread stacks (8 MB each by default) do not
     # fit; the OpenMP runtime used to end the process at the next parallel region.

@@ -32,7 +32,7 @@ tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(tests)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer: ${tests[*]}"
-ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:check_initialization_order=1:strict_string_checks=1" \
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:check_initialization_order=1:strict_string_checks=1:allocator_may_return_null=1" \
   sanitized python -m pytest -q -p no:cacheprovider -x "${tests[@]}"
 
 [ $# -eq 0 ] || exit 0
@@ -40,6 +40,6 @@ echo "== LeakSanitizer: the kernel tests"
 report="$(mktemp -d)"
 kernel_tests=$(ls tests/test_gemm.py tests/test_optim_kernels.py tests/test_conv2d.py tests/test_eltwise.py \
   tests/test_pool.py tests/test_lstm.py tests/test_concurrency.py 2>/dev/null)
-ASAN_OPTIONS="detect_leaks=1:log_path=$report/lsan:exitcode=0" \
+ASAN_OPTIONS="detect_leaks=1:log_path=$report/lsan:exitcode=0:allocator_may_return_null=1" \
   sanitized python -m pytest -q -p no:cacheprovider $kernel_tests
 python3 tools/lsan_filter.py "$report"/lsan.*

@@ -15,6 +15,16 @@ from dlcore import layers, models
 KILLS = int(os.environ.get("DLCORE_TEST_KILLS", "25"))
 
 
+def saves_begin(stdout, n):
+    """Waits until the child has begun n more saves; returns the seconds the last whole
+    save took (the time between the last two beginnings)."""
+    times = []
+    for _ in range(n):
+        assert stdout.readline().strip() == "saving"
+        times.append(time.perf_counter())
+    return times[-1] - times[-2]
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_saves_leave_a_loadable_checkpoint(tmp_path):
     path = str(tmp_path / "model.dlc")
@@ -30,7 +40,9 @@ def test_killed_saves_leave_a_loadable_checkpoint(tmp_path):
         proc = subprocess.Popen([sys.executable, child, path, str(base)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.25))
+        # let a few saves finish, then kill at a random point of the next one
+        one_save = saves_begin(proc.stdout, int(rng.integers(2, 5)))
+        time.sleep(rng.uniform(0.0, one_save))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()

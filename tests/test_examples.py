@@ -90,6 +90,13 @@ def test_mnist_cnn(mnist_dir):
     assert r["seconds_per_epoch"] > 0
 
 
+def test_mnist_cnn_one_full_epoch_reaches_97_percent(mnist_dir):
+    # the main job's model, one epoch on the whole 20k training subset, scored on the
+    # official 10k test set
+    r = run("mnist_cnn", "--epochs", "1", "--data", mnist_dir)
+    assert r["test_accuracy"] >= 0.97
+
+
 def test_stacked_lstm_forecasts_better_than_repeating():
     r = run("stacked_lstm", "--quick")
     assert r["test_mse"] < 0.5 * r["naive_mse"]

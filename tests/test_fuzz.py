@@ -120,12 +120,17 @@ def check_outcome(case, expect, outcome):
 
 def run_in_child(cases, address_space=4 << 30, timeout=120):
     """Runs cases in a child process; a crash or a hang fails naming the running case.
-    Under the sanitizers no cap is set (see conftest.SANITIZED); their allocator then
-    refuses the huge requests instead (allocator_may_return_null=1)."""
+    Under the sanitizers the address space cannot be capped (see conftest.SANITIZED);
+    their allocator refuses single allocations beyond the same size instead."""
+    env = None
     if SANITIZED:
+        options = os.environ.get("ASAN_OPTIONS", "")
+        if address_space:
+            options += f":allocator_may_return_null=1:max_allocation_size_mb={address_space >> 20}"
+        env = dict(os.environ, ASAN_OPTIONS=options)
         address_space, timeout = 0, 10 * timeout
     worker = os.path.join(os.path.dirname(__file__), "_fuzz_worker.py")
-    proc = subprocess.run([sys.executable, worker, str(address_space)],
+    proc = subprocess.run([sys.executable, worker, str(address_space)], env=env,
                           input=pickle.dumps(cases), capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").splitlines()

@@ -171,9 +171,12 @@ class Layer:
             self.input_shape = (None, *input_shape[1:])
             self.output_shape = self.compute_output_shape(self.input_shape)
 
+    casts_inputs = True  # a Model turns it off: its layers cast for themselves
+
     def __call__(self, inputs, training=False, **kwargs):
         x = as_tensor(inputs)
-        if x.dtype != self.dtype and (x.dtype.kind != "f" or not x.requires_grad):
+        if (self.casts_inputs and x.dtype != self.dtype
+                and (x.dtype.kind != "f" or not x.requires_grad)):
             x = Tensor(x.data.astype(self.dtype))  # Keras casts inputs to the layer's dtype
         self._ensure_built(x.shape)
         return self.call(x, training=training, **kwargs)

@@ -21,7 +21,7 @@ from dlcore import metrics as metrics_module
 from dlcore import optimizers as optimizers_module
 from dlcore.layers import InputLayer, Layer
 from dlcore.saving import CheckpointError, read_checkpoint, write_checkpoint
-from dlcore.tensor import Tensor, as_tensor, no_grad
+from dlcore.tensor import Tensor, no_grad
 
 __all__ = ["Model", "Sequential", "load_model"]
 
@@ -69,12 +69,9 @@ class Model(Layer):
                 self._tracked.append(value)
         object.__setattr__(self, name, value)
 
-    def __call__(self, inputs, training=False, **kwargs):
-        # No cast here: a model's layers each cast their inputs to their own dtype, so a
-        # float64 stack keeps float64 inputs exact whatever the model's own dtype.
-        x = as_tensor(inputs)
-        self._ensure_built(x.shape)
-        return self.call(x, training=training, **kwargs)
+    # No cast on the way in: a model's layers each cast their inputs to their own dtype,
+    # so a float64 stack keeps float64 inputs exact whatever the model's own dtype.
+    casts_inputs = False
 
     # ------------------------------------------------------------ structure
     @property

@@ -29,10 +29,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from workloads.train import mnist_data  # noqa: E402
-
 import dlcore  # noqa: E402
 from dlcore import callbacks, distributed, layers, models, optimizers  # noqa: E402
+from workloads.train import mnist_data  # noqa: E402
 
 
 def build(name):
@@ -40,10 +39,17 @@ def build(name):
         from dlcore.examples.mnist_cnn import build_model
 
         return build_model()
-    model = models.Sequential([layers.Dense(512, activation="relu", input_shape=(784,)),
-                               layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = models.Sequential(
+        [
+            layers.Dense(512, activation="relu", input_shape=(784,)),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -67,8 +73,16 @@ def train(args, world):
     dlcore.set_random_seed(0)
     model = build(args.model)
     clock = StepClock()
-    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
-              callbacks=[clock], seed=0, distributed=True)
+    model.fit(
+        x,
+        y,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=[clock],
+        seed=0,
+        distributed=True,
+    )
     _, accuracy = model.evaluate(xt, yt, batch_size=256, verbose=0, distributed=True)
     steps = -(-(len(x) // world.size) // args.batch_size)
     # per step of the last epoch (the first pays for first-touch page faults)
@@ -79,12 +93,18 @@ def train(args, world):
 
     mine = (per_step("allreduce_seconds"), per_step("total_seconds"))
     every = (world.comm.gather(mine) if world.comm is not None else [mine]) or []
-    return {"model": args.model, "ranks": world.size, "threads": dlcore.ops.get_num_threads(),
-            "batch_per_rank": args.batch_size, "steps": steps, "epoch_seconds": clock.seconds,
-            "allreduce_seconds_per_step": [e[0] for e in every],
-            "reduce_seconds_per_step": [e[1] for e in every],
-            "allreduce_bytes": last["allreduce_bytes"] // max(last["allreduce_calls"], 1),
-            "test_accuracy": accuracy}
+    return {
+        "model": args.model,
+        "ranks": world.size,
+        "threads": dlcore.ops.get_num_threads(),
+        "batch_per_rank": args.batch_size,
+        "steps": steps,
+        "epoch_seconds": clock.seconds,
+        "allreduce_seconds_per_step": [e[0] for e in every],
+        "reduce_seconds_per_step": [e[1] for e in every],
+        "allreduce_bytes": last["allreduce_bytes"] // max(last["allreduce_calls"], 1),
+        "test_accuracy": accuracy,
+    }
 
 
 def time_allreduce(n, repeats, world):
@@ -98,8 +118,13 @@ def time_allreduce(n, repeats, world):
         world.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         times.append(time.perf_counter() - start)
     times = times[5:]  # the first calls set up the connections
-    return {"allreduce_values": n, "bytes": buf.nbytes, "ranks": world.size,
-            "median_seconds": statistics.median(times), "min_seconds": min(times)}
+    return {
+        "allreduce_values": n,
+        "bytes": buf.nbytes,
+        "ranks": world.size,
+        "median_seconds": statistics.median(times),
+        "min_seconds": min(times),
+    }
 
 
 def main():
@@ -107,8 +132,13 @@ def main():
     p.add_argument("--model", choices=("cnn", "mlp"), default="cnn")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32, help="per rank")
-    p.add_argument("--allreduce", type=int, default=None, metavar="N",
-                   help="time the Allreduce of N float32 values instead of training")
+    p.add_argument(
+        "--allreduce",
+        type=int,
+        default=None,
+        metavar="N",
+        help="time the Allreduce of N float32 values instead of training",
+    )
     p.add_argument("--repeats", type=int, default=200)
     args = p.parse_args()
     world = distributed.init()

@@ -48,27 +48,49 @@ def machine_info():
         with open("/proc/cpuinfo") as f:
             text = f.read()
         cpu = re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
-        flags = sorted(set(re.search(r"flags\s*:\s*(.*)", text).group(1).split())
-                       & {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
-                          "avx512_vnni", "amx_tile"})
+        flags = sorted(
+            set(re.search(r"flags\s*:\s*(.*)", text).group(1).split())
+            & {
+                "sse4_2",
+                "avx",
+                "avx2",
+                "fma",
+                "f16c",
+                "avx512f",
+                "avx512bw",
+                "avx512_vnni",
+                "amx_tile",
+            }
+        )
     except (OSError, AttributeError):
         pass
-    info = {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "isa": flags,
-            "python": platform.python_version(), "platform": platform.platform()}
-    versions = python_says("import json, dlcore, numpy; print(json.dumps({'dlcore': "
-                           "dlcore.__version__, 'build': dlcore.build_info, "
-                           "'numpy': numpy.__version__}))")
+    info = {
+        "host": socket.gethostname(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "isa": flags,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    versions = python_says(
+        "import json, dlcore, numpy; print(json.dumps({'dlcore': "
+        "dlcore.__version__, 'build': dlcore.build_info, "
+        "'numpy': numpy.__version__}))"
+    )
     if versions:
         v = json.loads(versions)
-        info.update(dlcore=v["dlcore"], numpy=v["numpy"], compiler=v["build"]["compiler"],
-                    dlcore_build=v["build"])
+        info.update(
+            dlcore=v["dlcore"],
+            numpy=v["numpy"],
+            compiler=v["build"]["compiler"],
+            dlcore_build=v["build"],
+        )
     info["torch"] = python_says("import torch; print(torch.__version__)")
     return info
 
 
 def measure_peak(threads):
-    code = ("from dlcore import ops; "
-            f"print(max(ops.peak_gflops({threads}, 0.3) for _ in range(3)))")
+    code = f"from dlcore import ops; print(max(ops.peak_gflops({threads}, 0.3) for _ in range(3)))"
     out = python_says(code, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     return float(out) if out else None
 
@@ -78,8 +100,17 @@ def run_worker(impl, threads, cases, repeats):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     payload = json.dumps([[c.suite, c.name, c.params] for c in cases])
-    cmd = [sys.executable, os.path.join(HERE, "worker.py"), "--impl", impl,
-           "--threads", str(threads), "--repeats", str(repeats), payload]
+    cmd = [
+        sys.executable,
+        os.path.join(HERE, "worker.py"),
+        "--impl",
+        impl,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(repeats),
+        payload,
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{impl} worker failed:\n{out.stderr}")
@@ -96,8 +127,11 @@ def summarise(cases, impls, threads_list, raw, extra, peaks):
     rows = []
     for key, (_, case) in cases.items():
         for threads in threads_list:
-            med = {i: statistics.median(raw[(i, threads, key)]) for i in impls
-                   if (i, threads, key) in raw}
+            med = {
+                i: statistics.median(raw[(i, threads, key)])
+                for i in impls
+                if (i, threads, key) in raw
+            }
             if not med:
                 continue
             row = {"case": key, "threads": threads, "median_seconds": med}
@@ -105,11 +139,14 @@ def summarise(cases, impls, threads_list, raw, extra, peaks):
                 row["dlcore_gflops"] = case.flops / med["dlcore"] / 1e9
                 if peaks.get(threads):
                     row["percent_of_peak"] = 100 * row["dlcore_gflops"] / peaks[threads]
-            row["speedup"] = {o: med[o] / med["dlcore"] for o in med
-                              if o != "dlcore" and "dlcore" in med}
-            row["extra"] = {f"{i} {n}": statistics.median(v)
-                            for (i, t, k, n), v in sorted(extra.items())
-                            if t == threads and k == key}
+            row["speedup"] = {
+                o: med[o] / med["dlcore"] for o in med if o != "dlcore" and "dlcore" in med
+            }
+            row["extra"] = {
+                f"{i} {n}": statistics.median(v)
+                for (i, t, k, n), v in sorted(extra.items())
+                if t == threads and k == key
+            }
             rows.append(row)
     return rows
 
@@ -128,8 +165,9 @@ def print_table(rows, impls):
         line += f"{gf:>9.1f}" if gf else f"{'':>9}"
         pk = r.get("percent_of_peak")
         line += f"{pk:>7.0f}%" if pk else f"{'':>8}"
-        line += "".join(f"{r['speedup'][o]:>9.2f}x" if o in r["speedup"] else f"{'-':>10}"
-                        for o in others)
+        line += "".join(
+            f"{r['speedup'][o]:>9.2f}x" if o in r["speedup"] else f"{'-':>10}" for o in others
+        )
         if r["extra"]:
             line += "   " + ", ".join(f"{k} {v:.4g}" for k, v in r["extra"].items())
         print(line)
@@ -169,17 +207,24 @@ def plot(rows, impls, path, title):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--filter", default="",
-                   help="only cases whose 'suite/name' contains this (comma-separated: any of these)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--filter",
+        default="",
+        help="only cases whose 'suite/name' contains this (comma-separated: any of these)",
+    )
     p.add_argument("--threads", default=None, help="comma-separated thread counts (1,2)")
     p.add_argument("--rounds", type=int, default=None, help="rounds over the implementations")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per case per round")
     p.add_argument("--quick", action="store_true", help="a reduced set, under two minutes")
     p.add_argument("--impls", default="dlcore,numpy,torch")
-    p.add_argument("--out", default=os.path.join(HERE, "results"),
-                   help="directory for the JSON and the chart ('' for none)")
+    p.add_argument(
+        "--out",
+        default=os.path.join(HERE, "results"),
+        help="directory for the JSON and the chart ('' for none)",
+    )
     args = p.parse_args()
 
     threads_list = [int(t) for t in (args.threads or ("2" if args.quick else "1,2")).split(",")]
@@ -203,7 +248,7 @@ def main():
     raw, extra = {}, {}  # (impl, threads, key) -> [seconds]; (impl, threads, key, name) -> [v]
     for threads in threads_list:
         for r in range(rounds):
-            order = impls[r % len(impls):] + impls[: r % len(impls)]
+            order = impls[r % len(impls) :] + impls[: r % len(impls)]
             for impl in order:
                 mine = [c for w, c in cases.values() if impl in w.IMPLS]
                 if not mine:
@@ -215,30 +260,47 @@ def main():
             print(f"threads={threads} round {r + 1}/{rounds} done", file=sys.stderr)
 
     rows = summarise(cases, impls, threads_list, raw, extra, peaks)
-    print(f"{machine['cpu']}, {machine['cores']} cores; measured peak "
-          + ", ".join(f"{t} thread{'s' * (t > 1)} {peaks[t]:.0f} GFLOP/s"
-                      for t in threads_list if peaks.get(t)))
+    print(
+        f"{machine['cpu']}, {machine['cores']} cores; measured peak "
+        + ", ".join(
+            f"{t} thread{'s' * (t > 1)} {peaks[t]:.0f} GFLOP/s"
+            for t in threads_list
+            if peaks.get(t)
+        )
+    )
     print_table(rows, impls)
-    print(f"\nmedians of {rounds} rounds x {repeats} repeats; 'vs X' = X time / dlcore time "
-          f"(> 1: dlcore faster); % peak of the measured FMA throughput at that thread count")
+    print(
+        f"\nmedians of {rounds} rounds x {repeats} repeats; 'vs X' = X time / dlcore time "
+        f"(> 1: dlcore faster); % peak of the measured FMA throughput at that thread count"
+    )
 
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        stem = os.path.join(args.out, f"{datetime.date.today().isoformat()}-"
-                                      f"{socket.gethostname()}")
-        doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "command": " ".join(sys.argv), "machine": machine,
-               "peak_gflops": {str(t): v for t, v in peaks.items()},
-               "rounds": rounds, "repeats": repeats, "summary": rows,
-               "raw": [{"impl": i, "threads": t, "case": k, "seconds": v}
-                       for (i, t, k), v in raw.items()],
-               "extra": [{"impl": i, "threads": t, "case": k, "name": n, "values": v}
-                         for (i, t, k, n), v in extra.items()]}
+        stem = os.path.join(args.out, f"{datetime.date.today().isoformat()}-{socket.gethostname()}")
+        doc = {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "machine": machine,
+            "peak_gflops": {str(t): v for t, v in peaks.items()},
+            "rounds": rounds,
+            "repeats": repeats,
+            "summary": rows,
+            "raw": [
+                {"impl": i, "threads": t, "case": k, "seconds": v} for (i, t, k), v in raw.items()
+            ],
+            "extra": [
+                {"impl": i, "threads": t, "case": k, "name": n, "values": v}
+                for (i, t, k, n), v in extra.items()
+            ],
+        }
         with open(stem + ".json", "w") as f:
             json.dump(doc, f, indent=1)
-        chart = plot(rows, impls, stem + ".png",
-                     f"dlcore speedups, {machine['cpu']} ({machine['cores']} cores), "
-                     f"{doc['date'][:10]}")
+        chart = plot(
+            rows,
+            impls,
+            stem + ".png",
+            f"dlcore speedups, {machine['cpu']} ({machine['cores']} cores), {doc['date'][:10]}",
+        )
         print(f"wrote {stem}.json" + (f" and {chart}" if chart else ""))
 
 

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from workloads import Case, load  # noqa: E402
+from workloads import Case, load
 
 
 def set_threads(impl, threads):

@@ -30,15 +30,20 @@ def mlp(seed, dtype="float32", optimizer=None, dropout=0.0):
     if dropout:
         hidden.append(layers.Dropout(dropout, dtype=dtype))
     m = models.Sequential([*hidden, layers.Dense(3, activation="softmax", dtype=dtype)])
-    m.compile(optimizer=optimizer or optimizers.Adam(0.01),
-              loss="sparse_categorical_crossentropy", metrics=["accuracy", "f1"])
+    m.compile(
+        optimizer=optimizer or optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", "f1"],
+    )
     return m
 
 
 def optimizer_arrays(opt, prefix=""):
     iterations, state = opt.get_state(opt.params)
-    return {f"{prefix}iterations": np.int64(iterations),
-            **{f"{prefix}slot{i}": a for i, a in enumerate(state)}}
+    return {
+        f"{prefix}iterations": np.int64(iterations),
+        **{f"{prefix}slot{i}": a for i, a in enumerate(state)},
+    }
 
 
 def weight_arrays(model, prefix="w"):
@@ -53,8 +58,16 @@ def case_identical(world, out):
     model = mlp(seed=world.rank, dropout=0.2)  # a different start on every rank
     initial = weight_arrays(model, "initial")
     checkpoint = callbacks.ModelCheckpoint(os.path.join(out, f"ckpt-rank{world.rank}.dlc"))
-    model.fit(x, y, epochs=2, batch_size=16, verbose=2, callbacks=[checkpoint],
-              validation_split=0.2, distributed=True)
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
+        verbose=2,
+        callbacks=[checkpoint],
+        validation_split=0.2,
+        distributed=True,
+    )
     test_x, test_y = blobs(101, seed=1)
     evaluation = model.evaluate(test_x, test_y, distributed=True, verbose=1)
 
@@ -70,10 +83,16 @@ def case_identical(world, out):
         distributed.allreduce_gradients(opt.params)
         opt.step()
     sys.stdout.close()
-    np.savez(os.path.join(out, f"rank{world.rank}.npz"), **initial, **weight_arrays(model),
-             **optimizer_arrays(model.optimizer), **weight_arrays(loop, "loop"),
-             **optimizer_arrays(opt, "loop_"), evaluation=np.array(evaluation),
-             threads=np.int64(dlcore.ops.get_num_threads()))
+    np.savez(
+        os.path.join(out, f"rank{world.rank}.npz"),
+        **initial,
+        **weight_arrays(model),
+        **optimizer_arrays(model.optimizer),
+        **weight_arrays(loop, "loop"),
+        **optimizer_arrays(opt, "loop_"),
+        evaluation=np.array(evaluation),
+        threads=np.int64(dlcore.ops.get_num_threads()),
+    )
 
 
 GRADIENT_BATCH = 24
@@ -91,16 +110,21 @@ def case_gradient(world, out):
     grads = {f"grad{i}": p.grad for i, p in enumerate(model.trainable_weights)}
 
     fx, fy = blobs(200, seed=3, dtype=np.float64)
-    trained = mlp(seed=world.rank, dtype="float64",
-                  optimizer=optimizers.SGD(0.05, momentum=0.9))
+    trained = mlp(seed=world.rank, dtype="float64", optimizer=optimizers.SGD(0.05, momentum=0.9))
     history = trained.fit(fx, fy, epochs=2, batch_size=16, verbose=0, seed=7, distributed=True)
-    np.savez(os.path.join(out, f"rank{world.rank}.npz"), **grads, loss=np.float64(mean_loss),
-             **weight_arrays(trained), history_loss=np.array(history.history["loss"]),
-             history_accuracy=np.array(history.history["accuracy"]))
+    np.savez(
+        os.path.join(out, f"rank{world.rank}.npz"),
+        **grads,
+        loss=np.float64(mean_loss),
+        **weight_arrays(trained),
+        history_loss=np.array(history.history["loss"]),
+        history_accuracy=np.array(history.history["accuracy"]),
+    )
 
 
 def case_die(world, out, how):
     """Rank 1 fails at its fourth step in the way ``how`` says; the job must end."""
+
     class Fail(callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
             if world.rank == 1 and batch == 3:
@@ -112,8 +136,9 @@ def case_die(world, out, how):
                     time.sleep(3600)
 
     x, y = blobs(2000)
-    mlp(seed=0).fit(x, y, epochs=1000, batch_size=8, verbose=0, callbacks=[Fail()],
-                    distributed=True)
+    mlp(seed=0).fit(
+        x, y, epochs=1000, batch_size=8, verbose=0, callbacks=[Fail()], distributed=True
+    )
 
 
 def main():

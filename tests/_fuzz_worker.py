@@ -107,6 +107,7 @@ def _lstm_round_trip(fn_forward, fn_backward, n_grads):
     def run(*args, grads=(None,) * 3, **kwargs):
         out = fn_forward(*args, **kwargs)
         return out[:-1], fn_backward(*grads[:n_grads], out[-1])
+
     return run
 
 
@@ -117,11 +118,13 @@ def _maxpool_round_trip(x, dy=None, **kwargs):
 
 def _update(kernel):
     """An in-place update returns the arrays it updated, copied."""
+
     def run(*args, **kwargs):
         result = kernel(*args, **kwargs)
         assert result is None
         arrays = [a for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
         return tuple(a.copy() for a in arrays)
+
     return run
 
 
@@ -131,8 +134,12 @@ def _layer(cls):
         y = layer(x)
         outs = y if isinstance(y, list) else [y]
         weights = [w.numpy() for w in getattr(layer, "weights", [])]
-        return tuple(o.numpy() for o in outs), tuple(weights), layer.compute_output_shape(
-            (None, *np.shape(x)[1:]))
+        return (
+            tuple(o.numpy() for o in outs),
+            tuple(weights),
+            layer.compute_output_shape((None, *np.shape(x)[1:])),
+        )
+
     return run
 
 

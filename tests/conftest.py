@@ -7,8 +7,7 @@ import pytest
 # Shared test helpers (gradcheck.py, reference.py) live beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
 
-from dlcore import ops  # noqa: E402
-
+from dlcore import ops
 
 # True under tools/sanitize.sh: AddressSanitizer reserves terabytes of address space for
 # its shadow memory at start-up, so a child process cannot be held under an
@@ -30,7 +29,8 @@ def threads():
 
 
 MNIST_DIR = os.environ.get("DLCORE_TEST_MNIST") or os.path.join(
-    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "mnist")
+    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "mnist"
+)
 
 
 @pytest.fixture(scope="session")

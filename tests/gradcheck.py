@@ -63,5 +63,6 @@ def check_tensor_op(fn, *arrays, seed=0, rtol=1e-5, atol=1e-7, eps=1e-6):
     for i, (a, t) in enumerate(zip(arrays, tensors)):
         numeric = numerical_grad(lambda: float(loss_of([Tensor(x) for x in arrays]).data), a, eps)
         assert t.grad is not None, f"input {i} got no gradient"
-        np.testing.assert_allclose(t.grad, numeric, rtol=rtol, atol=atol,
-                                   err_msg=f"gradient of input {i}")
+        np.testing.assert_allclose(
+            t.grad, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}"
+        )

@@ -35,8 +35,12 @@ def _f32(rng, *shape):
 def _conv_plan_matches(name):
     x_shape, k_shape, padding = CONV_SHAPES[name]
     plan = ops.conv2d_plan(x_shape, k_shape, padding=padding)
-    expected = {"winograd": "winograd", "im2col": "pixel_tiles", "direct": "direct",
-                "pointwise": "pointwise"}[name]
+    expected = {
+        "winograd": "winograd",
+        "im2col": "pixel_tiles",
+        "direct": "direct",
+        "pointwise": "pointwise",
+    }[name]
     return plan["forward"] == expected
 
 
@@ -52,8 +56,11 @@ def _lstm_inputs(rng, name):
     N, T, I, U = LSTM_SHAPES[name]
     x = _f32(rng, N, T, I)
     h0, c0 = _f32(rng, N, U), _f32(rng, N, U)
-    kernel, recurrent, bias = (0.3 * _f32(rng, I, 4 * U), 0.3 * _f32(rng, U, 4 * U),
-                               _f32(rng, 4 * U))
+    kernel, recurrent, bias = (
+        0.3 * _f32(rng, I, 4 * U),
+        0.3 * _f32(rng, U, 4 * U),
+        _f32(rng, 4 * U),
+    )
     dy, dh_n, dc_n = _f32(rng, N, T, U), _f32(rng, N, U), _f32(rng, N, U)
     return x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n
 
@@ -114,8 +121,9 @@ def relu_backward(x, dy):
 
 def adam_update(param, grad, m, v):
     param, m, v, vhat = param.copy(), m.copy(), v.copy(), v.copy()
-    ops.adam_update(param, grad, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                    step=3, vhat=vhat)
+    ops.adam_update(
+        param, grad, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3, vhat=vhat
+    )
     return param, m, v, vhat
 
 
@@ -165,18 +173,41 @@ def make_inputs(name, rng):
     return _optim_inputs(rng)
 
 
-FUNCTIONS = {f.__name__: f for f in (
-    gemm, gemm_backward, conv2d_forward, conv2d_backward, maxpool2d_forward,
-    maxpool2d_backward, lstm_forward, lstm_backward, lstm_cell_forward, lstm_cell_backward,
-    relu, relu_backward, adam_update, sgd_update, rmsprop_update)}
+FUNCTIONS = {
+    f.__name__: f
+    for f in (
+        gemm,
+        gemm_backward,
+        conv2d_forward,
+        conv2d_backward,
+        maxpool2d_forward,
+        maxpool2d_backward,
+        lstm_forward,
+        lstm_backward,
+        lstm_cell_forward,
+        lstm_cell_backward,
+        relu,
+        relu_backward,
+        adam_update,
+        sgd_update,
+        rmsprop_update,
+    )
+}
 
 CASES = (
     ["gemm", "gemm_backward"]
     + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
     + ["maxpool2d_forward", "maxpool2d_backward"]
     + [f"lstm_{d}[{how}]" for d in ("forward", "backward") for how in LSTM_SHAPES]
-    + ["lstm_cell_forward", "lstm_cell_backward", "relu", "relu_backward", "adam_update",
-       "sgd_update", "rmsprop_update"]
+    + [
+        "lstm_cell_forward",
+        "lstm_cell_backward",
+        "relu",
+        "relu_backward",
+        "adam_update",
+        "sgd_update",
+        "rmsprop_update",
+    ]
 )
 
 
@@ -187,19 +218,27 @@ def run(name, inputs):
 
 # Outputs (by position in a case's result) whose bits may change with the thread count,
 # and why; every other output is the same at any thread count. See test_determinism.py.
-EIGEN_K_BLOCKS = ("Eigen's threaded GEMM chooses its depth blocking by thread count, so "
-                  "a long reduction (K = 1024 here) is summed in other groups")
-THREAD_PARTIALS = ("each thread sums its share of the pixel tiles (or sequences) into its "
-                   "own partial, and the partials are added in thread order")
-WINOGRAD_BLOCKS = ("the tiles per block follow the thread count, and where a tile falls "
-                   "in a block decides which of Eigen's kernels (full register panel or "
-                   "remainder rows) sums its products")
+EIGEN_K_BLOCKS = (
+    "Eigen's threaded GEMM chooses its depth blocking by thread count, so "
+    "a long reduction (K = 1024 here) is summed in other groups"
+)
+THREAD_PARTIALS = (
+    "each thread sums its share of the pixel tiles (or sequences) into its "
+    "own partial, and the partials are added in thread order"
+)
+WINOGRAD_BLOCKS = (
+    "the tiles per block follow the thread count, and where a tile falls "
+    "in a block decides which of Eigen's kernels (full register panel or "
+    "remainder rows) sums its products"
+)
 THREAD_DEPENDENT = {
     "gemm": ({0, 1}, EIGEN_K_BLOCKS),
     "gemm_backward": ({1}, EIGEN_K_BLOCKS),  # db; da reduces over only 80 columns
     "conv2d_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
-    "conv2d_backward[winograd]": ({0, 1, 2}, WINOGRAD_BLOCKS + "; dkernel and dbias: "
-                                  + THREAD_PARTIALS),
+    "conv2d_backward[winograd]": (
+        {0, 1, 2},
+        WINOGRAD_BLOCKS + "; dkernel and dbias: " + THREAD_PARTIALS,
+    ),
     "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[direct]": ({1, 2}, THREAD_PARTIALS),
     # dkernel is one GEMM over all N*H*W = 1024 pixels

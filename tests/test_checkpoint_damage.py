@@ -39,10 +39,11 @@ def load_bytes(blob, path):
 
 def same(got, header, arrays):
     h, a = got
-    return (json.dumps(h, sort_keys=True) == json.dumps(header, sort_keys=True)
-            and a.keys() == arrays.keys()
-            and all(a[k].dtype == arrays[k].dtype and np.array_equal(a[k], arrays[k])
-                    for k in arrays))
+    return (
+        json.dumps(h, sort_keys=True) == json.dumps(header, sort_keys=True)
+        and a.keys() == arrays.keys()
+        and all(a[k].dtype == arrays[k].dtype and np.array_equal(a[k], arrays[k]) for k in arrays)
+    )
 
 
 def test_bit_flips_are_refused_or_harmless(saved, tmp_path):

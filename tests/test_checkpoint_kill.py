@@ -37,8 +37,9 @@ def test_killed_saves_leave_a_loadable_checkpoint(tmp_path):
     previous, mid_save = 0.0, 0
     for kill in range(KILLS):
         base = (kill + 1) * 10_000  # this child's versions: base + 1, ... (exact in float32)
-        proc = subprocess.Popen([sys.executable, child, path, str(base)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, child, path, str(base)], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline().strip() == "ready"
         # let a few saves finish, then kill at a random point of the next one
         one_save = saves_begin(proc.stdout, int(rng.integers(2, 5)))

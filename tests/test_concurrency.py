@@ -73,15 +73,17 @@ def test_optimizer_updates_in_place_on_separate_parameters(threads):
     # The updates write their parameter and state in place: each thread steps its own.
     ops.set_num_threads(2)
     rng = np.random.default_rng(0)
-    grads = [rng.standard_normal(kernel_cases.ELTWISE_SIZE).astype(np.float32)
-             for _ in range(WORKERS)]
+    grads = [
+        rng.standard_normal(kernel_cases.ELTWISE_SIZE).astype(np.float32) for _ in range(WORKERS)
+    ]
 
     def steps(grad):
         param = np.ones_like(grad)
         m, v = np.zeros_like(grad), np.zeros_like(grad)
         for step in range(1, 21):
-            ops.adam_update(param, grad * step, m, v, lr=0.01, beta_1=0.9, beta_2=0.999,
-                            epsilon=1e-7, step=step)
+            ops.adam_update(
+                param, grad * step, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=step
+            )
         return param, m, v
 
     serial = [steps(g) for g in grads]
@@ -95,8 +97,10 @@ def test_optimizer_updates_in_place_on_separate_parameters(threads):
 # (dy, dh_n, dc_n, cache).
 LSTM_PASSES = {
     "lstm_backward[by_batch]": (ops.lstm_forward, ops.lstm_backward),
-    "lstm_cell_backward": (lambda x, *rest: ops.lstm_cell_forward(x[:, 0], *rest),
-                           lambda dy, dh_n, dc_n, cache: ops.lstm_cell_backward(dh_n, dc_n, cache)),
+    "lstm_cell_backward": (
+        lambda x, *rest: ops.lstm_cell_forward(x[:, 0], *rest),
+        lambda dy, dh_n, dc_n, cache: ops.lstm_cell_backward(dh_n, dc_n, cache),
+    ),
 }
 
 
@@ -115,7 +119,7 @@ def test_a_shared_lstm_cache_serves_exactly_one_concurrent_backward(case, thread
         cache = forward(x, h0, c0, kernel, recurrent, bias)[-1]
         start = threading.Barrier(WORKERS)
 
-        def race(_):
+        def race(_, start=start, cache=cache):
             start.wait()
             try:
                 return backward(dy, dh_n, dc_n, cache)
@@ -188,32 +192,40 @@ FLIPPING = textwrap.dedent("""
 def test_set_num_threads_from_another_thread_while_kernels_run():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", FLIPPING], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", FLIPPING], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("ok")
 
 
 def small_cnn():
-    return models.Sequential([layers.Conv2D(16, (3, 3), activation="relu", padding="same",
-                                            input_shape=(10, 10, 16)),
-                              layers.MaxPooling2D((2, 2)),
-                              layers.Flatten(),
-                              layers.Dense(3, activation="softmax")])
+    return models.Sequential(
+        [
+            layers.Conv2D(16, (3, 3), activation="relu", padding="same", input_shape=(10, 10, 16)),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def small_lstm():
-    return models.Sequential([layers.LSTM(32, input_shape=(6, 8)),
-                              layers.Dense(3, activation="softmax")])
+    return models.Sequential(
+        [layers.LSTM(32, input_shape=(6, 8)), layers.Dense(3, activation="softmax")]
+    )
 
 
 def test_two_models_trained_at_once_match_each_trained_alone(threads):
     ops.set_num_threads(2)
     rng = np.random.default_rng(0)
-    data = {small_cnn: (rng.standard_normal((64, 10, 10, 16)).astype(np.float32),
-                        rng.integers(0, 3, 64)),
-            small_lstm: (rng.standard_normal((64, 6, 8)).astype(np.float32),
-                         rng.integers(0, 3, 64))}
+    data = {
+        small_cnn: (
+            rng.standard_normal((64, 10, 10, 16)).astype(np.float32),
+            rng.integers(0, 3, 64),
+        ),
+        small_lstm: (rng.standard_normal((64, 6, 8)).astype(np.float32), rng.integers(0, 3, 64)),
+    }
     dlcore.set_random_seed(0)
     initial = {build: build().get_weights() for build in data}
 

@@ -29,7 +29,9 @@ def test_dlcore_data_environment_variable(mnist_dir, monkeypatch):
 
 
 def _write_idx(path, array, gz=False):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     opener = gzip.open if gz else open
     with opener(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())

@@ -15,22 +15,31 @@ from dlcore import layers, models, ops, optimizers
 
 
 def mlp():
-    return models.Sequential([layers.Dense(16, activation="relu", input_shape=(6,)),
-                              layers.Dropout(0.25),
-                              layers.Dense(3, activation="softmax")])
+    return models.Sequential(
+        [
+            layers.Dense(16, activation="relu", input_shape=(6,)),
+            layers.Dropout(0.25),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def cnn():
-    return models.Sequential([layers.Conv2D(16, (3, 3), activation="relu", padding="same",
-                                            input_shape=(10, 10, 2)),
-                              layers.Conv2D(16, (3, 3), activation="relu", padding="same"),
-                              layers.MaxPooling2D((2, 2)),
-                              layers.Flatten(),
-                              layers.Dense(3, activation="softmax")])
+    return models.Sequential(
+        [
+            layers.Conv2D(16, (3, 3), activation="relu", padding="same", input_shape=(10, 10, 2)),
+            layers.Conv2D(16, (3, 3), activation="relu", padding="same"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def lstm():
-    return models.Sequential([layers.LSTM(24, input_shape=(7, 5)), layers.Dense(3, activation="softmax")])
+    return models.Sequential(
+        [layers.LSTM(24, input_shape=(7, 5)), layers.Dense(3, activation="softmax")]
+    )
 
 
 MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (10, 10, 2)), "lstm": (lstm, (7, 5))}
@@ -44,8 +53,11 @@ def train(kind, seed, epochs=2):
     y = data.integers(0, 3, 48)
     dlcore.set_random_seed(seed)
     model = build()
-    model.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     history = model.fit(x, y, epochs=epochs, batch_size=16, shuffle=True, verbose=0)
     return model.get_weights(), history.history
 
@@ -77,8 +89,13 @@ def test_kernel_bits_across_thread_counts(name, threads):
         for i, (got, want) in enumerate(zip(result, reference)):
             if kernel_cases.thread_dependent(name, i):
                 # Summed in another order: float32 rounding, not a different answer.
-                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(),
-                                           err_msg=f"{name} output {i} at {n} threads")
+                np.testing.assert_allclose(
+                    got,
+                    want,
+                    rtol=1e-4,
+                    atol=1e-4 * np.abs(want).max(),
+                    err_msg=f"{name} output {i} at {n} threads",
+                )
             else:
                 assert np.array_equal(got, want), f"{name} output {i} changed at {n} threads"
 

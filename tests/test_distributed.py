@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import dlcore
-from dlcore import distributed, optimizers
 from _distributed_worker import GRADIENT_BATCH, blobs, mlp
+from dlcore import distributed, optimizers
 
 WORKER = os.path.join(os.path.dirname(__file__), "_distributed_worker.py")
 RANKS = 2
@@ -43,16 +43,24 @@ def mpirun(*args, timeout=120, env=None):
     env = {**os.environ, "HYDRA_LAUNCHER": "fork", **(env or {})}
     cmd = [launcher, "-n", str(RANKS), sys.executable, *args]
     start = time.monotonic()
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=env, start_new_session=True) as proc:
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             stdout, stderr = proc.communicate()
             pytest.fail(f"{' '.join(cmd)} still ran after {timeout} s:\n{stdout}\n{stderr}")
-    return (subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr),
-            time.monotonic() - start)
+    return (
+        subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr),
+        time.monotonic() - start,
+    )
 
 
 def fair_share():
@@ -68,6 +76,7 @@ def run_worker(case, out, **kwargs):
 
 
 # ---------------------------------------------------------------- a world of one
+
 
 @pytest.fixture
 def fresh_world(monkeypatch):
@@ -94,8 +103,11 @@ def test_without_mpi4py_the_world_is_this_process(fresh_world, monkeypatch):
 def test_a_launcher_without_mpi4py_is_an_error(fresh_world, monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     monkeypatch.setenv("PMI_SIZE", "4")
-    with pytest.raises(ImportError, match=r"one of 4 .* mpi4py is not installed: "
-                                          r"pip install 'dlcore\[mpi\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"one of 4 .* mpi4py is not installed: "
+        r"pip install 'dlcore\[mpi\]'",
+    ):
         distributed.init()
 
 
@@ -103,8 +115,11 @@ def test_timeout_must_be_positive(fresh_world, monkeypatch):
     with pytest.raises(ValueError, match="timeout must be > 0 seconds, got -1"):
         distributed.init(timeout=-1)
     monkeypatch.setenv("DLCORE_DISTRIBUTED_TIMEOUT", "soon")
-    with pytest.raises(ValueError, match=r"DLCORE_DISTRIBUTED_TIMEOUT must be a number of "
-                                         r"seconds > 0, got 'soon'"):
+    with pytest.raises(
+        ValueError,
+        match=r"DLCORE_DISTRIBUTED_TIMEOUT must be a number of "
+        r"seconds > 0, got 'soon'",
+    ):
         distributed.init()
 
 
@@ -122,15 +137,17 @@ def test_shards_are_disjoint_equal_and_make_the_global_batches():
     # step k of all ranks (batch 2 each) is the slice [6k, 6k + 6) of the order
     assert sorted(np.concatenate([s[0:2] for s in shards])) == sorted(order[0:6])
     np.testing.assert_array_equal(
-        distributed.shard(distributed.World(rank=1, size=3), None, 11), [1, 4, 7])
+        distributed.shard(distributed.World(rank=1, size=3), None, 11), [1, 4, 7]
+    )
 
 
 def test_one_rank_distributed_fit_matches_a_plain_fit():
     x, y = blobs(120)
     plain, dist = mlp(seed=1), mlp(seed=1)
     h1 = plain.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=3, validation_split=0.25)
-    h2 = dist.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=3, validation_split=0.25,
-                  distributed=True)
+    h2 = dist.fit(
+        x, y, epochs=2, batch_size=16, verbose=0, seed=3, validation_split=0.25, distributed=True
+    )
     assert h1.history == h2.history
     for a, b in zip(plain.get_weights(), dist.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -138,6 +155,7 @@ def test_one_rank_distributed_fit_matches_a_plain_fit():
 
 
 # ---------------------------------------------------------------- two ranks under mpiexec
+
 
 def test_replicas_are_bit_identical_and_rank_0_alone_writes(tmp_path):
     ranks = run_worker("identical", tmp_path)
@@ -186,31 +204,54 @@ def test_two_ranks_learn_mnist_as_well_as_one(mnist_dir):
 
     one = mnist_mlp.main(["--quick", "--data", mnist_dir])
     # batch 64 on each of 2 ranks: the global batch of the single process (128)
-    proc, _ = mpirun("-m", "dlcore.examples.mnist_mlp", "--quick", "--data", mnist_dir,
-                     "--distributed", "--batch-size", "64")
+    proc, _ = mpirun(
+        "-m",
+        "dlcore.examples.mnist_mlp",
+        "--quick",
+        "--data",
+        mnist_dir,
+        "--distributed",
+        "--batch-size",
+        "64",
+    )
     assert proc.returncode == 0, proc.stderr
     found = re.findall(r"test accuracy: (\d\.\d+)", proc.stdout)
     assert len(found) == 1, f"expected one report, from rank 0:\n{proc.stdout}"
     assert float(found[0]) > 0.9 and abs(float(found[0]) - one["test_accuracy"]) < 0.01
     assert proc.stdout.count("Epoch 5/5") == 1
     # the README's command, on the quick slice (and the quick run's global batch, 32)
-    proc, _ = mpirun("-m", "dlcore.examples.mnist_cnn", "--quick", "--data", mnist_dir,
-                     "--distributed", "--batch-size", "16")
+    proc, _ = mpirun(
+        "-m",
+        "dlcore.examples.mnist_cnn",
+        "--quick",
+        "--data",
+        mnist_dir,
+        "--distributed",
+        "--batch-size",
+        "16",
+    )
     assert proc.returncode == 0, proc.stderr
     found = re.findall(r"test accuracy: (\d\.\d+)", proc.stdout)
     assert len(found) == 1 and float(found[0]) > 0.9, proc.stdout
     assert f", {fair_share()} threads; 3000 training" in proc.stdout
 
 
-@pytest.mark.parametrize("how, says", [
-    ("raise", r"rank 1 of 2: an uncaught RuntimeError stopped this rank"),
-    ("kill", r"Killed \(signal 9\)|exited on signal 9"),  # MPI's own report (MPICH, Open MPI)
-    ("hang", r"rank 0 of 2: allreduce_gradients has waited 3 s for the other ranks: one of "
-             r"them has died or is stuck"),
-])
+@pytest.mark.parametrize(
+    "how, says",
+    [
+        ("raise", r"rank 1 of 2: an uncaught RuntimeError stopped this rank"),
+        ("kill", r"Killed \(signal 9\)|exited on signal 9"),  # MPI's own report (MPICH, Open MPI)
+        (
+            "hang",
+            r"rank 0 of 2: allreduce_gradients has waited 3 s for the other ranks: one of "
+            r"them has died or is stuck",
+        ),
+    ],
+)
 def test_a_dying_rank_ends_the_job_with_a_clear_error(tmp_path, how, says):
-    proc, seconds = mpirun(WORKER, f"die-{how}", str(tmp_path), timeout=60,
-                           env={"WORKER_TIMEOUT": "3"})
+    proc, seconds = mpirun(
+        WORKER, f"die-{how}", str(tmp_path), timeout=60, env={"WORKER_TIMEOUT": "3"}
+    )
     assert proc.returncode != 0
     assert re.search(says, proc.stdout + proc.stderr), proc.stdout + proc.stderr
     assert seconds < 30

@@ -15,7 +15,7 @@ def test_tensor_ops_gradients_match_finite_differences(capsys):
     a, b, w = r["a"].astype(np.float64), r["b"].astype(np.float64), r["w"].astype(np.float64)
 
     def loss(a, b, w):
-        return np.maximum((a * b + a / 2) @ w, 0).sum() + (a.T ** 2).mean()
+        return np.maximum((a * b + a / 2) @ w, 0).sum() + (a.T**2).mean()
 
     assert r["loss"] == pytest.approx(loss(a, b, w), rel=1e-6)
     for name, x in (("grad_a", a), ("grad_b", b), ("grad_w", w)):

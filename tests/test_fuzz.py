@@ -39,23 +39,37 @@ from reference import pool as ref_pool
 
 CASES = Counter()
 
-FUZZ = settings(derandomize=True, database=None, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-NATIVE_DTYPES = ["float32", "float64", "float16", "int8", "int32", "int64", "uint8", "uint32",
-                 "bool"]
+NATIVE_DTYPES = [
+    "float32",
+    "float64",
+    "float16",
+    "int8",
+    "int32",
+    "int64",
+    "uint8",
+    "uint32",
+    "bool",
+]
 SWAPPED_DTYPES = [">f4", ">f8", ">i4"]
 BAD_DTYPES = ["complex64", "complex128", "O", "U3", "longdouble"]
 SAFE_LAYOUTS = ["C", "C", "F", "strided", "reversed", "readonly", "broadcast"]
 ALL_LAYOUTS = SAFE_LAYOUTS + ["unaligned", "unaligned"]
 ALLOWED_ERRORS = ("ValueError", "TypeError", "MemoryError", "OverflowError")
-HUGE = [2**31, 2**32 + 1, 2**62, 2**63 - 1, 2**63, 2**64, -2**63]
+HUGE = [2**31, 2**32 + 1, 2**62, 2**63 - 1, 2**63, 2**64, -(2**63)]
 
 VALID, INVALID, EITHER = "valid", "invalid", "either"
 ABSURD = "absurd"  # either, and a result is checked for its shapes only
 
 
 # ---------------------------------------------------------------- arrays and checks
+
 
 @st.composite
 def arrays(draw, shape, crash_prone=False, dtypes=None, special=True):
@@ -64,8 +78,13 @@ def arrays(draw, shape, crash_prone=False, dtypes=None, special=True):
     dtypes = dtypes or NATIVE_DTYPES + (SWAPPED_DTYPES if crash_prone else [])
     layouts = ALL_LAYOUTS if crash_prone else SAFE_LAYOUTS
     specials = ["", "", "", "", "nan", "inf", "big"] if special else [""]
-    return ArraySpec(tuple(shape), draw(st.sampled_from(dtypes)), draw(st.sampled_from(layouts)),
-                     draw(st.integers(0, 2**16)), draw(st.sampled_from(specials)))
+    return ArraySpec(
+        tuple(shape),
+        draw(st.sampled_from(dtypes)),
+        draw(st.sampled_from(layouts)),
+        draw(st.integers(0, 2**16)),
+        draw(st.sampled_from(specials)),
+    )
 
 
 def compute_dtype(*specs):
@@ -90,8 +109,11 @@ def value(spec):
 def assert_close(got, want, dtype, scale=1.0):
     assert got.shape == want.shape, (got.shape, want.shape)
     assert got.dtype == dtype, (got.dtype, dtype)
-    tol = (dict(rtol=2e-4, atol=2e-4 * scale) if dtype == np.float32
-           else dict(rtol=1e-9, atol=1e-9 * scale))
+    tol = (
+        dict(rtol=2e-4, atol=2e-4 * scale)
+        if dtype == np.float32
+        else dict(rtol=1e-9, atol=1e-9 * scale)
+    )
     np.testing.assert_allclose(got, want, **tol)
 
 
@@ -130,18 +152,26 @@ def run_in_child(cases, address_space=4 << 30, timeout=120):
         env = dict(os.environ, ASAN_OPTIONS=options)
         address_space, timeout = 0, 10 * timeout
     worker = os.path.join(os.path.dirname(__file__), "_fuzz_worker.py")
-    proc = subprocess.run([sys.executable, worker, str(address_space)], env=env,
-                          input=pickle.dumps(cases), capture_output=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, worker, str(address_space)],
+        env=env,
+        input=pickle.dumps(cases),
+        capture_output=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").splitlines()
         started = [ln for ln in lines if ln.startswith("case ")]
         running = cases[int(started[-1].split()[1])] if started else None
-        pytest.fail(f"child process died (exit code {proc.returncode}) running {running!r}:\n"
-                    + "\n".join(lines[-15:]))
+        pytest.fail(
+            f"child process died (exit code {proc.returncode}) running {running!r}:\n"
+            + "\n".join(lines[-15:])
+        )
     return pickle.loads(proc.stdout)
 
 
 # ---------------------------------------------------------------- gemm
+
 
 @st.composite
 def gemm_cases(draw, crash_prone=False):
@@ -195,10 +225,12 @@ def check_gemm(case):
                 assert got is None
             else:
                 (assert_close if finite else assert_shapes)(got, want, dtype, *[10] * finite)
+
     return check
 
 
 # ---------------------------------------------------------------- conv2d
+
 
 @st.composite
 def padding_args(draw, low=0, high=2):
@@ -219,28 +251,41 @@ def pair(v):
 
 
 def window_fits(hw, kernel_hw, padding, dilation):
-    return all(d * (k - 1) + 1 <= n + lo + hi
-               for n, k, (lo, hi), d in zip(hw, kernel_hw, padding_pairs(padding), pair(dilation)))
+    return all(
+        d * (k - 1) + 1 <= n + lo + hi
+        for n, k, (lo, hi), d in zip(hw, kernel_hw, padding_pairs(padding), pair(dilation))
+    )
 
 
-BAD_WINDOW_VALUES = [0, -1, -2**63, 1.5, "2", None, (1,), (1, 2, 3), ((1, 1), 1)]
+BAD_WINDOW_VALUES = [0, -1, -(2**63), 1.5, "2", None, (1,), (1, 2, 3), ((1, 1), 1)]
 
 
 @st.composite
 def conv_cases(draw, crash_prone=False):
-    N, H, W, C = draw(st.integers(0, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6)), \
-        draw(st.integers(0, 3))
+    N, H, W, C = (
+        draw(st.integers(0, 2)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(0, 3)),
+    )
     KH, KW, OC = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
-    kw = dict(strides=draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3),
-                                                                   st.integers(1, 3)))),
-              padding=draw(padding_args()),
-              dilation=draw(st.one_of(st.integers(1, 2), st.tuples(st.integers(1, 2),
-                                                                    st.integers(1, 2)))))
+    kw = dict(
+        strides=draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))),
+        padding=draw(padding_args()),
+        dilation=draw(
+            st.one_of(st.integers(1, 2), st.tuples(st.integers(1, 2), st.integers(1, 2)))
+        ),
+    )
     fits = window_fits((H, W), (KH, KW), kw["padding"], kw["dilation"])
     expect = VALID if fits else INVALID
     k_shape = (KH, KW, C, OC)
-    fault = draw(st.sampled_from(["none"] * 6 + ["channels", "window", "dtype", "none_arg"]
-                                 + ["huge"] * (3 if crash_prone else 0)))
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 6
+            + ["channels", "window", "dtype", "none_arg"]
+            + ["huge"] * (3 if crash_prone else 0)
+        )
+    )
     if fault == "channels":
         k_shape, expect = (KH, KW, C + 1, OC), INVALID
     elif fault == "window":
@@ -266,10 +311,16 @@ def conv_cases(draw, crash_prone=False):
     if which == "forward":
         bias = draw(st.one_of(st.none(), arrays((OC,), crash_prone)))
         return ("conv2d_forward", (x, kernel, bias), kw), expect
-    OH, OW = (max(0, (n + lo + hi - d * (k - 1) - 1) // s + 1)
-              for n, k, (lo, hi), d, s in zip((H, W), (KH, KW), padding_pairs_or_zero(kw),
-                                               pair_or_one(kw["dilation"]),
-                                               pair_or_one(kw["strides"])))
+    OH, OW = (
+        max(0, (n + lo + hi - d * (k - 1) - 1) // s + 1)
+        for n, k, (lo, hi), d, s in zip(
+            (H, W),
+            (KH, KW),
+            padding_pairs_or_zero(kw),
+            pair_or_one(kw["dilation"]),
+            pair_or_one(kw["strides"]),
+        )
+    )
     dy = draw(arrays((N, min(OH, 8), min(OW, 8), OC), crash_prone))
     need = {k: draw(st.booleans()) for k in ("need_dx", "need_dkernel", "need_dbias")}
     return ("conv2d_backward", (dy, x, kernel), {**kw, **need}), expect
@@ -294,21 +345,25 @@ def check_conv(case):
     name, args, kw = case
     plan_names = {"pointwise", "direct", "pixel_tiles", "winograd"}
     if name == "conv2d_plan":
+
         def check_plan(result):
             assert set(result) == {"forward", "input_grad", "weight_grads"}, result
             assert set(result.values()) <= plan_names, result
+
         return check_plan
     dtype = compute_dtype(*args)
     finite = is_finite_case(*args)
-    geometry = dict(strides=pair(kw["strides"]), padding=padding_pairs(kw["padding"]),
-                    dilation=pair(kw["dilation"]))
+    geometry = dict(
+        strides=pair(kw["strides"]),
+        padding=padding_pairs(kw["padding"]),
+        dilation=pair(kw["dilation"]),
+    )
 
     def check(result):
         compare = assert_close if finite else assert_shapes
         if name == "conv2d_forward":
             x, kernel, bias = (value(a) for a in args)
-            compare(result, ref_conv.conv2d(x, kernel, bias, **geometry), dtype,
-                    *[50] * finite)
+            compare(result, ref_conv.conv2d(x, kernel, bias, **geometry), dtype, *[50] * finite)
             return
         dy, x, kernel = (value(a) for a in args)
         wants = ref_conv.conv2d_grads(dy, x, kernel, **geometry)
@@ -317,24 +372,36 @@ def check_conv(case):
                 assert got is None
             else:
                 compare(got, want, dtype, *[100] * finite)
+
     return check
 
 
 # ---------------------------------------------------------------- max-pool
 
+
 @st.composite
 def pool_cases(draw, crash_prone=False):
-    N, H, W, C = draw(st.integers(0, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6)), \
-        draw(st.integers(0, 3))
+    N, H, W, C = (
+        draw(st.integers(0, 2)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(0, 3)),
+    )
     ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    strides = draw(st.one_of(st.none(), st.integers(1, 3),
-                             st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    padding = ((draw(st.integers(0, ph - 1)), draw(st.integers(0, ph - 1))),
-               (draw(st.integers(0, pw - 1)), draw(st.integers(0, pw - 1))))
+    strides = draw(
+        st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    )
+    padding = (
+        (draw(st.integers(0, ph - 1)), draw(st.integers(0, ph - 1))),
+        (draw(st.integers(0, pw - 1)), draw(st.integers(0, pw - 1))),
+    )
     kw = dict(pool_size=(ph, pw), strides=strides, padding=padding)
     expect = VALID if window_fits((H, W), (ph, pw), padding, 1) else INVALID
-    fault = draw(st.sampled_from(["none"] * 6 + ["window", "dtype", "big_padding"]
-                                 + ["huge"] * (3 if crash_prone else 0)))
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 6 + ["window", "dtype", "big_padding"] + ["huge"] * (3 if crash_prone else 0)
+        )
+    )
     if fault == "window":
         arg = draw(st.sampled_from(["pool_size", "strides", "padding"]))
         bad = draw(st.sampled_from(BAD_WINDOW_VALUES))
@@ -357,16 +424,19 @@ def check_pool(case):
     x = make_array(x_spec)
     ph, pw = kw["pool_size"]
     strides = kw["strides"] or (ph, pw)
-    y_ref, argmax_ref = ref_pool.maxpool2d(x.astype(compute_dtype(x_spec)), (ph, pw),
-                                           pair(strides), kw["padding"])
+    y_ref, argmax_ref = ref_pool.maxpool2d(
+        x.astype(compute_dtype(x_spec)), (ph, pw), pair(strides), kw["padding"]
+    )
 
     def check(result):
         y, argmax, dx = result
         np.testing.assert_array_equal(y, y_ref)  # a max is exact, NaN included
         assert y.dtype == y_ref.dtype
         np.testing.assert_array_equal(argmax, argmax_ref)
-        np.testing.assert_allclose(dx, ref_pool.maxpool2d_backward(y_ref, argmax_ref, x.shape),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            dx, ref_pool.maxpool2d_backward(y_ref, argmax_ref, x.shape), rtol=1e-6
+        )
+
     return check
 
 
@@ -399,21 +469,30 @@ def check_pool_backward(case):
         assert inside.all(), f"{case}: argmax outside its sample was accepted"
         want = ref_pool.maxpool2d_backward(dy, argmax, x_shape)
         assert_close(result, want, compute_dtype(dy_spec), 10)
+
     return check
 
 
 # ---------------------------------------------------------------- LSTM
 
+
 @st.composite
 def lstm_cases(draw, crash_prone=False):
     cell = draw(st.booleans())
-    N, T, I, U = draw(st.integers(0, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 3)), \
-        draw(st.integers(0, 3))
+    N, T, I, U = (
+        draw(st.integers(0, 3)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(0, 3)),
+        draw(st.integers(0, 3)),
+    )
     x_shape = (N, I) if cell else (N, T, I)
     shapes = dict(kernel=(I, 4 * U), recurrent_kernel=(U, 4 * U), bias=(4 * U,))
     expect = VALID
-    fault = draw(st.sampled_from(["none"] * 6 + ["T0", "kernel", "recurrent_kernel", "bias",
-                                                 "state", "dtype", "grad"]))
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 6 + ["T0", "kernel", "recurrent_kernel", "bias", "state", "dtype", "grad"]
+        )
+    )
     if fault == "T0" and not cell:
         x_shape, expect = (N, 0, I), INVALID
     elif fault in shapes:
@@ -457,10 +536,12 @@ def check_lstm(case):
             want_backward[0] = want_backward[0][:, 0]
         for got, want in zip(backward, want_backward):
             compare(got, want, dtype, *[10] * finite)
+
     return check
 
 
 # ---------------------------------------------------------------- relu
+
 
 @st.composite
 def relu_cases(draw, crash_prone=False):
@@ -493,23 +574,37 @@ def check_relu(case):
             want = np.where(y > 0, dy, 0).astype(dtype)
         assert result.shape == want.shape and result.dtype == dtype
         np.testing.assert_array_equal(result, want)  # NaN in x passes through
+
     return check
 
 
 # ---------------------------------------------------------------- optimizer updates
+
 
 @st.composite
 def update_cases(draw, crash_prone=False):
     kind = draw(st.sampled_from(["adam", "sgd", "rmsprop"]))
     shape = tuple(draw(st.lists(st.integers(0, 5), min_size=1, max_size=2)))
     dtype = draw(st.sampled_from(["float32", "float64"]))
-    state = st.builds(ArraySpec, st.just(shape), st.just(dtype), st.just("C"),
-                      st.integers(0, 2**16), st.just(""), st.just(0.0), st.just(1.0))
+    state = st.builds(
+        ArraySpec,
+        st.just(shape),
+        st.just(dtype),
+        st.just("C"),
+        st.integers(0, 2**16),
+        st.just(""),
+        st.just(0.0),
+        st.just(1.0),
+    )
     param = draw(state)
     grad = draw(arrays(shape, crash_prone))
     expect = VALID
-    fault = draw(st.sampled_from(["none"] * 5 + ["param_layout", "state_dtype", "grad_shape",
-                                                 "none_state", "param_dtype"]))
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 5
+            + ["param_layout", "state_dtype", "grad_shape", "none_state", "param_dtype"]
+        )
+    )
     if fault == "param_layout":
         # Updated in place or refused; the check catches an update lost in a copy.
         layouts = [lo for lo in (ALL_LAYOUTS if crash_prone else SAFE_LAYOUTS) if lo != "C"]
@@ -525,25 +620,37 @@ def update_cases(draw, crash_prone=False):
         expect = INVALID
     if kind == "adam":
         v = draw(state)
-        kw = dict(lr=draw(st.floats(0, 1)), beta_1=draw(st.floats(0, 0.99)),
-                  beta_2=draw(st.floats(0, 0.999)), epsilon=1e-7,
-                  step=draw(st.integers(1, 10)))
+        kw = dict(
+            lr=draw(st.floats(0, 1)),
+            beta_1=draw(st.floats(0, 0.99)),
+            beta_2=draw(st.floats(0, 0.999)),
+            epsilon=1e-7,
+            step=draw(st.integers(1, 10)),
+        )
         if draw(st.booleans()):
             kw["vhat"] = draw(state)
         if fault == "none_state":
             v, expect = None, INVALID
         return ("adam_update", (param, grad, moment, v), kw), expect
     if kind == "sgd":
-        kw = dict(lr=draw(st.floats(0, 1)), momentum=draw(st.sampled_from([0.0, 0.5, 0.9])),
-                  nesterov=draw(st.booleans()), velocity=moment)
+        kw = dict(
+            lr=draw(st.floats(0, 1)),
+            momentum=draw(st.sampled_from([0.0, 0.5, 0.9])),
+            nesterov=draw(st.booleans()),
+            velocity=moment,
+        )
         if fault == "none_state" and kw["momentum"]:
             kw["velocity"], expect = None, INVALID
         return ("sgd_update", (param, grad), kw), expect
     # v in [1, 2), mg in [0, 0.5) and rho >= 0.5 keep the centered denominator
     # v - mg**2 >= 0.375, away from the cancellation float32 cannot follow.
     moment = moment._replace(low=1.0, high=2.0)
-    kw = dict(lr=draw(st.floats(0, 1)), rho=draw(st.floats(0.5, 0.99)),
-              momentum=draw(st.sampled_from([0.0, 0.5])), epsilon=1e-7)
+    kw = dict(
+        lr=draw(st.floats(0, 1)),
+        rho=draw(st.floats(0.5, 0.99)),
+        momentum=draw(st.sampled_from([0.0, 0.5])),
+        epsilon=1e-7,
+    )
     if draw(st.booleans()):
         kw["mg"] = draw(state)._replace(high=0.5)
     if kw["momentum"]:
@@ -556,8 +663,7 @@ def update_cases(draw, crash_prone=False):
 def reference_update(name, args, kw):
     """The updated arrays (in the order the worker returns them), in float64."""
     arrays_ = [make_array(a).astype(np.float64) for a in args]
-    state = {k: make_array(v).astype(np.float64) for k, v in kw.items()
-             if isinstance(v, ArraySpec)}
+    state = {k: make_array(v).astype(np.float64) for k, v in kw.items() if isinstance(v, ArraySpec)}
     p, g = arrays_[0], np.nan_to_num(arrays_[1], nan=0.0)  # NaN grads checked for shape only
     if name == "adam_update":
         m, v = arrays_[2:]
@@ -609,10 +715,12 @@ def check_update(case):
             for got, ref in zip(result[2:], want[2:]):
                 np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4, equal_nan=True)
             np.testing.assert_allclose(p, want[0], rtol=1e-3, atol=1e-4, equal_nan=True)
+
     return check
 
 
 # ---------------------------------------------------------------- layers
+
 
 @st.composite
 def layer_cases(draw, crash_prone=False):
@@ -621,8 +729,9 @@ def layer_cases(draw, crash_prone=False):
     expect = VALID
     if kind == "Dense":
         shape = (N, *draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
-        config = dict(units=draw(st.integers(1, 4)),
-                      activation=draw(st.sampled_from([None, "relu", "tanh"])))
+        config = dict(
+            units=draw(st.integers(1, 4)), activation=draw(st.sampled_from([None, "relu", "tanh"]))
+        )
     elif kind in ("Conv2D", "MaxPooling2D"):
         H, W, C = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 3))
         shape = (N, H, W, C)
@@ -630,8 +739,9 @@ def layer_cases(draw, crash_prone=False):
         strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         padding = draw(st.sampled_from(["valid", "same"]))
         if kind == "Conv2D":
-            config = dict(filters=draw(st.integers(1, 3)), kernel_size=size, strides=strides,
-                          padding=padding)
+            config = dict(
+                filters=draw(st.integers(1, 3)), kernel_size=size, strides=strides, padding=padding
+            )
         else:
             config = dict(pool_size=size, strides=strides, padding=padding)
         if padding == "valid" and (size[0] > H or size[1] > W):
@@ -643,8 +753,11 @@ def layer_cases(draw, crash_prone=False):
         config = dict(units=draw(st.integers(1, 3)), return_sequences=draw(st.booleans()))
     if draw(st.integers(0, 6)) == 0 and kind != "Flatten":
         shape, expect = (shape[:1] if kind == "Dense" else shape[:-1]), INVALID  # too few axes
-    x = draw(arrays(shape, crash_prone, dtypes=["float32", "float64", "int32", "uint8", "bool",
-                                                "float16"]))
+    x = draw(
+        arrays(
+            shape, crash_prone, dtypes=["float32", "float64", "int32", "uint8", "bool", "float16"]
+        )
+    )
     return (kind, (x, config), {}), expect
 
 
@@ -661,14 +774,17 @@ def check_layer(case):
         if kind == "Dense":
             want = x @ weights[0] + weights[1]
             want = {None: want, "relu": np.maximum(want, 0), "tanh": np.tanh(want)}[
-                config["activation"]]
+                config["activation"]
+            ]
         elif kind == "Conv2D":
-            pad = F.conv_padding(config["padding"], x.shape[1:3], config["kernel_size"],
-                                 config["strides"])
+            pad = F.conv_padding(
+                config["padding"], x.shape[1:3], config["kernel_size"], config["strides"]
+            )
             want = ref_conv.conv2d(x, weights[0], weights[1], config["strides"], pad)
         elif kind == "MaxPooling2D":
-            pad = F.conv_padding(config["padding"], x.shape[1:3], config["pool_size"],
-                                 config["strides"])
+            pad = F.conv_padding(
+                config["padding"], x.shape[1:3], config["pool_size"], config["strides"]
+            )
             want, _ = ref_pool.maxpool2d(x, config["pool_size"], config["strides"], pad)
         elif kind == "Flatten":
             want = x.reshape(x.shape[0], -1)
@@ -679,10 +795,12 @@ def check_layer(case):
             strides = config["strides"]
             assert y.shape[1:3] == tuple(-(-n // s) for n, s in zip(x.shape[1:3], strides))
         (assert_close if finite else assert_shapes)(y, want, np.float32, *[10] * finite)
+
     return check
 
 
 # ---------------------------------------------------------------- threads and probe
+
 
 @st.composite
 def thread_cases(draw):
@@ -691,19 +809,24 @@ def thread_cases(draw):
     valid = isinstance(n, int) and 1 <= n <= 1024
     if not valid or draw(st.booleans()):
         return ("set_num_threads", (n,), {}), VALID if valid else INVALID
-    inner, expect = draw(st.one_of(gemm_cases(), conv_cases(), pool_cases(), lstm_cases(),
-                                   relu_cases(), update_cases()))
+    inner, expect = draw(
+        st.one_of(
+            gemm_cases(), conv_cases(), pool_cases(), lstm_cases(), relu_cases(), update_cases()
+        )
+    )
     return ("with_threads", (n, inner), {}), expect
 
 
 @st.composite
 def probe_cases(draw):
     threads = draw(st.sampled_from([1, 2, 0, -1, 1025, 2**40, 1.5, None]))
-    seconds = draw(st.sampled_from([0.001, 0.01, 0.0, -1.0, float("nan"), float("inf"), 61.0,
-                                    1e300, "fast", None]))
+    seconds = draw(
+        st.sampled_from(
+            [0.001, 0.01, 0.0, -1.0, float("nan"), float("inf"), 61.0, 1e300, "fast", None]
+        )
+    )
     valid = threads in (1, 2) and isinstance(seconds, float) and 0 < seconds <= 60
-    return ("peak_gflops", (), dict(threads=threads, seconds=seconds)), \
-        VALID if valid else INVALID
+    return ("peak_gflops", (), dict(threads=threads, seconds=seconds)), VALID if valid else INVALID
 
 
 def check_any(case):
@@ -711,24 +834,42 @@ def check_any(case):
     if name == "with_threads":
         return checker(args[1])
     if name == "peak_gflops":
+
         def check_gflops(result):
             assert result > 0, f"{case}: {result} GFLOP/s"
+
         return check_gflops
 
     def check_none(result):
         assert result is None, f"{case}: returned {result!r}"
+
     return check_none
 
 
-CHECKERS = {"gemm": check_gemm, "gemm_backward": check_gemm, "conv2d_forward": check_conv,
-            "conv2d_backward": check_conv, "conv2d_plan": check_conv,
-            "maxpool2d_round_trip": check_pool, "maxpool2d_backward": check_pool_backward,
-            "lstm_round_trip": check_lstm, "lstm_cell_round_trip": check_lstm,
-            "relu": check_relu, "relu_backward": check_relu, "adam_update": check_update,
-            "sgd_update": check_update, "rmsprop_update": check_update,
-            "Dense": check_layer, "Conv2D": check_layer, "MaxPooling2D": check_layer,
-            "Flatten": check_layer, "LSTM": check_layer, "set_num_threads": check_any,
-            "with_threads": check_any, "peak_gflops": check_any}
+CHECKERS = {
+    "gemm": check_gemm,
+    "gemm_backward": check_gemm,
+    "conv2d_forward": check_conv,
+    "conv2d_backward": check_conv,
+    "conv2d_plan": check_conv,
+    "maxpool2d_round_trip": check_pool,
+    "maxpool2d_backward": check_pool_backward,
+    "lstm_round_trip": check_lstm,
+    "lstm_cell_round_trip": check_lstm,
+    "relu": check_relu,
+    "relu_backward": check_relu,
+    "adam_update": check_update,
+    "sgd_update": check_update,
+    "rmsprop_update": check_update,
+    "Dense": check_layer,
+    "Conv2D": check_layer,
+    "MaxPooling2D": check_layer,
+    "Flatten": check_layer,
+    "LSTM": check_layer,
+    "set_num_threads": check_any,
+    "with_threads": check_any,
+    "peak_gflops": check_any,
+}
 
 
 def checker(case):
@@ -737,9 +878,16 @@ def checker(case):
 
 # ---------------------------------------------------------------- in-process fuzzing
 
-FAMILIES = {"gemm": gemm_cases, "conv2d": conv_cases, "maxpool2d": pool_cases,
-            "maxpool2d_backward": pool_backward_cases, "lstm": lstm_cases, "relu": relu_cases,
-            "updates": update_cases, "layers": layer_cases}
+FAMILIES = {
+    "gemm": gemm_cases,
+    "conv2d": conv_cases,
+    "maxpool2d": pool_cases,
+    "maxpool2d_backward": pool_backward_cases,
+    "lstm": lstm_cases,
+    "relu": relu_cases,
+    "updates": update_cases,
+    "layers": layer_cases,
+}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -769,6 +917,7 @@ def run_batch(cases_and_expects, **child):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_fuzz_crash_prone_in_a_child(family):
     """Unaligned and byte-swapped arrays, absurd window sizes and paddings."""
+
     @settings(IN_A_CHILD, max_examples=6)
     @given(st.lists(FAMILIES[family](crash_prone=True), min_size=BATCH, max_size=BATCH))
     def run(batch):
@@ -805,17 +954,14 @@ def absurd_shape_cases(draw):
         dims = st.one_of(st.integers(0, 4), huge, st.sampled_from([-1, 2**63, 2**64]))
         x = tuple(draw(dims) for _ in range(4))
         k = (draw(dims), draw(dims), draw(st.sampled_from([x[3], draw(dims)])), draw(dims))
-        return ("conv2d_plan", (x, k), dict(padding=draw(st.sampled_from([0, 1, 2**62])))), \
-            ABSURD
+        return ("conv2d_plan", (x, k), dict(padding=draw(st.sampled_from([0, 1, 2**62])))), ABSURD
     if which == "conv":
         x = ArraySpec((0, draw(huge) // 2**8, 5, 16), "float32")
         k = ArraySpec((3, 3, 16, draw(st.integers(0, 4))), "float32")
-        return ("conv2d_forward", (x, k, None), dict(padding=draw(st.sampled_from([0, 1])))), \
-            ABSURD
+        return ("conv2d_forward", (x, k, None), dict(padding=draw(st.sampled_from([0, 1])))), ABSURD
     if which == "pool":
         x = ArraySpec((0, draw(huge) // 2**8, 4, 2), "float64")
-        return ("maxpool2d_round_trip", (x,), dict(pool_size=2, strides=None, padding=0)), \
-            ABSURD
+        return ("maxpool2d_round_trip", (x,), dict(pool_size=2, strides=None, padding=0)), ABSURD
     if which == "pool_backward":
         dy = ArraySpec((1, 1, 1, 1), "float32")
         argmax = ArraySpec((1, 1, 1, 1), "int64", low=0, high=1)
@@ -824,9 +970,18 @@ def absurd_shape_cases(draw):
     if which == "lstm":
         I = draw(huge) // 2**8
         x = ArraySpec((0, 2, I), "float32")
-        return ("lstm_round_trip", (x, None, None, ArraySpec((I, 0), "float32"),
-                                    ArraySpec((0, 0), "float32"), ArraySpec((0,), "float32")),
-                dict(grads=(None, None, None))), ABSURD
+        return (
+            "lstm_round_trip",
+            (
+                x,
+                None,
+                None,
+                ArraySpec((I, 0), "float32"),
+                ArraySpec((0, 0), "float32"),
+                ArraySpec((0,), "float32"),
+            ),
+            dict(grads=(None, None, None)),
+        ), ABSURD
     return ("relu", (ArraySpec((0, draw(huge) // 2**8), "float32"),), {}), ABSURD
 
 
@@ -849,8 +1004,14 @@ def check_absurd(case, result):
     elif name == "lstm_round_trip":
         (N, T, I), U = args[0].shape, 0
         assert [np.shape(r) for r in result[0]] == [(N, T, U), (N, U), (N, U)], (case, result)
-        assert [np.shape(r) for r in result[1]] == [(N, T, I), (N, U), (N, U), (I, 4 * U),
-                                                    (U, 4 * U), (4 * U,)], (case, result)
+        assert [np.shape(r) for r in result[1]] == [
+            (N, T, I),
+            (N, U),
+            (N, U),
+            (I, 4 * U),
+            (U, 4 * U),
+            (4 * U,),
+        ], (case, result)
     else:
         assert shapes == args[0].shape, (case, shapes)
 

@@ -5,8 +5,19 @@ from dlcore import ops
 from gradcheck import check_gradients
 from reference.gemm import gemm as reference
 
-SIZES = [(1, 1, 1), (3, 3, 3), (7, 7, 7), (17, 17, 17), (129, 129, 129),
-         (1, 7, 3), (3, 1, 17), (17, 129, 1), (129, 3, 7), (7, 17, 129), (64, 33, 5)]
+SIZES = [
+    (1, 1, 1),
+    (3, 3, 3),
+    (7, 7, 7),
+    (17, 17, 17),
+    (129, 129, 129),
+    (1, 7, 3),
+    (3, 1, 17),
+    (17, 129, 1),
+    (129, 3, 7),
+    (7, 17, 129),
+    (64, 33, 5),
+]
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
@@ -44,8 +55,9 @@ def _layouts(x):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-@pytest.mark.parametrize("layout", ["fortran", "row_slice", "col_step", "negative",
-                                    "transposed_view", "readonly"])
+@pytest.mark.parametrize(
+    "layout", ["fortran", "row_slice", "col_step", "negative", "transposed_view", "readonly"]
+)
 def test_gemm_any_memory_layout(rng, layout, trans_a, trans_b, dtype):
     a, b = operands(rng, 17, 7, 9, trans_a, trans_b, dtype)
     a_l, b_l = _layouts(a)[layout], _layouts(b)[layout]
@@ -139,10 +151,13 @@ def test_gemm_backward_skips_unneeded(rng):
 
 # ------------------------------------------------------------------ bad input
 
+
 def test_gemm_rejects_wrong_rank():
     with pytest.raises(ValueError, match=r"argument 'a' must be 2-D .*1-D array of shape \(5,\)"):
         ops.gemm(np.ones(5), np.ones((5, 2)))
-    with pytest.raises(ValueError, match=r"argument 'b' must be 2-D .*3-D array of shape \(2, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"argument 'b' must be 2-D .*3-D array of shape \(2, 2, 2\)"
+    ):
         ops.gemm(np.ones((2, 2)), np.ones((2, 2, 2)))
     with pytest.raises(ValueError, match=r"argument 'a' must be 2-D .*0-D"):
         ops.gemm(np.float32(3), np.ones((1, 1)))
@@ -185,5 +200,7 @@ def test_gemm_rejects_unconvertible():
 
 
 def test_gemm_backward_rejects_wrong_dc_shape():
-    with pytest.raises(ValueError, match=r"'dc' has shape \(2, 5\) but the product .* has shape \(2, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"'dc' has shape \(2, 5\) but the product .* has shape \(2, 6\)"
+    ):
         ops.gemm_backward(np.ones((2, 5)), np.ones((2, 3)), np.ones((3, 6)))

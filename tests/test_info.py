@@ -7,14 +7,17 @@ from dlcore import info
 
 
 def test_hand_computed_values():
-    assert info.entropy([0.5, 0.5], base=2) == pytest.approx(1.0)                 # a fair coin
-    assert info.entropy([1.0, 0.0]) == 0.0                                        # 0 log 0 = 0
+    assert info.entropy([0.5, 0.5], base=2) == pytest.approx(1.0)  # a fair coin
+    assert info.entropy([1.0, 0.0]) == 0.0  # 0 log 0 = 0
     assert info.entropy(np.full(8, 1 / 8), base=2) == pytest.approx(3.0)
-    assert info.entropy([0.25, 0.75]) == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+    assert info.entropy([0.25, 0.75]) == pytest.approx(
+        -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    )
     assert info.cross_entropy([1, 0], [0.5, 0.5], base=2) == pytest.approx(1.0)
     assert info.kl_divergence([0.5, 0.5], [0.5, 0.5]) == 0.0
     assert info.kl_divergence([0.5, 0.5], [0.25, 0.75], base=2) == pytest.approx(
-        0.5 * math.log2(2) + 0.5 * math.log2(0.5 / 0.75))
+        0.5 * math.log2(2) + 0.5 * math.log2(0.5 / 0.75)
+    )
     assert info.kl_divergence([1.0, 0.0], [0.0, 1.0]) == math.inf
     assert info.cross_entropy([0.5, 0.5], [1.0, 0.0]) == math.inf
 
@@ -32,20 +35,23 @@ def test_identities(rng):
 def test_mutual_information_from_a_joint_distribution():
     independent = np.outer([0.3, 0.7], [0.2, 0.5, 0.3])
     assert info.mutual_information(independent) == pytest.approx(0.0, abs=1e-12)
-    copy = np.diag([0.5, 0.5])                       # Y = X, a fair bit: I = H(X) = 1 bit
+    copy = np.diag([0.5, 0.5])  # Y = X, a fair bit: I = H(X) = 1 bit
     assert info.mutual_information(copy, base=2) == pytest.approx(1.0)
     joint = np.array([[0.1, 0.2], [0.3, 0.4]])
     hx = info.entropy(joint.sum(1))
     assert info.mutual_information(joint) == pytest.approx(
-        hx - info.conditional_entropy(joint.T))     # I = H(X) - H(X | Y)
+        hx - info.conditional_entropy(joint.T)
+    )  # I = H(X) - H(X | Y)
     assert info.joint_entropy(joint) == pytest.approx(info.entropy(joint.reshape(-1)))
 
 
 def test_mutual_information_from_samples(rng):
     x = rng.integers(0, 4, 20000)
-    assert info.mutual_information(x, x, base=2) == pytest.approx(info.entropy(np.bincount(x) / len(x), base=2))
-    assert info.mutual_information(x, rng.integers(0, 3, 20000)) < 0.002   # independent
-    labels = np.array(["a", "b", "a", "b"])                                 # any hashable labels
+    assert info.mutual_information(x, x, base=2) == pytest.approx(
+        info.entropy(np.bincount(x) / len(x), base=2)
+    )
+    assert info.mutual_information(x, rng.integers(0, 3, 20000)) < 0.002  # independent
+    labels = np.array(["a", "b", "a", "b"])  # any hashable labels
     assert info.mutual_information(labels, np.array([1, 2, 1, 2]), base=2) == pytest.approx(1.0)
 
 
@@ -64,12 +70,15 @@ def test_against_scikit_learn(rng):
     np.testing.assert_allclose(info.mutual_information(x, y), skm.mutual_info_score(x, y))
 
 
-@pytest.mark.parametrize("p,message", [
-    ([0.5, 0.6], r"must sum to 1 along axis -1; got sums \[1.1\]"),
-    ([1.2, -0.2], "negative probabilities"),
-    ([np.nan, 1.0], "NaN or infinite"),
-    (0.5, "got a scalar"),
-])
+@pytest.mark.parametrize(
+    "p,message",
+    [
+        ([0.5, 0.6], r"must sum to 1 along axis -1; got sums \[1.1\]"),
+        ([1.2, -0.2], "negative probabilities"),
+        ([np.nan, 1.0], "NaN or infinite"),
+        (0.5, "got a scalar"),
+    ],
+)
 def test_invalid_distributions_are_refused(p, message):
     with pytest.raises(ValueError, match=message):
         info.entropy(p)

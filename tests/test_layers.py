@@ -27,13 +27,16 @@ def swap_weights(layer, new):
 
 def grads_through(layer, x):
     """Finite-difference check of a float64 layer w.r.t. its input and every weight."""
+
     def fn(x_t, *ws):
         swap_weights(layer, ws)
         return layer(x_t, training=False)
+
     check_tensor_op(fn, x, *[w.data.copy() for w in layer.weights])
 
 
 # ------------------------------------------------------------ gradients through layers
+
 
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "softmax"])
 def test_dense_gradients(rng, activation):
@@ -46,11 +49,17 @@ def test_dense_on_3d_inputs(rng):
     grads_through(layer, rng.standard_normal((2, 3, 4)))
 
 
-@pytest.mark.parametrize("kwargs,shape", [
-    (dict(filters=3, kernel_size=3), (7, 6, 2)),
-    (dict(filters=2, kernel_size=(2, 3), strides=2, padding="same"), (5, 7, 1)),
-    (dict(filters=1, kernel_size=3, dilation_rate=2, padding="same", activation="relu"), (7, 7, 2)),
-])
+@pytest.mark.parametrize(
+    "kwargs,shape",
+    [
+        (dict(filters=3, kernel_size=3), (7, 6, 2)),
+        (dict(filters=2, kernel_size=(2, 3), strides=2, padding="same"), (5, 7, 1)),
+        (
+            dict(filters=1, kernel_size=3, dilation_rate=2, padding="same", activation="relu"),
+            (7, 7, 2),
+        ),
+    ],
+)
 def test_conv2d_gradients(rng, kwargs, shape):
     layer = set_random(build(layers.Conv2D(dtype="float64", **kwargs), shape), rng)
     grads_through(layer, rng.standard_normal((2, *shape)))
@@ -59,8 +68,9 @@ def test_conv2d_gradients(rng, kwargs, shape):
 def test_maxpool_and_flatten_gradients(rng):
     x = rng.standard_normal((2, 6, 5, 3))
     grads_through(build(layers.MaxPooling2D(2, dtype="float64"), (6, 5, 3)), x)
-    grads_through(build(layers.MaxPooling2D(3, strides=2, padding="same", dtype="float64"),
-                        (6, 5, 3)), x)
+    grads_through(
+        build(layers.MaxPooling2D(3, strides=2, padding="same", dtype="float64"), (6, 5, 3)), x
+    )
     grads_through(build(layers.Flatten(dtype="float64"), (6, 5, 3)), x)
 
 
@@ -72,9 +82,13 @@ def test_lstm_gradients(rng, return_sequences):
 
 
 def test_stacked_lstm_gradients(rng):
-    model = dlcore.models.Sequential([
-        layers.LSTM(3, return_sequences=True, dtype="float64", input_shape=(5, 2)),
-        layers.LSTM(2, dtype="float64"), layers.Dense(1, dtype="float64")])
+    model = dlcore.models.Sequential(
+        [
+            layers.LSTM(3, return_sequences=True, dtype="float64", input_shape=(5, 2)),
+            layers.LSTM(2, dtype="float64"),
+            layers.Dense(1, dtype="float64"),
+        ]
+    )
     model.set_weights([rng.standard_normal(w.shape) * 0.5 for w in model.weights])
 
     def fn(x_t, *ws):
@@ -82,6 +96,7 @@ def test_stacked_lstm_gradients(rng):
         for layer in model.layers:
             swap_weights(layer, [next(it) for _ in layer.weights])
         return model(x_t)
+
     check_tensor_op(fn, rng.standard_normal((2, 5, 2)), *[w.data.copy() for w in model.weights])
 
 
@@ -98,12 +113,18 @@ def test_lstm_return_state(rng):
 
 # ------------------------------------------------------------ shapes
 
-@pytest.mark.parametrize("kwargs,shape", [
-    (dict(kernel_size=3), (28, 28, 1)), (dict(kernel_size=3, padding="same"), (28, 28, 1)),
-    (dict(kernel_size=(3, 5), strides=2, padding="same"), (15, 16, 3)),
-    (dict(kernel_size=3, strides=3), (11, 7, 2)), (dict(kernel_size=3, dilation_rate=2), (9, 9, 1)),
-    (dict(kernel_size=2, strides=(1, 2), padding="same"), (5, 6, 2)),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,shape",
+    [
+        (dict(kernel_size=3), (28, 28, 1)),
+        (dict(kernel_size=3, padding="same"), (28, 28, 1)),
+        (dict(kernel_size=(3, 5), strides=2, padding="same"), (15, 16, 3)),
+        (dict(kernel_size=3, strides=3), (11, 7, 2)),
+        (dict(kernel_size=3, dilation_rate=2), (9, 9, 1)),
+        (dict(kernel_size=2, strides=(1, 2), padding="same"), (5, 6, 2)),
+    ],
+)
 def test_conv2d_output_shape_matches_compute_output_shape(kwargs, shape):
     layer = layers.Conv2D(4, **kwargs)
     y = layer(np.zeros((2, *shape), np.float32))
@@ -114,10 +135,15 @@ def test_conv2d_output_shape_matches_compute_output_shape(kwargs, shape):
         assert y.shape[1:3] == tuple(-(-n // s) for n, s in zip(shape[:2], strides))
 
 
-@pytest.mark.parametrize("pool,strides,padding,shape", [
-    (2, None, "valid", (26, 26, 32)), (2, None, "same", (7, 7, 1)), (3, 2, "same", (9, 8, 2)),
-    ((2, 3), (1, 2), "valid", (6, 7, 1)),
-])
+@pytest.mark.parametrize(
+    "pool,strides,padding,shape",
+    [
+        (2, None, "valid", (26, 26, 32)),
+        (2, None, "same", (7, 7, 1)),
+        (3, 2, "same", (9, 8, 2)),
+        ((2, 3), (1, 2), "valid", (6, 7, 1)),
+    ],
+)
 def test_maxpool_output_shape(pool, strides, padding, shape):
     layer = layers.MaxPooling2D(pool, strides=strides, padding=padding)
     y = layer(np.random.rand(1, *shape).astype(np.float32))
@@ -128,8 +154,9 @@ def test_layer_values_against_numpy(rng):
     x = rng.standard_normal((5, 4)).astype(np.float32)
     dense = layers.Dense(3, activation="relu")
     y = dense(x).numpy()
-    np.testing.assert_allclose(y, np.maximum(x @ dense.kernel.numpy() + dense.bias.numpy(), 0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        y, np.maximum(x @ dense.kernel.numpy() + dense.bias.numpy(), 0), rtol=1e-5, atol=1e-6
+    )
     img = rng.standard_normal((2, 4, 6, 3)).astype(np.float32)
     np.testing.assert_array_equal(layers.Flatten()(img).numpy(), img.reshape(2, -1))
     pooled = layers.MaxPooling2D(2)(img).numpy()
@@ -138,15 +165,16 @@ def test_layer_values_against_numpy(rng):
 
 # ------------------------------------------------------------ dropout
 
+
 def test_dropout_only_in_training(rng):
     dlcore.set_random_seed(3)
     x = np.ones((2000, 10), np.float32)
     layer = layers.Dropout(0.25)
-    np.testing.assert_array_equal(layer(x).numpy(), x)          # inference: identity
+    np.testing.assert_array_equal(layer(x).numpy(), x)  # inference: identity
     y = layer(x, training=True).numpy()
     kept = y != 0
     assert abs(kept.mean() - 0.75) < 0.01
-    np.testing.assert_allclose(y[kept], 1 / 0.75)                 # survivors scaled up
+    np.testing.assert_allclose(y[kept], 1 / 0.75)  # survivors scaled up
     t = Tensor(x, requires_grad=True)
     out = layer(t, training=True)
     out.sum().backward()
@@ -157,24 +185,25 @@ def test_dropout_only_in_training(rng):
 
 # ------------------------------------------------------------ initializers
 
+
 def test_default_initializers_follow_keras(rng):
     dlcore.set_random_seed(0)
     dense = layers.Dense(300)
     dense(np.zeros((1, 200), np.float32))
-    limit = np.sqrt(6 / (200 + 300))                              # glorot_uniform
+    limit = np.sqrt(6 / (200 + 300))  # glorot_uniform
     k = dense.kernel.numpy()
     assert k.dtype == np.float32 and np.abs(k).max() <= limit and np.abs(k).max() > 0.95 * limit
     assert abs(k.std() - limit / np.sqrt(3)) < 0.01 * limit
     np.testing.assert_array_equal(dense.bias.numpy(), 0)
     conv = layers.Conv2D(64, 3)
     conv(np.zeros((1, 8, 8, 32), np.float32))
-    limit = np.sqrt(6 / (9 * 32 + 9 * 64))                        # fans count the 3x3 field
+    limit = np.sqrt(6 / (9 * 32 + 9 * 64))  # fans count the 3x3 field
     assert np.abs(conv.kernel.numpy()).max() <= limit
     lstm = layers.LSTM(16)
     lstm(np.zeros((1, 3, 5), np.float32))
-    r = lstm.recurrent_kernel.numpy().astype(np.float64)          # orthogonal rows
+    r = lstm.recurrent_kernel.numpy().astype(np.float64)  # orthogonal rows
     np.testing.assert_allclose(r @ r.T, np.eye(16), atol=1e-5)
-    b = lstm.bias.numpy()                                         # unit forget bias
+    b = lstm.bias.numpy()  # unit forget bias
     np.testing.assert_array_equal(b[16:32], 1)
     np.testing.assert_array_equal(np.delete(b, np.s_[16:32]), 0)
 
@@ -195,14 +224,18 @@ def test_seeded_initialization_is_reproducible():
 
 # ------------------------------------------------------------ regularizers
 
+
 def test_regularizer_penalties(rng):
     w = rng.standard_normal((3, 4))
-    np.testing.assert_allclose(float(regularizers.L2(0.1)(Tensor(w)).data), 0.1 * (w ** 2).sum())
+    np.testing.assert_allclose(float(regularizers.L2(0.1)(Tensor(w)).data), 0.1 * (w**2).sum())
     np.testing.assert_allclose(float(regularizers.L1(0.2)(Tensor(w)).data), 0.2 * np.abs(w).sum())
-    np.testing.assert_allclose(float(regularizers.L1L2(0.2, 0.1)(Tensor(w)).data),
-                               0.2 * np.abs(w).sum() + 0.1 * (w ** 2).sum())
-    dense = layers.Dense(4, kernel_regularizer=regularizers.L2(0.5),
-                         bias_regularizer="l1", dtype="float64")
+    np.testing.assert_allclose(
+        float(regularizers.L1L2(0.2, 0.1)(Tensor(w)).data),
+        0.2 * np.abs(w).sum() + 0.1 * (w**2).sum(),
+    )
+    dense = layers.Dense(
+        4, kernel_regularizer=regularizers.L2(0.5), bias_regularizer="l1", dtype="float64"
+    )
     dense(np.zeros((1, 3)))
     penalties = dense.losses
     assert len(penalties) == 2
@@ -216,14 +249,21 @@ def test_regularizer_penalties(rng):
 
 # ------------------------------------------------------------ weights and configs
 
-@pytest.mark.parametrize("layer,shape", [
-    (layers.Dense(3, activation="relu", kernel_regularizer=regularizers.L2(0.01)), (4,)),
-    (layers.Conv2D(2, (3, 2), strides=2, padding="same", dilation_rate=1), (6, 6, 3)),
-    (layers.MaxPooling2D((2, 2), padding="same"), (5, 5, 1)),
-    (layers.LSTM(4, return_sequences=True), (3, 2)), (layers.Dropout(0.3), (4,)),
-    (layers.Flatten(), (2, 3)), (layers.Activation("tanh"), (3,)), (layers.Reshape((2, 3)), (6,)),
-    (layers.LeakyReLU(0.2), (3,)),
-])
+
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (layers.Dense(3, activation="relu", kernel_regularizer=regularizers.L2(0.01)), (4,)),
+        (layers.Conv2D(2, (3, 2), strides=2, padding="same", dilation_rate=1), (6, 6, 3)),
+        (layers.MaxPooling2D((2, 2), padding="same"), (5, 5, 1)),
+        (layers.LSTM(4, return_sequences=True), (3, 2)),
+        (layers.Dropout(0.3), (4,)),
+        (layers.Flatten(), (2, 3)),
+        (layers.Activation("tanh"), (3,)),
+        (layers.Reshape((2, 3)), (6,)),
+        (layers.LeakyReLU(0.2), (3,)),
+    ],
+)
 def test_config_round_trip(rng, layer, shape):
     x = rng.standard_normal((2, *shape)).astype(np.float32)
     y = layer(x).numpy()
@@ -240,8 +280,11 @@ def test_set_weights_errors():
     dense(np.zeros((1, 2), np.float32))
     with pytest.raises(ValueError, match=r"set_weights got 1 arrays, but it has 2 weights"):
         dense.set_weights([np.zeros((2, 3))])
-    with pytest.raises(ValueError, match=r"dense.*/kernel has shape \(2, 3\), got an array of "
-                                         r"shape \(3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense.*/kernel has shape \(2, 3\), got an array of "
+        r"shape \(3, 3\)",
+    ):
         dense.set_weights([np.zeros((3, 3)), np.zeros(3)])
 
 

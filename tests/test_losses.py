@@ -23,17 +23,21 @@ def data(rng):
 
 # ------------------------------------------------------------ values vs hand formulas
 
+
 def test_categorical_crossentropy_values(data):
     logits, labels, onehot = data
     expected = -np.log(softmax(logits)[np.arange(6), labels]).mean()
-    for y_pred, kw in ((Tensor(logits), dict(from_logits=True)),
-                       (Tensor(logits).softmax(), {}),                  # fused through the softmax
-                       (Tensor(softmax(logits)), {})):                 # plain probabilities
-        np.testing.assert_allclose(float(F.categorical_crossentropy(onehot, y_pred, **kw).data),
-                                   expected, rtol=1e-6)
+    for y_pred, kw in (
+        (Tensor(logits), dict(from_logits=True)),
+        (Tensor(logits).softmax(), {}),  # fused through the softmax
+        (Tensor(softmax(logits)), {}),
+    ):  # plain probabilities
         np.testing.assert_allclose(
-            float(F.sparse_categorical_crossentropy(labels, y_pred, **kw).data), expected,
-            rtol=1e-6)
+            float(F.categorical_crossentropy(onehot, y_pred, **kw).data), expected, rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            float(F.sparse_categorical_crossentropy(labels, y_pred, **kw).data), expected, rtol=1e-6
+        )
 
 
 def test_binary_crossentropy_values(rng):
@@ -41,25 +45,34 @@ def test_binary_crossentropy_values(rng):
     y = rng.integers(0, 2, (8, 1)).astype(float)
     p = 1 / (1 + np.exp(-z))
     expected = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
-    for y_pred, kw in ((Tensor(z), dict(from_logits=True)), (Tensor(z).sigmoid(), {}),
-                       (Tensor(p), {})):
-        np.testing.assert_allclose(float(F.binary_crossentropy(y, y_pred, **kw).data), expected,
-                                   rtol=1e-6)
+    for y_pred, kw in (
+        (Tensor(z), dict(from_logits=True)),
+        (Tensor(z).sigmoid(), {}),
+        (Tensor(p), {}),
+    ):
+        np.testing.assert_allclose(
+            float(F.binary_crossentropy(y, y_pred, **kw).data), expected, rtol=1e-6
+        )
     # 1-D labels against a (N, 1) prediction, as Keras accepts
-    np.testing.assert_allclose(float(F.binary_crossentropy(y[:, 0], Tensor(p)).data), expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        float(F.binary_crossentropy(y[:, 0], Tensor(p)).data), expected, rtol=1e-6
+    )
 
 
 def test_mean_squared_and_absolute_error(rng):
     y, p = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    np.testing.assert_allclose(float(F.mean_squared_error(y, Tensor(p)).data),
-                               ((y - p) ** 2).mean())
-    np.testing.assert_allclose(float(F.mean_absolute_error(y, Tensor(p)).data),
-                               np.abs(y - p).mean())
+    np.testing.assert_allclose(
+        float(F.mean_squared_error(y, Tensor(p)).data), ((y - p) ** 2).mean()
+    )
+    np.testing.assert_allclose(
+        float(F.mean_absolute_error(y, Tensor(p)).data), np.abs(y - p).mean()
+    )
     per_sample = F.mean_squared_error(y, Tensor(p), reduction="none").numpy()
     np.testing.assert_allclose(per_sample, ((y - p) ** 2).mean(-1))
-    np.testing.assert_allclose(float(F.mean_squared_error(y, Tensor(p), reduction="sum").data),
-                               ((y - p) ** 2).mean(-1).sum())
+    np.testing.assert_allclose(
+        float(F.mean_squared_error(y, Tensor(p), reduction="sum").data),
+        ((y - p) ** 2).mean(-1).sum(),
+    )
 
 
 def test_fused_losses_are_stable_for_extreme_logits():
@@ -77,13 +90,18 @@ def test_fused_losses_are_stable_for_extreme_logits():
 
 # ------------------------------------------------------------ gradients
 
+
 @pytest.mark.parametrize("path", ["logits", "fused", "probabilities"])
 def test_categorical_crossentropy_gradients(data, path):
     logits, labels, onehot = data
     soft = onehot * 0.8 + 0.05  # soft labels exercise the sum(y) term
 
     def pred(t):
-        return {"logits": t, "fused": t.softmax(), "probabilities": t.softmax().detach() * 0 + t.softmax()}[path]
+        return {
+            "logits": t,
+            "fused": t.softmax(),
+            "probabilities": t.softmax().detach() * 0 + t.softmax(),
+        }[path]
 
     kw = dict(from_logits=path == "logits")
     check_tensor_op(lambda t: F.categorical_crossentropy(soft, pred(t), **kw), logits)
@@ -115,12 +133,18 @@ def test_mse_gradients(rng):
 
 # ------------------------------------------------------------ classes, names, errors
 
-@pytest.mark.parametrize("name,cls", [
-    ("mse", losses.MeanSquaredError), ("mean_squared_error", losses.MeanSquaredError),
-    ("mae", losses.MeanAbsoluteError), ("binary_crossentropy", losses.BinaryCrossentropy),
-    ("categorical_crossentropy", losses.CategoricalCrossentropy),
-    ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
-])
+
+@pytest.mark.parametrize(
+    "name,cls",
+    [
+        ("mse", losses.MeanSquaredError),
+        ("mean_squared_error", losses.MeanSquaredError),
+        ("mae", losses.MeanAbsoluteError),
+        ("binary_crossentropy", losses.BinaryCrossentropy),
+        ("categorical_crossentropy", losses.CategoricalCrossentropy),
+        ("sparse_categorical_crossentropy", losses.SparseCategoricalCrossentropy),
+    ],
+)
 def test_losses_by_name(name, cls):
     assert isinstance(losses.get(name), cls)
 
@@ -130,13 +154,16 @@ def test_loss_objects_match_functions(data):
     loss = losses.SparseCategoricalCrossentropy(from_logits=True)
     np.testing.assert_allclose(
         float(loss(labels, Tensor(logits)).data),
-        float(F.sparse_categorical_crossentropy(labels, Tensor(logits), from_logits=True).data))
+        float(F.sparse_categorical_crossentropy(labels, Tensor(logits), from_logits=True).data),
+    )
     assert isinstance(losses.get(losses.binary_crossentropy), losses.BinaryCrossentropy)
 
 
 def test_loss_errors(data):
     logits, labels, onehot = data
-    with pytest.raises(ValueError, match=r"y_true has shape \(6, 3\) but y_pred has shape \(6, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"y_true has shape \(6, 3\) but y_pred has shape \(6, 4\)"
+    ):
         F.categorical_crossentropy(onehot[:, :3], Tensor(logits))
     with pytest.raises(ValueError, match=r"labels must be in \[0, 4\), got values in \[0, 7\]"):
         F.sparse_categorical_crossentropy(np.array([0, 1, 2, 3, 7, 0]), Tensor(logits))

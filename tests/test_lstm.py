@@ -9,8 +9,18 @@ TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol
 # (N, T, I, U): T = 1, batch 1, U = 1 and I = 1 each on their own, a long sequence, a
 # batch and a width that are not multiples of any vector or tile size, and shapes large
 # enough to use two threads.
-SHAPES = [(2, 3, 4, 5), (1, 1, 1, 1), (1, 6, 3, 4), (3, 5, 1, 7), (4, 3, 6, 1),
-          (3, 100, 4, 6), (7, 6, 17, 50), (13, 4, 9, 70), (1, 8, 16, 64), (2, 3, 5, 17)]
+SHAPES = [
+    (2, 3, 4, 5),
+    (1, 1, 1, 1),
+    (1, 6, 3, 4),
+    (3, 5, 1, 7),
+    (4, 3, 6, 1),
+    (3, 100, 4, 6),
+    (7, 6, 17, 50),
+    (13, 4, 9, 70),
+    (1, 8, 16, 64),
+    (2, 3, 5, 17),
+]
 
 
 def lstm_inputs(rng, N, T, I, U, dtype=np.float64, states=True):
@@ -40,6 +50,7 @@ GRADS = ("dx", "dh0", "dc0", "dkernel", "drecurrent_kernel", "dbias")
 
 
 # ------------------------------------------------------------------ against the reference
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("states", [True, False])
@@ -99,6 +110,7 @@ def test_lstm_cell_backward_none_is_zeros(rng, missing):
 
 # ------------------------------------------------------------------ finite differences
 
+
 @pytest.mark.parametrize("states", [True, False])
 def test_lstm_gradients_finite_differences(rng, states):
     N, T, I, U = 2, 3, 3, 2
@@ -128,12 +140,19 @@ def test_lstm_cell_gradients_finite_differences(rng):
 
     cache = ops.lstm_cell_forward(x, h, c, kernel, rec, bias)[2]
     grads = dict(zip(GRADS, ops.lstm_cell_backward(wh, wc, cache)))
-    inputs = {"dx": x, "dh0": h, "dc0": c, "dkernel": kernel, "drecurrent_kernel": rec,
-              "dbias": bias}
+    inputs = {
+        "dx": x,
+        "dh0": h,
+        "dc0": c,
+        "dkernel": kernel,
+        "drecurrent_kernel": rec,
+        "dbias": bias,
+    }
     check_gradients(loss, inputs, grads)
 
 
 # ------------------------------------------------------------------ cell == sequence
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cell_steps_equal_the_sequence(rng, dtype):
@@ -162,6 +181,7 @@ def test_cell_steps_equal_the_sequence(rng, dtype):
 
 
 # ------------------------------------------------------------------ threads, dtypes, layouts
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 # Shapes big enough for two threads: sharing the batch (8 and 33 sequences) and sharing
@@ -201,18 +221,33 @@ def test_lstm_is_deterministic(rng, threads):
 
 @pytest.mark.parametrize(
     "x_dtype,w_dtype,expected",
-    [(np.float32, np.float32, np.float32), (np.float32, np.float64, np.float64),
-     (np.float16, np.float32, np.float32), (np.int64, np.float32, np.float64)],
+    [
+        (np.float32, np.float32, np.float32),
+        (np.float32, np.float64, np.float64),
+        (np.float16, np.float32, np.float32),
+        (np.int64, np.float32, np.float64),
+    ],
 )
 def test_lstm_dtype_promotion(rng, x_dtype, w_dtype, expected):
     x, h0, c0, kernel, rec, bias = lstm_inputs(rng, 2, 3, 4, 5)
     x = (x * 2).astype(x_dtype)
-    y, h_n, c_n, cache = ops.lstm_forward(x, h0.astype(np.float32), None,
-                                          kernel.astype(w_dtype), rec.astype(np.float32),
-                                          bias.astype(np.float32))
+    y, h_n, c_n, cache = ops.lstm_forward(
+        x,
+        h0.astype(np.float32),
+        None,
+        kernel.astype(w_dtype),
+        rec.astype(np.float32),
+        bias.astype(np.float32),
+    )
     assert y.dtype == h_n.dtype == c_n.dtype == expected
-    y_ref = reference.lstm_forward(x, h0.astype(np.float32), None, kernel.astype(w_dtype),
-                                   rec.astype(np.float32), bias.astype(np.float32))[0]
+    y_ref = reference.lstm_forward(
+        x,
+        h0.astype(np.float32),
+        None,
+        kernel.astype(w_dtype),
+        rec.astype(np.float32),
+        bias.astype(np.float32),
+    )[0]
     np.testing.assert_allclose(y, y_ref, **TOL[np.float32])
     grads = ops.lstm_backward(np.ones(y.shape), None, None, cache)  # converted to y's dtype
     assert all(g.dtype == expected for g in grads)
@@ -221,9 +256,14 @@ def test_lstm_dtype_promotion(rng, x_dtype, w_dtype, expected):
 def test_lstm_any_memory_layout(rng):
     N, T, I, U = 3, 4, 5, 6
     args = lstm_inputs(rng, N, T, I, U)
-    strided = [np.asfortranarray(args[0]), args[1][:, ::-1].copy()[:, ::-1],
-               np.repeat(args[2], 2, axis=1)[:, ::2], np.asfortranarray(args[3]),
-               args[4].T.copy().T, np.repeat(args[5], 2)[::2]]
+    strided = [
+        np.asfortranarray(args[0]),
+        args[1][:, ::-1].copy()[:, ::-1],
+        np.repeat(args[2], 2, axis=1)[:, ::2],
+        np.asfortranarray(args[3]),
+        args[4].T.copy().T,
+        np.repeat(args[5], 2)[::2],
+    ]
     for a, b in zip(args, strided):
         np.testing.assert_array_equal(a, b)
     dy = incoming(rng, N, T, U)[0]
@@ -231,8 +271,10 @@ def test_lstm_any_memory_layout(rng):
     got = ops.lstm_forward(*strided)
     for g, w in zip(got[:3], want[:3]):
         np.testing.assert_array_equal(g, w)
-    for g, w in zip(ops.lstm_backward(np.asfortranarray(dy), None, None, got[3]),
-                    ops.lstm_backward(dy, None, None, want[3])):
+    for g, w in zip(
+        ops.lstm_backward(np.asfortranarray(dy), None, None, got[3]),
+        ops.lstm_backward(dy, None, None, want[3]),
+    ):
         np.testing.assert_array_equal(g, w)
 
 
@@ -270,8 +312,7 @@ def test_lstm_matches_torch(rng):
         lstm.bias_hh_l0.copy_(torch.from_numpy(bias * 3 / 4))
     tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
     ty, (th, tc) = lstm(tx, (th0[None], tc0[None]))
-    torch.autograd.backward([ty, th[0], tc[0]],
-                            [torch.from_numpy(a) for a in (dy, dh_n, dc_n)])
+    torch.autograd.backward([ty, th[0], tc[0]], [torch.from_numpy(a) for a in (dy, dh_n, dc_n)])
 
     y, h_n, c_n, cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias)
     dx, dh0, dc0, dk, dr, db = ops.lstm_backward(dy, dh_n, dc_n, cache)
@@ -290,6 +331,7 @@ def test_lstm_matches_torch(rng):
 
 # ------------------------------------------------------------------ the cache
 
+
 def test_lstm_cache_serves_one_backward(rng):
     args = lstm_inputs(rng, 2, 3, 4, 5)
     cache = ops.lstm_forward(*args)[3]
@@ -301,8 +343,9 @@ def test_lstm_cache_serves_one_backward(rng):
         ops.lstm_backward(None, np.ones((2, 5)), None, cache)
 
 
-@pytest.mark.parametrize("bad,name", [(None, "NoneType"), (np.ones(3), "ndarray"),
-                                      ("cell", "LstmCellCache")])
+@pytest.mark.parametrize(
+    "bad,name", [(None, "NoneType"), (np.ones(3), "ndarray"), ("cell", "LstmCellCache")]
+)
 def test_lstm_backward_rejects_what_is_not_its_cache(rng, bad, name):
     x, h0, c0, kernel, rec, bias = lstm_inputs(rng, 2, 3, 4, 5)
     if isinstance(bad, str):
@@ -326,9 +369,14 @@ def test_lstm_cell_backward_rejects_a_sequence_cache(rng):
 
 # ------------------------------------------------------------------ bad input
 
+
 def good(rng, N=2, T=3, I=4, U=5):
-    return dict(zip(("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"),
-                    lstm_inputs(rng, N, T, I, U, np.float32)))
+    return dict(
+        zip(
+            ("x", "h0", "c0", "kernel", "recurrent_kernel", "bias"),
+            lstm_inputs(rng, N, T, I, U, np.float32),
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -338,15 +386,39 @@ def good(rng, N=2, T=3, I=4, U=5):
         ("h0", np.ones(5), r"'h0' must be 2-D \(N, U\), got a 1-D array of shape \(5,\)"),
         ("c0", np.ones((1, 2, 5)), r"'c0' must be 2-D \(N, U\), got a 3-D"),
         ("kernel", np.ones(20), r"'kernel' must be 2-D \(I, 4U\), got a 1-D"),
-        ("recurrent_kernel", np.ones((5, 20, 1)), r"'recurrent_kernel' must be 2-D \(U, 4U\), got a 3-D"),
-        ("bias", np.ones((1, 20)), r"'bias' must be 1-D \(4U,\), got a 2-D array of shape \(1, 20\)"),
-        ("recurrent_kernel", np.ones((5, 16)), r"'recurrent_kernel' has shape \(5, 16\); expected \(U, 4U\) .*\(5, 20\)"),
-        ("kernel", np.ones((4, 16)), r"'kernel' has shape \(4, 16\); expected \(I, 4U\) = \(4, 20\)"),
-        ("kernel", np.ones((3, 20)), r"'kernel' has shape \(3, 20\); expected \(I, 4U\) = \(4, 20\) for I=4"),
+        (
+            "recurrent_kernel",
+            np.ones((5, 20, 1)),
+            r"'recurrent_kernel' must be 2-D \(U, 4U\), got a 3-D",
+        ),
+        (
+            "bias",
+            np.ones((1, 20)),
+            r"'bias' must be 1-D \(4U,\), got a 2-D array of shape \(1, 20\)",
+        ),
+        (
+            "recurrent_kernel",
+            np.ones((5, 16)),
+            r"'recurrent_kernel' has shape \(5, 16\); expected \(U, 4U\) .*\(5, 20\)",
+        ),
+        (
+            "kernel",
+            np.ones((4, 16)),
+            r"'kernel' has shape \(4, 16\); expected \(I, 4U\) = \(4, 20\)",
+        ),
+        (
+            "kernel",
+            np.ones((3, 20)),
+            r"'kernel' has shape \(3, 20\); expected \(I, 4U\) = \(4, 20\) for I=4",
+        ),
         ("bias", np.ones(16), r"'bias' has shape \(16,\); expected \(4U,\) = \(20,\)"),
         ("h0", np.ones((3, 5)), r"'h0' has shape \(3, 5\); expected \(N, U\) = \(2, 5\)"),
         ("c0", np.ones((2, 4)), r"'c0' has shape \(2, 4\); expected \(N, U\) = \(2, 5\)"),
-        ("x", np.ones((2, 0, 4)), r"'x' has shape \(2, 0, 4\), a sequence of length T=0; expected T >= 1"),
+        (
+            "x",
+            np.ones((2, 0, 4)),
+            r"'x' has shape \(2, 0, 4\), a sequence of length T=0; expected T >= 1",
+        ),
     ],
 )
 def test_lstm_forward_rejects_bad_shapes(rng, name, value, msg):
@@ -359,10 +431,18 @@ def test_lstm_forward_rejects_bad_shapes(rng, name, value, msg):
 @pytest.mark.parametrize(
     "name,value,msg",
     [
-        ("x", np.ones((2, 1, 4)), r"lstm_cell_forward: argument 'x_t' must be 2-D \(N, I\), got a 3-D"),
+        (
+            "x",
+            np.ones((2, 1, 4)),
+            r"lstm_cell_forward: argument 'x_t' must be 2-D \(N, I\), got a 3-D",
+        ),
         ("h0", np.ones((3, 5)), r"argument 'h' has shape \(3, 5\); expected \(N, U\) = \(2, 5\)"),
         ("c0", np.ones(5), r"argument 'c' must be 2-D"),
-        ("kernel", np.ones((4, 12)), r"'kernel' has shape \(4, 12\); expected \(I, 4U\) = \(4, 20\)"),
+        (
+            "kernel",
+            np.ones((4, 12)),
+            r"'kernel' has shape \(4, 12\); expected \(I, 4U\) = \(4, 20\)",
+        ),
     ],
 )
 def test_lstm_cell_forward_rejects_bad_shapes(rng, name, value, msg):

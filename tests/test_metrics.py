@@ -36,9 +36,15 @@ def test_hand_computed_macro_case():
 def test_label_forms_agree(multiclass):
     y, scores = multiclass
     onehot = np.eye(4)[y]
-    assert metrics.accuracy(y, scores) == metrics.accuracy(onehot, scores) == \
-        metrics.categorical_accuracy(onehot, scores) == metrics.sparse_categorical_accuracy(y, scores)
-    assert metrics.f1_score(y, scores, average="macro") == metrics.f1_score(onehot, scores, average="macro")
+    assert (
+        metrics.accuracy(y, scores)
+        == metrics.accuracy(onehot, scores)
+        == metrics.categorical_accuracy(onehot, scores)
+        == metrics.sparse_categorical_accuracy(y, scores)
+    )
+    assert metrics.f1_score(y, scores, average="macro") == metrics.f1_score(
+        onehot, scores, average="macro"
+    )
 
 
 @pytest.mark.parametrize("average", ["macro", "micro"])
@@ -47,21 +53,29 @@ def test_against_scikit_learn(multiclass, average):
     y, scores = multiclass
     pred = scores.argmax(1)
     assert metrics.precision(y, scores, average=average) == pytest.approx(
-        skm.precision_score(y, pred, average=average, zero_division=0))
+        skm.precision_score(y, pred, average=average, zero_division=0)
+    )
     assert metrics.recall(y, scores, average=average) == pytest.approx(
-        skm.recall_score(y, pred, average=average, zero_division=0))
+        skm.recall_score(y, pred, average=average, zero_division=0)
+    )
     assert metrics.f1_score(y, scores, average=average) == pytest.approx(
-        skm.f1_score(y, pred, average=average, zero_division=0))
-    np.testing.assert_array_equal(metrics.confusion_matrix(y, scores), skm.confusion_matrix(y, pred))
+        skm.f1_score(y, pred, average=average, zero_division=0)
+    )
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix(y, scores), skm.confusion_matrix(y, pred)
+    )
 
 
 def test_streaming_metrics_equal_whole_array_metrics(multiclass):
     y, scores = multiclass
-    for cls, fn in ((metrics.Precision, metrics.precision), (metrics.Recall, metrics.recall),
-                    (metrics.F1Score, metrics.f1_score)):
+    for cls, fn in (
+        (metrics.Precision, metrics.precision),
+        (metrics.Recall, metrics.recall),
+        (metrics.F1Score, metrics.f1_score),
+    ):
         m = cls()
         for start in range(0, 200, 33):
-            m.update_state(y[start:start + 33], scores[start:start + 33])
+            m.update_state(y[start : start + 33], scores[start : start + 33])
         assert m.result() == pytest.approx(fn(y, scores, average="macro"))
     acc = metrics.get("accuracy", "sparse_categorical_crossentropy")
     assert isinstance(acc, metrics.SparseCategoricalAccuracy) and acc.name == "accuracy"
@@ -88,8 +102,12 @@ def test_merged_metrics_equal_one_metric_over_all_batches(multiclass):
     order = np.argsort(np.maximum(y, pred.argmax(1)), kind="stable")
     y, pred = y[order], pred[order]
     low = int(np.sum(np.maximum(y, pred.argmax(1)) <= 1))
-    for make in (metrics.Accuracy, metrics.F1Score, metrics.Precision,
-                 lambda: metrics.MeanMetricWrapper(metrics.categorical_accuracy)):
+    for make in (
+        metrics.Accuracy,
+        metrics.F1Score,
+        metrics.Precision,
+        lambda: metrics.MeanMetricWrapper(metrics.categorical_accuracy),
+    ):
         whole, parts = make(), [make(), make(), make()]
         whole.update_state(np.eye(4)[y], pred)
         for part, sl in zip(parts, (slice(0, low), slice(low, 150), slice(150, 200))):
@@ -102,9 +120,12 @@ def test_merged_metrics_equal_one_metric_over_all_batches(multiclass):
 
 
 def test_merge_state_errors_name_what_was_expected():
-    with pytest.raises(ValueError, match=r"Accuracy.merge_state: expected metrics of the same "
-                                         r"kind or dicts of \['correct', 'count'\], "
-                                         r"got \['binary', 'cm'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Accuracy.merge_state: expected metrics of the same "
+        r"kind or dicts of \['correct', 'count'\], "
+        r"got \['binary', 'cm'\]",
+    ):
         metrics.Accuracy().merge_state([metrics.F1Score()])
 
     class Undeclared(metrics.Metric):

@@ -6,7 +6,9 @@ from dlcore import layers, models, optimizers
 from dlcore.model_selection import KFold, cross_val_score
 
 
-@pytest.mark.parametrize("n,k,shuffle", [(10, 5, False), (11, 3, True), (7, 7, True), (100, 4, True)])
+@pytest.mark.parametrize(
+    "n,k,shuffle", [(10, 5, False), (11, 3, True), (7, 7, True), (100, 4, True)]
+)
 def test_every_sample_is_validated_exactly_once(n, k, shuffle):
     seen = []
     folds = list(KFold(k, shuffle=shuffle, random_state=1).split(np.zeros(n)))

@@ -19,10 +19,20 @@ def blobs(n=240, seed=0):
 
 def mlp(seed=0, **compile_kw):
     dlcore.set_random_seed(seed)
-    m = models.Sequential([layers.Dense(16, activation="relu", input_shape=(4,)),
-                           layers.Dense(3, activation="softmax")])
-    m.compile(**{"optimizer": optimizers.Adam(0.01), "loss": "sparse_categorical_crossentropy",
-                 "metrics": ["accuracy"], **compile_kw})
+    m = models.Sequential(
+        [
+            layers.Dense(16, activation="relu", input_shape=(4,)),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    m.compile(
+        **{
+            "optimizer": optimizers.Adam(0.01),
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["accuracy"],
+            **compile_kw,
+        }
+    )
     return m
 
 
@@ -46,6 +56,7 @@ def test_validation_data_and_metrics_by_name():
     assert {"precision", "recall", "f1", "val_f1"} <= set(h.history)
     logs = m.evaluate(x, y, verbose=0, return_dict=True)
     from dlcore import metrics
+
     pred = m.predict(x)
     assert logs["accuracy"] == pytest.approx(metrics.accuracy(y, pred))
     assert logs["f1"] == pytest.approx(metrics.f1_score(y, pred, average="macro"))
@@ -65,8 +76,12 @@ def test_predict_matches_a_direct_call_and_keeps_no_graph():
 
 def test_a_float64_stack_keeps_float64_inputs_exact():
     rng = np.random.default_rng(3)
-    m = models.Sequential([layers.Dense(5, activation="tanh", dtype="float64", input_shape=(4,)),
-                           layers.Dense(2, dtype="float64")])
+    m = models.Sequential(
+        [
+            layers.Dense(5, activation="tanh", dtype="float64", input_shape=(4,)),
+            layers.Dense(2, dtype="float64"),
+        ]
+    )
     x = rng.standard_normal((3, 4))
     layer_by_layer = m.layers[1](m.layers[0](x)).numpy()
     out = m(x)
@@ -110,6 +125,7 @@ def test_batch_size_and_shuffle_off_visit_samples_in_order():
 
 # ------------------------------------------------------------ progress output
 
+
 def test_progress_in_a_non_terminal_is_one_line_per_epoch(capsys):
     x, y = blobs(64)
     mlp().fit(x, y, epochs=3, batch_size=16, verbose=1)
@@ -146,6 +162,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
 
 # ------------------------------------------------------------ callbacks
 
+
 def test_early_stopping_restores_the_best_weights():
     x, y = blobs()
     m = mlp()
@@ -157,10 +174,11 @@ def test_early_stopping_restores_the_best_weights():
             logs["score"] = next(values)
             snapshots.append(self.model.get_weights())
 
-    stop = callbacks.EarlyStopping(monitor="score", patience=2, mode="min",
-                                   restore_best_weights=True)
+    stop = callbacks.EarlyStopping(
+        monitor="score", patience=2, mode="min", restore_best_weights=True
+    )
     h = m.fit(x, y, epochs=6, verbose=0, callbacks=[FakeMonitor(), stop])
-    assert len(h.history["loss"]) == 4         # best at epoch 2, two more without improvement
+    assert len(h.history["loss"]) == 4  # best at epoch 2, two more without improvement
     assert stop.best_epoch == 1
     for w, best in zip(m.get_weights(), snapshots[1]):
         np.testing.assert_array_equal(w, best)
@@ -204,6 +222,7 @@ def test_a_nan_loss_stops_training_with_a_message():
 
 # ------------------------------------------------------------ saving
 
+
 def test_save_load_round_trips_predictions_exactly(tmp_path):
     x, y = blobs()
     m = mlp()
@@ -243,11 +262,15 @@ def test_save_and_load_weights(tmp_path):
 def test_loading_into_a_different_architecture_names_the_mismatch(tmp_path):
     mlp().save_weights(tmp_path / "w.dlc")
     other = models.Sequential([layers.Dense(8, input_shape=(4,)), layers.Dense(3)])
-    with pytest.raises(CheckpointError, match=r"weight 0 is dense.*/kernel \(4, 16\) in the file "
-                                              r"but dense.*/kernel \(4, 8\) in the model"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"weight 0 is dense.*/kernel \(4, 16\) in the file "
+        r"but dense.*/kernel \(4, 8\) in the model",
+    ):
         other.load_weights(tmp_path / "w.dlc")
-    deeper = models.Sequential([layers.Dense(16, input_shape=(4,)), layers.Dense(3),
-                                layers.Dense(3)])
+    deeper = models.Sequential(
+        [layers.Dense(16, input_shape=(4,)), layers.Dense(3), layers.Dense(3)]
+    )
     with pytest.raises(CheckpointError, match="the file has 4 weights, the model 6"):
         deeper.load_weights(tmp_path / "w.dlc")
 
@@ -289,9 +312,17 @@ def test_a_failed_save_leaves_the_previous_file(tmp_path):
 
 # ------------------------------------------------------------ structure
 
+
 def test_summary(capsys):
-    m = models.Sequential([layers.Input(shape=(28, 28, 1)), layers.Conv2D(32, 3, activation="relu"),
-                           layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(10)])
+    m = models.Sequential(
+        [
+            layers.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
     m.summary()
     out = capsys.readouterr().out
     assert "(None, 26, 26, 32)" in out and "(None, 13, 13, 32)" in out and "(None, 5408)" in out
@@ -310,10 +341,10 @@ def test_gan_pattern_trainable_is_fixed_at_compile():
     gan.compile(optimizer="sgd", loss="binary_crossentropy")
     d0, g0 = disc.get_weights(), gen.get_weights()
     gan.train_on_batch(np.ones((4, 3)), np.ones((4, 1)))
-    assert all((a == b).all() for a, b in zip(disc.get_weights(), d0))       # frozen in gan
+    assert all((a == b).all() for a, b in zip(disc.get_weights(), d0))  # frozen in gan
     assert any((a != b).any() for a, b in zip(gen.get_weights(), g0))
     disc.train_on_batch(np.ones((4, 2)), np.zeros((4, 1)))
-    assert any((a != b).any() for a, b in zip(disc.get_weights(), d0))       # trains on its own
+    assert any((a != b).any() for a, b in zip(disc.get_weights(), d0))  # trains on its own
 
 
 def test_custom_training_loop():

@@ -14,7 +14,7 @@ def test_adam_update_matches_numpy(rng, dtype, n):
     m, v = rng.standard_normal(n).astype(dtype), rng.random(n).astype(dtype)
     exp_m = m + (g - m) * 0.1
     exp_v = v + (g * g - v) * 0.001
-    alpha = 0.01 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
+    alpha = 0.01 * np.sqrt(1 - 0.999**3) / (1 - 0.9**3)
     exp_p = p - alpha * exp_m / (np.sqrt(exp_v) + 1e-7)
     ops.adam_update(p, g, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
@@ -34,11 +34,17 @@ def test_update_kernels_reject_bad_state():
     p = np.ones(4, np.float32)
     m, v = np.zeros(4, np.float32), np.zeros(4, np.float32)
     kw = dict(lr=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=1)
-    with pytest.raises(TypeError, match=r"argument 'm' has dtype float64; expected float32 in "
-                                        r"native byte order"):
+    with pytest.raises(
+        TypeError,
+        match=r"argument 'm' has dtype float64; expected float32 in "
+        r"native byte order",
+    ):
         ops.adam_update(p, np.ones(4), np.zeros(4), v, **kw)
-    with pytest.raises(ValueError, match=r"argument 'v' has shape \(3,\); expected the "
-                                         r"parameter's \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"argument 'v' has shape \(3,\); expected the "
+        r"parameter's \(4,\)",
+    ):
         ops.adam_update(p, np.ones(4), m, np.zeros(3, np.float32), **kw)
     with pytest.raises(ValueError, match=r"argument 'grad' has shape \(5,\)"):
         ops.adam_update(p, np.ones(5), m, v, **kw)
@@ -46,9 +52,13 @@ def test_update_kernels_reject_bad_state():
         ops.adam_update(p, np.ones(4), m, v, **{**kw, "step": 0})
     frozen = np.ones(4, np.float32)
     frozen.flags.writeable = False
-    with pytest.raises(ValueError, match="argument 'param' must be a writeable, aligned, C-contiguous"):
+    with pytest.raises(
+        ValueError, match="argument 'param' must be a writeable, aligned, C-contiguous"
+    ):
         ops.sgd_update(frozen, np.ones(4), lr=0.1)
-    with pytest.raises(ValueError, match="argument 'param' must be a writeable, aligned, C-contiguous"):
+    with pytest.raises(
+        ValueError, match="argument 'param' must be a writeable, aligned, C-contiguous"
+    ):
         ops.sgd_update(np.ones((4, 4), np.float32)[:, 0], np.ones(4), lr=0.1)
     with pytest.raises(TypeError, match="argument 'param' has dtype int64"):
         ops.sgd_update(np.ones(4, np.int64), np.ones(4), lr=0.1)

@@ -57,7 +57,7 @@ def test_adam(grads, w0, amsgrad):
         v = b2 * v + (1 - b2) * g * g
         vhat = np.maximum(vhat, v)
         denom = np.sqrt(vhat if amsgrad else v)
-        w = w - lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (denom + eps)
+        w = w - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (denom + eps)
         expected.append(w)
     got = run(optimizers.Adam(lr, amsgrad=amsgrad), grads, w0)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
@@ -90,9 +90,10 @@ def test_float32_parameters_stay_float32(grads):
 
 # ------------------------------------------------------------ schedules
 
+
 def test_exponential_decay():
     s = schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
-    assert s(0) == 0.1 and math.isclose(s(10), 0.05) and math.isclose(s(5), 0.1 * 0.5 ** 0.5)
+    assert s(0) == 0.1 and math.isclose(s(10), 0.05) and math.isclose(s(5), 0.1 * 0.5**0.5)
     st = schedules.ExponentialDecay(0.1, 10, 0.5, staircase=True)
     assert st(9) == 0.1 and math.isclose(st(10), 0.05) and math.isclose(st(25), 0.025)
 
@@ -110,7 +111,11 @@ def test_cosine_decay():
     assert math.isclose(s(50), 0.1 + 0.9 * 0.5)
     assert math.isclose(s(100), 0.1) and math.isclose(s(500), 0.1)
     w = schedules.CosineDecay(0.0, 10, warmup_target=1.0, warmup_steps=5)
-    assert math.isclose(w(0), 0.0) and math.isclose(w(5), 1.0) and math.isclose(w(15), 0.0, abs_tol=1e-12)
+    assert (
+        math.isclose(w(0), 0.0)
+        and math.isclose(w(5), 1.0)
+        and math.isclose(w(15), 0.0, abs_tol=1e-12)
+    )
 
 
 def test_optimizer_follows_its_schedule(w0):
@@ -122,6 +127,7 @@ def test_optimizer_follows_its_schedule(w0):
 
 
 # ------------------------------------------------------------ clipping
+
 
 def test_clipnorm_clipvalue_global_clipnorm():
     g = np.array([3.0, 4.0])  # norm 5
@@ -138,6 +144,7 @@ def test_clipnorm_clipvalue_global_clipnorm():
 
 
 # ------------------------------------------------------------ custom-loop face
+
 
 def test_custom_loop_zero_grad_step_minimises_a_quadratic():
     w = Tensor(np.array([5.0, -3.0]), requires_grad=True)
@@ -169,9 +176,14 @@ def test_step_skips_parameters_without_gradients(w0):
 
 
 @pytest.mark.parametrize("make", ["fortran", "readonly", "strided"])
-@pytest.mark.parametrize("opt", [lambda: optimizers.SGD(0.1, momentum=0.9),
-                                 lambda: optimizers.Adam(0.01),
-                                 lambda: optimizers.RMSprop(0.01)])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        lambda: optimizers.SGD(0.1, momentum=0.9),
+        lambda: optimizers.Adam(0.01),
+        lambda: optimizers.RMSprop(0.01),
+    ],
+)
 def test_parameters_not_c_ordered_or_read_only_are_updated(rng, make, opt):
     base = rng.standard_normal((6, 4))
     if make == "fortran":

@@ -3,18 +3,19 @@ import pytest
 
 from dlcore import ops
 from gradcheck import check_gradients
-from reference.pool import maxpool2d as reference, maxpool2d_backward as reference_backward
+from reference.pool import maxpool2d as reference
+from reference.pool import maxpool2d_backward as reference_backward
 
 # (N, H, W, C, pool_size, strides, padding ((t, b), (l, r)))
 SHAPES = [
     (1, 1, 1, 1, (1, 1), (1, 1), ((0, 0), (0, 0))),
     (2, 6, 6, 3, (2, 2), (2, 2), ((0, 0), (0, 0))),
-    (2, 7, 5, 4, (2, 2), (2, 2), ((0, 0), (0, 0))),        # odd sizes: the edge is dropped
-    (3, 7, 7, 5, (3, 3), (2, 2), ((0, 0), (0, 0))),        # overlapping windows
-    (2, 7, 9, 3, (3, 3), (2, 2), ((1, 1), (1, 1))),        # overlapping and padded
-    (1, 8, 7, 2, (2, 3), (1, 2), ((1, 0), (0, 2))),        # non-square, asymmetric
-    (2, 9, 9, 1, (3, 3), (3, 3), ((2, 0), (0, 2))),        # C = 1, stride 3
-    (2, 5, 6, 33, (5, 5), (1, 1), ((0, 0), (0, 0))),        # window = image height
+    (2, 7, 5, 4, (2, 2), (2, 2), ((0, 0), (0, 0))),  # odd sizes: the edge is dropped
+    (3, 7, 7, 5, (3, 3), (2, 2), ((0, 0), (0, 0))),  # overlapping windows
+    (2, 7, 9, 3, (3, 3), (2, 2), ((1, 1), (1, 1))),  # overlapping and padded
+    (1, 8, 7, 2, (2, 3), (1, 2), ((1, 0), (0, 2))),  # non-square, asymmetric
+    (2, 9, 9, 1, (3, 3), (3, 3), ((2, 0), (0, 2))),  # C = 1, stride 3
+    (2, 5, 6, 33, (5, 5), (1, 1), ((0, 0), (0, 0))),  # window = image height
 ]
 IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]} pool{s[4]} s{s[5]} p{s[6]}" for s in SHAPES]
 
@@ -36,15 +37,17 @@ def test_maxpool2d_matches_reference(rng, shape, dtype):
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = ops.maxpool2d_backward(dy, argmax, x.shape)
     assert dx.dtype == dtype and dx.shape == x.shape
-    np.testing.assert_allclose(dx, reference_backward(dy, argmax_ref, x.shape), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        dx, reference_backward(dy, argmax_ref, x.shape), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_maxpool2d_ties_go_to_the_first_in_window_order():
     x = np.zeros((1, 4, 4, 2), np.float32)
-    x[0, 1, 0, 1] = x[0, 0, 1, 1] = 5.0   # same value: (0, 1) comes first in (kh, kw) order
+    x[0, 1, 0, 1] = x[0, 0, 1, 1] = 5.0  # same value: (0, 1) comes first in (kh, kw) order
     y, argmax = ops.maxpool2d_forward(x, pool_size=2)
-    assert argmax[0, 0, 0, 0] == 0                      # all zeros: the first cell
-    assert argmax[0, 0, 0, 1] == (0 * 4 + 1) * 2 + 1    # (0, 1), not (1, 0)
+    assert argmax[0, 0, 0, 0] == 0  # all zeros: the first cell
+    assert argmax[0, 0, 0, 1] == (0 * 4 + 1) * 2 + 1  # (0, 1), not (1, 0)
     np.testing.assert_array_equal(argmax, reference(x, (2, 2), (2, 2))[1])
 
 
@@ -145,49 +148,146 @@ X = np.ones((2, 6, 6, 3), np.float32)
 Y, A = ops.maxpool2d_forward(X)
 
 
-@pytest.mark.parametrize("call,error,match", [
-    (lambda: ops.maxpool2d_forward(np.ones((6, 6, 3))), ValueError,
-     r"argument 'x' must be 4-D \(N, H, W, C\), got a 3-D array of shape \(6, 6, 3\)"),
-    (lambda: ops.maxpool2d_forward(X, pool_size=0), ValueError, r"pool_size must be >= 1, got \(0, 0\)"),
-    (lambda: ops.maxpool2d_forward(X, pool_size=(2, -1)), ValueError, r"pool_size must be >= 1, got \(2, -1\)"),
-    (lambda: ops.maxpool2d_forward(X, strides=0), ValueError, r"strides must be >= 1, got \(0, 0\)"),
-    (lambda: ops.maxpool2d_forward(X, padding=-1), ValueError, r"padding must be >= 0, got \(\(-1, -1\), \(-1, -1\)\)"),
-    (lambda: ops.maxpool2d_forward(X, pool_size=2, padding=((0, 2), (0, 0))), ValueError,
-     r"padding \(\(0, 2\), \(0, 0\)\) must be smaller than pool_size \(2, 2\) on every side"),
-    (lambda: ops.maxpool2d_forward(X, pool_size=7), ValueError,
-     r"the height window spans 7 \(size 7, dilation 1\) but the padded input has height 6"),
-    (lambda: ops.maxpool2d_forward(X, pool_size=(1, 2, 3)), ValueError,
-     r"argument 'pool_size' must be an int or a pair of ints \(h, w\), got \(1, 2, 3\)"),
-    (lambda: ops.maxpool2d_forward(X, pool_size="2"), TypeError, r"argument 'pool_size' must be .*, got '2'"),
-    (lambda: ops.maxpool2d_forward(X, padding=[[0, 1]]), ValueError, r"argument 'padding' must be"),
-    (lambda: ops.maxpool2d_forward(X, strides=2**64), ValueError, r"argument 'strides' = 18446744073709551616 does not fit"),
-    (lambda: ops.maxpool2d_forward(X, pool_size=2**62, padding=(2**62 - 1, 0)), ValueError, r"overflows a 64-bit integer"),
-    (lambda: ops.maxpool2d_forward(None), TypeError, r"argument 'x' must be an array, got None"),
-    (lambda: ops.maxpool2d_backward(Y, A.astype(np.int32), X.shape), TypeError,
-     r"argument 'argmax' has dtype int32; expected int64"),
-    (lambda: ops.maxpool2d_backward(Y, A.astype(np.float64), X.shape), TypeError,
-     r"argument 'argmax' has dtype float64; expected int64"),
-    (lambda: ops.maxpool2d_backward(Y, None, X.shape), TypeError, r"argument 'argmax' must be an array, got None"),
-    (lambda: ops.maxpool2d_backward(Y, A[:, :2], X.shape), ValueError,
-     r"argument 'argmax' has shape \(2, 2, 3, 3\) but dy has shape \(2, 3, 3, 3\); expected the same shape"),
-    (lambda: ops.maxpool2d_backward(Y[0], A[0], X.shape), ValueError,
-     r"argument 'dy' must be 4-D \(N, OH, OW, C\), got a 3-D array"),
-    (lambda: ops.maxpool2d_backward(Y, A, (2, 6, 6)), ValueError,
-     r"argument 'x_shape' must be a tuple of 4 ints \(N, H, W, C\), got \(2, 6, 6\)"),
-    (lambda: ops.maxpool2d_backward(Y, A, 12), TypeError, r"argument 'x_shape' must be a tuple of 4 ints"),
-    (lambda: ops.maxpool2d_backward(Y, A, (2, 6.0, 6, 3)), TypeError, r"argument 'x_shape' must be .*, got 6.0"),
-    (lambda: ops.maxpool2d_backward(Y, A, (2, -6, 6, 3)), ValueError,
-     r"argument 'x_shape' is \(2, -6, 6, 3\); expected 4 sizes >= 0"),
-    (lambda: ops.maxpool2d_backward(Y, A, (2, 2**40, 2**40, 3)), ValueError, r"overflows a 64-bit integer"),
-    (lambda: ops.maxpool2d_backward(Y, A, (3, 6, 6, 3)), ValueError,
-     r"argument 'dy' has shape \(2, 3, 3, 3\) but x_shape is \(3, 6, 6, 3\); expected dy \(3, OH, OW, 3\)"),
-    (lambda: ops.maxpool2d_backward(Y, np.where(A == A[0, 1, 1, 2], 108, A), X.shape), ValueError,
-     r"argmax holds 108 at flat position 14 \(sample 0\); expected an index into that sample of x_shape \(2, 6, 6, 3\), in \[0, 108\)"),
-    (lambda: ops.maxpool2d_backward(Y, np.where(A == A[1, 0, 0, 0], -1, A), X.shape), ValueError,
-     r"argmax holds -1 at flat position 27 \(sample 1\); expected .* in \[108, 216\)"),
-    (lambda: ops.maxpool2d_backward(Y, np.where(A == A[1, 0, 0, 0], -2**63, A), X.shape), ValueError,
-     r"argmax holds -9223372036854775808"),
-])
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (
+            lambda: ops.maxpool2d_forward(np.ones((6, 6, 3))),
+            ValueError,
+            r"argument 'x' must be 4-D \(N, H, W, C\), got a 3-D array of shape \(6, 6, 3\)",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size=0),
+            ValueError,
+            r"pool_size must be >= 1, got \(0, 0\)",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size=(2, -1)),
+            ValueError,
+            r"pool_size must be >= 1, got \(2, -1\)",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, strides=0),
+            ValueError,
+            r"strides must be >= 1, got \(0, 0\)",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, padding=-1),
+            ValueError,
+            r"padding must be >= 0, got \(\(-1, -1\), \(-1, -1\)\)",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size=2, padding=((0, 2), (0, 0))),
+            ValueError,
+            r"padding \(\(0, 2\), \(0, 0\)\) must be smaller than pool_size \(2, 2\) on every side",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size=7),
+            ValueError,
+            r"the height window spans 7 \(size 7, dilation 1\) but the padded input has height 6",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size=(1, 2, 3)),
+            ValueError,
+            r"argument 'pool_size' must be an int or a pair of ints \(h, w\), got \(1, 2, 3\)",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size="2"),
+            TypeError,
+            r"argument 'pool_size' must be .*, got '2'",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, padding=[[0, 1]]),
+            ValueError,
+            r"argument 'padding' must be",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, strides=2**64),
+            ValueError,
+            r"argument 'strides' = 18446744073709551616 does not fit",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(X, pool_size=2**62, padding=(2**62 - 1, 0)),
+            ValueError,
+            r"overflows a 64-bit integer",
+        ),
+        (
+            lambda: ops.maxpool2d_forward(None),
+            TypeError,
+            r"argument 'x' must be an array, got None",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A.astype(np.int32), X.shape),
+            TypeError,
+            r"argument 'argmax' has dtype int32; expected int64",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A.astype(np.float64), X.shape),
+            TypeError,
+            r"argument 'argmax' has dtype float64; expected int64",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, None, X.shape),
+            TypeError,
+            r"argument 'argmax' must be an array, got None",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A[:, :2], X.shape),
+            ValueError,
+            r"argument 'argmax' has shape \(2, 2, 3, 3\) but dy has shape \(2, 3, 3, 3\); expected the same shape",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y[0], A[0], X.shape),
+            ValueError,
+            r"argument 'dy' must be 4-D \(N, OH, OW, C\), got a 3-D array",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A, (2, 6, 6)),
+            ValueError,
+            r"argument 'x_shape' must be a tuple of 4 ints \(N, H, W, C\), got \(2, 6, 6\)",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A, 12),
+            TypeError,
+            r"argument 'x_shape' must be a tuple of 4 ints",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A, (2, 6.0, 6, 3)),
+            TypeError,
+            r"argument 'x_shape' must be .*, got 6.0",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A, (2, -6, 6, 3)),
+            ValueError,
+            r"argument 'x_shape' is \(2, -6, 6, 3\); expected 4 sizes >= 0",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A, (2, 2**40, 2**40, 3)),
+            ValueError,
+            r"overflows a 64-bit integer",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, A, (3, 6, 6, 3)),
+            ValueError,
+            r"argument 'dy' has shape \(2, 3, 3, 3\) but x_shape is \(3, 6, 6, 3\); expected dy \(3, OH, OW, 3\)",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, np.where(A == A[0, 1, 1, 2], 108, A), X.shape),
+            ValueError,
+            r"argmax holds 108 at flat position 14 \(sample 0\); expected an index into that sample of x_shape \(2, 6, 6, 3\), in \[0, 108\)",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, np.where(A == A[1, 0, 0, 0], -1, A), X.shape),
+            ValueError,
+            r"argmax holds -1 at flat position 27 \(sample 1\); expected .* in \[108, 216\)",
+        ),
+        (
+            lambda: ops.maxpool2d_backward(Y, np.where(A == A[1, 0, 0, 0], -(2**63), A), X.shape),
+            ValueError,
+            r"argmax holds -9223372036854775808",
+        ),
+    ],
+)
 def test_maxpool2d_rejects_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -197,8 +297,9 @@ def test_maxpool2d_matches_torch(rng):
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 9, 7, 3))
     y, argmax = ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
-    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x.transpose(0, 3, 1, 2)), 3, 2, 1,
-                                               return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(
+        torch.tensor(x.transpose(0, 3, 1, 2)), 3, 2, 1, return_indices=True
+    )
     np.testing.assert_array_equal(y, ty.numpy().transpose(0, 2, 3, 1))
     # torch's indices are per (n, c) plane, h * W + w; ours are flat channels-last
     n, c = np.arange(2)[:, None, None, None], np.arange(3)[None, None, None, :]

@@ -48,10 +48,13 @@ def test_sees_the_kernels_a_training_step_calls(capsys):
 
 
 def test_environment_variable_profiles_the_whole_process():
-    code = ("import numpy as np, dlcore; "
-            "[dlcore.ops.gemm(np.ones((8, 8)), np.ones((8, 8))) for _ in range(5)]")
+    code = (
+        "import numpy as np, dlcore; "
+        "[dlcore.ops.gemm(np.ones((8, 8)), np.ones((8, 8))) for _ in range(5)]"
+    )
     env = dict(os.environ, DLCORE_PROFILE="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     line = next(l for l in out.stderr.splitlines() if l.startswith("gemm "))
     assert line.split()[1] == "5"

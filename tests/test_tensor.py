@@ -13,33 +13,56 @@ def r(rng):
 
 # ------------------------------------------------------------ gradients of every op
 
-@pytest.mark.parametrize("shape_a,shape_b", [
-    ((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)), ((), (2, 3)),
-    ((5,), ()),
-])
+
+@pytest.mark.parametrize(
+    "shape_a,shape_b",
+    [
+        ((3, 4), (3, 4)),
+        ((3, 4), (4,)),
+        ((3, 1), (1, 4)),
+        ((2, 3, 4), (3, 1)),
+        ((), (2, 3)),
+        ((5,), ()),
+    ],
+)
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
 def test_binary_ops_broadcast_gradients(r, op, shape_a, shape_b):
     a, b = r(*shape_a), r(*shape_b)
     if op == "div":
         b = np.abs(b) + 0.5
-    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y,
-          "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[op]
+    fn = {
+        "add": lambda x, y: x + y,
+        "sub": lambda x, y: x - y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+    }[op]
     check_tensor_op(fn, a, b)
     # the forward matches NumPy's broadcasting
     np.testing.assert_allclose(fn(Tensor(a), Tensor(b)).numpy(), fn(a, b))
 
 
-@pytest.mark.parametrize("name,fn,positive", [
-    ("exp", lambda x: x.exp(), False), ("log", lambda x: x.log(), True),
-    ("sqrt", lambda x: x.sqrt(), True), ("abs", lambda x: x.abs(), False),
-    ("relu", lambda x: x.relu(), False), ("sigmoid", lambda x: x.sigmoid(), False),
-    ("tanh", lambda x: x.tanh(), False), ("softmax", lambda x: x.softmax(), False),
-    ("log_softmax", lambda x: x.log_softmax(), False),
-    ("softmax0", lambda x: x.softmax(axis=0), False), ("neg", lambda x: -x, False),
-    ("pow2", lambda x: x ** 2, False), ("pow_half", lambda x: x ** 0.5, True),
-    ("rpow", lambda x: 2.0 ** x, False), ("scalar_ops", lambda x: 3 - 2 * x / 4 + 1, False),
-    ("rdiv", lambda x: 1.0 / x, True), ("clip", lambda x: x.clip(-0.5, 0.5), False),
-])
+@pytest.mark.parametrize(
+    "name,fn,positive",
+    [
+        ("exp", lambda x: x.exp(), False),
+        ("log", lambda x: x.log(), True),
+        ("sqrt", lambda x: x.sqrt(), True),
+        ("abs", lambda x: x.abs(), False),
+        ("relu", lambda x: x.relu(), False),
+        ("sigmoid", lambda x: x.sigmoid(), False),
+        ("tanh", lambda x: x.tanh(), False),
+        ("softmax", lambda x: x.softmax(), False),
+        ("log_softmax", lambda x: x.log_softmax(), False),
+        ("softmax0", lambda x: x.softmax(axis=0), False),
+        ("neg", lambda x: -x, False),
+        ("pow2", lambda x: x**2, False),
+        ("pow_half", lambda x: x**0.5, True),
+        ("rpow", lambda x: 2.0**x, False),
+        ("scalar_ops", lambda x: 3 - 2 * x / 4 + 1, False),
+        ("rdiv", lambda x: 1.0 / x, True),
+        ("clip", lambda x: x.clip(-0.5, 0.5), False),
+    ],
+)
 def test_unary_op_gradients(r, name, fn, positive):
     x = r(3, 5)
     x = np.abs(x) + 0.3 if positive else x + 0.05  # away from relu/abs/clip kinks at 0
@@ -65,14 +88,17 @@ def test_sigmoid_and_softmax_are_stable_for_huge_inputs():
     assert np.isfinite(x.log_softmax().numpy()).all()
 
 
-@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, False), (1, True), ((0, 2), False),
-                                           (-1, False)])
+@pytest.mark.parametrize(
+    "axis,keepdims", [(None, False), (0, False), (1, True), ((0, 2), False), (-1, False)]
+)
 @pytest.mark.parametrize("op", ["sum", "mean", "max"])
 def test_reduction_gradients(r, op, axis, keepdims):
     x = r(3, 4, 5)
     check_tensor_op(lambda t: getattr(t, op)(axis=axis, keepdims=keepdims), x)
-    np.testing.assert_allclose(getattr(Tensor(x), op)(axis=axis, keepdims=keepdims).numpy(),
-                               getattr(x, op)(axis=axis, keepdims=keepdims))
+    np.testing.assert_allclose(
+        getattr(Tensor(x), op)(axis=axis, keepdims=keepdims).numpy(),
+        getattr(x, op)(axis=axis, keepdims=keepdims),
+    )
 
 
 def test_max_splits_gradient_between_ties():
@@ -90,10 +116,17 @@ def test_shape_op_gradients(r):
     check_tensor_op(lambda t: t.flatten(), x)
 
 
-@pytest.mark.parametrize("index", [
-    (0,), (slice(1, 3),), (Ellipsis, 1), (slice(None), [0, 2, 2]), ([1, 1, 0],),
-    (np.array([[True, False, True, False]] * 3).reshape(3, 4),),
-])
+@pytest.mark.parametrize(
+    "index",
+    [
+        (0,),
+        (slice(1, 3),),
+        (Ellipsis, 1),
+        (slice(None), [0, 2, 2]),
+        ([1, 1, 0],),
+        (np.array([[True, False, True, False]] * 3).reshape(3, 4),),
+    ],
+)
 def test_getitem_gradients(r, index):
     x = r(3, 4)
     idx = index[0] if len(index) == 1 else index
@@ -101,10 +134,17 @@ def test_getitem_gradients(r, index):
     np.testing.assert_array_equal(Tensor(x)[idx].numpy(), x[idx])
 
 
-@pytest.mark.parametrize("shape_a,shape_b", [
-    ((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((2, 3, 4), (2, 4, 5)),
-    ((1, 7), (7, 1)),
-])
+@pytest.mark.parametrize(
+    "shape_a,shape_b",
+    [
+        ((3, 4), (4, 5)),
+        ((2, 3, 4), (4, 5)),
+        ((4,), (4, 5)),
+        ((3, 4), (4,)),
+        ((2, 3, 4), (2, 4, 5)),
+        ((1, 7), (7, 1)),
+    ],
+)
 def test_matmul_gradients(r, shape_a, shape_b):
     a, b = r(*shape_a), r(*shape_b)
     check_tensor_op(lambda x, y: x @ y, a, b)

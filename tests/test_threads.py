@@ -5,9 +5,8 @@ import sys
 import pytest
 
 import dlcore
-from dlcore import ops
-
 from conftest import SANITIZED
+from dlcore import ops
 
 
 def test_set_and_get_num_threads(threads):
@@ -28,8 +27,9 @@ def test_set_num_threads_rejects_out_of_range(n):
 def test_omp_num_threads_is_the_default(omp, expected):
     env = dict(os.environ, OMP_NUM_THREADS=omp)
     code = "from dlcore import ops; print(ops.get_num_threads()); ops.relu(range(1 << 16))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == str(expected if dlcore.build_info["openmp"] else 1)
 
 
@@ -45,8 +45,10 @@ def test_peak_probe_reports_a_rate():
 
 
 @pytest.mark.skipif(not dlcore.build_info["openmp"], reason="a serial build starts no threads")
-@pytest.mark.skipif(sys.platform != "linux" or SANITIZED,
-                    reason="needs RLIMIT_AS, which the sanitizers' shadow memory exceeds")
+@pytest.mark.skipif(
+    sys.platform != "linux" or SANITIZED,
+    reason="needs RLIMIT_AS, which the sanitizers' shadow memory exceeds",
+)
 def test_more_threads_than_the_process_can_start_raise_instead_of_ending_it():
     # Under a 2 GB address-space cap, 1024 thread stacks (8 MB each by default) do not
     # fit; the OpenMP runtime used to end the process at the next parallel region.

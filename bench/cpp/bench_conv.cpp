@@ -34,13 +34,11 @@ dlcore::Conv2dShape shape_of(const Layer& l) {
   return dlcore::Conv2dShape("bench", {l.N, l.H, l.W, l.C}, {3, 3, l.C, l.OC}, p);
 }
 
-double forward_flops(const dlcore::Conv2dShape& s) {
-  return 2.0 * s.pixels() * s.K() * s.OC;
-}
+double forward_flops(const dlcore::Conv2dShape& s) { return 2.0 * s.pixels() * s.K() * s.OC; }
 
 void set_rate(benchmark::State& state, double flops) {
-  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // Arguments: layer index, threads.
@@ -71,8 +69,8 @@ void BM_conv2d_backward(benchmark::State& state) {
     std::fill(dx.begin(), dx.end(), 0.f);
     std::fill(dk.begin(), dk.end(), 0.f);
     std::fill(db.begin(), db.end(), 0.f);
-    dlcore::conv2d_backward<float>(l.need_dx ? dx.data() : nullptr, dk.data(), db.data(),
-                                   dy.data(), x.data(), k.data(), s);
+    dlcore::conv2d_backward<float>(l.need_dx ? dx.data() : nullptr, dk.data(), db.data(), dy.data(),
+                                   x.data(), k.data(), s);
     benchmark::DoNotOptimize(dk.data());
     benchmark::ClobberMemory();
   }

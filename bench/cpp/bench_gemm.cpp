@@ -31,15 +31,16 @@ void BM_gemm_forward(benchmark::State& state) {
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 template <typename T>
 void BM_gemm_backward(benchmark::State& state) {
   const int64_t n = state.range(0);
   dlcore::set_num_threads(static_cast<int>(state.range(1)));
-  auto a = random_vector<T>(n * n, 1), b = random_vector<T>(n * n, 2), dc = random_vector<T>(n * n, 3);
+  auto a = random_vector<T>(n * n, 1), b = random_vector<T>(n * n, 2),
+       dc = random_vector<T>(n * n, 3);
   std::vector<T> da(n * n), db(n * n);
   const dlcore::GemmShape s{n, n, n};
   for (auto _ : state) {
@@ -48,8 +49,8 @@ void BM_gemm_backward(benchmark::State& state) {
     benchmark::DoNotOptimize(da.data());
     benchmark::DoNotOptimize(db.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      4.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 void sizes(benchmark::internal::Benchmark* b) {

@@ -51,8 +51,8 @@ struct Problem {
   }
 
   void forward() {
-    dlcore::lstm_forward<T>(y.data(), h_n.data(), c_n.data(), gates.data(), cells.data(),
-                            x.data(), nullptr, nullptr, kernel.data(), rec.data(), bias.data(), s);
+    dlcore::lstm_forward<T>(y.data(), h_n.data(), c_n.data(), gates.data(), cells.data(), x.data(),
+                            nullptr, nullptr, kernel.data(), rec.data(), bias.data(), s);
   }
 
   void backward() {

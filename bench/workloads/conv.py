@@ -40,8 +40,14 @@ def cases(quick):
         out.append(Case(SUITE, f"fwd {shape}", dict(params, backward=False), flops=flops))
         # forward, dkernel (and dx): one GEMM-sized product each; dbias is negligible
         grads = "dk,db" + (",dx" if need_dx else "")
-        out.append(Case(SUITE, f"fwd+bwd({grads}) {shape}", dict(params, backward=True),
-                        flops=flops * (3 if need_dx else 2)))
+        out.append(
+            Case(
+                SUITE,
+                f"fwd+bwd({grads}) {shape}",
+                dict(params, backward=True),
+                flops=flops * (3 if need_dx else 2),
+            )
+        )
     return out
 
 
@@ -85,9 +91,11 @@ def _torch_step(torch, x, k, b, dy, p, memory_format):
     tdy = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
     pad = p["pad"]
     if not p["backward"]:
+
         def forward():
             with torch.no_grad():
                 return F.conv2d(tx, tk, tb, padding=pad)
+
         return forward
     tx.requires_grad_(p["need_dx"])
     tk.requires_grad_(True)

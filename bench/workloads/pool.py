@@ -58,9 +58,11 @@ def _torch_step(torch, x, dy, p, memory_format):
     tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
     tdy = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
     if not p["backward"]:
+
         def forward():
             with torch.no_grad():
                 return F.max_pool2d(tx, POOL, return_indices=True)
+
         return forward
     _, indices = F.max_pool2d(tx, POOL, return_indices=True)
     backward = torch.ops.aten.max_pool2d_with_indices_backward

@@ -23,8 +23,9 @@ SUITE = "train"
 IMPLS = ("dlcore", "torch")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = int(os.environ.get("DLCORE_BENCH_SEED", "0"))
-MNIST = os.environ.get("DLCORE_DATA") or os.path.join(HERE, "..", "..", "..", "shared", "data",
-                                                       "mnist")
+MNIST = os.environ.get("DLCORE_DATA") or os.path.join(
+    HERE, "..", "..", "..", "shared", "data", "mnist"
+)
 
 
 def cases(quick):
@@ -33,8 +34,10 @@ def cases(quick):
     lstm_flops = 3 * 2 * 50 * (200 * 51 + 200 * 100) * 6000
     out = [Case(SUITE, "mlp epoch", {"model": "mlp"}, mlp_flops)]
     if not quick:
-        out += [Case(SUITE, "cnn epoch", {"model": "cnn"}, cnn_flops),
-                Case(SUITE, "lstm epoch", {"model": "lstm"}, lstm_flops)]
+        out += [
+            Case(SUITE, "cnn epoch", {"model": "cnn"}, cnn_flops),
+            Case(SUITE, "lstm epoch", {"model": "lstm"}, lstm_flops),
+        ]
     return out
 
 
@@ -44,8 +47,12 @@ def mnist_data(flat):
 
     (x, y), (xt, yt) = load_data(MNIST, download=False)
     shape = (-1, 784) if flat else (-1, 28, 28, 1)
-    return ((x.astype(np.float32) / 255).reshape(shape), y.astype(np.int64),
-            (xt.astype(np.float32) / 255).reshape(shape), yt.astype(np.int64))
+    return (
+        (x.astype(np.float32) / 255).reshape(shape),
+        y.astype(np.int64),
+        (xt.astype(np.float32) / 255).reshape(shape),
+        yt.astype(np.int64),
+    )
 
 
 def sine_data(n=6000, n_test=1000, steps=50, seed=0):
@@ -55,7 +62,7 @@ def sine_data(n=6000, n_test=1000, steps=50, seed=0):
     freq = rng.uniform(0.05, 0.25, (total, 1))
     phase = rng.uniform(0, 2 * np.pi, (total, 1))
     t = np.arange(steps + 1)[None, :]
-    waves = (np.sin(freq * t + phase) + 0.05 * rng.standard_normal((total, steps + 1)))
+    waves = np.sin(freq * t + phase) + 0.05 * rng.standard_normal((total, steps + 1))
     x = waves[:, :steps, None].astype(np.float32)
     y = waves[:, steps:].astype(np.float32)
     return x[:n], y[:n], x[n:], y[n:]
@@ -88,13 +95,25 @@ def _dlcore(model, x, y, xt, yt, batch, epochs):
 
         net = build_model()
     elif model == "mlp":
-        net = models.Sequential([layers.Dense(512, activation="relu", input_shape=(784,)),
-                                 layers.Dense(10, activation="softmax")])
-        net.compile(optimizer=optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy"])
+        net = models.Sequential(
+            [
+                layers.Dense(512, activation="relu", input_shape=(784,)),
+                layers.Dense(10, activation="softmax"),
+            ]
+        )
+        net.compile(
+            optimizer=optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     else:
-        net = models.Sequential([layers.LSTM(50, return_sequences=True, input_shape=(50, 1)),
-                                 layers.LSTM(50), layers.Dense(1)])
+        net = models.Sequential(
+            [
+                layers.LSTM(50, return_sequences=True, input_shape=(50, 1)),
+                layers.LSTM(50),
+                layers.Dense(1),
+            ]
+        )
         net.compile(optimizer=optimizers.Adam(1e-3), loss="mse")
 
     class Timer(callbacks.Callback):
@@ -121,16 +140,29 @@ def _torch(model, x, y, xt, yt, batch, epochs):
 
     torch.manual_seed(SEED)
     if model == "cnn":
-        net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                            nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
-        to_input = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(1600, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+
+        def to_input(a):
+            return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+
         loss_fn = nn.CrossEntropyLoss()
     elif model == "mlp":
         net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
         to_input = torch.from_numpy
         loss_fn = nn.CrossEntropyLoss()
     else:
+
         class Stacked(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -153,7 +185,7 @@ def _torch(model, x, y, xt, yt, batch, epochs):
         net.train()
         order = torch.randperm(len(xs), generator=gen)
         for i in range(0, len(xs), batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             opt.zero_grad()
             loss = loss_fn(net(xs[idx]), ys[idx])
             loss.backward()
@@ -161,7 +193,7 @@ def _torch(model, x, y, xt, yt, batch, epochs):
         seconds.append(time.perf_counter() - start)
     net.eval()
     with torch.no_grad():
-        out = torch.cat([net(to_input(xt[i:i + 256])) for i in range(0, len(xt), 256)])
+        out = torch.cat([net(to_input(xt[i : i + 256])) for i in range(0, len(xt), 256)])
     if model == "lstm":
         score = float(((out.numpy() - yt) ** 2).mean())
     else:

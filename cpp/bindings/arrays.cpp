@@ -11,22 +11,21 @@ namespace {
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
 
 [[noreturn]] void bad_dtype(const py::array& a, const char* fn, const char* name) {
-  throw py::type_error(std::string(fn) + ": argument '" + name + "' has dtype " +
-                       std::string(py::str(a.dtype())) +
-                       "; expected a real floating-point (float32, float64), integer or bool array");
+  throw py::type_error(
+      std::string(fn) + ": argument '" + name + "' has dtype " + std::string(py::str(a.dtype())) +
+      "; expected a real floating-point (float32, float64), integer or bool array");
 }
 
 }  // namespace
 
 py::array to_numeric_array(py::handle obj, const char* fn, const char* name) {
   if (obj.is_none()) {
-    throw py::type_error(std::string(fn) + ": argument '" + name +
-                         "' must be an array, got None");
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' must be an array, got None");
   }
   py::array a = py::array::ensure(obj);
   if (!a) {
-    throw py::type_error(std::string(fn) + ": argument '" + name + "' of type " +
-                         type_name(obj) + " could not be converted to a numeric array");
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' of type " + type_name(obj) +
+                         " could not be converted to a numeric array");
   }
   const char kind = a.dtype().kind();
   const auto size = a.dtype().itemsize();

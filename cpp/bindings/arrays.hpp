@@ -6,8 +6,8 @@
 
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dlcore/gemm.hpp"
@@ -32,8 +32,7 @@ FloatType float_type_of(const py::array& a);
 FloatType common_float_type(std::initializer_list<const py::array*> arrays);
 
 // Raises ValueError unless a has `ndim` dimensions; `layout` names them, e.g. "(N, H, W, C)".
-void check_ndim(const py::array& a, int ndim, const char* fn, const char* name,
-                const char* layout);
+void check_ndim(const py::array& a, int ndim, const char* fn, const char* name, const char* layout);
 
 std::vector<int64_t> shape_of(const py::array& a);
 std::string shape_str(const py::array& a);

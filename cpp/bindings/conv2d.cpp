@@ -28,8 +28,8 @@ struct Conv2dArgs {
   Conv2dShape shape;
 };
 
-Conv2dArgs conv2d_args(const char* fn, py::handle x_obj, py::handle kernel_obj,
-                       py::handle strides, py::handle padding, py::handle dilation) {
+Conv2dArgs conv2d_args(const char* fn, py::handle x_obj, py::handle kernel_obj, py::handle strides,
+                       py::handle padding, py::handle dilation) {
   py::array x = to_numeric_array(x_obj, fn, "x");
   py::array kernel = to_numeric_array(kernel_obj, fn, "kernel");
   check_ndim(x, 4, fn, "x", "(N, H, W, C)");
@@ -65,16 +65,16 @@ py::array conv2d_forward(py::handle x_obj, py::handle kernel_obj, py::handle bia
     py::array_t<T> y = new_array<T>({s.N, s.OH, s.OW, s.OC});
     {
       py::gil_scoped_release release;
-      dlcore::conv2d_forward<T>(y.mutable_data(), x.data(), kernel.data(),
-                                b ? b->data() : nullptr, s);
+      dlcore::conv2d_forward<T>(y.mutable_data(), x.data(), kernel.data(), b ? b->data() : nullptr,
+                                s);
     }
     return y;
   });
 }
 
 py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle kernel_obj,
-                          py::handle strides, py::handle padding, py::handle dilation,
-                          bool need_dx, bool need_dkernel, bool need_dbias) {
+                          py::handle strides, py::handle padding, py::handle dilation, bool need_dx,
+                          bool need_dkernel, bool need_dbias) {
   const char* fn = "conv2d_backward";
   Conv2dArgs args = conv2d_args(fn, x_obj, kernel_obj, strides, padding, dilation);
   const Conv2dShape& s = args.shape;
@@ -109,9 +109,8 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle kernel
     }
     {
       py::gil_scoped_release release;
-      dlcore::conv2d_backward<T>(dx_p, dkernel_p, dbias_p, dy.data(),
-                                 x ? x->data() : nullptr, kernel ? kernel->data() : nullptr,
-                                 s);
+      dlcore::conv2d_backward<T>(dx_p, dkernel_p, dbias_p, dy.data(), x ? x->data() : nullptr,
+                                 kernel ? kernel->data() : nullptr, s);
     }
     return py::make_tuple(dx, dkernel, dbias);
   });
@@ -119,10 +118,14 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle kernel
 
 const char* plan_name(Conv2dPlan plan) {
   switch (plan) {
-    case Conv2dPlan::pointwise: return "pointwise";
-    case Conv2dPlan::direct: return "direct";
-    case Conv2dPlan::pixel_tiles: return "pixel_tiles";
-    case Conv2dPlan::winograd: return "winograd";
+    case Conv2dPlan::pointwise:
+      return "pointwise";
+    case Conv2dPlan::direct:
+      return "direct";
+    case Conv2dPlan::pixel_tiles:
+      return "pixel_tiles";
+    case Conv2dPlan::winograd:
+      return "winograd";
   }
   return "unknown";
 }
@@ -145,8 +148,8 @@ py::dict conv2d_plan(py::handle x_shape_obj, py::handle kernel_shape_obj, py::ha
 
 void register_conv2d(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("kernel"),
-        py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1,
-        py::arg("padding") = 0, py::arg("dilation") = 1,
+        py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
+        py::arg("dilation") = 1,
         R"doc(2-D convolution (cross-correlation, as in Keras and PyTorch), channels-last.
 
 Args:
@@ -165,9 +168,8 @@ Returns:
 C-contiguous inputs of that dtype are used in place. The GIL is released while the
 kernel runs.)doc");
   m.def("conv2d_backward", &conv2d_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"),
-        py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
-        py::arg("dilation") = 1, py::arg("need_dx") = true, py::arg("need_dkernel") = true,
-        py::arg("need_dbias") = true,
+        py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
+        py::arg("need_dx") = true, py::arg("need_dkernel") = true, py::arg("need_dbias") = true,
         R"doc(Gradients of :func:`conv2d_forward`.
 
 Args:
@@ -179,10 +181,10 @@ Args:
 Returns:
     ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, C, OC)`` and ``(OC,)``.
     For a given thread count the results are the same, bit for bit, on every run.)doc");
-  m.def("conv2d_plan", &conv2d_plan, py::arg("x_shape"), py::arg("kernel_shape"),
-        py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
-        py::arg("dilation") = 1,
-        R"doc(The algorithm each pass of a convolution of these shapes runs, as chosen by measurement.
+  m.def(
+      "conv2d_plan", &conv2d_plan, py::arg("x_shape"), py::arg("kernel_shape"), py::kw_only(),
+      py::arg("strides") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
+      R"doc(The algorithm each pass of a convolution of these shapes runs, as chosen by measurement.
 
 Args:
     x_shape: ``(N, H, W, C)``; kernel_shape: ``(KH, KW, C, OC)``.

@@ -14,8 +14,7 @@ struct GemmArgs {
   FloatType type;
 };
 
-GemmArgs gemm_args(const char* fn, py::handle a_obj, py::handle b_obj, bool trans_a,
-                   bool trans_b) {
+GemmArgs gemm_args(const char* fn, py::handle a_obj, py::handle b_obj, bool trans_a, bool trans_b) {
   py::array a = to_numeric_array(a_obj, fn, "a");
   py::array b = to_numeric_array(b_obj, fn, "b");
   check_ndim(a, 2, fn, "a", "(rows, cols)");
@@ -98,9 +97,9 @@ Returns:
 
 C- and Fortran-ordered inputs, and row slices of them, are used in place; other
 layouts are copied once. The GIL is released while the product runs.)doc");
-  m.def("gemm_backward", &gemm_backward, py::arg("dc"), py::arg("a"), py::arg("b"),
-        py::kw_only(), py::arg("trans_a") = false, py::arg("trans_b") = false,
-        py::arg("need_da") = true, py::arg("need_db") = true,
+  m.def("gemm_backward", &gemm_backward, py::arg("dc"), py::arg("a"), py::arg("b"), py::kw_only(),
+        py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("need_da") = true,
+        py::arg("need_db") = true,
         R"doc(Gradients of ``c = gemm(a, b, trans_a=..., trans_b=...)``.
 
 Args:

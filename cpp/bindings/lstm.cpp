@@ -21,10 +21,10 @@ struct LstmState {
   bool used = false;
 
   std::string describe(const char* cls) const {
-    return std::string(cls) + "(N=" + std::to_string(shape.N) + ", T=" +
-           std::to_string(shape.T) + ", I=" + std::to_string(shape.I) + ", U=" +
-           std::to_string(shape.U) + ", dtype=" +
-           (type == FloatType::f64 ? "float64" : "float32") + (used ? ", used" : "") + ")";
+    return std::string(cls) + "(N=" + std::to_string(shape.N) + ", T=" + std::to_string(shape.T) +
+           ", I=" + std::to_string(shape.I) + ", U=" + std::to_string(shape.U) +
+           ", dtype=" + (type == FloatType::f64 ? "float64" : "float32") + (used ? ", used" : "") +
+           ")";
   }
 };
 
@@ -68,9 +68,9 @@ ForwardOperands forward_operands(const char* fn, bool cell, py::handle x_obj, py
   check_ndim(o.recurrent_kernel, 2, fn, "recurrent_kernel", "(U, 4U)");
   o.bias = to_numeric_array(bias_obj, fn, "bias");
   check_ndim(o.bias, 1, fn, "bias", "(4U,)");
-  o.shape = LstmShape::from_operands(fn, cell, shape_of(o.x), optional_shape(o.h0),
-                                     optional_shape(o.c0), shape_of(o.kernel),
-                                     shape_of(o.recurrent_kernel), shape_of(o.bias));
+  o.shape =
+      LstmShape::from_operands(fn, cell, shape_of(o.x), optional_shape(o.h0), optional_shape(o.c0),
+                               shape_of(o.kernel), shape_of(o.recurrent_kernel), shape_of(o.bias));
   o.type = common_float_type({&o.x, &o.kernel, &o.recurrent_kernel, &o.bias,
                               o.h0 ? &*o.h0 : nullptr, o.c0 ? &*o.c0 : nullptr});
   return o;
@@ -113,9 +113,10 @@ void start_state(LstmState& state, const ForwardOperands& o) {
 
 void check_unused(const LstmState& cache, const char* fn, const char* producer) {
   if (cache.used) {
-    fail(fn, ": argument 'cache' was already used by a backward pass; the backward "
-             "overwrites the forward's saved state, so each ", producer,
-         " result serves one ", fn, " (run the forward again)");
+    fail(fn,
+         ": argument 'cache' was already used by a backward pass; the backward "
+         "overwrites the forward's saved state, so each ",
+         producer, " result serves one ", fn, " (run the forward again)");
   }
 }
 
@@ -175,8 +176,8 @@ struct Gradients {
 
 py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
                        py::handle kernel_obj, py::handle rec_obj, py::handle bias_obj) {
-  const ForwardOperands o = forward_operands("lstm_forward", false, x_obj, h0_obj, c0_obj,
-                                             kernel_obj, rec_obj, bias_obj);
+  const ForwardOperands o =
+      forward_operands("lstm_forward", false, x_obj, h0_obj, c0_obj, kernel_obj, rec_obj, bias_obj);
   return dispatch(o.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = o.shape;
@@ -212,13 +213,13 @@ py::tuple lstm_backward(py::handle dy_obj, py::handle dh_n_obj, py::handle dc_n_
     claim(cache, fn, "lstm_forward");
     {
       py::gil_scoped_release release;
-      dlcore::lstm_backward<T>(
-          mutable_data_of<T>(g.dx), mutable_data_of<T>(g.dh), mutable_data_of<T>(g.dc),
-          mutable_data_of<T>(g.dweights), mutable_data_of<T>(g.dbias),
-          mutable_data_of<T>(cache.gates), data_of<T>(cache.cells), data_of<T>(cache.y),
-          data_of<T>(cache.x), data_of<T>(cache.h0), data_of<T>(cache.c0),
-          data_of<T>(cache.kernel), data_of<T>(cache.recurrent_kernel), data_of<T>(dy),
-          data_of<T>(dh_n), data_of<T>(dc_n), s);
+      dlcore::lstm_backward<T>(mutable_data_of<T>(g.dx), mutable_data_of<T>(g.dh),
+                               mutable_data_of<T>(g.dc), mutable_data_of<T>(g.dweights),
+                               mutable_data_of<T>(g.dbias), mutable_data_of<T>(cache.gates),
+                               data_of<T>(cache.cells), data_of<T>(cache.y), data_of<T>(cache.x),
+                               data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
+                               data_of<T>(cache.recurrent_kernel), data_of<T>(dy), data_of<T>(dh_n),
+                               data_of<T>(dc_n), s);
     }
     return g.result(s.I);
   });
@@ -249,11 +250,10 @@ py::tuple lstm_cell_forward(py::handle x_obj, py::handle h_obj, py::handle c_obj
   });
 }
 
-py::tuple lstm_cell_backward(py::handle dh_next_obj, py::handle dc_next_obj,
-                             py::handle cache_obj) {
+py::tuple lstm_cell_backward(py::handle dh_next_obj, py::handle dc_next_obj, py::handle cache_obj) {
   const char* fn = "lstm_cell_backward";
-  LstmCellCache& cache = cache_arg<LstmCellCache>(fn, cache_obj, "LstmCellCache",
-                                                  "lstm_cell_forward");
+  LstmCellCache& cache =
+      cache_arg<LstmCellCache>(fn, cache_obj, "LstmCellCache", "lstm_cell_forward");
   return dispatch(cache.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = cache.shape;

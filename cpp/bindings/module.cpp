@@ -1,9 +1,9 @@
+#include "module.hpp"
+
 #include <pybind11/pybind11.h>
 
 #include "dlcore/parallel.hpp"
 #include "dlcore/probe.hpp"
-#include "module.hpp"
-
 
 namespace py = pybind11;
 

@@ -42,8 +42,9 @@ T* state_array(const char* fn, const char* name, py::handle obj, const py::array
 template <typename F>
 void with_param(const char* fn, py::handle param_obj, py::handle grad_obj, F&& run) {
   if (!py::isinstance<py::array>(param_obj)) {
-    throw py::type_error(std::string(fn) + ": argument 'param' must be a numpy array updated "
-                                           "in place");
+    throw py::type_error(std::string(fn) +
+                         ": argument 'param' must be a numpy array updated "
+                         "in place");
   }
   auto param = py::reinterpret_borrow<py::array>(param_obj);
   const bool f32 = py::isinstance<py::array_t<float>>(param);
@@ -74,8 +75,8 @@ void check_positive_step(const char* fn, int64_t step) {
 void register_optim(py::module_& m) {
   m.def(
       "adam_update",
-      [](py::handle param, py::handle grad, py::handle m_, py::handle v, double lr,
-         double beta_1, double beta_2, double epsilon, int64_t step, py::handle vhat) {
+      [](py::handle param, py::handle grad, py::handle m_, py::handle v, double lr, double beta_1,
+         double beta_2, double epsilon, int64_t step, py::handle vhat) {
         const char* fn = "adam_update";
         check_positive_step(fn, step);
         with_param(fn, param, grad, [&](auto* p, const auto* g, int64_t n, auto zero) {
@@ -89,8 +90,8 @@ void register_optim(py::module_& m) {
           adam_update<T>(p, mm, vv, vh, g, n, lr, beta_1, beta_2, epsilon, step);
         });
       },
-      py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::kw_only(),
-      py::arg("lr"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("step"),
+      py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::kw_only(), py::arg("lr"),
+      py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("step"),
       py::arg("vhat") = py::none(),
       "In-place Adam update (Keras' form) of ``param`` and its moments ``m``, ``v`` (and "
       "``vhat`` with AMSGrad); ``step`` counts from 1.");
@@ -101,20 +102,20 @@ void register_optim(py::module_& m) {
         const char* fn = "sgd_update";
         with_param(fn, param, grad, [&](auto* p, const auto* g, int64_t n, auto zero) {
           using T = decltype(zero);
-          T* vel = state_array<T>(fn, "velocity", velocity,
-                                  py::reinterpret_borrow<py::array>(param));
+          T* vel =
+              state_array<T>(fn, "velocity", velocity, py::reinterpret_borrow<py::array>(param));
           if (momentum != 0 && !vel) fail(fn, ": momentum needs a velocity array");
           py::gil_scoped_release release;
           sgd_update<T>(p, momentum != 0 ? vel : nullptr, g, n, lr, momentum, nesterov);
         });
       },
-      py::arg("param"), py::arg("grad"), py::kw_only(), py::arg("lr"),
-      py::arg("momentum") = 0.0, py::arg("nesterov") = false, py::arg("velocity") = py::none(),
+      py::arg("param"), py::arg("grad"), py::kw_only(), py::arg("lr"), py::arg("momentum") = 0.0,
+      py::arg("nesterov") = false, py::arg("velocity") = py::none(),
       "In-place SGD update, with momentum / Nesterov (Keras' form) when ``velocity`` is given.");
   m.def(
       "rmsprop_update",
-      [](py::handle param, py::handle grad, py::handle v, double lr, double rho,
-         double momentum, double epsilon, py::handle mg, py::handle mom) {
+      [](py::handle param, py::handle grad, py::handle v, double lr, double rho, double momentum,
+         double epsilon, py::handle mg, py::handle mom) {
         const char* fn = "rmsprop_update";
         with_param(fn, param, grad, [&](auto* p, const auto* g, int64_t n, auto zero) {
           using T = decltype(zero);
@@ -125,13 +126,13 @@ void register_optim(py::module_& m) {
           T* momp = state_array<T>(fn, "mom", mom, pa);
           if (momentum != 0 && !momp) fail(fn, ": momentum needs a mom array");
           py::gil_scoped_release release;
-          rmsprop_update<T>(p, vv, mgp, momentum != 0 ? momp : nullptr, g, n, lr, rho,
-                            momentum, epsilon);
+          rmsprop_update<T>(p, vv, mgp, momentum != 0 ? momp : nullptr, g, n, lr, rho, momentum,
+                            epsilon);
         });
       },
-      py::arg("param"), py::arg("grad"), py::arg("v"), py::kw_only(), py::arg("lr"),
-      py::arg("rho"), py::arg("momentum") = 0.0, py::arg("epsilon") = 1e-7,
-      py::arg("mg") = py::none(), py::arg("mom") = py::none(),
+      py::arg("param"), py::arg("grad"), py::arg("v"), py::kw_only(), py::arg("lr"), py::arg("rho"),
+      py::arg("momentum") = 0.0, py::arg("epsilon") = 1e-7, py::arg("mg") = py::none(),
+      py::arg("mom") = py::none(),
       "In-place RMSprop update (Keras' form); ``mg`` for centered, ``mom`` with momentum.");
 }
 

@@ -42,7 +42,8 @@ std::pair<int64_t, int64_t> int_pair_arg(py::handle obj, const char* fn, const c
   const char* expected = "an int or a pair of ints (h, w)";
   if (is_sequence(obj)) {
     py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-    if (seq.size() != 2) fail(fn, ": argument '", name, "' must be ", expected, ", got ", repr_of(obj));
+    if (seq.size() != 2)
+      fail(fn, ": argument '", name, "' must be ", expected, ", got ", repr_of(obj));
     return {int_value(seq[0], fn, name, expected), int_value(seq[1], fn, name, expected)};
   }
   const int64_t v = int_value(obj, fn, name, expected);
@@ -78,7 +79,8 @@ std::array<int64_t, 4> shape4_arg(py::handle obj, const char* fn, const char* na
                          ", got " + repr_of(obj));
   }
   py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-  if (seq.size() != 4) fail(fn, ": argument '", name, "' must be ", expected, ", got ", repr_of(obj));
+  if (seq.size() != 4)
+    fail(fn, ": argument '", name, "' must be ", expected, ", got ", repr_of(obj));
   std::array<int64_t, 4> out;
   for (size_t i = 0; i < 4; ++i) out[i] = int_value(seq[i], fn, name, expected);
   return out;

@@ -11,8 +11,7 @@
 namespace dlcore::bind {
 
 // An int or a pair of ints (h, w), as int or (h, w) arguments take them.
-std::pair<int64_t, int64_t> int_pair_arg(pybind11::handle obj, const char* fn,
-                                         const char* name);
+std::pair<int64_t, int64_t> int_pair_arg(pybind11::handle obj, const char* fn, const char* name);
 
 // An int, (pad_h, pad_w) or ((top, bottom), (left, right)) -> {top, bottom, left, right}.
 std::array<int64_t, 4> padding_arg(pybind11::handle obj, const char* fn);

@@ -4,10 +4,10 @@
 #include <cstring>
 #include <vector>
 
+#include "conv2d_winograd.hpp"
 #include "dlcore/checks.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
-#include "conv2d_winograd.hpp"
 #include "simd.hpp"
 #include "thread_workspace.hpp"
 
@@ -20,13 +20,14 @@ int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_
       __builtin_add_overflow(padded, pad_hi, &padded) ||
       __builtin_mul_overflow(window - 1, dilation, &span) ||
       __builtin_add_overflow(span, 1, &span)) {
-    fail(fn, ": ", what, " size ", in, " with padding (", pad_lo, ", ", pad_hi,
-         "), window ", window, " and dilation ", dilation, " overflows a 64-bit integer");
+    fail(fn, ": ", what, " size ", in, " with padding (", pad_lo, ", ", pad_hi, "), window ",
+         window, " and dilation ", dilation, " overflows a 64-bit integer");
   }
   if (span > padded) {
-    fail(fn, ": the ", what, " window spans ", span, " (size ", window, ", dilation ",
-         dilation, ") but the padded input has ", what, " ", padded, " (", in,
-         " + padding ", pad_lo, " + ", pad_hi, "); expected a window no larger than the "
+    fail(fn, ": the ", what, " window spans ", span, " (size ", window, ", dilation ", dilation,
+         ") but the padded input has ", what, " ", padded, " (", in, " + padding ", pad_lo, " + ",
+         pad_hi,
+         "); expected a window no larger than the "
          "padded input");
   }
   return (padded - span) / stride + 1;
@@ -38,8 +39,7 @@ void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w) 
 
 void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right) {
   if (top < 0 || bottom < 0 || left < 0 || right < 0) {
-    fail(fn, ": padding must be >= 0, got ((", top, ", ", bottom, "), (", left, ", ", right,
-         "))");
+    fail(fn, ": padding must be >= 0, got ((", top, ", ", bottom, "), (", left, ", ", right, "))");
   }
 }
 
@@ -57,10 +57,8 @@ Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
   check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
   check_at_least_one(fn, "dilation", p.dilation_h, p.dilation_w);
   check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
-  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, KH, p.dilation_h,
-                           p.stride_h);
-  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, KW, p.dilation_w,
-                           p.stride_w);
+  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, KH, p.dilation_h, p.stride_h);
+  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, KW, p.dilation_w, p.stride_w);
   checked_numel({N, OH, OW, OC}, fn);
   checked_numel({KH, KW, C, OC}, fn);
   checked_numel({N, OH, OW, KH, KW, C}, fn);  // im2col indices of every pixel
@@ -105,8 +103,8 @@ constexpr int64_t kWinogradMinC = 16;
 bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w, double min_ratio) {
   // ceil(n / 2) written so that it cannot overflow: conv2d_plan takes shapes whose
   // dimensions reach INT64_MAX when the batch is empty.
-  const double tiles = static_cast<double>(out_h / 2 + out_h % 2) *
-                       static_cast<double>(out_w / 2 + out_w % 2);
+  const double tiles =
+      static_cast<double>(out_h / 2 + out_h % 2) * static_cast<double>(out_w / 2 + out_w % 2);
   const double pixels = static_cast<double>(s.OH) * static_cast<double>(s.OW);
   return s.is_winograd() && s.C >= kWinogradMinC && 9 * pixels >= min_ratio * 16 * tiles;
 }
@@ -206,32 +204,33 @@ void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
 template <typename T>
 void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows) {
   const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
-  for_each_tap(s, p0, rows, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end,
-                                Span in, int64_t at) {
-    T* dst = col + r * K + tap * C;
-    for (int64_t ow = ow_begin; ow < in.lo; ++ow, dst += K) std::fill_n(dst, C, T(0));
-    if (C == 1) {
-      for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) *dst = x[i];
-    } else {
-      for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) {
-        std::memcpy(dst, x + i, C * sizeof(T));
-      }
-    }
-    for (int64_t ow = in.hi; ow < ow_end; ++ow, dst += K) std::fill_n(dst, C, T(0));
-  });
+  for_each_tap(s, p0, rows,
+               [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end, Span in, int64_t at) {
+                 T* dst = col + r * K + tap * C;
+                 for (int64_t ow = ow_begin; ow < in.lo; ++ow, dst += K) std::fill_n(dst, C, T(0));
+                 if (C == 1) {
+                   for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step)
+                     *dst = x[i];
+                 } else {
+                   for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, dst += K, i += step) {
+                     std::memcpy(dst, x + i, C * sizeof(T));
+                   }
+                 }
+                 for (int64_t ow = in.hi; ow < ow_end; ++ow, dst += K) std::fill_n(dst, C, T(0));
+               });
 }
 
 // The adjoint of im2col for rows p0 .. p0+rows-1: dx[pixel under row p] += dcol[p].
 template <typename T>
 void col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t p0, int64_t rows) {
   const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
-  for_each_tap(s, p0, rows, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t,
-                                Span in, int64_t at) {
-    const T* src = dcol + (r + in.lo - ow_begin) * K + tap * C;
-    for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, src += K, i += step) {
-      for (int64_t c = 0; c < C; ++c) dx[i + c] += src[c];
-    }
-  });
+  for_each_tap(s, p0, rows,
+               [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t, Span in, int64_t at) {
+                 const T* src = dcol + (r + in.lo - ow_begin) * K + tap * C;
+                 for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, src += K, i += step) {
+                   for (int64_t c = 0; c < C; ++c) dx[i + c] += src[c];
+                 }
+               });
 }
 
 // y rows (rows, OC) = bias, or 0: the GEMMs accumulate on top.
@@ -291,22 +290,23 @@ DLCORE_NO_LIBCALLS void copy_short(T* __restrict dst, const T* __restrict src, i
 
 // colT (K, m) = the transpose of im2col rows p0 .. p0+m-1.
 template <typename T>
-DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s,
-                                          int64_t p0, int64_t m) {
+DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s, int64_t p0,
+                                          int64_t m) {
   const int64_t C = s.C, step = s.p.stride_w * C;
-  for_each_tap(s, p0, m, [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end,
-                             Span in, int64_t at) {
-    for (int64_t c = 0; c < C; ++c) {
-      T* dst = colT + (tap * C + c) * m + r - ow_begin;  // dst[ow]: output ow's column
-      for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
-      if (step == 1 && in.lo < in.hi) {
-        copy_short(dst + in.lo, x + at + c, in.hi - in.lo);
-      } else {
-        for (int64_t ow = in.lo, i = at + c; ow < in.hi; ++ow, i += step) dst[ow] = x[i];
-      }
-      for (int64_t ow = in.hi; ow < ow_end; ++ow) dst[ow] = T(0);
-    }
-  });
+  for_each_tap(s, p0, m,
+               [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end, Span in, int64_t at) {
+                 for (int64_t c = 0; c < C; ++c) {
+                   T* dst = colT + (tap * C + c) * m + r - ow_begin;  // dst[ow]: output ow's column
+                   for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
+                   if (step == 1 && in.lo < in.hi) {
+                     copy_short(dst + in.lo, x + at + c, in.hi - in.lo);
+                   } else {
+                     for (int64_t ow = in.lo, i = at + c; ow < in.hi; ++ow, i += step)
+                       dst[ow] = x[i];
+                   }
+                   for (int64_t ow = in.hi; ow < ow_end; ++ow) dst[ow] = T(0);
+                 }
+               });
 }
 
 // y (m, OC) columns oc0 .. oc0+V*lanes-1 = bias + colT^T @ kernel, V vectors per pixel,
@@ -346,11 +346,12 @@ void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias,
 }
 
 template <typename T>
-void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
-                         int64_t K, int64_t OC) {
+void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, int64_t m, int64_t K,
+                         int64_t OC) {
   constexpr int L = simd::kLanes<T>;
   int64_t oc0 = 0;
-  for (; oc0 + 4 * L <= OC; oc0 += 4 * L) direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0);
+  for (; oc0 + 4 * L <= OC; oc0 += 4 * L)
+    direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0);
   for (; oc0 + L <= OC; oc0 += L) direct_forward_columns<1>(y, colT, kernel, bias, m, K, OC, oc0);
   for (; oc0 < OC; ++oc0) {
     for (int64_t p = 0; p < m; ++p) {
@@ -420,8 +421,7 @@ void direct_weight_tile(T* dk, T* db, const T* colT, const T* dy, int64_t m, int
 
 // Pixel tiles with the direct kernels (small K) or im2col and a GEMM.
 template <typename T>
-void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
-                         const Conv2dShape& s) {
+void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
   const int threads = get_num_threads();
@@ -437,8 +437,7 @@ void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
     }
     im2col(col, x, s, p0, m);
     fill_bias(y + p0 * OC, bias, m, OC);
-    gemm_accumulate<T>({y + p0 * OC, OC, false}, {col, K, false}, {kernel, OC, false}, m, OC,
-                       K);
+    gemm_accumulate<T>({y + p0 * OC, OC, false}, {col, K, false}, {kernel, OC, false}, m, OC, K);
   }
 }
 
@@ -446,8 +445,7 @@ void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias,
 // Each thread sums its tiles (a fixed, contiguous range: static schedule) into its own
 // partials, which are then added in thread order: bit-identical runs for a thread count.
 template <typename T>
-void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
-                              const Conv2dShape& s) {
+void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x, const Conv2dShape& s) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const int64_t partial = K * OC + OC;  // dkernel then dbias
   const bool direct = conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::direct;
@@ -461,8 +459,8 @@ void weight_grads_pixel_tiles(T* dkernel, T* dbias, const T* dy, const T* x,
     const int64_t m = std::min(rows, P - p0);
     if (direct) {
       if (dkernel) im2col_transposed(col, x, s, p0, m);
-      direct_weight_tile(dkernel ? dk : nullptr, dbias ? dk + K * OC : nullptr, col,
-                         dy + p0 * OC, m, K, OC);
+      direct_weight_tile(dkernel ? dk : nullptr, dbias ? dk + K * OC : nullptr, col, dy + p0 * OC,
+                         m, K, OC);
       continue;
     }
     if (dkernel) {
@@ -485,8 +483,7 @@ void input_grad_sample(T* dx, T* dcol, const T* dy, const T* kernel, const Conv2
     const int64_t p0 = n * per_sample + r0, m = std::min(rows, per_sample - r0);
     std::fill_n(dcol, m * K, T(0));
     // kernel^T without a transposed copy: the (K, OC) row-major kernel read column-major.
-    gemm_accumulate<T>({dcol, K, false}, {dy + p0 * OC, OC, false}, {kernel, OC, true}, m, K,
-                       OC);
+    gemm_accumulate<T>({dcol, K, false}, {dy + p0 * OC, OC, false}, {kernel, OC, true}, m, K, OC);
     col2im(dx, dcol, s, p0, m);
   }
 }
@@ -507,17 +504,18 @@ void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dSha
   }
 }
 
-
 }  // namespace
 
 size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
   const int64_t tile = tile_rows(s, elem_size) * s.K();
   const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
   size_t bytes = static_cast<size_t>(tile + partial) * elem_size;
-  const auto winograd_in = [&](Conv2dPass pass) { return conv2d_plan(s, pass) == Conv2dPlan::winograd; };
-  const bool winograd = winograd_in(Conv2dPass::forward) ||
-                        (backward && (winograd_in(Conv2dPass::input_grad) ||
-                                      winograd_in(Conv2dPass::weight_grads)));
+  const auto winograd_in = [&](Conv2dPass pass) {
+    return conv2d_plan(s, pass) == Conv2dPlan::winograd;
+  };
+  const bool winograd =
+      winograd_in(Conv2dPass::forward) ||
+      (backward && (winograd_in(Conv2dPass::input_grad) || winograd_in(Conv2dPass::weight_grads)));
   if (winograd) bytes = std::max(bytes, winograd_workspace_bytes(s, elem_size, backward));
   return bytes;
 }
@@ -526,10 +524,13 @@ template <typename T>
 void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
   if (s.pixels() == 0 || s.OC == 0) return;
   switch (conv2d_plan(s)) {
-    case Conv2dPlan::pointwise: return forward_pointwise(y, x, kernel, bias, s);
-    case Conv2dPlan::winograd: return winograd_forward(y, x, kernel, bias, s);
+    case Conv2dPlan::pointwise:
+      return forward_pointwise(y, x, kernel, bias, s);
+    case Conv2dPlan::winograd:
+      return winograd_forward(y, x, kernel, bias, s);
     case Conv2dPlan::direct:
-    case Conv2dPlan::pixel_tiles: return forward_pixel_tiles(y, x, kernel, bias, s);
+    case Conv2dPlan::pixel_tiles:
+      return forward_pixel_tiles(y, x, kernel, bias, s);
   }
 }
 
@@ -540,7 +541,8 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
   const int64_t P = s.pixels(), OC = s.OC;
   if (conv2d_plan(s) == Conv2dPlan::pointwise) {
     if (dx) gemm_accumulate<T>({dx, s.C, false}, {dy, OC, false}, {kernel, OC, true}, P, s.C, OC);
-    if (dkernel) gemm_accumulate<T>({dkernel, OC, false}, {x, s.C, true}, {dy, OC, false}, s.C, OC, P);
+    if (dkernel)
+      gemm_accumulate<T>({dkernel, OC, false}, {x, s.C, true}, {dy, OC, false}, s.C, OC, P);
     if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
     return;
   }
@@ -558,10 +560,9 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
   }
 }
 
-#define DLCORE_INSTANTIATE_CONV2D(T)                                                       \
-  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);   \
-  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*,               \
-                                   const Conv2dShape&);
+#define DLCORE_INSTANTIATE_CONV2D(T)                                                     \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dShape&);
 DLCORE_INSTANTIATE_CONV2D(float)
 DLCORE_INSTANTIATE_CONV2D(double)
 #undef DLCORE_INSTANTIATE_CONV2D

@@ -27,10 +27,19 @@ struct WinogradGeometry {
   int64_t top, left;         // output (oh, ow) reads input rows oh-top .. oh-top+2 (cols alike)
   int64_t tiles_h, tiles_w;  // 2x2 output tiles of a sample, the last ones partial
 
-  WinogradGeometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow,
-                   int64_t oc, int64_t t, int64_t l)
-      : N(n), H(h), W(w), C(c), OH(oh), OW(ow), OC(oc), top(t), left(l),
-        tiles_h((oh + 1) / 2), tiles_w((ow + 1) / 2) {}
+  WinogradGeometry(int64_t n, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow, int64_t oc,
+                   int64_t t, int64_t l)
+      : N(n),
+        H(h),
+        W(w),
+        C(c),
+        OH(oh),
+        OW(ow),
+        OC(oc),
+        top(t),
+        left(l),
+        tiles_h((oh + 1) / 2),
+        tiles_w((ow + 1) / 2) {}
 
   int64_t tiles() const { return N * tiles_h * tiles_w; }
 };
@@ -138,8 +147,8 @@ void filter_transform_adjoint(V (&g)[9], const V (&u)[kTaps], T half) {
 // m (4x4) = A y A^T for a 2x2 y: the gradient of A^T m A.
 template <typename V>
 void output_transform_adjoint(V (&m)[kTaps], const V (&y)[4]) {
-  const V r[4][2] = {{y[0], y[1]}, {y[0] + y[2], y[1] + y[3]}, {y[0] - y[2], y[1] - y[3]},
-                     {-y[2], -y[3]}};  // A y
+  const V r[4][2] = {
+      {y[0], y[1]}, {y[0] + y[2], y[1] + y[3]}, {y[0] - y[2], y[1] - y[3]}, {-y[2], -y[3]}};  // A y
   for (int i = 0; i < 4; ++i) {
     m[4 * i] = r[i][0];
     m[4 * i + 1] = r[i][0] + r[i][1];
@@ -423,15 +432,16 @@ size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool bac
   const int threads = get_num_threads();
   const WinogradGeometry forward = forward_geometry(s), input_grad = input_grad_geometry(s);
   int64_t block = block_tiles(forward.tiles(), s.C, s.OC, elem_size, threads);
-  if (backward) block = std::max(block, block_tiles(input_grad.tiles(), s.OC, s.C, elem_size, threads));
+  if (backward)
+    block = std::max(block, block_tiles(input_grad.tiles(), s.OC, s.C, elem_size, threads));
   const int64_t kernel = kTaps * s.C * s.OC;
   const int64_t per_thread = kTaps * block * (s.C + s.OC) + (backward ? kernel : 0);
   return static_cast<size_t>(kernel + std::max(s.C, s.OC) + per_thread) * elem_size;
 }
 
-#define DLCORE_INSTANTIATE_WINOGRAD(T)                                                      \
+#define DLCORE_INSTANTIATE_WINOGRAD(T)                                                     \
   template void winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
-  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);     \
+  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);        \
   template void winograd_kernel_grad<T>(T*, const T*, const T*, const Conv2dShape&);
 DLCORE_INSTANTIATE_WINOGRAD(float)
 DLCORE_INSTANTIATE_WINOGRAD(double)

@@ -117,8 +117,7 @@ GemmShape GemmShape::from_operands(const char* fn, int64_t a_rows, int64_t a_col
 }
 
 template <typename T>
-void gemm_accumulate(MutMatRef<T> c, MatRef<T> a, MatRef<T> b, int64_t M, int64_t N,
-                     int64_t K) {
+void gemm_accumulate(MutMatRef<T> c, MatRef<T> a, MatRef<T> b, int64_t M, int64_t N, int64_t K) {
   if (M == 0 || N == 0 || K == 0) return;
   if (c.trans) {  // c^T (N,M) += b^T @ a^T keeps the destination row-major
     gemm_accumulate<T>({c.data, c.ld, false}, b.transposed(), a.transposed(), N, M, K);
@@ -132,8 +131,7 @@ void gemm_accumulate(MutMatRef<T> c, MatRef<T> a, MatRef<T> b, int64_t M, int64_
 }
 
 template <typename T>
-void gemm_forward(MutMatRef<T> c, MatRef<T> a, MatRef<T> b, const GemmShape& s,
-                  bool accumulate) {
+void gemm_forward(MutMatRef<T> c, MatRef<T> a, MatRef<T> b, const GemmShape& s, bool accumulate) {
   if (s.M == 0 || s.N == 0) return;
   if (!accumulate) {
     RowMap<T> C(c.data, c.trans ? s.N : s.M, c.trans ? s.M : s.N, Eigen::OuterStride<>(c.ld));
@@ -149,11 +147,10 @@ void gemm_backward(MutMatRef<T> da, MutMatRef<T> db, MatRef<T> dc, MatRef<T> a, 
   if (db.data) gemm_accumulate(db, a.transposed(), dc, s.K, s.N, s.M);
 }
 
-#define DLCORE_INSTANTIATE_GEMM(T)                                                            \
-  template void gemm_accumulate<T>(MutMatRef<T>, MatRef<T>, MatRef<T>, int64_t, int64_t,      \
-                                   int64_t);                                                  \
-  template void gemm_forward<T>(MutMatRef<T>, MatRef<T>, MatRef<T>, const GemmShape&, bool);  \
-  template void gemm_backward<T>(MutMatRef<T>, MutMatRef<T>, MatRef<T>, MatRef<T>, MatRef<T>, \
+#define DLCORE_INSTANTIATE_GEMM(T)                                                                 \
+  template void gemm_accumulate<T>(MutMatRef<T>, MatRef<T>, MatRef<T>, int64_t, int64_t, int64_t); \
+  template void gemm_forward<T>(MutMatRef<T>, MatRef<T>, MatRef<T>, const GemmShape&, bool);       \
+  template void gemm_backward<T>(MutMatRef<T>, MutMatRef<T>, MatRef<T>, MatRef<T>, MatRef<T>,      \
                                  const GemmShape&);
 DLCORE_INSTANTIATE_GEMM(float)
 DLCORE_INSTANTIATE_GEMM(double)

@@ -1,10 +1,9 @@
 #include "dlcore/lstm.hpp"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
-
-#include <Eigen/Core>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -104,8 +103,8 @@ void store_first(T* dst, const Packet<T>& v, int64_t n) {
 // dst <- panels [first, last) of b, where b(k, col) = b[k * ldk + col * ldn] with either
 // ldn = 1 (b's rows run along k) or ldk = 1 (b is stored transposed); padding is 0.
 template <typename T>
-void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L,
-                 int64_t first, int64_t last) {
+void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L, int64_t first,
+                 int64_t last) {
   using P = Packet<T>;
   constexpr int PS = kPacket<T>;
   constexpr int64_t W = kPanel<T>;
@@ -234,12 +233,18 @@ void panel_sweep(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int6
 template <typename F>
 void with_rows(int64_t rows, F&& f) {
   switch (rows) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    default: return;
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    default:
+      return;
   }
 }
 
@@ -268,13 +273,13 @@ void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, in
       const PanelGroup<T, 1> g(packed, p, L);
       int64_t r = r0;
       for (; r + kRows <= r1; r += kRows) {
-        tile<T, kRows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
-                          lda, L.K, g);
+        tile<T, kRows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda, lda,
+                          L.K, g);
       }
       if (r < r1) {
         with_rows(r1 - r, [&](auto rows) {
-          tile<T, rows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda,
-                           lda, L.K, g);
+          tile<T, rows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda, lda,
+                           L.K, g);
         });
       }
     }
@@ -320,8 +325,8 @@ struct PartialPacket {
 // The forward of one packet of units: z* hold the pre-activations and receive the
 // activations (what the backward needs); c receives c_t, h receives h_t.
 template <typename T, bool HasPrev, typename Lanes>
-EIGEN_STRONG_INLINE void gates_forward_packet(Lanes at, T* zi, T* zf, T* zg, T* zo,
-                                              const T* c_prev, T* c, T* h) {
+EIGEN_STRONG_INLINE void gates_forward_packet(Lanes at, T* zi, T* zf, T* zg, T* zo, const T* c_prev,
+                                              T* c, T* h) {
   using M = GateMath<T>;
   using P = Packet<T>;
   const P i = M::sigmoid(at.load(zi)), f = M::sigmoid(at.load(zf));
@@ -339,9 +344,9 @@ EIGEN_STRONG_INLINE void gates_forward_packet(Lanes at, T* zi, T* zf, T* zg, T* 
 // The backward of one packet: z* hold the activations and receive the gradients of the
 // pre-activations, which b* accumulate; dc holds dL/dc_t and receives dL/dc_{t-1}.
 template <typename T, bool HasPrev, typename Lanes>
-EIGEN_STRONG_INLINE void gates_backward_packet(Lanes at, T* zi, T* zf, T* zg, T* zo, T* dc,
-                                               T* bi, T* bf, T* bg, T* bo, const T* dh,
-                                               const T* c, const T* c_prev) {
+EIGEN_STRONG_INLINE void gates_backward_packet(Lanes at, T* zi, T* zf, T* zg, T* zo, T* dc, T* bi,
+                                               T* bf, T* bg, T* bo, const T* dh, const T* c,
+                                               const T* c_prev) {
   using P = Packet<T>;
   const P one = ei::pset1<P>(T(1));
   const P i = at.load(zi), f = at.load(zf), g = at.load(zg), o = at.load(zo), dht = at.load(dh);
@@ -370,8 +375,8 @@ template <typename T, bool HasPrev>
 void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
   int64_t j = 0;
   for (; j + kPacket<T> <= L; j += kPacket<T>) {
-    gates_forward_packet<T, HasPrev>(FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev,
-                                     c, h);
+    gates_forward_packet<T, HasPrev>(FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev, c,
+                                     h);
   }
   if (j < L) {
     gates_forward_packet<T, HasPrev>(PartialPacket<T>{j, L - j}, z, z + U, z + 2 * U, z + 3 * U,
@@ -401,9 +406,8 @@ void gates_backward_row(T* a, T* dc, T* b, const T* dh, const T* c, const T* c_p
                                       b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
   }
   if (j < L) {
-    gates_backward_packet<T, HasPrev>(PartialPacket<T>{j, L - j}, a, a + U, a + 2 * U,
-                                      a + 3 * U, dc, b, b + U, b + 2 * U, b + 3 * U, dh, c,
-                                      c_prev);
+    gates_backward_packet<T, HasPrev>(PartialPacket<T>{j, L - j}, a, a + U, a + 2 * U, a + 3 * U,
+                                      dc, b, b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
   }
 }
 
@@ -525,8 +529,8 @@ void gather_inputs(T* xh, const T* x, const T* y, const T* h0, int64_t TT, int64
 // c_{t-1} for row n*T+t of the cells (N*T, U) from unit j0 on: the cell of the step
 // before, c0 at t = 0, null (zeros) when c0 is.
 template <typename T>
-const T* cell_before(const T* cells, const T* c0, int64_t row, int64_t t, int64_t n,
-                     int64_t U, int64_t j0) {
+const T* cell_before(const T* cells, const T* c0, int64_t row, int64_t t, int64_t n, int64_t U,
+                     int64_t j0) {
   if (t > 0) return cells + (row - 1) * U + j0;
   return c0 ? c0 + n * U + j0 : nullptr;
 }
@@ -548,8 +552,7 @@ void last_step_gradients(T* dh, T* dc, const T* dy, const T* dh_n, const T* dc_n
 // dweights (I+U, 4U) += xh^T @ dz: dkernel and drecurrent_kernel from one product that
 // reads dz once, on Eigen's threads.
 template <typename T>
-void weight_gradients(T* dweights, const T* xh, const T* dz, int64_t rows, int64_t I,
-                      int64_t U) {
+void weight_gradients(T* dweights, const T* xh, const T* dz, int64_t rows, int64_t I, int64_t U) {
   const int64_t G = 4 * U;
   gemm_accumulate<T>({dweights, G, false}, {xh, I + U, true}, {dz, G, false}, I + U, G, rows);
 }
@@ -560,16 +563,15 @@ void weight_gradients(T* dweights, const T* xh, const T* dz, int64_t rows, int64
 namespace {
 
 void check_weights(const char* fn, int64_t I, int64_t U, const std::vector<int64_t>& kernel,
-                   const std::vector<int64_t>& recurrent_kernel,
-                   const std::vector<int64_t>& bias) {
+                   const std::vector<int64_t>& recurrent_kernel, const std::vector<int64_t>& bias) {
   if (recurrent_kernel[1] != 4 * recurrent_kernel[0]) {
     fail(fn, ": argument 'recurrent_kernel' has shape ", shape_str(recurrent_kernel),
          "; expected (U, 4U) for U hidden units, i.e. (", recurrent_kernel[0], ", ",
          4 * recurrent_kernel[0], ")");
   }
   if (kernel[0] != I || kernel[1] != 4 * U) {
-    fail(fn, ": argument 'kernel' has shape ", shape_str(kernel), "; expected (I, 4U) = (", I,
-         ", ", 4 * U, ") for I=", I, " input features and U=", U, " units");
+    fail(fn, ": argument 'kernel' has shape ", shape_str(kernel), "; expected (I, 4U) = (", I, ", ",
+         4 * U, ") for I=", I, " input features and U=", U, " units");
   }
   if (bias[0] != 4 * U) {
     fail(fn, ": argument 'bias' has shape ", shape_str(bias), "; expected (4U,) = (", 4 * U,
@@ -580,16 +582,15 @@ void check_weights(const char* fn, int64_t I, int64_t U, const std::vector<int64
 void check_state(const char* fn, const char* name, const std::vector<int64_t>& got, int64_t N,
                  int64_t U) {
   if (!got.empty() && (got[0] != N || got[1] != U)) {
-    fail(fn, ": argument '", name, "' has shape ", shape_str(got), "; expected (N, U) = (", N,
-         ", ", U, ") for batch N=", N, " and U=", U, " units");
+    fail(fn, ": argument '", name, "' has shape ", shape_str(got), "; expected (N, U) = (", N, ", ",
+         U, ") for batch N=", N, " and U=", U, " units");
   }
 }
 
 }  // namespace
 
 LstmShape LstmShape::from_operands(const char* fn, bool cell, const std::vector<int64_t>& x,
-                                   const std::vector<int64_t>& h0,
-                                   const std::vector<int64_t>& c0,
+                                   const std::vector<int64_t>& h0, const std::vector<int64_t>& c0,
                                    const std::vector<int64_t>& kernel,
                                    const std::vector<int64_t>& recurrent_kernel,
                                    const std::vector<int64_t>& bias) {
@@ -605,8 +606,7 @@ LstmShape LstmShape::from_operands(const char* fn, bool cell, const std::vector<
   return s;
 }
 
-void LstmShape::check_gradient(const char* fn, const char* name,
-                               const std::vector<int64_t>& got,
+void LstmShape::check_gradient(const char* fn, const char* name, const std::vector<int64_t>& got,
                                const std::vector<int64_t>& expected) {
   if (got != expected) {
     fail(fn, ": argument '", name, "' has shape ", shape_str(got), "; expected ",
@@ -713,7 +713,6 @@ void forward_by_units(const ForwardBuffers<T>& b, const LstmShape& s, int P) {
   }
 }
 
-
 template <typename T>
 void forward_by_batch(const ForwardBuffers<T>& b, const LstmShape& s, [[maybe_unused]] int P) {
   auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias] = b;
@@ -744,8 +743,8 @@ void forward_by_batch(const ForwardBuffers<T>& b, const LstmShape& s, [[maybe_un
       }
       for (int64_t n = n0; n < n1; ++n) {
         const int64_t row = n * TT + t;
-        gates_forward(gates + row * G, U, cell_before(cells, c0, row, t, n, U, 0),
-                      cells + row * U, y + row * U, U);
+        gates_forward(gates + row * G, U, cell_before(cells, c0, row, t, n, U, 0), cells + row * U,
+                      y + row * U, U);
       }
     }
     for (int64_t n = n0; n < n1; ++n) {
@@ -815,7 +814,6 @@ void backward_by_units(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
   weight_gradients(dweights, xh, gates, rows, I, U);
 }
 
-
 template <typename T>
 void backward_by_batch(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
   auto [dx, dh0, dc0, dweights, dbias, gates, cells, y, x, h0, c0, kernel, recurrent_kernel, dy,
@@ -877,9 +875,8 @@ void backward_by_batch(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
 }  // namespace
 
 template <typename T>
-void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
-                  const T* c0, const T* kernel, const T* recurrent_kernel, const T* bias,
-                  const LstmShape& s) {
+void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0, const T* c0,
+                  const T* kernel, const T* recurrent_kernel, const T* bias, const LstmShape& s) {
   if (s.N == 0 || s.U == 0) return;
   const Plan how = plan(s);
   const ForwardBuffers<T> b{y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias};
@@ -897,8 +894,8 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dweights, T* dbias, T* gates, const
                    const LstmShape& s) {
   if (s.N == 0 || s.U == 0) return;
   const Plan how = plan(s);
-  const BackwardBuffers<T> b{dx, dh0, dc0, dweights, dbias, gates, cells, y,
-                             x,  h0,  c0,  kernel,   recurrent_kernel, dy, dh_n, dc_n};
+  const BackwardBuffers<T> b{dx, dh0, dc0,    dweights,         dbias, gates, cells, y, x,
+                             h0, c0,  kernel, recurrent_kernel, dy,    dh_n,  dc_n};
   if (how.by_batch) {
     backward_by_batch(b, s, how.threads);
   } else {
@@ -933,8 +930,8 @@ void lstm_cell_forward(T* h_next, T* c_next, T* gates, const T* x, const T* h, c
   for_unit_slices<T>(s, [&](UnitRange units) {
     for (int64_t n = 0; n < N; ++n) {
       const int64_t at = n * U + units.begin;
-      gates_forward(gates + n * G + units.begin, U, c ? c + at : nullptr, c_next + at,
-                    h_next + at, units.size());
+      gates_forward(gates + n * G + units.begin, U, c ? c + at : nullptr, c_next + at, h_next + at,
+                    units.size());
     }
   });
 }
@@ -970,16 +967,16 @@ void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, co
   weight_gradients(dweights, xh, gates, N, I, U);
 }
 
-#define DLCORE_INSTANTIATE_LSTM(T)                                                          \
-  template void lstm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, \
-                                const T*, const T*, const LstmShape&);                      \
-  template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,      \
-                                 const T*, const T*, const T*, const T*, const T*, const T*, \
-                                 const T*, const LstmShape&);                               \
-  template void lstm_cell_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
-                                     const T*, const T*, const LstmShape&);                 \
-  template void lstm_cell_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, \
-                                      const T*, const T*, const T*, const T*, const T*,     \
+#define DLCORE_INSTANTIATE_LSTM(T)                                                                 \
+  template void lstm_forward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*,        \
+                                const T*, const T*, const LstmShape&);                             \
+  template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*,   \
+                                 const T*, const T*, const T*, const T*, const T*, const T*,       \
+                                 const LstmShape&);                                                \
+  template void lstm_cell_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \
+                                     const T*, const LstmShape&);                                  \
+  template void lstm_cell_backward<T>(T*, T*, T*, T*, T*, T*, const T*, const T*, const T*,        \
+                                      const T*, const T*, const T*, const T*, const T*,            \
                                       const LstmShape&);
 DLCORE_INSTANTIATE_LSTM(float)
 DLCORE_INSTANTIATE_LSTM(double)

@@ -69,8 +69,8 @@ void rmsprop_loop(T* param, T* v, T* mg, T* mom, const T* grad, int64_t N, T rat
 }  // namespace
 
 template <typename T>
-void adam_update(T* param, T* m, T* v, T* vhat, const T* grad, int64_t N, double lr,
-                 double beta_1, double beta_2, double epsilon, int64_t step) {
+void adam_update(T* param, T* m, T* v, T* vhat, const T* grad, int64_t N, double lr, double beta_1,
+                 double beta_2, double epsilon, int64_t step) {
   const T alpha = static_cast<T>(lr * std::sqrt(1 - std::pow(beta_2, double(step))) /
                                  (1 - std::pow(beta_1, double(step))));
   const T c1 = static_cast<T>(1 - beta_1), c2 = static_cast<T>(1 - beta_2);
@@ -97,8 +97,8 @@ void sgd_update(T* param, T* velocity, const T* grad, int64_t N, double lr, doub
 }
 
 template <typename T>
-void rmsprop_update(T* param, T* v, T* mg, T* mom, const T* grad, int64_t N, double lr,
-                    double rho, double momentum, double epsilon) {
+void rmsprop_update(T* param, T* v, T* mg, T* mom, const T* grad, int64_t N, double lr, double rho,
+                    double momentum, double epsilon) {
   const T rate = static_cast<T>(lr), r = static_cast<T>(rho), mu = static_cast<T>(momentum);
   const T eps = static_cast<T>(epsilon);
   if (mg && mom) rmsprop_loop<T, true, true>(param, v, mg, mom, grad, N, rate, r, mu, eps);
@@ -107,11 +107,11 @@ void rmsprop_update(T* param, T* v, T* mg, T* mom, const T* grad, int64_t N, dou
   if (!mg && !mom) rmsprop_loop<T, false, false>(param, v, mg, mom, grad, N, rate, r, mu, eps);
 }
 
-#define DLCORE_INSTANTIATE_OPTIM(T)                                                         \
-  template void adam_update<T>(T*, T*, T*, T*, const T*, int64_t, double, double, double,   \
-                               double, int64_t);                                            \
-  template void sgd_update<T>(T*, T*, const T*, int64_t, double, double, bool);             \
-  template void rmsprop_update<T>(T*, T*, T*, T*, const T*, int64_t, double, double, double, \
+#define DLCORE_INSTANTIATE_OPTIM(T)                                                               \
+  template void adam_update<T>(T*, T*, T*, T*, const T*, int64_t, double, double, double, double, \
+                               int64_t);                                                          \
+  template void sgd_update<T>(T*, T*, const T*, int64_t, double, double, bool);                   \
+  template void rmsprop_update<T>(T*, T*, T*, T*, const T*, int64_t, double, double, double,      \
                                   double);
 DLCORE_INSTANTIATE_OPTIM(float)
 DLCORE_INSTANTIATE_OPTIM(double)

@@ -1,5 +1,6 @@
 #include "dlcore/parallel.hpp"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -9,8 +10,6 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include <Eigen/Core>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -69,10 +68,9 @@ void check_threads_start(int n, const char* fn) {
   const size_t got = started.size() + 1;
   for (auto& t : started) t.join();
   if (!refused.empty()) {
-    throw std::invalid_argument(std::string(fn) + ": this process cannot run " +
-                                std::to_string(n) + " threads at once (the system refused " +
-                                "thread " + std::to_string(got + 1) + ": " + refused +
-                                "); ask for fewer");
+    throw std::invalid_argument(std::string(fn) + ": this process cannot run " + std::to_string(n) +
+                                " threads at once (the system refused " + "thread " +
+                                std::to_string(got + 1) + ": " + refused + "); ask for fewer");
   }
   proven = n;
 }

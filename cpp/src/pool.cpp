@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <type_traits>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "dlcore/checks.hpp"
@@ -22,9 +22,8 @@ Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dPara
   // so padding never has to stand for a maximum.
   if (std::max({p.pad_top, p.pad_bottom}) >= p.pool_h ||
       std::max({p.pad_left, p.pad_right}) >= p.pool_w) {
-    fail(fn, ": padding ((", p.pad_top, ", ", p.pad_bottom, "), (", p.pad_left, ", ",
-         p.pad_right, ")) must be smaller than pool_size (", p.pool_h, ", ", p.pool_w,
-         ") on every side");
+    fail(fn, ": padding ((", p.pad_top, ", ", p.pad_bottom, "), (", p.pad_left, ", ", p.pad_right,
+         ")) must be smaller than pool_size (", p.pool_h, ", ", p.pool_w, ") on every side");
   }
   OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, p.pool_h, 1, p.stride_h);
   OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, p.pool_w, 1, p.stride_w);
@@ -71,9 +70,8 @@ struct WindowMax {
     return sizeof(T) == 8 || (rows * s.W + cols) * s.C < (int64_t(1) << 31);
   }
 
-  static void run(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin,
-                  int64_t h_end, int64_t w_begin, int64_t w_end, int64_t row0, int64_t W,
-                  int64_t C) {
+  static void run(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
+                  int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
     const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
     Vec best = simd::load(x + first);
     Offset at = Offset{};
@@ -93,9 +91,8 @@ struct WindowMax {
 
 // The same for one channel, for the channels left over after the vectors.
 template <typename T>
-void window_max_scalar(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin,
-                       int64_t h_end, int64_t w_begin, int64_t w_end, int64_t row0, int64_t W,
-                       int64_t C) {
+void window_max_scalar(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
+                       int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
   int64_t at = ((row0 + h_begin) * W + w_begin) * C + c;
   T best = x[at];
   for (int64_t ih = h_begin; ih < h_end; ++ih) {
@@ -126,12 +123,12 @@ void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s) 
         const int64_t out = ((n * s.OH + oh) * s.OW + ow) * C;
         int64_t c = 0;
         for (; vectors && c + L <= C; c += L) {
-          WindowMax<T>::run(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin,
-                            w_end, n * s.H, s.W, C);
+          WindowMax<T>::run(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin, w_end,
+                            n * s.H, s.W, C);
         }
         for (; c < C; ++c) {
-          window_max_scalar(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin,
-                            w_end, n * s.H, s.W, C);
+          window_max_scalar(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin, w_end,
+                            n * s.H, s.W, C);
         }
       }
     }
@@ -158,14 +155,14 @@ void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dS
   }
   if (first_bad != std::numeric_limits<int64_t>::max()) {
     const int64_t n = first_bad / std::max<int64_t>(per_y, 1);
-    fail("maxpool2d_backward: argmax holds ", argmax[first_bad], " at flat position ",
-         first_bad, " (sample ", n, "); expected an index into that sample of x_shape ",
+    fail("maxpool2d_backward: argmax holds ", argmax[first_bad], " at flat position ", first_bad,
+         " (sample ", n, "); expected an index into that sample of x_shape ",
          shape_str({s.N, s.H, s.W, s.C}), ", in [", n * per_x, ", ", (n + 1) * per_x, ")");
   }
 }
 
-#define DLCORE_INSTANTIATE_POOL(T)                                                         \
-  template void maxpool2d_forward<T>(T*, int64_t*, const T*, const Pool2dShape&);          \
+#define DLCORE_INSTANTIATE_POOL(T)                                                \
+  template void maxpool2d_forward<T>(T*, int64_t*, const T*, const Pool2dShape&); \
   template void maxpool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dShape&);
 DLCORE_INSTANTIATE_POOL(float)
 DLCORE_INSTANTIATE_POOL(double)

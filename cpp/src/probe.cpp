@@ -41,9 +41,9 @@ double peak_gflops(int threads, double seconds) {
   }
   // The bound keeps the run finite and the iteration count below long's range.
   if (!(seconds > 0 && seconds <= kMaxSeconds)) {
-    throw std::invalid_argument("peak_gflops: seconds must be > 0 and <= " +
-                                std::to_string(int(kMaxSeconds)) + ", got " +
-                                std::to_string(seconds));
+    throw std::invalid_argument(
+        "peak_gflops: seconds must be > 0 and <= " + std::to_string(int(kMaxSeconds)) + ", got " +
+        std::to_string(seconds));
   }
   check_threads_start(threads, "peak_gflops");
   using clock = std::chrono::steady_clock;

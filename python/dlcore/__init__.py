@@ -17,9 +17,7 @@ if not build_info["openmp"]:
         stacklevel=2,
     )
 
-from dlcore.tensor import Tensor, enable_grad, is_grad_enabled, no_grad  # noqa: E402
-from dlcore.random import set_random_seed  # noqa: E402
-from dlcore import (  # noqa: E402
+from dlcore import (
     activations,
     callbacks,
     datasets,
@@ -35,12 +33,32 @@ from dlcore import (  # noqa: E402
     regularizers,
     utils,
 )
-from dlcore.profiler import profile  # noqa: E402
+from dlcore.profiler import profile
+from dlcore.random import set_random_seed
+from dlcore.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __all__ = [
-    "__version__", "build_info", "ops", "Tensor", "no_grad", "enable_grad",
-    "is_grad_enabled", "set_random_seed", "profile", "activations", "callbacks", "datasets",
-    "functional", "info", "initializers", "layers", "losses", "metrics", "model_selection",
-    "models", "optimizers",
-    "regularizers", "utils",
+    "__version__",
+    "build_info",
+    "ops",
+    "Tensor",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "set_random_seed",
+    "profile",
+    "activations",
+    "callbacks",
+    "datasets",
+    "functional",
+    "info",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "model_selection",
+    "models",
+    "optimizers",
+    "regularizers",
+    "utils",
 ]

@@ -11,8 +11,14 @@ def linear(x):
 
 relu, sigmoid, tanh, softmax, leaky_relu = F.relu, F.sigmoid, F.tanh, F.softmax, F.leaky_relu
 
-_BY_NAME = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh,
-            "softmax": softmax, "leaky_relu": leaky_relu}
+_BY_NAME = {
+    "linear": linear,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "softmax": softmax,
+    "leaky_relu": leaky_relu,
+}
 _NAME_OF = {id(fn): name for name, fn in _BY_NAME.items()}
 
 
@@ -22,8 +28,9 @@ def get(identifier):
         return linear
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
-            raise ValueError(f"unknown activation {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}")
+            raise ValueError(
+                f"unknown activation {identifier!r}; expected one of {sorted(_BY_NAME)}"
+            )
         return _BY_NAME[identifier]
     if callable(identifier):
         return identifier

@@ -12,8 +12,16 @@ import numpy as np
 
 from dlcore.progress import Progbar
 
-__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
-           "ModelCheckpoint", "TerminateOnNaN", "LambdaCallback"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "History",
+    "ProgbarLogger",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "TerminateOnNaN",
+    "LambdaCallback",
+]
 
 
 class Callback:
@@ -29,18 +37,41 @@ class Callback:
     def set_params(self, params):
         self.params = params
 
-    def on_train_begin(self, logs=None): pass
-    def on_train_end(self, logs=None): pass
-    def on_epoch_begin(self, epoch, logs=None): pass
-    def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
-    def on_test_begin(self, logs=None): pass
-    def on_test_end(self, logs=None): pass
-    def on_test_batch_begin(self, batch, logs=None): pass
-    def on_test_batch_end(self, batch, logs=None): pass
-    def on_predict_begin(self, logs=None): pass
-    def on_predict_end(self, logs=None): pass
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
 
 
 class CallbackList:
@@ -123,8 +154,12 @@ class ProgbarLogger(Callback):
         interactive = self.verbose == 1 and getattr(self.stream, "isatty", lambda: False)()
         if interactive:
             self.stream.write(header + "\n")
-        self.bar = Progbar(self.params.get("steps"), verbose=self.verbose, stream=self.stream,
-                           prefix="" if interactive else header + " - ")
+        self.bar = Progbar(
+            self.params.get("steps"),
+            verbose=self.verbose,
+            stream=self.stream,
+            prefix="" if interactive else header + " - ",
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar:
@@ -149,8 +184,17 @@ class EarlyStopping(Callback):
     """Stops training when ``monitor`` has not improved by more than ``min_delta`` for
     ``patience`` epochs; ``restore_best_weights`` puts back the best epoch's weights."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0.0,
+        patience=0,
+        verbose=0,
+        mode="auto",
+        baseline=None,
+        restore_best_weights=False,
+        start_from_epoch=0,
+    ):
         super().__init__()
         self.monitor, self.patience, self.verbose = monitor, patience, verbose
         self.mode = _monitor_mode(monitor, mode)
@@ -165,15 +209,22 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
-        self.best = self.baseline if self.baseline is not None else (
-            math.inf if self.mode == "min" else -math.inf)
+        self.best = (
+            self.baseline
+            if self.baseline is not None
+            else (math.inf if self.mode == "min" else -math.inf)
+        )
         self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            warnings.warn(f"EarlyStopping: '{self.monitor}' is not in the logs "
-                          f"({sorted(logs or {})}); nothing to monitor", RuntimeWarning)
+            warnings.warn(
+                f"EarlyStopping: '{self.monitor}' is not in the logs "
+                f"({sorted(logs or {})}); nothing to monitor",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return
         if epoch < self.start_from_epoch:
             return
@@ -194,8 +245,10 @@ class EarlyStopping(Callback):
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
-                print(f"Restoring model weights from the end of the best epoch: "
-                      f"{self.best_epoch + 1}.")
+                print(
+                    f"Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
             self.model.set_weights(self.best_weights)
 
 
@@ -204,8 +257,16 @@ class ModelCheckpoint(Callback):
     improved with ``save_best_only``. ``filepath`` may hold ``{epoch}`` and log keys,
     e.g. ``'ckpt-{epoch:02d}-{val_loss:.3f}.dlc'``. Writes are atomic."""
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch"):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        save_freq="epoch",
+    ):
         super().__init__()
         if save_freq != "epoch":
             raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
@@ -220,15 +281,20 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None:
-                warnings.warn(f"ModelCheckpoint: '{self.monitor}' is not in the logs; "
-                              f"saving skipped", RuntimeWarning)
+                warnings.warn(
+                    f"ModelCheckpoint: '{self.monitor}' is not in the logs; saving skipped",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 return
             better = value < self.best if self.mode == "min" else value > self.best
             if not better:
                 return
             if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
-                      f"{value:.5f}, saving model to {path}")
+                print(
+                    f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                    f"{value:.5f}, saving model to {path}"
+                )
             self.best = value
         if self.save_weights_only:
             self.model.save_weights(path)
@@ -243,8 +309,9 @@ class TerminateOnNaN(Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
             self.model.stop_training = True
-            self.model._stop_reason = (f"training stopped: the loss became {loss} at batch "
-                                       f"{batch + 1}")
+            self.model._stop_reason = (
+                f"training stopped: the loss became {loss} at batch {batch + 1}"
+            )
 
 
 class LambdaCallback(Callback):

@@ -50,8 +50,16 @@ import numpy as np
 
 from dlcore import ops
 
-__all__ = ["World", "init", "broadcast_parameters", "allreduce_gradients", "reduce_metrics",
-           "check_synchronized", "stats", "DEFAULT_TIMEOUT"]
+__all__ = [
+    "World",
+    "init",
+    "broadcast_parameters",
+    "allreduce_gradients",
+    "reduce_metrics",
+    "check_synchronized",
+    "stats",
+    "DEFAULT_TIMEOUT",
+]
 
 DEFAULT_TIMEOUT = 300.0
 _TIMEOUT_VARIABLE = "DLCORE_DISTRIBUTED_TIMEOUT"
@@ -78,8 +86,12 @@ class _Session:
 
     def __init__(self, world, timeout, mpi):
         self.world, self.timeout, self.mpi = world, timeout, mpi
-        self.counters = {"allreduce_calls": 0, "allreduce_bytes": 0, "allreduce_seconds": 0.0,
-                         "total_seconds": 0.0}
+        self.counters = {
+            "allreduce_calls": 0,
+            "allreduce_bytes": 0,
+            "allreduce_seconds": 0.0,
+            "total_seconds": 0.0,
+        }
         self._buffer = np.empty(0, np.float32)
         self._waiting = None  # (deadline, what) while this rank is inside a collective
 
@@ -98,18 +110,22 @@ class _Session:
             self._waiting = None
 
     def start_watchdog(self):
-        threading.Thread(target=self._watch, name="dlcore-distributed-watchdog",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._watch, name="dlcore-distributed-watchdog", daemon=True
+        ).start()
 
     def _watch(self):
         while True:
             time.sleep(min(1.0, self.timeout / 10))
             waiting = self._waiting
             if waiting is not None and time.monotonic() > waiting[0]:
-                _abort_job(self.world, f"{waiting[1]} has waited {self.timeout:g} s for the "
-                                       f"other ranks: one of them has died or is stuck (the "
-                                       f"limit is distributed.init(timeout=...) or "
-                                       f"${_TIMEOUT_VARIABLE})")
+                _abort_job(
+                    self.world,
+                    f"{waiting[1]} has waited {self.timeout:g} s for the "
+                    f"other ranks: one of them has died or is stuck (the "
+                    f"limit is distributed.init(timeout=...) or "
+                    f"${_TIMEOUT_VARIABLE})",
+                )
 
 
 _session = None
@@ -163,9 +179,11 @@ def _start(timeout):
     except ImportError as e:
         launched = max(int(os.environ.get(v, "1")) for v in _LAUNCHER_SIZE_VARIABLES)
         if launched > 1:
-            raise ImportError(f"dlcore.distributed: this process is one of {launched} that an "
-                              f"MPI launcher started, but mpi4py is not installed: "
-                              f"pip install 'dlcore[mpi]'") from e
+            raise ImportError(
+                f"dlcore.distributed: this process is one of {launched} that an "
+                f"MPI launcher started, but mpi4py is not installed: "
+                f"pip install 'dlcore[mpi]'"
+            ) from e
         return _Session(World(), timeout, None)
     comm = MPI.COMM_WORLD
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -183,15 +201,17 @@ def _start(timeout):
 def _fair_share_of_cores(node):
     """Cores this rank may run on, divided by the ranks of its machine that may run on
     them too: every core when nothing is bound, the bound set when each rank has its own."""
-    mine = frozenset(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity")
-                     else range(os.cpu_count() or 1))
+    mine = frozenset(
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
     sharing = sum(1 for theirs in node.allgather(mine) if theirs & mine)
     return max(1, len(mine) // sharing)
 
 
 def _abort_job(world, reason):
-    sys.stderr.write(f"dlcore.distributed: rank {world.rank} of {world.size}: {reason}; "
-                     f"aborting all ranks\n")
+    sys.stderr.write(
+        f"dlcore.distributed: rank {world.rank} of {world.size}: {reason}; aborting all ranks\n"
+    )
     sys.stderr.flush()
     # mpi4py initialises MPI with MPI_THREAD_MULTIPLE (its default), so the watchdog
     # thread may abort while the main thread is blocked inside a collective.
@@ -203,8 +223,11 @@ def _abort_on_uncaught_exception(world):
 
     def abort(kind, value, traceback):
         previous(kind, value, traceback)
-        _abort_job(world, f"an uncaught {kind.__name__} stopped this rank, and the others "
-                          f"would wait for it forever")
+        _abort_job(
+            world,
+            f"an uncaught {kind.__name__} stopped this rank, and the others "
+            f"would wait for it forever",
+        )
 
     sys.excepthook = abort
 
@@ -217,11 +240,12 @@ def _current():
 
 # ---------------------------------------------------------------- collectives
 
+
 def _flatten(arrays, dtype, out=None):
     out = np.empty(sum(a.size for a in arrays), dtype) if out is None else out
     offset = 0
     for a in arrays:
-        out[offset:offset + a.size] = a.reshape(-1)
+        out[offset : offset + a.size] = a.reshape(-1)
         offset += a.size
     return out
 
@@ -250,12 +274,12 @@ def broadcast_parameters(params, optimizer=None, root=0):
         return
     offset, received = 0, []
     for a in arrays:
-        received.append(buf[offset:offset + a.size].reshape(a.shape))
+        received.append(buf[offset : offset + a.size].reshape(a.shape))
         offset += a.size
     for p, value in zip(params, received):
         p.data[...] = value
     if optimizer is not None:
-        optimizer.set_state(opt_params, iterations, received[len(params):])
+        optimizer.set_state(opt_params, iterations, received[len(params) :])
 
 
 def allreduce_gradients(params, loss=None):
@@ -278,13 +302,18 @@ def allreduce_gradients(params, loss=None):
     start = time.perf_counter()
     for p in params:
         if p.grad is not None and p.grad.shape != p.shape:
-            raise ValueError(f"allreduce_gradients: parameter {p.name or ''} of shape {p.shape} "
-                             f"has a gradient of shape {p.grad.shape}")
+            raise ValueError(
+                f"allreduce_gradients: parameter {p.name or ''} of shape {p.shape} "
+                f"has a gradient of shape {p.grad.shape}"
+            )
     n = sum(p.size for p in params)
     # Layout: every gradient, then one has-a-gradient flag per parameter, then the loss.
     buf = s.buffer(n + len(params) + 1, np.result_type(np.float32, *(p.dtype for p in params)))
-    _flatten([p.grad if p.grad is not None else np.zeros(p.shape, buf.dtype) for p in params],
-             buf.dtype, out=buf[:n])
+    _flatten(
+        [p.grad if p.grad is not None else np.zeros(p.shape, buf.dtype) for p in params],
+        buf.dtype,
+        out=buf[:n],
+    )
     buf[n:-1] = [p.grad is not None for p in params]
     buf[-1] = 0.0 if loss is None else loss
     mpi_start = time.perf_counter()
@@ -294,8 +323,11 @@ def allreduce_gradients(params, loss=None):
     size, offset = s.world.size, 0
     for p, flag in zip(params, buf[n:-1]):
         if flag > 0:
-            p.grad = np.divide(buf[offset:offset + p.size], size).reshape(p.shape).astype(
-                p.dtype, copy=False)
+            p.grad = (
+                np.divide(buf[offset : offset + p.size], size)
+                .reshape(p.shape)
+                .astype(p.dtype, copy=False)
+            )
         offset += p.size
     c = s.counters
     c["allreduce_calls"] += 1
@@ -352,7 +384,8 @@ def check_synchronized(params, optimizer=None):
             f"the replicas have diverged: rank(s) {differ} hold parameters or optimizer state "
             f"that differ from rank 0's ({len(arrays)} arrays compared). Every rank must take "
             f"the same steps: change the model only through fit(distributed=True) or, in a "
-            f"custom loop, step after allreduce_gradients on every rank")
+            f"custom loop, step after allreduce_gradients on every rank"
+        )
 
 
 def stats():
@@ -364,17 +397,20 @@ def stats():
 
 # ---------------------------------------------------------------- fit and evaluate
 
+
 def _same_data(s, what, *arrays):
     """fit and evaluate shard the data themselves, so every rank must pass the same;
     a hash of the shapes and of a sample of rows tells one rank's shard from another's."""
-    sample = [np.asarray(a)[::max(1, len(a) // 16)] for a in arrays]
+    sample = [np.asarray(a)[:: max(1, len(a) // 16)] for a in arrays]
     differ = _disagreeing_ranks(s, (len(arrays[0]), _digest(sample)), f"{what} (data check)")
     if differ:
-        raise ValueError(f"{what}(distributed=True): every rank must pass the same, whole data "
-                         f"(each takes its own shard of it), but rank(s) {differ} passed other "
-                         f"data than rank 0 ({len(arrays[0])} samples here); to train on data "
-                         f"already split by rank, write a custom loop with "
-                         f"allreduce_gradients")
+        raise ValueError(
+            f"{what}(distributed=True): every rank must pass the same, whole data "
+            f"(each takes its own shard of it), but rank(s) {differ} passed other "
+            f"data than rank 0 ({len(arrays[0])} samples here); to train on data "
+            f"already split by rank, write a custom loop with "
+            f"allreduce_gradients"
+        )
 
 
 def start_fit(model, x, y, seed):
@@ -387,8 +423,10 @@ def start_fit(model, x, y, seed):
     world = init()
     s = _session
     if len(x) < world.size:
-        raise ValueError(f"fit(distributed=True): {len(x)} training samples cannot be shared "
-                         f"among {world.size} ranks; each needs at least one")
+        raise ValueError(
+            f"fit(distributed=True): {len(x)} training samples cannot be shared "
+            f"among {world.size} ranks; each needs at least one"
+        )
     if not model.weights:  # not built yet: weights are created on first use
         with no_grad():
             model(x[:1], training=False)
@@ -412,7 +450,7 @@ def shard(world, order, n):
     used = n - n % world.size
     if order is None:
         return np.arange(world.rank, used, world.size)
-    return order[:used][world.rank::world.size]
+    return order[:used][world.rank :: world.size]
 
 
 def end_epoch(model):

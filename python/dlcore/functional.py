@@ -11,14 +11,34 @@ import numpy as np
 
 from dlcore import ops
 from dlcore import random as _random
-from dlcore.tensor import Tensor, as_tensor, record
-from dlcore.tensor import relu, sigmoid, softmax, tanh  # noqa: F401  (re-exported)
-from dlcore.tensor import log_softmax  # noqa: F401
+from dlcore.tensor import (
+    Tensor,
+    as_tensor,
+    log_softmax,
+    record,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 
 __all__ = [
-    "linear", "conv2d", "max_pool2d", "lstm", "dropout", "relu", "leaky_relu", "sigmoid",
-    "tanh", "softmax", "log_softmax", "mean_squared_error", "mean_absolute_error",
-    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "linear",
+    "conv2d",
+    "max_pool2d",
+    "lstm",
+    "dropout",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
     "conv_padding",
 ]
 
@@ -26,6 +46,7 @@ EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [eps, 1 -
 
 
 # ---------------------------------------------------------------- layers' maths
+
 
 def linear(x, kernel, bias=None):
     """x (..., in) @ kernel (in, out) + bias (out,): a Dense layer without activation."""
@@ -41,8 +62,9 @@ def linear(x, kernel, bias=None):
 
     def backward(g):
         dy = g[0].reshape(-1, kernel.shape[1])
-        dx, dk = ops.gemm_backward(dy, x2, kernel.data, need_da=x.requires_grad,
-                                   need_db=kernel.requires_grad)
+        dx, dk = ops.gemm_backward(
+            dy, x2, kernel.data, need_da=x.requires_grad, need_db=kernel.requires_grad
+        )
         grads = (None if dx is None else dx.reshape(x.shape), dk)
         if bias is not None:
             grads += (dy.sum(axis=0) if bias.requires_grad else None,)
@@ -75,8 +97,12 @@ def conv_padding(padding, size, kernel_size, strides=1, dilation=1):
     if mode != "same":
         raise ValueError(f"padding must be 'valid' or 'same' (or explicit sizes), got {padding!r}")
     out = []
-    for n, k, s, d in zip(size, _pair(kernel_size, "kernel_size"), _pair(strides, "strides"),
-                          _pair(dilation, "dilation")):
+    for n, k, s, d in zip(
+        size,
+        _pair(kernel_size, "kernel_size"),
+        _pair(strides, "strides"),
+        _pair(dilation, "dilation"),
+    ):
         total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
         out.append((total // 2, total - total // 2))
     return tuple(out)
@@ -96,9 +122,14 @@ def conv2d(x, kernel, bias=None, strides=1, padding=0, dilation=1):
 
     def backward(g):
         dx, dk, db = ops.conv2d_backward(
-            g[0], x.data, kernel.data, **args, need_dx=x.requires_grad,
+            g[0],
+            x.data,
+            kernel.data,
+            **args,
+            need_dx=x.requires_grad,
             need_dkernel=kernel.requires_grad,
-            need_dbias=bias_t is not None and bias_t.requires_grad)
+            need_dbias=bias_t is not None and bias_t.requires_grad,
+        )
         return (dx, dk) if bias_t is None else (dx, dk, db)
 
     return record(y, inputs, backward, "conv2d")
@@ -112,11 +143,9 @@ def max_pool2d(x, pool_size=2, strides=None, padding=0):
     x = as_tensor(x)
     strides = pool_size if strides is None else strides
     padding = conv_padding(padding, x.shape[1:3], pool_size, strides)
-    y, argmax = ops.maxpool2d_forward(x.data, pool_size=pool_size, strides=strides,
-                                      padding=padding)
+    y, argmax = ops.maxpool2d_forward(x.data, pool_size=pool_size, strides=strides, padding=padding)
     shape = x.shape
-    return record(y, (x,), lambda g: (ops.maxpool2d_backward(g[0], argmax, shape),),
-                  "max_pool2d")
+    return record(y, (x,), lambda g: (ops.maxpool2d_backward(g[0], argmax, shape),), "max_pool2d")
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias):
@@ -125,12 +154,19 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias):
     x (N, T, I); h0, c0 (N, U) or None for zeros; kernel (I, 4U);
     recurrent_kernel (U, 4U); bias (4U,). Returns (y (N, T, U), h_n, c_n).
     """
-    given = [("x", x), ("h0", h0), ("c0", c0), ("kernel", kernel),
-             ("recurrent_kernel", recurrent_kernel), ("bias", bias)]
+    given = [
+        ("x", x),
+        ("h0", h0),
+        ("c0", c0),
+        ("kernel", kernel),
+        ("recurrent_kernel", recurrent_kernel),
+        ("bias", bias),
+    ]
     tensors = {name: None if v is None else as_tensor(v) for name, v in given}
     data = {name: None if t is None else t.data for name, t in tensors.items()}
-    y, h_n, c_n, cache = ops.lstm_forward(data["x"], data["h0"], data["c0"], data["kernel"],
-                                          data["recurrent_kernel"], data["bias"])
+    y, h_n, c_n, cache = ops.lstm_forward(
+        data["x"], data["h0"], data["c0"], data["kernel"], data["recurrent_kernel"], data["bias"]
+    )
     present = [name for name, t in tensors.items() if t is not None]
     order = ["x", "h0", "c0", "kernel", "recurrent_kernel", "bias"]
 
@@ -164,6 +200,7 @@ def leaky_relu(x, negative_slope=0.2):
 
 # ---------------------------------------------------------------- losses
 
+
 def _reduce(per_sample, reduction):
     if reduction == "mean":
         return per_sample.mean()
@@ -181,8 +218,10 @@ def _target(y_true, like):
 
 def _check_same_shape(fn, y_true, y_pred):
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"{fn}: y_true has shape {y_true.shape} but y_pred has shape "
-                         f"{y_pred.shape}; expected the same shape")
+        raise ValueError(
+            f"{fn}: y_true has shape {y_true.shape} but y_pred has shape "
+            f"{y_pred.shape}; expected the same shape"
+        )
 
 
 def _regression_error(fn, y_true, y_pred):
@@ -285,18 +324,24 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction
     if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if labels.shape != y_pred.shape[:-1]:
-        raise ValueError(f"sparse_categorical_crossentropy: y_true has shape {labels.shape}; "
-                         f"expected {y_pred.shape[:-1]} (one integer label per row of "
-                         f"y_pred {y_pred.shape})")
+        raise ValueError(
+            f"sparse_categorical_crossentropy: y_true has shape {labels.shape}; "
+            f"expected {y_pred.shape[:-1]} (one integer label per row of "
+            f"y_pred {y_pred.shape})"
+        )
     if labels.dtype.kind == "f":
         if not np.all(labels == np.round(labels)):
-            raise ValueError("sparse_categorical_crossentropy: y_true must hold integer "
-                             "class labels; got non-integer values")
+            raise ValueError(
+                "sparse_categorical_crossentropy: y_true must hold integer "
+                "class labels; got non-integer values"
+            )
     labels = labels.astype(np.int64)
     classes = y_pred.shape[-1]
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"sparse_categorical_crossentropy: labels must be in [0, {classes}), "
-                         f"got values in [{labels.min()}, {labels.max()}]")
+        raise ValueError(
+            f"sparse_categorical_crossentropy: labels must be in [0, {classes}), "
+            f"got values in [{labels.min()}, {labels.max()}]"
+        )
     logits = _logits_of(y_pred, "softmax", from_logits)
     if logits is None:
         p = y_pred / y_pred.sum(axis=-1, keepdims=True)
@@ -307,8 +352,12 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction
 
     def backward(g):
         grad = np.exp(logp)
-        np.put_along_axis(grad, labels[..., None],
-                          np.take_along_axis(grad, labels[..., None], axis=-1) - 1, axis=-1)
+        np.put_along_axis(
+            grad,
+            labels[..., None],
+            np.take_along_axis(grad, labels[..., None], axis=-1) - 1,
+            axis=-1,
+        )
         return (np.expand_dims(g[0], -1) * grad,)
 
     return _reduce(record(per_sample, (logits,), backward, "sparse_cce"), reduction)

@@ -14,8 +14,14 @@ import numpy as np
 
 from dlcore.tensor import Tensor
 
-__all__ = ["entropy", "cross_entropy", "kl_divergence", "mutual_information",
-           "joint_entropy", "conditional_entropy"]
+__all__ = [
+    "entropy",
+    "cross_entropy",
+    "kl_divergence",
+    "mutual_information",
+    "joint_entropy",
+    "conditional_entropy",
+]
 
 
 def _log_scale(base):
@@ -74,16 +80,20 @@ def kl_divergence(p, q, base=None, axis=-1):
 
 def _joint(joint_or_x, y):
     if y is None:
-        joint = np.asarray(joint_or_x.data if isinstance(joint_or_x, Tensor) else joint_or_x,
-                           dtype=np.float64)
+        joint = np.asarray(
+            joint_or_x.data if isinstance(joint_or_x, Tensor) else joint_or_x, dtype=np.float64
+        )
         if joint.ndim != 2:
-            raise ValueError(f"a joint distribution must be 2-D (x values by y values), got "
-                             f"shape {joint.shape}")
+            raise ValueError(
+                f"a joint distribution must be 2-D (x values by y values), got shape {joint.shape}"
+            )
         return _distribution(joint.reshape(-1), "joint").reshape(joint.shape)
     x, y = np.asarray(joint_or_x), np.asarray(y)
     if x.ndim != 1 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(f"paired samples must be two 1-D arrays of one length, got shapes "
-                         f"{x.shape} and {y.shape}")
+        raise ValueError(
+            f"paired samples must be two 1-D arrays of one length, got shapes "
+            f"{x.shape} and {y.shape}"
+        )
     if len(x) == 0:
         raise ValueError("paired samples: no samples")
     _, xi = np.unique(x, return_inverse=True)

@@ -6,9 +6,22 @@ import numpy as np
 
 from dlcore import random as _random
 
-__all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
-           "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "LecunNormal",
-           "Orthogonal", "get", "serialize"]
+__all__ = [
+    "Initializer",
+    "Zeros",
+    "Ones",
+    "Constant",
+    "RandomNormal",
+    "RandomUniform",
+    "GlorotUniform",
+    "GlorotNormal",
+    "HeNormal",
+    "HeUniform",
+    "LecunNormal",
+    "Orthogonal",
+    "get",
+    "serialize",
+]
 
 
 def _fans(shape):
@@ -105,8 +118,12 @@ class VarianceScaling(Initializer):
         return (out * std).astype(dtype)
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "seed": self.seed,
+        }
 
 
 class GlorotUniform(VarianceScaling):
@@ -174,10 +191,17 @@ def _rng(seed):
 
 
 _BY_NAME = {
-    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
-    "random_uniform": RandomUniform, "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
-    "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "random_normal": RandomNormal,
+    "random_uniform": RandomUniform,
+    "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
+    "he_normal": HeNormal,
+    "he_uniform": HeUniform,
+    "lecun_normal": LecunNormal,
+    "orthogonal": Orthogonal,
     "variance_scaling": VarianceScaling,
 }
 _NAME_OF = {cls: name for name, cls in _BY_NAME.items()}
@@ -191,8 +215,9 @@ def get(identifier):
     if isinstance(identifier, str):
         key = identifier.lower()
         if key not in _BY_NAME:
-            raise ValueError(f"unknown initializer {identifier!r}; expected one of "
-                             f"{sorted(_BY_NAME)}")
+            raise ValueError(
+                f"unknown initializer {identifier!r}; expected one of {sorted(_BY_NAME)}"
+            )
         return _BY_NAME[key]()
     if isinstance(identifier, dict):
         return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))

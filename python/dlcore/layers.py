@@ -14,9 +14,23 @@ from dlcore import activations, initializers, regularizers
 from dlcore import functional as F
 from dlcore.tensor import Tensor, as_tensor
 
-__all__ = ["Layer", "InputLayer", "Input", "Dense", "Conv2D", "MaxPooling2D", "Flatten",
-           "Reshape", "Dropout", "Activation", "LeakyReLU", "LSTM", "get", "serialize",
-           "deserialize"]
+__all__ = [
+    "Layer",
+    "InputLayer",
+    "Input",
+    "Dense",
+    "Conv2D",
+    "MaxPooling2D",
+    "Flatten",
+    "Reshape",
+    "Dropout",
+    "Activation",
+    "LeakyReLU",
+    "LSTM",
+    "get",
+    "serialize",
+    "deserialize",
+]
 
 _name_counts = Counter()
 
@@ -40,8 +54,15 @@ def _pair(value, name):
     return value
 
 
-def _kernel_bias_options(layer, activation, use_bias, kernel_initializer, bias_initializer,
-                         kernel_regularizer, bias_regularizer):
+def _kernel_bias_options(
+    layer,
+    activation,
+    use_bias,
+    kernel_initializer,
+    bias_initializer,
+    kernel_regularizer,
+    bias_regularizer,
+):
     """Sets the options every layer with a kernel and a bias takes."""
     layer.activation = activations.get(activation)
     layer.use_bias = use_bias
@@ -53,11 +74,14 @@ def _kernel_bias_options(layer, activation, use_bias, kernel_initializer, bias_i
 
 
 def _kernel_bias_config(layer):
-    return {"activation": activations.serialize(layer.activation), "use_bias": layer.use_bias,
-            "kernel_initializer": initializers.serialize(layer.kernel_initializer),
-            "bias_initializer": initializers.serialize(layer.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(layer.bias_regularizer)}
+    return {
+        "activation": activations.serialize(layer.activation),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+    }
 
 
 def _padding_mode(padding):
@@ -78,11 +102,18 @@ class Layer:
             Sequential model build itself (and ``summary()``) before seeing data.
     """
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None, batch_size=None, **kwargs):
+    def __init__(
+        self,
+        name=None,
+        trainable=True,
+        dtype=None,
+        input_shape=None,
+        input_dim=None,
+        batch_size=None,
+        **kwargs,
+    ):
         if kwargs:
-            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments "
-                            f"{sorted(kwargs)}")
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         self.name = name or _unique_name(_snake(type(self).__name__))
         self.trainable = trainable
         self.dtype = np.dtype(dtype or "float32")
@@ -99,12 +130,15 @@ class Layer:
         self._penalties = []  # (regularizer, weight)
 
     # ------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None,
-                   trainable=True):
+    def add_weight(
+        self, name, shape, initializer="glorot_uniform", regularizer=None, trainable=True
+    ):
         """Creates, tracks and returns a weight Tensor; its name is ``<layer>/<name>``."""
         init = initializers.get(initializer)
-        w = Tensor(np.ascontiguousarray(init(tuple(shape), self.dtype), dtype=self.dtype),
-                   requires_grad=True)
+        w = Tensor(
+            np.ascontiguousarray(init(tuple(shape), self.dtype), dtype=self.dtype),
+            requires_grad=True,
+        )
         w.name = f"{self.name}/{name}"
         self._weights.append(w)
         if not trainable:
@@ -141,13 +175,17 @@ class Layer:
     def set_weights(self, weights):
         weights, own = list(weights), self.weights
         if len(weights) != len(own):
-            raise ValueError(f"{self.name}: set_weights got {len(weights)} arrays, but it has "
-                             f"{len(own)} weights ({[w.name for w in own]})")
+            raise ValueError(
+                f"{self.name}: set_weights got {len(weights)} arrays, but it has "
+                f"{len(own)} weights ({[w.name for w in own]})"
+            )
         for w, value in zip(own, weights):
             value = np.asarray(value)
             if value.shape != w.shape:
-                raise ValueError(f"{self.name}: weight {w.name} has shape {w.shape}, "
-                                 f"got an array of shape {value.shape}")
+                raise ValueError(
+                    f"{self.name}: weight {w.name} has shape {w.shape}, "
+                    f"got an array of shape {value.shape}"
+                )
             w.data[...] = value
 
     def count_params(self):
@@ -175,8 +213,11 @@ class Layer:
 
     def __call__(self, inputs, training=False, **kwargs):
         x = as_tensor(inputs)
-        if (self.casts_inputs and x.dtype != self.dtype
-                and (x.dtype.kind != "f" or not x.requires_grad)):
+        if (
+            self.casts_inputs
+            and x.dtype != self.dtype
+            and (x.dtype.kind != "f" or not x.requires_grad)
+        ):
             x = Tensor(x.data.astype(self.dtype))  # Keras casts inputs to the layer's dtype
         self._ensure_built(x.shape)
         return self.call(x, training=training, **kwargs)
@@ -203,15 +244,17 @@ class InputLayer(Layer):
         shape = input_shape if shape is None else shape
         if shape is None:
             raise ValueError("Input: shape is required, e.g. Input(shape=(28, 28, 1))")
-        super().__init__(name=name, dtype=dtype, input_shape=tuple(shape),
-                         batch_size=batch_size)
+        super().__init__(name=name, dtype=dtype, input_shape=tuple(shape), batch_size=batch_size)
 
     def call(self, inputs, training=False):
         return inputs
 
     def get_config(self):
-        return {"shape": list(self._batch_input_shape[1:]), "name": self.name,
-                "dtype": self.dtype.name}
+        return {
+            "shape": list(self._batch_input_shape[1:]),
+            "name": self.name,
+            "dtype": self.dtype.name,
+        }
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
@@ -225,30 +268,54 @@ class Dense(Layer):
     Input shape: (batch, ..., input_dim). Output shape: (batch, ..., units).
     """
 
-    def __init__(self, units, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"Dense: units must be a positive int, got {units!r}")
         self.units = int(units)
-        _kernel_bias_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                             kernel_regularizer, bias_regularizer)
+        _kernel_bias_options(
+            self,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+        )
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"{self.name}: Dense needs inputs (batch, ..., features) with a "
-                             f"known last dimension, got shape {input_shape}")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer, self.kernel_regularizer)
+            raise ValueError(
+                f"{self.name}: Dense needs inputs (batch, ..., features) with a "
+                f"known last dimension, got shape {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            "kernel",
+            (input_shape[-1], self.units),
+            self.kernel_initializer,
+            self.kernel_regularizer,
+        )
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                        self.bias_regularizer)
+            self.bias = self.add_weight(
+                "bias", (self.units,), self.bias_initializer, self.bias_regularizer
+            )
 
     def call(self, inputs, training=False):
         if inputs.shape[-1] != self.kernel.shape[0]:
-            raise ValueError(f"{self.name}: expected inputs with {self.kernel.shape[0]} "
-                             f"features on the last axis, got shape {inputs.shape}")
+            raise ValueError(
+                f"{self.name}: expected inputs with {self.kernel.shape[0]} "
+                f"features on the last axis, got shape {inputs.shape}"
+            )
         return self.activation(F.linear(inputs, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
@@ -273,14 +340,27 @@ class Conv2D(Layer):
     new_cols, filters). Kernel: (kernel_rows, kernel_cols, channels, filters).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
-                 dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, data_format=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        data_format=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"Conv2D: dlcore is channels-last; data_format={data_format!r} "
-                             f"is not supported")
+            raise ValueError(
+                f"Conv2D: dlcore is channels-last; data_format={data_format!r} is not supported"
+            )
         if not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
         self.filters = int(filters)
@@ -288,65 +368,103 @@ class Conv2D(Layer):
         self.strides = _pair(strides, "strides")
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
         self.padding = _padding_mode(padding)
-        _kernel_bias_options(self, activation, use_bias, kernel_initializer, bias_initializer,
-                             kernel_regularizer, bias_regularizer)
+        _kernel_bias_options(
+            self,
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+        )
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"{self.name}: Conv2D needs inputs (batch, rows, cols, channels), "
-                             f"got shape {input_shape}")
-        self.kernel = self.add_weight("kernel", (*self.kernel_size, input_shape[-1], self.filters),
-                                      self.kernel_initializer, self.kernel_regularizer)
+            raise ValueError(
+                f"{self.name}: Conv2D needs inputs (batch, rows, cols, channels), "
+                f"got shape {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            "kernel",
+            (*self.kernel_size, input_shape[-1], self.filters),
+            self.kernel_initializer,
+            self.kernel_regularizer,
+        )
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
-                                        self.bias_regularizer)
+            self.bias = self.add_weight(
+                "bias", (self.filters,), self.bias_initializer, self.bias_regularizer
+            )
 
     def call(self, inputs, training=False):
-        y = F.conv2d(inputs, self.kernel, self.bias, strides=self.strides,
-                     padding=self.padding, dilation=self.dilation_rate)
+        y = F.conv2d(
+            inputs,
+            self.kernel,
+            self.bias,
+            strides=self.strides,
+            padding=self.padding,
+            dilation=self.dilation_rate,
+        )
         return self.activation(y)
 
     def compute_output_shape(self, input_shape):
-        rows, cols = (_conv_output_size(n, k, s, d, self.padding) for n, k, s, d in
-                      zip(input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate))
+        rows, cols = (
+            _conv_output_size(n, k, s, d, self.padding)
+            for n, k, s, d in zip(
+                input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate
+            )
+        )
         return (input_shape[0], rows, cols, self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
-                **_kernel_bias_config(self)}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+            **_kernel_bias_config(self),
+        }
 
 
 class MaxPooling2D(Layer):
     """Max over pool_size windows, channels-last; strides default to pool_size."""
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"MaxPooling2D: dlcore is channels-last; data_format="
-                             f"{data_format!r} is not supported")
+            raise ValueError(
+                f"MaxPooling2D: dlcore is channels-last; data_format="
+                f"{data_format!r} is not supported"
+            )
         self.pool_size = _pair(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else _pair(strides, "strides")
         self.padding = _padding_mode(padding)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(f"{self.name}: MaxPooling2D needs inputs (batch, rows, cols, "
-                             f"channels), got shape {input_shape}")
+            raise ValueError(
+                f"{self.name}: MaxPooling2D needs inputs (batch, rows, cols, "
+                f"channels), got shape {input_shape}"
+            )
 
     def call(self, inputs, training=False):
         return F.max_pool2d(inputs, self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        rows, cols = (_conv_output_size(n, k, s, 1, self.padding) for n, k, s in
-                      zip(input_shape[1:3], self.pool_size, self.strides))
+        rows, cols = (
+            _conv_output_size(n, k, s, 1, self.padding)
+            for n, k, s in zip(input_shape[1:3], self.pool_size, self.strides)
+        )
         return (input_shape[0], rows, cols, input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": list(self.pool_size),
-                "strides": list(self.strides), "padding": self.padding}
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
 
 
 class Flatten(Layer):
@@ -395,8 +513,12 @@ class Dropout(Layer):
         return F.dropout(inputs, self.rate, training=training, noise_shape=self.noise_shape)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "noise_shape": self.noise_shape,
+            "seed": self.seed,
+        }
 
 
 class Activation(Layer):
@@ -434,22 +556,39 @@ class LSTM(Layer):
     ``recurrent_kernel`` (units, 4*units), ``bias`` (4*units,), gates i, f, c, o.
     """
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None,
-                 bias_regularizer=None, return_sequences=False, return_state=False,
-                 dropout=0.0, recurrent_dropout=0.0, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        return_sequences=False,
+        return_state=False,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"LSTM: units must be a positive int, got {units!r}")
         if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError("LSTM: dlcore's kernel computes activation='tanh' and "
-                             "recurrent_activation='sigmoid' (Keras' defaults); got "
-                             f"{activation!r} and {recurrent_activation!r}")
+            raise ValueError(
+                "LSTM: dlcore's kernel computes activation='tanh' and "
+                "recurrent_activation='sigmoid' (Keras' defaults); got "
+                f"{activation!r} and {recurrent_activation!r}"
+            )
         if dropout or recurrent_dropout:
-            raise ValueError("LSTM: dropout / recurrent_dropout inside the cell are not "
-                             "supported; put a Dropout layer after the LSTM instead")
+            raise ValueError(
+                "LSTM: dropout / recurrent_dropout inside the cell are not "
+                "supported; put a Dropout layer after the LSTM instead"
+            )
         self.units = int(units)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -465,19 +604,23 @@ class LSTM(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"{self.name}: LSTM needs inputs (batch, timesteps, features), "
-                             f"got shape {input_shape}")
+            raise ValueError(
+                f"{self.name}: LSTM needs inputs (batch, timesteps, features), "
+                f"got shape {input_shape}"
+            )
         U = self.units
-        self.kernel = self.add_weight("kernel", (input_shape[-1], 4 * U),
-                                      self.kernel_initializer, self.kernel_regularizer)
-        self.recurrent_kernel = self.add_weight("recurrent_kernel", (U, 4 * U),
-                                                self.recurrent_initializer,
-                                                self.recurrent_regularizer)
+        self.kernel = self.add_weight(
+            "kernel", (input_shape[-1], 4 * U), self.kernel_initializer, self.kernel_regularizer
+        )
+        self.recurrent_kernel = self.add_weight(
+            "recurrent_kernel", (U, 4 * U), self.recurrent_initializer, self.recurrent_regularizer
+        )
         if self.use_bias:
-            self.bias = self.add_weight("bias", (4 * U,), self.bias_initializer,
-                                        self.bias_regularizer)
+            self.bias = self.add_weight(
+                "bias", (4 * U,), self.bias_initializer, self.bias_regularizer
+            )
             if self.unit_forget_bias:
-                self.bias.data[U:2 * U] = 1.0
+                self.bias.data[U : 2 * U] = 1.0
 
     def call(self, inputs, training=False, initial_state=None):
         h0 = c0 = None
@@ -495,19 +638,37 @@ class LSTM(Layer):
         return [out, last, last] if self.return_state else out
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "unit_forget_bias": self.unit_forget_bias,
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "return_sequences": self.return_sequences, "return_state": self.return_state}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+        }
 
 
-_BY_NAME = {cls.__name__: cls for cls in (InputLayer, Dense, Conv2D, MaxPooling2D, Flatten,
-                                          Reshape, Dropout, Activation, LeakyReLU, LSTM)}
+_BY_NAME = {
+    cls.__name__: cls
+    for cls in (
+        InputLayer,
+        Dense,
+        Conv2D,
+        MaxPooling2D,
+        Flatten,
+        Reshape,
+        Dropout,
+        Activation,
+        LeakyReLU,
+        LSTM,
+    )
+}
 
 
 def serialize(layer):

@@ -3,8 +3,16 @@ returns a scalar Tensor: the mean over the batch of the per-sample losses."""
 
 from dlcore import functional as F
 
-__all__ = ["Loss", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
-           "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "get", "serialize"]
+__all__ = [
+    "Loss",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "get",
+    "serialize",
+]
 
 
 class Loss:
@@ -65,11 +73,14 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
 
 
 _BY_NAME = {
-    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
     "MeanSquaredError": MeanSquaredError,
-    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
     "MeanAbsoluteError": MeanAbsoluteError,
-    "binary_crossentropy": BinaryCrossentropy, "BinaryCrossentropy": BinaryCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "BinaryCrossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "CategoricalCrossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
@@ -82,10 +93,13 @@ mean_absolute_error = mae = F.mean_absolute_error
 binary_crossentropy = F.binary_crossentropy
 categorical_crossentropy = F.categorical_crossentropy
 sparse_categorical_crossentropy = F.sparse_categorical_crossentropy
-_BY_FUNCTION = {F.mean_squared_error: MeanSquaredError, F.mean_absolute_error: MeanAbsoluteError,
-                F.binary_crossentropy: BinaryCrossentropy,
-                F.categorical_crossentropy: CategoricalCrossentropy,
-                F.sparse_categorical_crossentropy: SparseCategoricalCrossentropy}
+_BY_FUNCTION = {
+    F.mean_squared_error: MeanSquaredError,
+    F.mean_absolute_error: MeanAbsoluteError,
+    F.binary_crossentropy: BinaryCrossentropy,
+    F.categorical_crossentropy: CategoricalCrossentropy,
+    F.sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+}
 
 
 def get(identifier):
@@ -95,8 +109,10 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
-            raise ValueError(f"unknown loss {identifier!r}; expected one of "
-                             f"{sorted(k for k in _BY_NAME if k.islower())}")
+            raise ValueError(
+                f"unknown loss {identifier!r}; expected one of "
+                f"{sorted(k for k in _BY_NAME if k.islower())}"
+            )
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict):
         return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])

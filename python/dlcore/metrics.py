@@ -15,10 +15,26 @@ import numpy as np
 from dlcore.tensor import Tensor
 
 __all__ = [
-    "Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
-    "CategoricalAccuracy", "SparseCategoricalAccuracy", "Precision", "Recall", "F1Score",
-    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "confusion_matrix", "precision", "recall", "f1_score", "f1", "get",
+    "Metric",
+    "Mean",
+    "MeanMetricWrapper",
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "SparseCategoricalAccuracy",
+    "Precision",
+    "Recall",
+    "F1Score",
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "confusion_matrix",
+    "precision",
+    "recall",
+    "f1_score",
+    "f1",
+    "get",
 ]
 
 
@@ -27,6 +43,7 @@ def _np(x):
 
 
 # ---------------------------------------------------------------- label helpers
+
 
 def _is_binary(y_pred):
     return y_pred.ndim <= 1 or y_pred.shape[-1] == 1
@@ -56,12 +73,15 @@ def _true_labels(y_true, y_pred):
 def _labels(y_true, y_pred, threshold=0.5):
     t, p = _true_labels(y_true, y_pred), _predicted_labels(y_pred, threshold)
     if t.shape != p.shape:
-        raise ValueError(f"y_true gives {t.size} labels but y_pred gives {p.size} "
-                         f"(shapes {np.shape(_np(y_true))} and {np.shape(_np(y_pred))})")
+        raise ValueError(
+            f"y_true gives {t.size} labels but y_pred gives {p.size} "
+            f"(shapes {np.shape(_np(y_true))} and {np.shape(_np(y_pred))})"
+        )
     return t, p
 
 
 # ---------------------------------------------------------------- functions
+
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     """Share of entries where (y_pred > threshold) equals y_true."""
@@ -96,8 +116,9 @@ def confusion_matrix(y_true, y_pred, num_classes=None, threshold=0.5):
     k = max(int(t.max(initial=-1)), int(p.max(initial=-1))) + 1
     if num_classes is not None:
         if k > num_classes:
-            raise ValueError(f"confusion_matrix: label {k - 1} does not fit num_classes="
-                             f"{num_classes}")
+            raise ValueError(
+                f"confusion_matrix: label {k - 1} does not fit num_classes={num_classes}"
+            )
         k = num_classes
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
@@ -107,12 +128,17 @@ def _scores_from_confusion(cm, average, what):
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     if average == "binary":
         if cm.shape[0] > 2:
-            raise ValueError(f"{what}: average='binary' needs two classes, got {cm.shape[0]}; "
-                             f"use average='macro' or 'micro'")
+            raise ValueError(
+                f"{what}: average='binary' needs two classes, got {cm.shape[0]}; "
+                f"use average='macro' or 'micro'"
+            )
         tp, predicted, actual = tp[1:], predicted[1:], actual[1:]
     elif average == "micro":
-        tp, predicted, actual = tp.sum(keepdims=True), predicted.sum(keepdims=True), \
-            actual.sum(keepdims=True)
+        tp, predicted, actual = (
+            tp.sum(keepdims=True),
+            predicted.sum(keepdims=True),
+            actual.sum(keepdims=True),
+        )
     elif average == "macro":
         present = (predicted + actual) > 0  # classes in y_true or y_pred, as scikit-learn
         tp, predicted, actual = tp[present], predicted[present], actual[present]
@@ -155,6 +181,7 @@ f1 = f1_score
 
 # ---------------------------------------------------------------- streaming metrics
 
+
 class Metric:
     """A metric accumulated over batches: ``update_state``, ``result``, ``reset_state``;
     ``merge_state`` adds in what other metrics of the same kind accumulated (how
@@ -192,7 +219,8 @@ class Metric:
             raise NotImplementedError(
                 f"{type(self).__name__} declares no state_names, so its state cannot be read "
                 f"or merged; list the attributes that accumulate it (merging adds them) or "
-                f"override metric_state and merge_state")
+                f"override metric_state and merge_state"
+            )
         return {n: getattr(self, n) for n in self.state_names}
 
     def merge_state(self, metrics):
@@ -212,8 +240,10 @@ def _state_of(other, metric, names):
     state = other.metric_state if isinstance(other, Metric) else other
     if not isinstance(state, dict) or set(state) != set(names):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{type(metric).__name__}.merge_state: expected metrics of the same "
-                         f"kind or dicts of {sorted(names)}, got {got}")
+        raise ValueError(
+            f"{type(metric).__name__}.merge_state: expected metrics of the same "
+            f"kind or dicts of {sorted(names)}, got {got}"
+        )
     return state
 
 
@@ -333,8 +363,8 @@ class _ConfusionMetric(Metric):
         # Classes appear as they are seen, so the matrix grows to the larger of the two.
         k = max(cm.shape[0], self.cm.shape[0])
         grown = np.zeros((k, k), np.int64)
-        grown[:self.cm.shape[0], :self.cm.shape[0]] += self.cm
-        grown[:cm.shape[0], :cm.shape[0]] += cm
+        grown[: self.cm.shape[0], : self.cm.shape[0]] += self.cm
+        grown[: cm.shape[0], : cm.shape[0]] += cm
         self.cm = grown
 
     @property
@@ -378,13 +408,19 @@ class F1Score(_ConfusionMetric):
 
 
 _BY_NAME = {
-    "accuracy": Accuracy, "acc": Accuracy, "binary_accuracy": BinaryAccuracy,
+    "accuracy": Accuracy,
+    "acc": Accuracy,
+    "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "precision": Precision, "recall": Recall, "f1": F1Score, "f1_score": F1Score,
+    "precision": Precision,
+    "recall": Recall,
+    "f1": F1Score,
+    "f1_score": F1Score,
 }
 _ACCURACY_FOR_LOSS = {
-    "binary_crossentropy": BinaryAccuracy, "categorical_crossentropy": CategoricalAccuracy,
+    "binary_crossentropy": BinaryAccuracy,
+    "categorical_crossentropy": CategoricalAccuracy,
     "sparse_categorical_crossentropy": SparseCategoricalAccuracy,
 }
 

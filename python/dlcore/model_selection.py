@@ -29,8 +29,8 @@ class KFold:
         sizes[: n % self.n_splits] += 1
         start = 0
         for size in sizes:
-            val = order[start:start + size]
-            train = np.concatenate([order[:start], order[start + size:]])
+            val = order[start : start + size]
+            train = np.concatenate([order[:start], order[start + size :]])
             yield train, val
             start += size
 
@@ -38,8 +38,19 @@ class KFold:
         return self.n_splits
 
 
-def cross_val_score(build_fn, x, y, k=5, epochs=1, batch_size=None, scoring=None,
-                    shuffle=True, seed=0, verbose=0, **fit_kwargs):
+def cross_val_score(
+    build_fn,
+    x,
+    y,
+    k=5,
+    epochs=1,
+    batch_size=None,
+    scoring=None,
+    shuffle=True,
+    seed=0,
+    verbose=0,
+    **fit_kwargs,
+):
     """Trains a fresh model from ``build_fn()`` (it must return a compiled model) on
     k - 1 folds and scores it on the held-out fold, for each of the k folds.
 
@@ -55,10 +66,16 @@ def cross_val_score(build_fn, x, y, k=5, epochs=1, batch_size=None, scoring=None
         model = build_fn()
         if getattr(model, "loss", None) is None:
             raise ValueError("cross_val_score: build_fn must return a compiled model")
-        model.fit(x[train], y[train], epochs=epochs, batch_size=batch_size, verbose=verbose,
-                  seed=seed, **fit_kwargs)
-        logs = model.evaluate(x[val], y[val], batch_size=batch_size, verbose=0,
-                              return_dict=True)
+        model.fit(
+            x[train],
+            y[train],
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=verbose,
+            seed=seed,
+            **fit_kwargs,
+        )
+        logs = model.evaluate(x[val], y[val], batch_size=batch_size, verbose=0, return_dict=True)
         key = scoring or next((name for name in logs if name != "loss"), "loss")
         if key not in logs:
             raise ValueError(f"cross_val_score: scoring={key!r} is not one of {sorted(logs)}")

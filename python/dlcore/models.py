@@ -9,7 +9,6 @@ the discriminator) and a callable on Tensors, so a hand-written loop can do
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
@@ -135,8 +134,9 @@ class Model(Layer):
 
     def _require_compiled(self, what):
         if self.loss is None:
-            raise RuntimeError(f"{what}: compile the model first, e.g. "
-                               f"model.compile(optimizer='adam', loss='mse')")
+            raise RuntimeError(
+                f"{what}: compile the model first, e.g. model.compile(optimizer='adam', loss='mse')"
+            )
 
     def _params(self):
         if self._train_params is None:
@@ -214,9 +214,21 @@ class Model(Layer):
             return float(sum(float(p.data) for p in self.losses))
 
     # ------------------------------------------------------------ fit
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            seed=None, distributed=False):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        initial_epoch=0,
+        seed=None,
+        distributed=False,
+    ):
         """Trains for ``epochs`` passes over (x, y) in batches of ``batch_size`` (32).
 
         shuffle: reorder the samples every epoch; with ``seed`` the order of each epoch
@@ -261,8 +273,9 @@ class Model(Layer):
             cbs.append(callbacks_module.TerminateOnNaN())
         if verbose:
             cbs.append(callbacks_module.ProgbarLogger(verbose))
-        cb = callbacks_module.CallbackList(cbs, self, {"epochs": epochs, "steps": steps,
-                                                      "verbose": verbose})
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose}
+        )
         self.stop_training, self._stop_reason = False, None
         self.history = history
         cb.on_train_begin()
@@ -288,8 +301,13 @@ class Model(Layer):
                 distributed_module.end_epoch(self)
                 logs = self._logs(loss_sum / seen)
             if validation_data is not None and not self._stop_reason:
-                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0,
-                                    return_dict=True, distributed=distributed)
+                val = self.evaluate(
+                    *validation_data,
+                    batch_size=batch_size,
+                    verbose=0,
+                    return_dict=True,
+                    distributed=distributed,
+                )
                 logs.update({f"val_{k}": v for k, v in val.items()})
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -302,8 +320,9 @@ class Model(Layer):
         return history
 
     # ------------------------------------------------------------ evaluate / predict
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False,
-                 distributed=False):
+    def evaluate(
+        self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False, distributed=False
+    ):
         """Loss (with the weight penalties, as in training) and metrics over (x, y).
 
         distributed: every rank of an MPI job passes the same x and y, evaluates its
@@ -320,8 +339,9 @@ class Model(Layer):
         self._reset_metrics()
         loss_mean = metrics_module.Mean()
         for start in range(0, len(x), batch_size):
-            loss_mean.update_state(*self._test_batch(x[start:start + batch_size],
-                                                     y[start:start + batch_size]))
+            loss_mean.update_state(
+                *self._test_batch(x[start : start + batch_size], y[start : start + batch_size])
+            )
         if world is not None:
             distributed_module.reduce_metrics([loss_mean, *self.compiled_metrics])
         logs = self._logs(loss_mean.result() + self._penalty())
@@ -338,7 +358,7 @@ class Model(Layer):
         outs = []
         with no_grad():
             for start in range(0, len(x), batch_size):
-                outs.append(self(x[start:start + batch_size], training=False).data)
+                outs.append(self(x[start : start + batch_size], training=False).data)
         if not outs:
             raise ValueError("predict: x has no samples")
         return np.concatenate(outs)
@@ -347,14 +367,20 @@ class Model(Layer):
     def summary(self, print_fn=None):
         """Prints the layer table: name (type), output shape, parameter count."""
         if not self.built:
-            raise ValueError(f"{self.name}: this model has not yet been built; give the "
-                             f"first layer an input_shape, call build(input_shape), or "
-                             f"call the model on data first")
+            raise ValueError(
+                f"{self.name}: this model has not yet been built; give the "
+                f"first layer an input_shape, call build(input_shape), or "
+                f"call the model on data first"
+            )
         print_fn = print_fn or print
-        rows = [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}")
-                for l in self.layers]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2
-                  for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
+        rows = [
+            (f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}")
+            for l in self.layers
+        ]
+        widths = [
+            max(len(h), *(len(r[i]) for r in rows)) + 2
+            for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))
+        ]
         line = "=" * sum(widths)
 
         def fmt(cells):
@@ -362,20 +388,28 @@ class Model(Layer):
 
         trainable = sum(w.size for w in self.trainable_weights)
         total = self.count_params()
-        out = [f'Model: "{self.name}"', line.replace("=", "_"),
-               fmt(("Layer (type)", "Output Shape", "Param #")), line]
+        out = [
+            f'Model: "{self.name}"',
+            line.replace("=", "_"),
+            fmt(("Layer (type)", "Output Shape", "Param #")),
+            line,
+        ]
         for i, r in enumerate(rows):
             out.append(fmt(r))
             out.append("_" * sum(widths) if i < len(rows) - 1 else line)
-        out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                f"Non-trainable params: {total - trainable:,}"]
+        out += [
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+        ]
         for text in out:
             print_fn(text)
 
     # ------------------------------------------------------------ saving
     def _weight_manifest(self):
-        return [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype.name}
-                for w in self.weights]
+        return [
+            {"name": w.name, "shape": list(w.shape), "dtype": w.dtype.name} for w in self.weights
+        ]
 
     def _skips_writing(self):
         """True on ranks other than 0 of a model trained with fit(distributed=True): the
@@ -400,23 +434,29 @@ class Model(Layer):
         saved = header.get("weights", [])
         own = self.weights
         if not self.built or not own:
-            raise CheckpointError(f"{self.name}: build the model before loading weights into "
-                                  f"it (it has no weights yet)")
+            raise CheckpointError(
+                f"{self.name}: build the model before loading weights into "
+                f"it (it has no weights yet)"
+            )
         if len(saved) != len(own):
             raise CheckpointError(
                 f"{path!r} does not fit model {self.name!r}: the file has {len(saved)} weights, "
-                f"the model {len(own)} ({[w['name'] for w in saved]} vs {[w.name for w in own]})")
+                f"the model {len(own)} ({[w['name'] for w in saved]} vs {[w.name for w in own]})"
+            )
         for i, (meta, w) in enumerate(zip(saved, own)):
             if tuple(meta["shape"]) != w.shape:
                 raise CheckpointError(
                     f"{path!r} does not fit model {self.name!r}: weight {i} is {meta['name']} "
-                    f"{tuple(meta['shape'])} in the file but {w.name} {w.shape} in the model")
+                    f"{tuple(meta['shape'])} in the file but {w.name} {w.shape} in the model"
+                )
         for i, w in enumerate(own):
             w.data[...] = arrays[f"weights/{i:04d}"]
 
     def get_config(self):
-        raise NotImplementedError(f"{type(self).__name__} cannot describe its architecture; "
-                                  f"use save_weights / load_weights")
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot describe its architecture; "
+            f"use save_weights / load_weights"
+        )
 
     def save(self, path):
         """Writes architecture, weights, compile settings and optimizer state to
@@ -426,16 +466,21 @@ class Model(Layer):
         if self._skips_writing():
             return
         params = self._params() if self.optimizer is not None else []
-        header = {"kind": "model",
-                  "model": {"class_name": type(self).__name__, "config": self.get_config()},
-                  "build_input_shape": list(self.input_shape) if self.input_shape else None,
-                  "weights": self._weight_manifest(), "compile": self._compile_config}
+        header = {
+            "kind": "model",
+            "model": {"class_name": type(self).__name__, "config": self.get_config()},
+            "build_input_shape": list(self.input_shape) if self.input_shape else None,
+            "weights": self._weight_manifest(),
+            "compile": self._compile_config,
+        }
         arrays = {f"weights/{i:04d}": w.data for i, w in enumerate(self.weights)}
         if self.optimizer is not None:
             index = {id(w): i for i, w in enumerate(self.weights)}
             iterations, state = self.optimizer.get_state(params)
-            header["optimizer_state"] = {"iterations": iterations,
-                                         "params": [index[id(p)] for p in params]}
+            header["optimizer_state"] = {
+                "iterations": iterations,
+                "params": [index[id(p)] for p in params],
+            }
             arrays.update({f"optimizer/{i:04d}": a for i, a in enumerate(state)})
         write_checkpoint(path, header, arrays)
 
@@ -486,8 +531,10 @@ class Sequential(Model):
             layer._ensure_built(shape)
             shape = layer.output_shape
             if isinstance(shape, list):
-                raise ValueError(f"{self.name}: layer {layer.name} returns several tensors "
-                                 f"(return_state=True); a Sequential model needs one")
+                raise ValueError(
+                    f"{self.name}: layer {layer.name} returns several tensors "
+                    f"(return_state=True); a Sequential model needs one"
+                )
         self.output_shape = shape
         self.built = True
 
@@ -505,11 +552,20 @@ class Sequential(Model):
         return self.output_shape
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "layers": [layers_module.serialize(l) if not isinstance(l, Sequential)
-                           else {"class_name": "Sequential", "config": l.get_config(),
-                                 "build_input_shape": list(l.input_shape or [])}
-                           for l in self.layers]}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [
+                layers_module.serialize(l)
+                if not isinstance(l, Sequential)
+                else {
+                    "class_name": "Sequential",
+                    "config": l.get_config(),
+                    "build_input_shape": list(l.input_shape or []),
+                }
+                for l in self.layers
+            ],
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -531,8 +587,9 @@ def load_model(path, compile=True):
     ``compile``, its optimizer (with its state), loss and metrics."""
     header, arrays = read_checkpoint(path)
     if header.get("kind") != "model":
-        raise CheckpointError(f"{path!r} holds weights only; build the model and use "
-                              f"model.load_weights({path!r})")
+        raise CheckpointError(
+            f"{path!r} holds weights only; build the model and use model.load_weights({path!r})"
+        )
     spec = header["model"]
     if spec["class_name"] != "Sequential":
         raise CheckpointError(f"{path!r}: cannot rebuild a {spec['class_name']} model")
@@ -543,8 +600,11 @@ def load_model(path, compile=True):
     config = header.get("compile")
     if compile and config and config.get("loss"):
         metrics = [m for m in config["metrics"] if m]
-        model.compile(optimizer=optimizers_module.get(config["optimizer"]),
-                      loss=losses_module.get(config["loss"]), metrics=metrics)
+        model.compile(
+            optimizer=optimizers_module.get(config["optimizer"]),
+            loss=losses_module.get(config["loss"]),
+            metrics=metrics,
+        )
         state = header.get("optimizer_state")
         if state is not None:
             weights = model.weights
@@ -552,6 +612,7 @@ def load_model(path, compile=True):
             model._train_params = params
             model.optimizer.params = params
             n = len([k for k in arrays if k.startswith("optimizer/")])
-            model.optimizer.set_state(params, state["iterations"],
-                                      [arrays[f"optimizer/{i:04d}"] for i in range(n)])
+            model.optimizer.set_state(
+                params, state["iterations"], [arrays[f"optimizer/{i:04d}"] for i in range(n)]
+            )
     return model

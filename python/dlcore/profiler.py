@@ -120,15 +120,19 @@ class Profile:
         key = {"time": 1, "calls": 0, "flops": 2}[sort_by]
         rows = sorted(self.stats.items(), key=lambda kv: -kv[1][key])
         total = sum(s[1] for s in self.stats.values())
-        head = (f"{'kernel':<22}{'calls':>8}{'total ms':>12}{'% kernels':>11}{'mean us':>11}"
-                f"{'GFLOP':>10}{'GFLOP/s':>10}")
+        head = (
+            f"{'kernel':<22}{'calls':>8}{'total ms':>12}{'% kernels':>11}{'mean us':>11}"
+            f"{'GFLOP':>10}{'GFLOP/s':>10}"
+        )
         lines = [head, "-" * len(head)]
         for name, (calls, seconds, flops) in rows:
             rate = f"{flops / seconds / 1e9:>10.1f}" if flops and seconds else f"{'-':>10}"
-            lines.append(f"{name:<22}{calls:>8}{seconds * 1e3:>12.2f}"
-                         f"{100 * seconds / total if total else 0:>10.1f}%"
-                         f"{seconds / calls * 1e6:>11.1f}"
-                         f"{flops / 1e9 if flops else 0:>10.2f}{rate}")
+            lines.append(
+                f"{name:<22}{calls:>8}{seconds * 1e3:>12.2f}"
+                f"{100 * seconds / total if total else 0:>10.1f}%"
+                f"{seconds / calls * 1e6:>11.1f}"
+                f"{flops / 1e9 if flops else 0:>10.2f}{rate}"
+            )
         lines.append("-" * len(head))
         share = f" ({100 * total / self.wall:.0f}% of {self.wall:.3f} s wall)" if self.wall else ""
         lines.append(f"kernels: {total:.3f} s{share}; threads: {ops.get_num_threads()}")
@@ -139,7 +143,7 @@ class Profile:
 
 
 _active = []  # the Profiles collecting now (profiles nest)
-_raw = {}     # name -> the kernel as dlcore.ops exports it
+_raw = {}  # name -> the kernel as dlcore.ops exports it
 
 
 def _wrap(name, fn):

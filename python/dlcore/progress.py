@@ -7,8 +7,9 @@ __all__ = ["Progbar", "format_logs"]
 
 
 def format_logs(logs):
-    return " - ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
-                      for k, v in logs.items())
+    return " - ".join(
+        f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in logs.items()
+    )
 
 
 def _format_duration(seconds):
@@ -48,7 +49,11 @@ class Progbar:
         logs = logs or {}
         if self.verbose == 0:
             return
-        done = finalize if finalize is not None else (self.target is not None and current >= self.target)
+        done = (
+            finalize
+            if finalize is not None
+            else (self.target is not None and current >= self.target)
+        )
         now = time.perf_counter()
         elapsed = now - self.start
         if self.interactive:
@@ -64,8 +69,10 @@ class Progbar:
             self.stream.flush()
         elif done:
             steps = f"{current}/{self.target}" if self.target else f"{current}"
-            line = f"{self.prefix}{steps} - {_format_duration(elapsed)} - " \
-                   f"{_format_per_step(elapsed / max(current, 1))}"
+            line = (
+                f"{self.prefix}{steps} - {_format_duration(elapsed)} - "
+                f"{_format_per_step(elapsed / max(current, 1))}"
+            )
             if logs:
                 line += " - " + format_logs(logs)
             self.stream.write(line + "\n")

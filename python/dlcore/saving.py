@@ -42,8 +42,12 @@ def write_checkpoint(path, header, arrays):
     for name, a in arrays.items():
         if a.dtype.kind not in "biuf":
             raise TypeError(f"checkpoint array {name!r} has dtype {a.dtype}; only numeric arrays")
-    header = dict(header, format=FORMAT, version=VERSION,
-                  checksums={name: _digest(a) for name, a in arrays.items()})
+    header = dict(
+        header,
+        format=FORMAT,
+        version=VERSION,
+        checksums={name: _digest(a) for name, a in arrays.items()},
+    )
     blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
@@ -85,28 +89,37 @@ def read_checkpoint(path):
         try:
             with np.load(f, allow_pickle=False) as z:
                 if _HEADER not in z.files:
-                    raise CheckpointError(f"{path!r} is not a dlcore checkpoint (no dlcore "
-                                          f"header; it holds {sorted(z.files)[:5]})")
+                    raise CheckpointError(
+                        f"{path!r} is not a dlcore checkpoint (no dlcore "
+                        f"header; it holds {sorted(z.files)[:5]})"
+                    )
                 header = json.loads(z[_HEADER].tobytes().decode())
                 arrays = {name: z[name] for name in z.files if name != _HEADER}
         except CheckpointError:
             raise
         except Exception as e:  # a damaged zip fails in many ways: a flipped compression
             # method raises NotImplementedError, a flipped flag RuntimeError, ...
-            raise CheckpointError(f"{path!r} is not a readable dlcore checkpoint: it is "
-                                  f"truncated, corrupted or of another format "
-                                  f"({type(e).__name__}: {e})") from e
+            raise CheckpointError(
+                f"{path!r} is not a readable dlcore checkpoint: it is "
+                f"truncated, corrupted or of another format "
+                f"({type(e).__name__}: {e})"
+            ) from e
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CheckpointError(f"{path!r} is not a dlcore checkpoint (format "
-                              f"{header.get('format') if isinstance(header, dict) else header!r})")
+        raise CheckpointError(
+            f"{path!r} is not a dlcore checkpoint (format "
+            f"{header.get('format') if isinstance(header, dict) else header!r})"
+        )
     version = header.get("version")
     if not isinstance(version, int) or not 1 <= version <= VERSION:
-        raise CheckpointError(f"{path!r} has checkpoint format version {version!r}; "
-                              f"this dlcore reads 1 to {VERSION}")
+        raise CheckpointError(
+            f"{path!r} has checkpoint format version {version!r}; this dlcore reads 1 to {VERSION}"
+        )
     expected = header.get("checksums", {})
     if set(expected) != set(arrays):
-        raise CheckpointError(f"{path!r} is damaged: its arrays {sorted(arrays)} do not match "
-                              f"its header {sorted(expected)}")
+        raise CheckpointError(
+            f"{path!r} is damaged: its arrays {sorted(arrays)} do not match "
+            f"its header {sorted(expected)}"
+        )
     for name, a in arrays.items():
         if _digest(a) != expected[name]:
             raise CheckpointError(f"{path!r} is damaged: array {name!r} fails its checksum")

@@ -77,8 +77,16 @@ class Tensor:
         dtype: convert the data to this dtype first.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_index", "_logits", "name",
-                 "__weakref__")
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "_node",
+        "_index",
+        "_logits",
+        "name",
+        "__weakref__",
+    )
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected method
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -333,14 +341,20 @@ class Tensor:
 
 # ---------------------------------------------------------------- engine helpers
 
+
 def _accumulate_leaf(t, g, owned):
     """Adds g to t.grad. A fresh array nobody else holds (owned, owning its memory,
     writeable, of t's dtype) becomes t.grad itself instead of being copied."""
     if g.shape != t.data.shape:
         g = np.broadcast_to(g, t.data.shape)
     if t.grad is None:
-        take = (owned and g.dtype == t.data.dtype and g.flags.owndata and g.flags.writeable
-                and g.flags.c_contiguous)
+        take = (
+            owned
+            and g.dtype == t.data.dtype
+            and g.flags.owndata
+            and g.flags.writeable
+            and g.flags.c_contiguous
+        )
         t.grad = g if take else np.array(g, dtype=t.data.dtype, copy=True)
     else:
         t.grad += g
@@ -414,18 +428,21 @@ def unbroadcast(grad, shape):
 
 # ---------------------------------------------------------------- elementwise
 
+
 def add(a, b):
     a, b = (_operand(a, b), b) if not isinstance(a, Tensor) else (a, _operand(b, a))
     sa, sb = a.shape, b.shape
-    return record(a.data + b.data, (a, b),
-                  lambda g: (unbroadcast(g[0], sa), unbroadcast(g[0], sb)), "add")
+    return record(
+        a.data + b.data, (a, b), lambda g: (unbroadcast(g[0], sa), unbroadcast(g[0], sb)), "add"
+    )
 
 
 def sub(a, b):
     a, b = (_operand(a, b), b) if not isinstance(a, Tensor) else (a, _operand(b, a))
     sa, sb = a.shape, b.shape
-    return record(a.data - b.data, (a, b),
-                  lambda g: (unbroadcast(g[0], sa), unbroadcast(-g[0], sb)), "sub")
+    return record(
+        a.data - b.data, (a, b), lambda g: (unbroadcast(g[0], sa), unbroadcast(-g[0], sb)), "sub"
+    )
 
 
 def mul(a, b):
@@ -433,8 +450,10 @@ def mul(a, b):
     ad, bd = a.data, b.data
 
     def backward(g):
-        return (unbroadcast(g[0] * bd, ad.shape) if a.requires_grad else None,
-                unbroadcast(g[0] * ad, bd.shape) if b.requires_grad else None)
+        return (
+            unbroadcast(g[0] * bd, ad.shape) if a.requires_grad else None,
+            unbroadcast(g[0] * ad, bd.shape) if b.requires_grad else None,
+        )
 
     return record(ad * bd, (a, b), backward, "mul")
 
@@ -445,8 +464,10 @@ def div(a, b):
     out = ad / bd
 
     def backward(g):
-        return (unbroadcast(g[0] / bd, ad.shape) if a.requires_grad else None,
-                unbroadcast(-g[0] * out / bd, bd.shape) if b.requires_grad else None)
+        return (
+            unbroadcast(g[0] / bd, ad.shape) if a.requires_grad else None,
+            unbroadcast(-g[0] * out / bd, bd.shape) if b.requires_grad else None,
+        )
 
     return record(out, (a, b), backward, "div")
 
@@ -458,7 +479,7 @@ def neg(a):
 def power(a, b):
     a, b = (_operand(a, b), b) if not isinstance(a, Tensor) else (a, _operand(b, a))
     ad, bd = a.data, b.data
-    out = ad ** bd
+    out = ad**bd
 
     def backward(g):
         ga = gb = None
@@ -466,8 +487,9 @@ def power(a, b):
             ga = unbroadcast(g[0] * bd * ad ** (bd - 1), ad.shape)
         if b.requires_grad:
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = unbroadcast(g[0] * out * np.where(ad > 0, np.log(np.where(ad > 0, ad, 1)), 0),
-                                 bd.shape)
+                gb = unbroadcast(
+                    g[0] * out * np.where(ad > 0, np.log(np.where(ad > 0, ad, 1)), 0), bd.shape
+                )
         return ga, gb
 
     return record(out, (a, b), backward, "pow")
@@ -561,6 +583,7 @@ def log_softmax(a, axis=-1):
 
 # ---------------------------------------------------------------- reductions
 
+
 def _expand(g, shape, axis, keepdims):
     """Broadcasts a reduced gradient back to the input's shape."""
     if axis is not None and not keepdims:
@@ -571,8 +594,12 @@ def _expand(g, shape, axis, keepdims):
 
 def sum_(a, axis=None, keepdims=False):
     shape = a.shape
-    return record(np.asarray(a.data.sum(axis=axis, keepdims=keepdims)), (a,),
-                  lambda g: (_expand(g[0], shape, axis, keepdims),), "sum")
+    return record(
+        np.asarray(a.data.sum(axis=axis, keepdims=keepdims)),
+        (a,),
+        lambda g: (_expand(g[0], shape, axis, keepdims),),
+        "sum",
+    )
 
 
 def mean(a, axis=None, keepdims=False):
@@ -590,14 +617,16 @@ def max_(a, axis=None, keepdims=False):
         full = _expand(out, ad.shape, axis, keepdims)
         mask = ad == full
         # Ties share the gradient equally.
-        count = _expand(np.asarray(mask.sum(axis=axis, keepdims=keepdims)), ad.shape, axis,
-                        keepdims)
+        count = _expand(
+            np.asarray(mask.sum(axis=axis, keepdims=keepdims)), ad.shape, axis, keepdims
+        )
         return (_expand(g[0], ad.shape, axis, keepdims) * mask / count,)
 
     return record(out, (a,), backward, "max")
 
 
 # ---------------------------------------------------------------- shape
+
 
 def reshape(a, shape):
     src = a.shape
@@ -606,14 +635,14 @@ def reshape(a, shape):
 
 def transpose(a, axes=None):
     inverse = None if axes is None else tuple(np.argsort(axes))
-    return record(np.transpose(a.data, axes), (a,),
-                  lambda g: (np.transpose(g[0], inverse),), "transpose")
+    return record(
+        np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g[0], inverse),), "transpose"
+    )
 
 
 def _is_basic_index(index):
     items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis
-               for i in items)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
 
 
 def getitem(a, index):
@@ -638,11 +667,16 @@ def getitem(a, index):
 def concatenate(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
     sizes = np.cumsum([t.shape[axis] for t in tensors])[:-1]
-    return record(np.concatenate([t.data for t in tensors], axis=axis), tuple(tensors),
-                  lambda g: tuple(np.split(g[0], sizes, axis=axis)), "concatenate")
+    return record(
+        np.concatenate([t.data for t in tensors], axis=axis),
+        tuple(tensors),
+        lambda g: tuple(np.split(g[0], sizes, axis=axis)),
+        "concatenate",
+    )
 
 
 # ---------------------------------------------------------------- products
+
 
 def matmul(a, b):
     """a @ b. 2-D products (and (..., K) @ (K, N)) run on the GEMM kernel."""
@@ -653,12 +687,18 @@ def matmul(a, b):
         out = ops.gemm(a2, b.data).reshape(*lead, b.shape[1])
 
         def backward(g):
-            da, db = ops.gemm_backward(g[0].reshape(-1, b.shape[1]), a2, b.data,
-                                       need_da=a.requires_grad, need_db=b.requires_grad)
+            da, db = ops.gemm_backward(
+                g[0].reshape(-1, b.shape[1]),
+                a2,
+                b.data,
+                need_da=a.requires_grad,
+                need_db=b.requires_grad,
+            )
             return (None if da is None else da.reshape(a.shape), db)
 
-        return record(out.astype(np.result_type(a.dtype, b.dtype), copy=False), (a, b),
-                      backward, "matmul")
+        return record(
+            out.astype(np.result_type(a.dtype, b.dtype), copy=False), (a, b), backward, "matmul"
+        )
     ad, bd = a.data, b.data
 
     def backward(g):

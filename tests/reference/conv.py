@@ -40,5 +40,5 @@ def conv2d_grads(dy, x, kernel, strides=(1, 1), padding=((0, 0), (0, 0)), dilati
             rows = slice(i * dh, i * dh + sh * (OH - 1) + 1, sh)
             cols = slice(j * dw, j * dw + sw * (OW - 1) + 1, sw)
             dxp[:, rows, cols, :] += np.einsum("nhwo,co->nhwc", dy, kernel[i, j])
-    dx = dxp[:, top:top + H, left:left + W, :]
+    dx = dxp[:, top : top + H, left : left + W, :]
     return dx, dkernel, dbias

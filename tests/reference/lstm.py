@@ -21,8 +21,8 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias):
     steps = []
     for t in range(T):
         z = x[:, t] @ kernel + h @ rec + bias
-        i, f = _sigmoid(z[:, :U]), _sigmoid(z[:, U:2 * U])
-        g, o = np.tanh(z[:, 2 * U:3 * U]), _sigmoid(z[:, 3 * U:])
+        i, f = _sigmoid(z[:, :U]), _sigmoid(z[:, U : 2 * U])
+        g, o = np.tanh(z[:, 2 * U : 3 * U]), _sigmoid(z[:, 3 * U :])
         c_prev, h_prev = c, h
         c = f * c_prev + i * g
         h = o * np.tanh(c)
@@ -46,8 +46,14 @@ def lstm_backward(dy, dh_n, dc_n, saved):
         tc = np.tanh(c)
         dc = dc + dh * o * (1 - tc**2)
         dz = np.concatenate(
-            [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2),
-             dh * tc * o * (1 - o)], axis=1)
+            [
+                dc * g * i * (1 - i),
+                dc * c_prev * f * (1 - f),
+                dc * i * (1 - g**2),
+                dh * tc * o * (1 - o),
+            ],
+            axis=1,
+        )
         dx[:, t] = dz @ kernel.T
         dkernel += x_t.T @ dz
         drec += h_prev.T @ dz

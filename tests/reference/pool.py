@@ -17,8 +17,7 @@ def maxpool2d(x, pool_size=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0))):
     n_idx, c_idx = np.arange(N)[:, None], np.arange(C)[None, :]
     for oh in range(OH):
         for ow in range(OW):
-            cells = [(oh * sh - top + i, ow * sw - left + j)
-                     for i in range(ph) for j in range(pw)]
+            cells = [(oh * sh - top + i, ow * sw - left + j) for i in range(ph) for j in range(pw)]
             cells = [(h, w) for h, w in cells if 0 <= h < H and 0 <= w < W]
             vals = np.stack([x[:, h, w, :] for h, w in cells])  # (cells, N, C)
             nan = np.isnan(vals)
@@ -32,5 +31,7 @@ def maxpool2d(x, pool_size=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0))):
 
 def maxpool2d_backward(dy, argmax, x_shape):
     dx = np.zeros(x_shape, np.float64)
-    np.add.at(dx.reshape(-1), np.asarray(argmax).reshape(-1), np.asarray(dy, np.float64).reshape(-1))
+    np.add.at(
+        dx.reshape(-1), np.asarray(argmax).reshape(-1), np.asarray(dy, np.float64).reshape(-1)
+    )
     return dx

@@ -29,16 +29,16 @@ struct Conv2dParams {
 // PyTorch's slow_conv2d_shape_check). The constructor throws std::invalid_argument
 // naming fn, the argument and the values received and expected.
 struct Conv2dShape {
-  int64_t N, H, W, C;   // x
-  int64_t KH, KW, OC;   // kernel (KH, KW, C, OC)
-  int64_t OH, OW;       // y (N, OH, OW, OC)
+  int64_t N, H, W, C;  // x
+  int64_t KH, KW, OC;  // kernel (KH, KW, C, OC)
+  int64_t OH, OW;      // y (N, OH, OW, OC)
   Conv2dParams p;
 
   Conv2dShape(const char* fn, const int64_t (&x_shape)[4], const int64_t (&kernel_shape)[4],
               const Conv2dParams& params);
 
-  int64_t K() const { return KH * KW * C; }        // depth of the im2col GEMM
-  int64_t pixels() const { return N * OH * OW; }   // rows of y seen as (N*OH*OW, OC)
+  int64_t K() const { return KH * KW * C; }       // depth of the im2col GEMM
+  int64_t pixels() const { return N * OH * OW; }  // rows of y seen as (N*OH*OW, OC)
 
   // x is already the GEMM operand: no im2col, no col2im.
   bool is_pointwise() const;

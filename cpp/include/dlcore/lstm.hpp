@@ -34,9 +34,8 @@ struct LstmShape {
 // of the batch (no synchronisation between steps) when there are at least 4 per thread,
 // else a slice of the hidden units (one barrier per step).
 template <typename T>
-void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0,
-                  const T* c0, const T* kernel, const T* recurrent_kernel, const T* bias,
-                  const LstmShape& s);
+void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0, const T* c0,
+                  const T* kernel, const T* recurrent_kernel, const T* bias, const LstmShape& s);
 
 // dy (N,T,U), dh_n, dc_n (N,U), each nullable (zeros) -> dx (N,T,I), dh0, dc0 (N,U),
 // dweights (I+U,4U): dkernel (I,4U) stacked on drecurrent_kernel (U,4U), one buffer so

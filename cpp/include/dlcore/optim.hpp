@@ -10,8 +10,8 @@ namespace dlcore {
 //   param -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(vhat or v) + epsilon)
 // param, m, v (N,), vhat (N,) or null, grad (N,).
 template <typename T>
-void adam_update(T* param, T* m, T* v, T* vhat, const T* grad, int64_t N, double lr,
-                 double beta_1, double beta_2, double epsilon, int64_t step);
+void adam_update(T* param, T* m, T* v, T* vhat, const T* grad, int64_t N, double lr, double beta_1,
+                 double beta_2, double epsilon, int64_t step);
 
 // SGD: param -= lr g; with momentum: velocity = momentum velocity - lr g, then
 // param += velocity, or param += momentum velocity - lr g (Nesterov).
@@ -25,7 +25,7 @@ void sgd_update(T* param, T* velocity, const T* grad, int64_t N, double lr, doub
 // mom = momentum mom + step and the step is mom. param -= step.
 // mg, mom (N,) or null when unused.
 template <typename T>
-void rmsprop_update(T* param, T* v, T* mg, T* mom, const T* grad, int64_t N, double lr,
-                    double rho, double momentum, double epsilon);
+void rmsprop_update(T* param, T* v, T* mg, T* mom, const T* grad, int64_t N, double lr, double rho,
+                    double momentum, double epsilon);
 
 }  // namespace dlcore

@@ -57,8 +57,10 @@ def read_idx(path):
     dtype = np.dtype(_IDX_TYPES[data[2]])
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(f"{path}: header says {dims} ({expected} bytes of data) but the file "
-                         f"holds {len(data) - header}; it is truncated or damaged")
+        raise ValueError(
+            f"{path}: header says {dims} ({expected} bytes of data) but the file "
+            f"holds {len(data) - header}; it is truncated or damaged"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -85,7 +87,7 @@ def _find(directory, stem):
         if os.path.isfile(os.path.join(directory, name)):
             return os.path.join(directory, name)
     if stem.startswith("train-"):
-        pattern = re.compile(r"train-\d+k-" + re.escape(stem[len("train-"):]) + r"(\.gz)?$")
+        pattern = re.compile(r"train-\d+k-" + re.escape(stem[len("train-") :]) + r"(\.gz)?$")
         try:
             names = sorted(os.listdir(directory))
         except OSError:
@@ -139,11 +141,13 @@ def load_data(path=None, download=True):
         except OSError as e:
             error = e
     raise FileNotFoundError(
-        "MNIST not found. Looked in: " + ", ".join(places)
+        "MNIST not found. Looked in: "
+        + ", ".join(places)
         + (f"; downloading failed ({error})" if error else "")
         + ". Point load_data(path=...) or $DLCORE_DATA at a directory holding "
         "train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), "
-        "t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz).")
+        "t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)."
+    )
 
 
 def _load(files):

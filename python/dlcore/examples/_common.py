@@ -15,20 +15,29 @@ from dlcore.datasets import mnist
 
 def parser(description, epochs, batch_size, mnist_data=False, fit_distributed=False):
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true",
-                   help="a few seconds' run on a slice of the data (used by the tests)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few seconds' run on a slice of the data (used by the tests)",
+    )
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--seed", type=int, default=0)
     if mnist_data:
-        p.add_argument("--data", default=None,
-                       help="directory with the MNIST IDX files (default: $DLCORE_DATA, the "
-                            "cache, or download)")
+        p.add_argument(
+            "--data",
+            default=None,
+            help="directory with the MNIST IDX files (default: $DLCORE_DATA, the "
+            "cache, or download)",
+        )
     if fit_distributed:
-        p.add_argument("--distributed", action="store_true",
-                       help="train data-parallel on the ranks of an MPI job, e.g. "
-                            "mpirun -n 2 python -m dlcore.examples.mnist_cnn --distributed "
-                            "(--batch-size is per rank)")
+        p.add_argument(
+            "--distributed",
+            action="store_true",
+            help="train data-parallel on the ranks of an MPI job, e.g. "
+            "mpirun -n 2 python -m dlcore.examples.mnist_cnn --distributed "
+            "(--batch-size is per rank)",
+        )
     return p
 
 
@@ -78,8 +87,9 @@ def save_image_grid(path, rows, titles=None, shape=(28, 28)):
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"(matplotlib is not installed, so {path} was not written: "
-              f"pip install 'dlcore[plot]')")
+        print(
+            f"(matplotlib is not installed, so {path} was not written: pip install 'dlcore[plot]')"
+        )
         return None
     n_rows, n_cols = len(rows), len(rows[0])
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 1.0, n_rows * 1.1), squeeze=False)

@@ -58,8 +58,10 @@ def main(argv=None):
         clock = Stopwatch()
         w, b, losses = fn(x, y, args.epochs, 0.03, args.batch_size, args.seed)
         results[name] = {"w": w, "b": b, "losses": losses, "seconds": clock.seconds}
-        print(f"{name:>12}: w = {np.round(w, 3)}, b = {b:.3f} (true {TRUE_W}, {TRUE_B}); "
-              f"loss {losses[0]:.4f} -> {losses[-1]:.6f} in {clock.seconds:.2f} s")
+        print(
+            f"{name:>12}: w = {np.round(w, 3)}, b = {b:.3f} (true {TRUE_W}, {TRUE_B}); "
+            f"loss {losses[0]:.4f} -> {losses[-1]:.6f} in {clock.seconds:.2f} s"
+        )
     return results
 
 

@@ -8,7 +8,8 @@ recall and F1 on held-out data.
 import numpy as np
 
 import dlcore
-from dlcore import Tensor, functional as F, layers, metrics, models, no_grad, optimizers
+from dlcore import Tensor, layers, metrics, models, no_grad, optimizers
+from dlcore import functional as F
 from dlcore.examples._common import Stopwatch, parser
 
 
@@ -21,10 +22,17 @@ def make_data(n, seed):
 
 
 def report(name, y_true, p, seconds, losses):
-    scores = {"accuracy": metrics.accuracy(y_true, p), "precision": metrics.precision(y_true, p),
-              "recall": metrics.recall(y_true, p), "f1": metrics.f1_score(y_true, p)}
-    print(f"{name:>12}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-          + f"; loss {losses[0]:.3f} -> {losses[-1]:.3f} in {seconds:.2f} s")
+    scores = {
+        "accuracy": metrics.accuracy(y_true, p),
+        "precision": metrics.precision(y_true, p),
+        "recall": metrics.recall(y_true, p),
+        "f1": metrics.f1_score(y_true, p),
+    }
+    print(
+        f"{name:>12}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        + f"; loss {losses[0]:.3f} -> {losses[-1]:.3f} in {seconds:.2f} s"
+    )
     return {**scores, "losses": losses, "seconds": seconds}
 
 
@@ -55,12 +63,18 @@ def main(argv=None):
     clock = Stopwatch()
     dlcore.set_random_seed(args.seed)
     model = models.Sequential([layers.Dense(1, activation="sigmoid", input_shape=(2,))])
-    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy",
-                  metrics=["accuracy"])
-    history = model.fit(x, y, epochs=max(args.epochs // 10, 3), batch_size=args.batch_size,
-                        verbose=0, seed=args.seed)
-    results["Dense + fit"] = report("Dense + fit", y_test, model.predict(x_test), clock.seconds,
-                                    history.history["loss"])
+    model.compile(optimizer=optimizers.SGD(0.1), loss="binary_crossentropy", metrics=["accuracy"])
+    history = model.fit(
+        x,
+        y,
+        epochs=max(args.epochs // 10, 3),
+        batch_size=args.batch_size,
+        verbose=0,
+        seed=args.seed,
+    )
+    results["Dense + fit"] = report(
+        "Dense + fit", y_test, model.predict(x_test), clock.seconds, history.history["loss"]
+    )
     return results
 
 

@@ -17,47 +17,68 @@ from dlcore.examples._common import EpochTimer, join_distributed, load_mnist, pa
 
 
 def build_model():
-    model = models.Sequential([
-        layers.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer=optimizers.Adam(learning_rate=1e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = models.Sequential(
+        [
+            layers.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=optimizers.Adam(learning_rate=1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
 def main(argv=None):
-    args = parser(__doc__.splitlines()[0], epochs=3, batch_size=32, mnist_data=True,
-                  fit_distributed=True).parse_args(argv)
+    args = parser(
+        __doc__.splitlines()[0], epochs=3, batch_size=32, mnist_data=True, fit_distributed=True
+    ).parse_args(argv)
     if args.quick:
         args.epochs = 1
     join_distributed(args)
     dlcore.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(
-        args.data, train=3000 if args.quick else None, test=1000 if args.quick else None)
-    print(f"dlcore {dlcore.__version__}, {dlcore.ops.get_num_threads()} threads; "
-          f"{len(x_train)} training and {len(x_test)} test images")
+        args.data, train=3000 if args.quick else None, test=1000 if args.quick else None
+    )
+    print(
+        f"dlcore {dlcore.__version__}, {dlcore.ops.get_num_threads()} threads; "
+        f"{len(x_train)} training and {len(x_test)} test images"
+    )
     model = build_model()
     model.summary()
     timer = EpochTimer()
     start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                        callbacks=[timer], seed=args.seed, verbose=1,
-                        distributed=args.distributed)
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        callbacks=[timer],
+        seed=args.seed,
+        verbose=1,
+        distributed=args.distributed,
+    )
     train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0,
-                                              distributed=args.distributed)
+    test_loss, test_accuracy = model.evaluate(
+        x_test, y_test, batch_size=256, verbose=0, distributed=args.distributed
+    )
     per_epoch = sum(timer.seconds) / len(timer.seconds)
     print(f"test accuracy: {test_accuracy:.4f} (loss {test_loss:.4f})")
     print(f"seconds per epoch: {per_epoch:.2f} (training {train_seconds:.1f} s in all)")
-    return {"test_accuracy": test_accuracy, "test_loss": test_loss,
-            "seconds_per_epoch": per_epoch, "loss": history.history["loss"]}
+    return {
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "seconds_per_epoch": per_epoch,
+        "loss": history.history["loss"],
+    }
 
 
 if __name__ == "__main__":

@@ -29,22 +29,37 @@ def main(argv=None):
     x, y = make_waves(n, seed=args.seed)
     x_test, y_test = make_waves(500, seed=args.seed + 1)
     dlcore.set_random_seed(args.seed)
-    model = models.Sequential([
-        layers.LSTM(50, return_sequences=True, input_shape=(50, 1)),
-        layers.LSTM(50),
-        layers.Dense(1),
-    ])
+    model = models.Sequential(
+        [
+            layers.LSTM(50, return_sequences=True, input_shape=(50, 1)),
+            layers.LSTM(50),
+            layers.Dense(1),
+        ]
+    )
     model.compile(optimizer=optimizers.Adam(1e-3), loss="mse")
     model.summary()
     clock, timer = Stopwatch(), EpochTimer()
-    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size,
-                        callbacks=[timer], seed=args.seed, verbose=2)
+    history = model.fit(
+        x,
+        y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        callbacks=[timer],
+        seed=args.seed,
+        verbose=2,
+    )
     mse = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     naive = float(np.mean((x_test[:, -1] - y_test) ** 2))  # "tomorrow is like today"
-    print(f"test MSE {mse:.5f} (repeating the last value scores {naive:.5f}); "
-          f"{sum(timer.seconds) / len(timer.seconds):.2f} s per epoch, {clock.seconds:.1f} s in all")
-    return {"test_mse": mse, "naive_mse": naive, "losses": history.history["loss"],
-            "seconds": clock.seconds}
+    print(
+        f"test MSE {mse:.5f} (repeating the last value scores {naive:.5f}); "
+        f"{sum(timer.seconds) / len(timer.seconds):.2f} s per epoch, {clock.seconds:.1f} s in all"
+    )
+    return {
+        "test_mse": mse,
+        "naive_mse": naive,
+        "losses": history.history["loss"],
+        "seconds": clock.seconds,
+    }
 
 
 if __name__ == "__main__":

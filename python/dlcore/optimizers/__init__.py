@@ -32,16 +32,27 @@ class Optimizer:
 
     slot_names = ()
 
-    def __init__(self, learning_rate=0.001, *, params=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        *,
+        params=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        name=None,
+    ):
         if isinstance(params, Tensor) or isinstance(learning_rate, (list, tuple)):
-            raise TypeError(f"{type(self).__name__}: pass the parameters as params=[...]; "
-                            f"the first argument is the learning rate")
+            raise TypeError(
+                f"{type(self).__name__}: pass the parameters as params=[...]; "
+                f"the first argument is the learning rate"
+            )
         if isinstance(learning_rate, dict):
             learning_rate = schedules.get(learning_rate)
         if not callable(learning_rate) and not float(learning_rate) > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, "
-                             f"got {learning_rate}")
+            raise ValueError(
+                f"{type(self).__name__}: learning_rate must be > 0, got {learning_rate}"
+            )
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set")
         self.learning_rate = learning_rate
@@ -66,8 +77,11 @@ class Optimizer:
     # ------------------------------------------------------------ Keras face
     def apply_gradients(self, grads_and_vars):
         """Keras: ``opt.apply_gradients(zip(grads, model.trainable_weights))``."""
-        pairs = [(np.asarray(g.data if isinstance(g, Tensor) else g), v)
-                 for g, v in grads_and_vars if g is not None]
+        pairs = [
+            (np.asarray(g.data if isinstance(g, Tensor) else g), v)
+            for g, v in grads_and_vars
+            if g is not None
+        ]
         self._apply(pairs)
 
     def apply(self, grads, trainable_variables):
@@ -82,8 +96,10 @@ class Optimizer:
     def _params(self, params):
         if params is None:
             if self.params is None:
-                raise ValueError(f"{type(self).__name__}: no parameters; pass them to the "
-                                 f"constructor, to step(params), or compile a model with it")
+                raise ValueError(
+                    f"{type(self).__name__}: no parameters; pass them to the "
+                    f"constructor, to step(params), or compile a model with it"
+                )
             return self.params
         return list(params)
 
@@ -106,15 +122,19 @@ class Optimizer:
         lr = self.current_learning_rate
         for g, p in self._clip(pairs):
             if g.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}: gradient of shape {g.shape} for "
-                                 f"parameter {p.name or ''} of shape {p.shape}")
+                raise ValueError(
+                    f"{type(self).__name__}: gradient of shape {g.shape} for "
+                    f"parameter {p.name or ''} of shape {p.shape}"
+                )
             if not (p.data.flags.c_contiguous and p.data.flags.writeable):
                 # The fused kernels update in place: give the Tensor its own C-ordered copy.
                 p.data = np.array(p.data, order="C", copy=True)
             entry = self._slots.get(id(p))
             if entry is None:
-                entry = self._slots[id(p)] = (p, {n: np.zeros(p.shape, p.data.dtype)
-                                                  for n in self.slot_names})
+                entry = self._slots[id(p)] = (
+                    p,
+                    {n: np.zeros(p.shape, p.data.dtype) for n in self.slot_names},
+                )
             self.update_step(p.data, g, entry[1], lr)
         self.iterations += 1
 
@@ -127,9 +147,13 @@ class Optimizer:
     # ------------------------------------------------------------ saving
     def get_config(self):
         lr = self.learning_rate
-        return {"learning_rate": schedules.serialize(lr) if callable(lr) else float(lr),
-                "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm, "name": self.name}
+        return {
+            "learning_rate": schedules.serialize(lr) if callable(lr) else float(lr),
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -147,16 +171,20 @@ class Optimizer:
     def set_state(self, params, iterations, arrays):
         expected = len(params) * len(self.slot_names)
         if len(arrays) != expected:
-            raise ValueError(f"{type(self).__name__}: optimizer state has {len(arrays)} arrays, "
-                             f"expected {expected} for {len(params)} parameters")
+            raise ValueError(
+                f"{type(self).__name__}: optimizer state has {len(arrays)} arrays, "
+                f"expected {expected} for {len(params)} parameters"
+            )
         it = iter(arrays)
         for p in params:
             slots = {}
             for n in self.slot_names:
                 value = np.array(next(it), dtype=p.dtype)
                 if value.shape != p.shape:
-                    raise ValueError(f"{type(self).__name__}: slot {n!r} of {p.name} has "
-                                     f"shape {value.shape}, expected {p.shape}")
+                    raise ValueError(
+                        f"{type(self).__name__}: slot {n!r} of {p.name} has "
+                        f"shape {value.shape}, expected {p.shape}"
+                    )
                 slots[n] = value
             self._slots[id(p)] = (p, slots)
         self.iterations = int(iterations)
@@ -177,8 +205,14 @@ class SGD(Optimizer):
             self.slot_names = ()
 
     def update_step(self, param, grad, slots, lr):
-        ops.sgd_update(param, grad, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
-                       velocity=slots.get("momentum"))
+        ops.sgd_update(
+            param,
+            grad,
+            lr=lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            velocity=slots.get("momentum"),
+        )
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -190,21 +224,36 @@ class Adam(Optimizer):
 
     slot_names = ("m", "v")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, **kwargs):
+    def __init__(
+        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs
+    ):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
         if amsgrad:
             self.slot_names = ("m", "v", "vhat")
 
     def update_step(self, param, grad, slots, lr):
-        ops.adam_update(param, grad, slots["m"], slots["v"], lr=lr, beta_1=self.beta_1,
-                        beta_2=self.beta_2, epsilon=self.epsilon, step=self.iterations + 1,
-                        vhat=slots.get("vhat"))
+        ops.adam_update(
+            param,
+            grad,
+            slots["m"],
+            slots["v"],
+            lr=lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            step=self.iterations + 1,
+            vhat=slots.get("vhat"),
+        )
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
 
 
 class RMSprop(Optimizer):
@@ -212,23 +261,44 @@ class RMSprop(Optimizer):
     with momentum the step goes through a velocity as in SGD; ``centered`` also tracks
     the mean gradient and divides by the variance instead."""
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False, **kwargs):
+    def __init__(
+        self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs
+    ):
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
         self.slot_names = ("v",) + (("mom",) if momentum else ()) + (("mg",) if centered else ())
 
     def update_step(self, param, grad, slots, lr):
-        ops.rmsprop_update(param, grad, slots["v"], lr=lr, rho=self.rho, momentum=self.momentum,
-                           epsilon=self.epsilon, mg=slots.get("mg"), mom=slots.get("mom"))
+        ops.rmsprop_update(
+            param,
+            grad,
+            slots["v"],
+            lr=lr,
+            rho=self.rho,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            mg=slots.get("mg"),
+            mom=slots.get("mom"),
+        )
 
     def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop,
-            "SGD": SGD, "Adam": Adam, "RMSprop": RMSprop}
+_BY_NAME = {
+    "sgd": SGD,
+    "adam": Adam,
+    "rmsprop": RMSprop,
+    "SGD": SGD,
+    "Adam": Adam,
+    "RMSprop": RMSprop,
+}
 
 
 def get(identifier):
@@ -237,8 +307,9 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
-            raise ValueError(f"unknown optimizer {identifier!r}; expected 'sgd', 'adam' or "
-                             f"'rmsprop'")
+            raise ValueError(
+                f"unknown optimizer {identifier!r}; expected 'sgd', 'adam' or 'rmsprop'"
+            )
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict):
         return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])

@@ -3,8 +3,14 @@ updates already applied) to a learning rate, with Keras' names and formulas."""
 
 import math
 
-__all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay",
-           "CosineDecay", "get", "serialize"]
+__all__ = [
+    "LearningRateSchedule",
+    "ExponentialDecay",
+    "PiecewiseConstantDecay",
+    "CosineDecay",
+    "get",
+    "serialize",
+]
 
 
 class LearningRateSchedule:
@@ -33,12 +39,15 @@ class ExponentialDecay(LearningRateSchedule):
         p = step / self.decay_steps
         if self.staircase:
             p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        return self.initial_learning_rate * self.decay_rate**p
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+        }
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -47,8 +56,10 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def __init__(self, boundaries, values):
         if len(values) != len(boundaries) + 1:
-            raise ValueError(f"PiecewiseConstantDecay: needs one more value than boundaries, "
-                             f"got {len(boundaries)} boundaries and {len(values)} values")
+            raise ValueError(
+                f"PiecewiseConstantDecay: needs one more value than boundaries, "
+                f"got {len(boundaries)} boundaries and {len(values)} values"
+            )
         if list(boundaries) != sorted(boundaries):
             raise ValueError(f"PiecewiseConstantDecay: boundaries must increase, got {boundaries}")
         self.boundaries, self.values = list(boundaries), [float(v) for v in values]
@@ -67,8 +78,9 @@ class CosineDecay(LearningRateSchedule):
     """Cosine from initial_learning_rate down to alpha * initial_learning_rate over
     decay_steps, constant after; an optional linear warm-up first (Keras 3)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None,
-                 warmup_steps=0):
+    def __init__(
+        self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None, warmup_steps=0
+    ):
         if decay_steps <= 0:
             raise ValueError(f"CosineDecay: decay_steps must be > 0, got {decay_steps}")
         self.initial_learning_rate = float(initial_learning_rate)
@@ -85,9 +97,13 @@ class CosineDecay(LearningRateSchedule):
         return peak * ((1 - self.alpha) * cosine + self.alpha)
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "alpha": self.alpha,
-                "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+        }
 
 
 _BY_NAME = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}

@@ -31,6 +31,8 @@ from dlcore import (
     models,
     optimizers,
     regularizers,
+    saving,
+    trainers,
     utils,
 )
 from dlcore.profiler import profile
@@ -60,5 +62,7 @@ __all__ = [
     "models",
     "optimizers",
     "regularizers",
+    "saving",
+    "trainers",
     "utils",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlcore.registry import Registry
 from dlcore.tensor import Tensor
 
 __all__ = [
@@ -35,7 +36,11 @@ __all__ = [
     "f1_score",
     "f1",
     "get",
+    "registry",
+    "serialize",
 ]
+
+registry = Registry("metric")
 
 
 def _np(x):
@@ -235,6 +240,10 @@ class Metric:
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 def _state_of(other, metric, names):
     state = other.metric_state if isinstance(other, Metric) else other
@@ -299,6 +308,7 @@ class _CountingMetric(Metric):
         self.count += hits.size
 
 
+@registry.register(aliases=("binary_accuracy",))
 class BinaryAccuracy(_CountingMetric):
     name = "binary_accuracy"
 
@@ -313,6 +323,7 @@ class BinaryAccuracy(_CountingMetric):
         self._add((y_pred > self.threshold) == (y_true > 0.5))
 
 
+@registry.register(aliases=("categorical_accuracy",))
 class CategoricalAccuracy(_CountingMetric):
     name = "categorical_accuracy"
 
@@ -320,6 +331,7 @@ class CategoricalAccuracy(_CountingMetric):
         self._add(_np(y_true).argmax(axis=-1) == _np(y_pred).argmax(axis=-1))
 
 
+@registry.register(aliases=("sparse_categorical_accuracy",))
 class SparseCategoricalAccuracy(_CountingMetric):
     name = "sparse_categorical_accuracy"
 
@@ -328,6 +340,7 @@ class SparseCategoricalAccuracy(_CountingMetric):
         self._add(_np(y_true).reshape(-1) == y_pred.reshape(-1, y_pred.shape[-1]).argmax(-1))
 
 
+@registry.register(aliases=("accuracy", "acc"))
 class Accuracy(_CountingMetric):
     """Keras' 'accuracy': binary, categorical or sparse, from the loss it is compiled
     with or, failing that, from the shapes."""
@@ -389,6 +402,7 @@ class _ConfusionMetric(Metric):
         return {"name": self.name, "average": self.average, "threshold": self.threshold}
 
 
+@registry.register(aliases=("precision",))
 class Precision(_ConfusionMetric):
     """Precision over everything seen since the last reset: binary for a one-column
     prediction, macro-averaged over classes for a wider one (or ``average``)."""
@@ -397,27 +411,18 @@ class Precision(_ConfusionMetric):
     index = 0
 
 
+@registry.register(aliases=("recall",))
 class Recall(_ConfusionMetric):
     name = "recall"
     index = 1
 
 
+@registry.register(aliases=("f1", "f1_score"))
 class F1Score(_ConfusionMetric):
     name = "f1"
     index = 2
 
 
-_BY_NAME = {
-    "accuracy": Accuracy,
-    "acc": Accuracy,
-    "binary_accuracy": BinaryAccuracy,
-    "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "precision": Precision,
-    "recall": Recall,
-    "f1": F1Score,
-    "f1_score": F1Score,
-}
 _ACCURACY_FOR_LOSS = {
     "binary_crossentropy": BinaryAccuracy,
     "categorical_crossentropy": CategoricalAccuracy,
@@ -426,16 +431,16 @@ _ACCURACY_FOR_LOSS = {
 
 
 def get(identifier, loss_name=None):
-    """A streaming Metric from a name, an instance or a function(y_true, y_pred).
-    'accuracy' follows the loss, as in Keras, keeping the name 'accuracy'."""
-    if isinstance(identifier, Metric):
-        return identifier
+    """A streaming Metric from a name, a config, an instance or a function(y_true,
+    y_pred). 'accuracy' follows the loss, as in Keras, keeping the name 'accuracy'."""
     if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"unknown metric {identifier!r}; expected one of {sorted(_BY_NAME)}")
         if identifier in ("accuracy", "acc") and loss_name in _ACCURACY_FOR_LOSS:
             return _ACCURACY_FOR_LOSS[loss_name](name=identifier)
-        return _BY_NAME[identifier]()
-    if callable(identifier):
+        return registry.deserialize(identifier)
+    if callable(identifier) and not isinstance(identifier, (Metric, type)):
         return MeanMetricWrapper(identifier)
-    raise TypeError(f"cannot interpret {identifier!r} as a metric")
+    return registry.get(identifier, base=Metric)
+
+
+def serialize(metric):
+    return registry.serialize(metric)

@@ -12,9 +12,22 @@ import numpy as np
 
 from dlcore import ops
 from dlcore.optimizers import schedules
+from dlcore.registry import Registry
 from dlcore.tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "schedules", "get", "serialize"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "Optimizer",
+    "RMSprop",
+    "deserialize",
+    "get",
+    "registry",
+    "schedules",
+    "serialize",
+]
+
+registry = Registry("optimizer")
 
 
 class Optimizer:
@@ -190,6 +203,7 @@ class Optimizer:
         self.iterations = int(iterations)
 
 
+@registry.register(aliases=("sgd",))
 class SGD(Optimizer):
     """Gradient descent. With momentum: ``v = momentum * v - lr * g; w += v``; Nesterov:
     ``w += momentum * v - lr * g`` with the updated v (Keras' formulas)."""
@@ -218,6 +232,7 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@registry.register(aliases=("adam",))
 class Adam(Optimizer):
     """Adam (Keras' form): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
     w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
@@ -256,6 +271,7 @@ class Adam(Optimizer):
         }
 
 
+@registry.register(aliases=("rmsprop",))
 class RMSprop(Optimizer):
     """RMSprop (Keras' form): v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + epsilon);
     with momentum the step goes through a velocity as in SGD; ``centered`` also tracks
@@ -291,30 +307,16 @@ class RMSprop(Optimizer):
         }
 
 
-_BY_NAME = {
-    "sgd": SGD,
-    "adam": Adam,
-    "rmsprop": RMSprop,
-    "SGD": SGD,
-    "Adam": Adam,
-    "RMSprop": RMSprop,
-}
-
-
 def get(identifier):
     """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config or an instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(
-                f"unknown optimizer {identifier!r}; expected 'sgd', 'adam' or 'rmsprop'"
-            )
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])
-    raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+    if callable(identifier) and not isinstance(identifier, (Optimizer, type)):
+        raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+    return registry.get(identifier, base=Optimizer)
 
 
 def serialize(opt):
-    return {"class_name": type(opt).__name__, "config": opt.get_config()}
+    return registry.serialize(opt)
+
+
+def deserialize(config):
+    return registry.deserialize(config)

@@ -3,14 +3,20 @@ updates already applied) to a learning rate, with Keras' names and formulas."""
 
 import math
 
+from dlcore.registry import Registry
+
 __all__ = [
     "LearningRateSchedule",
     "ExponentialDecay",
     "PiecewiseConstantDecay",
     "CosineDecay",
+    "deserialize",
     "get",
+    "registry",
     "serialize",
 ]
+
+registry = Registry("learning-rate schedule")
 
 
 class LearningRateSchedule:
@@ -25,6 +31,7 @@ class LearningRateSchedule:
         return cls(**config)
 
 
+@registry.register()
 class ExponentialDecay(LearningRateSchedule):
     """initial_learning_rate * decay_rate ** (step / decay_steps); with ``staircase``
     the exponent is floored, so the rate drops every decay_steps steps."""
@@ -50,6 +57,7 @@ class ExponentialDecay(LearningRateSchedule):
         }
 
 
+@registry.register()
 class PiecewiseConstantDecay(LearningRateSchedule):
     """values[0] while step <= boundaries[0], values[1] while step <= boundaries[1],
     ..., values[-1] after the last boundary."""
@@ -74,6 +82,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return {"boundaries": self.boundaries, "values": self.values}
 
 
+@registry.register()
 class CosineDecay(LearningRateSchedule):
     """Cosine from initial_learning_rate down to alpha * initial_learning_rate over
     decay_steps, constant after; an optional linear warm-up first (Keras 3)."""
@@ -106,12 +115,12 @@ class CosineDecay(LearningRateSchedule):
         }
 
 
-_BY_NAME = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}
-
-
 def serialize(schedule):
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return registry.serialize(schedule)
 
 
-def get(config):
-    return _BY_NAME[config["class_name"]].from_config(config["config"])
+def deserialize(config):
+    return registry.deserialize(config)
+
+
+get = deserialize

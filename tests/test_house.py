@@ -25,7 +25,7 @@ LEVELS = {
     "callbacks": 5, "distributed": 5, "saving": 5,
     "trainers": 6,
     "models": 7,
-    "model_selection": 8, "examples": 8, "__init__": 9,
+    "model_selection": 8, "examples": 8, "keras": 8, "__init__": 9,
 }  # fmt: skip
 
 

@@ -178,12 +178,16 @@ class ProgbarLogger(Callback):
         )
 
     def on_train_batch_end(self, batch, logs=None):
+        self.seen = batch + 1
         if self.bar:
-            self.bar.update(batch + 1, logs, finalize=False)
+            self.bar.update(self.seen, logs, finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.bar:
-            self.bar.update(self.params.get("steps") or 0, logs, finalize=True)
+            # an unknown number of steps (a generator without steps_per_epoch) shows
+            # the count reached
+            self.bar.update(self.params.get("steps") or getattr(self, "seen", 0), logs,
+                            finalize=True)  # fmt: skip
             self.bar = None
 
 

@@ -2,6 +2,7 @@
 
 - :mod:`.base` Layer, InputLayer
 - :mod:`.core` Dense, Activation, Input
+- :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 - :mod:`.convolutional` Conv2D
 - :mod:`.pooling` MaxPooling2D
 - :mod:`.recurrent` LSTM
@@ -14,17 +15,31 @@ registers itself (``@registry.register()``) under its Keras class name, which is
 saved models name it: a new layer is its class in its family module, and its tests.
 """
 
-from . import activations, base, convolutional, core, pooling, recurrent, regularization, reshaping
+from . import (
+    activations,
+    base,
+    convolutional,
+    core,
+    merging,
+    pooling,
+    recurrent,
+    regularization,
+    reshaping,
+)
 from .activations import *  # noqa: F403
 from .base import *  # noqa: F403
 from .convolutional import *  # noqa: F403
 from .core import *  # noqa: F403
+from .merging import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
 
-_FAMILIES = (activations, base, convolutional, core, pooling, recurrent, regularization, reshaping)
+_FAMILIES = (
+    activations, base, convolutional, core, merging, pooling, recurrent, regularization,
+    reshaping,
+)  # fmt: skip
 
 __all__ = [
     *(name for family in _FAMILIES for name in family.__all__),

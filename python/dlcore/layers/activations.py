@@ -13,6 +13,8 @@ __all__ = ["LeakyReLU"]
 class LeakyReLU(Layer):
     """x for x > 0, negative_slope * x otherwise (Keras' default slope 0.3)."""
 
+    supports_masking = True
+
     def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
         super().__init__(**kwargs)
         self.negative_slope = float(negative_slope if alpha is None else alpha)

@@ -13,15 +13,18 @@ import functools
 import inspect
 import re
 import threading
+import weakref
 from collections import Counter
 
 import numpy as np
 
 from dlcore import activations, initializers, regularizers
 from dlcore.registry import Registry
-from dlcore.tensor import Tensor, as_tensor
+from dlcore.tensor import Tensor, as_tensor, no_grad
 
-__all__ = ["InputLayer", "Layer", "registry"]
+from .symbolic import KerasTensor, Node, flatten, is_symbolic, pack_like
+
+__all__ = ["InputLayer", "Layer", "get_mask", "registry", "set_mask"]
 
 registry = Registry("layer")
 
@@ -45,6 +48,51 @@ def unique_name(prefix):
     return prefix if n == 0 else f"{prefix}_{n}"
 
 
+_masks = {}  # id(Tensor) -> (weak reference to it, its boolean mask)
+
+
+def set_mask(tensor, mask):
+    """Attaches a mask (True: a real step, False: padding) to a Tensor, as Keras' layers
+    pass masks along; None removes it. Each Tensor keeps its own: any op on it gives a
+    Tensor without one, and the entry goes when the Tensor does."""
+    key = id(tensor)
+    if mask is None:
+        _masks.pop(key, None)
+        return
+    _masks[key] = (weakref.ref(tensor, lambda _, key=key: _masks.pop(key, None)),
+                   np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool))  # fmt: skip
+
+
+def get_mask(tensor):
+    """The mask a layer attached to ``tensor`` (None when it has none)."""
+    entry = _masks.get(id(tensor))
+    return entry[1] if entry is not None and entry[0]() is tensor else None
+
+
+def _masks_of(inputs):
+    if isinstance(inputs, (list, tuple)):
+        masks = [get_mask(t) for t in inputs]
+        return None if all(m is None for m in masks) else masks
+    return get_mask(inputs)
+
+
+def _attach_masks(outputs, masks):
+    if isinstance(outputs, (list, tuple)):
+        for t, m in zip(
+            outputs, masks if isinstance(masks, (list, tuple)) else [masks] * len(outputs)
+        ):
+            if isinstance(t, Tensor):
+                set_mask(t, m)
+    elif isinstance(outputs, Tensor):
+        set_mask(outputs, masks)
+
+
+def clear_names():
+    """Starts the default names over (``dense``, then ``dense_1``, ...)."""
+    with _name_lock:
+        _name_counts.clear()
+
+
 def _layers_in(value, depth=0):
     """The layers inside an attribute value: itself, or those in a list/tuple/dict."""
     if isinstance(value, Layer):
@@ -61,6 +109,8 @@ def _batchless(shape):
     """An input shape with its batch dimension made None (lists of shapes too)."""
     if isinstance(shape, list):
         return [_batchless(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _batchless(s) for k, s in shape.items()}
     shape = tuple(shape)
     return (None, *shape[1:]) if shape else shape
 
@@ -102,6 +152,7 @@ class Layer:
     _untracked = frozenset()  # attribute names whose layers are not this layer's own
     casts_inputs = True  # a Model turns it off: its layers cast for themselves
     _call_args = frozenset({"training"})
+    supports_masking = False  # passes an incoming mask on to its output (compute_mask)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -153,6 +204,7 @@ class Layer:
         self._non_trainable = set()
         self._penalties = []  # (regularizer, weight)
         self._build_lock = threading.RLock()
+        self._inbound_nodes = []  # one Node per call on symbolic tensors
 
     # ------------------------------------------------------------ sub-layers
     def _tracked_layers(self):
@@ -287,9 +339,26 @@ class Layer:
         return x
 
     def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        if type(inputs) is KerasTensor or (
+            (args or kwargs or isinstance(inputs, (list, tuple, dict)))
+            and is_symbolic(inputs, args, kwargs)
+        ):
+            if mask is not None:
+                kwargs["mask"] = mask
+            return self._symbolic_call(inputs, args, kwargs)
+        masking = (
+            self.supports_masking
+            or "mask" in self._call_args
+            or (type(self).compute_mask is not Layer.compute_mask)
+        )
+        if masking and mask is None:
+            mask = _masks_of(inputs)
         if isinstance(inputs, (list, tuple)):
             x = [self._cast(t) for t in inputs]
             shape = [t.shape for t in x]
+        elif isinstance(inputs, dict):
+            x = {k: self._cast(t) for k, t in inputs.items()}
+            shape = {k: t.shape for k, t in x.items()}
         else:
             x = self._cast(inputs)
             shape = x.shape
@@ -303,9 +372,94 @@ class Layer:
             kwargs["mask"] = mask
         _context.training = training
         try:
-            return self.call(x, *args, **kwargs)
+            out = self.call(x, *args, **kwargs)
         finally:
             _context.training = outer
+        if masking:
+            _attach_masks(out, self.compute_mask(x, mask))
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output: the input's when the layer supports masking
+        (a layer that changes the time axis overrides this), else none."""
+        return mask if self.supports_masking else None
+
+    # ------------------------------------------------------------ functional API
+    def _symbolic_call(self, inputs, args, kwargs):
+        """Builds the layer for the symbolic inputs' shapes and records the call as a
+        Node; returns KerasTensors of the output shapes."""
+        shapes = pack_like(inputs, [t.shape for t in flatten(inputs)])
+        if isinstance(shapes, tuple) and shapes and not isinstance(shapes[0], (int, type(None))):
+            shapes = list(shapes)
+        self._ensure_built(shapes)
+        specs = self._output_specs(inputs, args, kwargs, shapes)
+        node_index = len(self._inbound_nodes)
+        leaves = [
+            KerasTensor(spec.shape, spec.dtype, name=self.name if i == 0 else f"{self.name}_{i}",
+                        history=(self, node_index, i))
+            for i, spec in enumerate(flatten(specs))
+        ]  # fmt: skip
+        outputs = pack_like(specs, leaves)
+        self._inbound_nodes.append(Node(self, (inputs, *args), kwargs, outputs))
+        return outputs
+
+    def _output_specs(self, inputs, args, kwargs, shapes):
+        """The shape and dtype of each output (as unconnected KerasTensors), in the
+        outputs' structure: from
+        compute_output_shape where the layer defines it, else from a run on zeros."""
+        if type(self).compute_output_shape is not Layer.compute_output_shape and not is_symbolic(
+            args, kwargs
+        ):
+            out = self.compute_output_shape(shapes)
+            if isinstance(out, list):
+                return [KerasTensor(o, self.dtype) for o in out]
+            return KerasTensor(out, self.dtype)
+        return self._traced_specs(inputs, args, kwargs)
+
+    def _traced_specs(self, inputs, args, kwargs):
+        """Runs the layer on zeros (unknown sizes 1, then 2, to tell which output sizes
+        follow them); the batch dimension of every output is None."""
+
+        def run(size):
+            def zeros(leaf):
+                if not isinstance(leaf, KerasTensor):
+                    return leaf
+                return Tensor(np.zeros([size if d is None else d for d in leaf.shape], leaf.dtype))
+
+            real = pack_like((inputs, args, kwargs), map(zeros, flatten((inputs, args, kwargs))))
+            with no_grad():
+                out = self(real[0], *real[1], training=False, **real[2])
+            return out, [np.shape(o) for o in flatten(out)]
+
+        out, first = run(1)
+        unknown = any(d is None for t in flatten((inputs, args, kwargs))
+                      if isinstance(t, KerasTensor) for d in t.shape[1:])  # fmt: skip
+        second = run(2)[1] if unknown else first
+        specs = [
+            KerasTensor((None, *(None if a != b else a for a, b in zip(s1[1:], s2[1:]))),
+                        np.asarray(o).dtype)
+            for o, s1, s2 in zip(flatten(out), first, second)
+        ]  # fmt: skip
+        return pack_like(out, specs)
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's only call on symbolic inputs."""
+        if len(self._inbound_nodes) != 1:
+            raise ValueError(
+                f"{self.name}: output is defined for a layer called once on symbolic inputs; "
+                f"it was called {len(self._inbound_nodes)} times"
+            )
+        return self._inbound_nodes[0].outputs
+
+    @property
+    def input(self):
+        if len(self._inbound_nodes) != 1:
+            raise ValueError(
+                f"{self.name}: input is defined for a layer called once on symbolic inputs; "
+                f"it was called {len(self._inbound_nodes)} times"
+            )
+        return self._inbound_nodes[0].args[0]
 
     # ------------------------------------------------------------ config
     def get_config(self):
@@ -343,23 +497,51 @@ def _sample_shape(shape, owner):
 
 @registry.register()
 class InputLayer(Layer):
-    """Declares the shape of one sample; the first entry of a Sequential model."""
+    """The entry of a model: declares the shape and dtype of one sample. Its
+    ``output`` is the symbolic tensor :func:`Input` returns."""
 
-    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, input_shape=None,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        shape=None,
+        batch_size=None,
+        dtype=None,
+        name=None,
+        batch_shape=None,
+        input_shape=None,
+        **kwargs,
+    ):
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError("InputLayer: give shape or batch_shape, not both")
+            batch_shape = tuple(batch_shape)
+            if not batch_shape:
+                raise ValueError("InputLayer: batch_shape needs a batch dimension")
+            batch_size, shape = batch_shape[0], batch_shape[1:]
         shape = shape if shape is not None else input_shape
         if shape is None:
             raise ValueError("InputLayer: give the shape of one sample, e.g. shape=(784,)")
-        super().__init__(name=name, dtype=dtype, input_shape=shape, batch_size=batch_size, **kwargs)
+        super().__init__(name=name, input_shape=shape, batch_size=batch_size, **kwargs)
+        try:
+            self.dtype = np.dtype(dtype or "float32")
+        except TypeError as e:
+            raise TypeError(f"{self.name}: dtype {dtype!r} is not a NumPy dtype") from e
+        if self.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: inputs must be numbers, got dtype {self.dtype}")
+        self.built = True
+        self.input_shape = self.output_shape = (None, *self._batch_input_shape[1:])
+        spec = KerasTensor(
+            self._batch_input_shape, self.dtype, name=self.name, history=(self, 0, 0)
+        )
+        self._inbound_nodes.append(Node(self, (), {}, spec))
 
     def call(self, inputs):
         return inputs
 
     def get_config(self):
         return {
-            "shape": list(self._batch_input_shape[1:]),
-            "name": self.name,
+            "batch_shape": list(self._batch_input_shape),
             "dtype": self.dtype.name,
+            "name": self.name,
         }
 
 

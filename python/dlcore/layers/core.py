@@ -17,9 +17,13 @@ from .base import (
 __all__ = ["Activation", "Dense", "Input"]
 
 
-def Input(shape=None, batch_size=None, name=None, dtype=None):
-    """``layers.Input(shape=(784,))``: the input declaration of a Sequential model."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
+    """A symbolic input tensor, the start of a functional model (Keras' ``keras.Input``):
+    ``x = Input(shape=(28, 28, 1)); y = layers.Dense(10)(layers.Flatten()(x));
+    model = Model(inputs=x, outputs=y)``. It also opens a Sequential model."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
+                       batch_shape=batch_shape)  # fmt: skip
+    return layer.output
 
 
 @registry.register()
@@ -28,6 +32,8 @@ class Dense(Layer):
 
     Input shape: (batch, ..., input_dim). Output shape: (batch, ..., units).
     """
+
+    supports_masking = True
 
     def __init__(
         self,
@@ -86,6 +92,8 @@ class Dense(Layer):
 
 @registry.register()
 class Activation(Layer):
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)

@@ -14,6 +14,8 @@ class Dropout(Layer):
     """Zeroes a fraction ``rate`` of the inputs in training (scaling the rest by
     1 / (1 - rate)); the identity in inference."""
 
+    supports_masking = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:

@@ -29,6 +29,14 @@ class Model(Trainer, Layer):
     casts_inputs = False
     _untracked = frozenset({"optimizer", "loss", "compiled_metrics", "history", "_strategy"})
 
+    def __new__(cls, *args, **kwargs):
+        # Model(inputs, outputs) is a functional model, as in Keras.
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
     def __init__(self, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self._init_trainer()
@@ -80,8 +88,15 @@ class Model(Trainer, Layer):
         return super().__call__(inputs, *args, **kwargs)
 
     # ------------------------------------------------------------ summary
+    def _summary_row(self, layer):
+        return [f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
+                f"{layer.count_params():,}"]  # fmt: skip
+
+    _summary_headers = ("Layer (type)", "Output Shape", "Param #")
+
     def summary(self, print_fn=None):
-        """Prints the layer table: name (type), output shape, parameter count."""
+        """Prints the layer table: name (type), output shape, parameter count (and, for
+        a functional model, what each layer is connected to)."""
         if not self.built:
             raise ValueError(
                 f"{self.name}: this model has not yet been built; give the "
@@ -89,11 +104,8 @@ class Model(Trainer, Layer):
                 f"call the model on data first"
             )
         print_fn = print_fn or print
-        rows = [
-            (f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}")
-            for l in self.layers
-        ]
-        headers = ("Layer (type)", "Output Shape", "Param #")
+        headers = self._summary_headers
+        rows = [self._summary_row(l) for l in self.layers]
         widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(headers)]
         line = "=" * sum(widths)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dlcore import layers as layers_module
 from dlcore.layers.base import InputLayer, Layer, registry
+from dlcore.layers.symbolic import KerasTensor
 
 from .model import Model
 
@@ -25,6 +26,8 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
+        if isinstance(layer, KerasTensor) and isinstance(layer.history[0], InputLayer):
+            layer = layer.history[0]  # Sequential([Input(shape), ...]) as in Keras
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}")
         if isinstance(layer, InputLayer):

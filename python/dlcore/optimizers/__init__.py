@@ -8,6 +8,9 @@ gradient clipping. Keras' names, defaults and update formulas; usable from
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 
 from dlcore import ops
@@ -30,6 +33,28 @@ __all__ = [
 registry = Registry("optimizer")
 
 
+def _accept_keras2_lr(init):
+    """Lets an optimizer's ``__init__`` take Keras 2's ``lr=`` for ``learning_rate``,
+    with a DeprecationWarning; both at once is an error."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if "lr" in kwargs:
+            if args or "learning_rate" in kwargs:
+                raise TypeError(
+                    f"{type(self).__name__}: give learning_rate or its Keras 2 name lr, not both"
+                )
+            warnings.warn(
+                f"{type(self).__name__}(lr=...) is Keras 2's spelling; use learning_rate=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kwargs["learning_rate"] = kwargs.pop("lr")
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Optimizer:
     """Base: owns the step count, the learning rate (a float or a schedule), gradient
     clipping, ``zero_grad`` and ``step``; each subclass adds ``update_step``.
@@ -44,6 +69,11 @@ class Optimizer:
     """
 
     slot_names = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _accept_keras2_lr(cls.__dict__["__init__"])
 
     def __init__(
         self,

@@ -101,11 +101,11 @@ def load_model(path, compile=True):
     _assign_weights(model, path, header, arrays)
     config = header.get("compile")
     if compile and config and config.get("loss"):
-        metrics = [m for m in config["metrics"] if m]
         model.compile(
             optimizer=optimizers_module.get(config["optimizer"]),
-            loss=losses_module.get(config["loss"]),
-            metrics=metrics,
+            loss=_revive_losses(config["loss"]),
+            loss_weights=config.get("loss_weights"),
+            metrics=_known_metrics(config.get("metrics") or []),
         )
         state = header.get("optimizer_state")
         if state is not None:
@@ -117,3 +117,20 @@ def load_model(path, compile=True):
                 params, state["iterations"], [arrays[f"optimizer/{i:04d}"] for i in range(n)]
             )
     return model
+
+
+def _revive_losses(config):
+    if isinstance(config, dict) and "class_name" not in config:
+        return {k: _revive_losses(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_revive_losses(v) for v in config]
+    return losses_module.get(config)
+
+
+def _known_metrics(config):
+    """The metrics saved by name (others, given as objects, are not restored)."""
+    if isinstance(config, dict):
+        return {k: _known_metrics(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [m for m in (_known_metrics(v) for v in config) if m is not None]
+    return config

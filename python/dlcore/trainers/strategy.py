@@ -21,8 +21,9 @@ class LocalStrategy:
     replicas = 1
     is_chief = True
 
-    def start_fit(self, model, x, y, seed):
-        """Prepares a fit over (x, y); returns the seed of the epochs' shuffling."""
+    def start_fit(self, model, data, seed):
+        """Prepares a fit over ``data`` (an ArrayDataAdapter); returns the seed of the
+        epochs' shuffling."""
         return seed
 
     def shard(self, order, n):
@@ -40,9 +41,12 @@ class LocalStrategy:
     def end_epoch(self, model):
         """Makes the metrics global and checks the replicas agree."""
 
-    def own_part(self, x, y):
-        """The part of the whole (x, y) this replica evaluates."""
-        return x, y
+    def own_range(self, n):
+        """The samples [lo, hi) of n this replica evaluates."""
+        return 0, n
+
+    def check_same_data(self, what, data):
+        """Raises unless every replica passed the same data."""
 
     def reduce_metrics(self, metrics):
         """Combines the metrics' state over the replicas."""
@@ -63,19 +67,19 @@ class MPIStrategy(LocalStrategy):
     def is_chief(self):
         return self.world.rank == 0
 
-    def start_fit(self, model, x, y, seed):
+    def start_fit(self, model, data, seed):
         world = self.world
-        if len(x) < world.size:
+        if data.num_samples < world.size:
             raise ValueError(
-                f"fit(distributed=True): {len(x)} training samples cannot be shared "
-                f"among {world.size} ranks; each needs at least one"
+                f"fit(distributed=True): {data.num_samples} training samples cannot be "
+                f"shared among {world.size} ranks; each needs at least one"
             )
         if not model.weights:  # not built yet: weights are created on first use
             with no_grad():
-                model(x[:1], training=False)
+                model(data.take(slice(0, 1))[0], training=False)
         if world.size == 1:
             return seed
-        distributed.check_same_data("fit", x, y)
+        self.check_same_data("fit", data)
         distributed.broadcast_parameters(model.weights, optimizer=model.optimizer)
         if seed is None:  # one shuffled order for all: rank 0 draws its seed
             seed = int(_random.generator().integers(2**62)) if self.is_chief else None
@@ -92,19 +96,16 @@ class MPIStrategy(LocalStrategy):
         return distributed.allreduce_gradients(params, loss)
 
     def end_epoch(self, model):
-        distributed.reduce_metrics(model.compiled_metrics)
+        distributed.reduce_metrics(model.metrics)
         distributed.check_synchronized(model.weights, model.optimizer)
 
-    def own_part(self, x, y):
-        """The contiguous part of (x, y) this rank evaluates (sizes differ by at most
-        one); checks that every rank passed the same data."""
+    def own_range(self, n):
+        """A contiguous part of the n samples (sizes differ by at most one)."""
         size, rank = self.world.size, self.world.rank
-        if size == 1:
-            return x, y
-        distributed.check_same_data("evaluate", x, y)
-        n = len(x)
-        lo, hi = rank * n // size, (rank + 1) * n // size
-        return x[lo:hi], y[lo:hi]
+        return rank * n // size, (rank + 1) * n // size
+
+    def check_same_data(self, what, data):
+        distributed.check_same_data(what, *data.leaves())
 
     def reduce_metrics(self, metrics):
         distributed.reduce_metrics(metrics)

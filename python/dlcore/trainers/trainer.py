@@ -64,6 +64,7 @@ class Trainer:
         self._loss_trackers = []
         self._compiled_trainable = {}
         self._step_params = None  # the trainable weights of the training in progress
+        self._step_regularizers = []
         self._strategy = LocalStrategy()
 
     # ------------------------------------------------------------ compile
@@ -179,7 +180,15 @@ class Trainer:
         if self._step_params is None:
             self._step_params = self.compiled_trainable_weights()
             self.optimizer.params = self._step_params
+            self._step_regularizers = [
+                pair for layer in _all_layers(self) for pair in layer._penalties
+            ]
         return self._step_params
+
+    def _step_penalties(self):
+        """The weight penalties of the training in progress (gathered with its weights,
+        not by walking the layers every step)."""
+        return [reg(w) for reg, w in self._step_regularizers]
 
     def compiled_trainable_weights(self):
         """The weights training updates: trainable ones of the layers that were
@@ -260,7 +269,7 @@ class Trainer:
         for p in params:
             p.grad = None
         total, parts, ys, preds, ws = self._losses_and_metrics(y, out, sample_weight)
-        penalties = self.losses
+        penalties = self._step_penalties()
         loss = total + sum(penalties[1:], penalties[0]) if penalties else total
         loss.backward()
         loss_value = self._strategy.reduce_gradients(params, float(loss.data))

@@ -22,7 +22,7 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
             raise TypeError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
         if not (math.isfinite(rate) and 0 <= rate < 1):
-            raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         if noise_shape is not None:
             try:
                 noise_shape = tuple(noise_shape)

@@ -1,6 +1,16 @@
-"""Weight initialisers with Keras' names and defaults."""
+"""Weight initialisers with Keras' names and defaults.
 
+Every weight a layer creates is made by an initializer, so this is where a limit on a
+model's size is enforced: inside ``allocation_limit(nbytes, source)``, initializers
+refuse (ValueError) to make more than ``nbytes`` of weights in total before
+allocating them. Loading a model holds the architecture a file describes to the size
+of the arrays the file holds this way.
+"""
+
+import functools
 import math
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -20,6 +30,7 @@ __all__ = [
     "HeUniform",
     "LecunNormal",
     "Orthogonal",
+    "allocation_limit",
     "deserialize",
     "get",
     "registry",
@@ -42,7 +53,53 @@ def _fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+_limit = threading.local()
+
+
+@contextmanager
+def allocation_limit(nbytes, source):
+    """Inside the block (in this thread), initializers make at most ``nbytes`` of weights
+    in total; a weight beyond that is a ValueError naming ``source`` (what asked for
+    the model), raised before its memory is allocated."""
+    before = getattr(_limit, "state", None)
+    _limit.state = [int(nbytes), source]
+    try:
+        yield
+    finally:
+        _limit.state = before
+
+
+def _charge(shape, dtype):
+    state = getattr(_limit, "state", None)
+    if state is None:
+        return
+    nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
+    if nbytes > state[0]:
+        raise ValueError(
+            f"{state[1]} asks for a weight of shape {tuple(shape)} {np.dtype(dtype).name} "
+            f"({nbytes} bytes), beyond the {state[0]} bytes left of what it holds"
+        )
+    state[0] -= nbytes
+
+
+def _limited(call):
+    @functools.wraps(call)
+    def wrapper(self, shape, *args, **kwargs):
+        _charge(shape, args[0] if args else kwargs.get("dtype", np.float32))
+        return call(self, shape, *args, **kwargs)
+
+    return wrapper
+
+
 class Initializer:
+    """Base: ``initializer(shape, dtype) -> array``. A subclass's ``__call__`` is wrapped
+    so that it honours :func:`allocation_limit`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            cls.__call__ = _limited(cls.__dict__["__call__"])
+
     def __call__(self, shape, dtype=np.float32):
         raise NotImplementedError
 

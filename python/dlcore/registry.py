@@ -118,9 +118,17 @@ class Registry:
         return obj() if isinstance(obj, type) else obj
 
     def get(self, identifier, base=None):
-        """An object from a name, a config dict, an instance of ``base`` or a callable."""
+        """An object from a name, a config dict, an instance of ``base`` (or a subclass of
+        it, instantiated with its defaults) or a callable."""
         if base is not None and isinstance(identifier, base):
             return identifier
+        if base is not None and isinstance(identifier, type):
+            if issubclass(identifier, base):  # a class is used with its defaults, as Keras
+                return identifier()
+            raise TypeError(
+                f"cannot interpret the class {identifier.__name__} as a {self.kind}; "
+                f"expected a {base.__name__}, a name such as {self.names()[0]!r} or a config"
+            )
         if isinstance(identifier, (str, dict)):
             return self.deserialize(identifier)
         if callable(identifier):

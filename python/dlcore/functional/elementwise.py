@@ -4,9 +4,10 @@ mixed operands.
 Promotion: two Tensors (or a Tensor and an array) follow NumPy's rules. A Python
 number follows PyTorch's where NumPy's would surprise: it never lowers a Tensor's
 floating dtype (``float32 * 2.5`` stays float32, as in both), and a Python float
-meeting an integer or bool Tensor makes a float32 result (dlcore's default float;
-NumPy would cast the float to the integer dtype's kind ``float64``, old NumPy to the
-integer itself). A Python int or bool takes an integer Tensor's dtype.
+meeting an integer or bool Tensor makes a float32 result (dlcore's default float, as PyTorch;
+NumPy 2 would give ``float64`` for the wider integers, old NumPy the integer itself).
+A Python int or bool takes an integer Tensor's dtype; a Python int meeting a bool
+Tensor is int64. The operation then follows NumPy: ``int64 / 2`` is float64.
 """
 
 from __future__ import annotations
@@ -41,25 +42,33 @@ __all__ = [
 ]
 
 
-def _scalar_array(x, like):
-    """A Python number as an array of the dtype it takes beside the Tensor ``like``."""
-    kind = like.data.dtype.kind
+def _with_number(t, x):
+    """The Tensor ``t`` and the Python number ``x`` as two Tensors typed by the rules
+    above: (t, x as t's dtype), or both float32 when a Python float meets an integer
+    or bool Tensor (which records no graph, so it is replaced by its float32 copy)."""
+    kind = t.data.dtype.kind
     if kind in "fc":
-        return np.asarray(x, dtype=like.data.dtype)
+        return t, Tensor(np.asarray(x, dtype=t.data.dtype))
     if isinstance(x, float):
-        return np.asarray(x, dtype=np.float32)
+        return Tensor(t.data.astype(np.float32)), Tensor(np.asarray(x, dtype=np.float32))
     if kind == "b" and not isinstance(x, bool):  # bool Tensor and a Python int
-        return np.asarray(x, dtype=np.int64)
-    return np.asarray(x, dtype=like.data.dtype)
+        return t, Tensor(np.asarray(x, dtype=np.int64))
+    return t, Tensor(np.asarray(x, dtype=t.data.dtype))
 
 
 def _operands(a, b):
     """(a, b) as Tensors, constants typed by the promotion rules above."""
     if not isinstance(a, Tensor):
         b = as_tensor(b)
-        a = Tensor(_scalar_array(a, b)) if isinstance(a, (int, float)) else Tensor(np.asarray(a))
+        if isinstance(a, (int, float)):
+            b, a = _with_number(b, a)
+        else:
+            a = Tensor(np.asarray(a))
     elif not isinstance(b, Tensor):
-        b = Tensor(_scalar_array(b, a)) if isinstance(b, (int, float)) else Tensor(np.asarray(b))
+        if isinstance(b, (int, float)):
+            a, b = _with_number(a, b)
+        else:
+            b = Tensor(np.asarray(b))
     return a, b
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from dlcore import functional as F
 
 from .base import Layer, registry
@@ -17,7 +20,12 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
         super().__init__(**kwargs)
-        self.negative_slope = float(negative_slope if alpha is None else alpha)
+        slope = negative_slope if alpha is None else alpha
+        if isinstance(slope, bool) or not isinstance(slope, numbers.Real):
+            raise TypeError(f"LeakyReLU: negative_slope must be a number >= 0, got {slope!r}")
+        if not (math.isfinite(slope) and slope >= 0):  # Keras refuses a negative slope too
+            raise ValueError(f"LeakyReLU: negative_slope must be a number >= 0, got {slope!r}")
+        self.negative_slope = float(slope)
 
     def call(self, inputs, training=False):
         return F.leaky_relu(inputs, self.negative_slope)

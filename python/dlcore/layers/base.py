@@ -107,7 +107,7 @@ def _layers_in(value, depth=0):
 
 def _batchless(shape):
     """An input shape with its batch dimension made None (lists of shapes too)."""
-    if isinstance(shape, list):
+    if isinstance(shape, list) and not all(d is None or isinstance(d, int) for d in shape):
         return [_batchless(s) for s in shape]
     if isinstance(shape, dict):
         return {k: _batchless(s) for k, s in shape.items()}
@@ -205,6 +205,16 @@ class Layer:
         self._penalties = []  # (regularizer, weight)
         self._build_lock = threading.RLock()
         self._inbound_nodes = []  # one Node per call on symbolic tensors
+
+    def __getattr__(self, name):
+        # Reached only for a missing attribute: say so plainly when the reason is a
+        # subclass whose __init__ never ran Layer's.
+        if not name.startswith("__") and "_build_lock" not in self.__dict__:
+            raise TypeError(
+                f"{type(self).__name__} has no attribute {name!r}: its __init__ must call "
+                f"super().__init__() before using the layer, as in Keras"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------ sub-layers
     def _tracked_layers(self):

@@ -22,6 +22,11 @@ class Sequential(Model):
         super().__init__(name=name, **kwargs)
         self._build_shape = None
         self._layers = []
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(
+                f"Sequential: layers must be a list of layers, e.g. Sequential([Dense(3)]), "
+                f"got {type(layers).__name__}"
+            )
         for layer in layers or []:
             self.add(layer)
 

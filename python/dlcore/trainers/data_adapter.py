@@ -47,14 +47,19 @@ def to_array(x, what):
     if x is None:
         raise TypeError(f"{what} must be an array, got None")
     if isinstance(x, np.ndarray):
-        return x
+        return _numeric(x, what)
     try:
         out = np.asarray(x)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{what} must be an array or nested lists of numbers: {e}") from e
-    if out.dtype == object:
-        raise TypeError(f"{what} must be an array of numbers, got {type(x).__name__} of objects")
-    return out
+    return _numeric(out, what)
+
+
+def _numeric(array, what):
+    if array.dtype.kind not in "biuf":
+        kind = "objects" if array.dtype == object else f"dtype {array.dtype}"
+        raise TypeError(f"{what} must hold numbers (bool, int or float), got an array of {kind}")
+    return array
 
 
 def _arrays(structure, what):
@@ -162,7 +167,7 @@ class ArrayDataAdapter:
         self.fn = fn
         self.x = _arrays(x, f"{fn}: x")
         if y is None and needs_y:
-            raise TypeError(f"{fn}: y must be given (the targets), got None")
+            raise TypeError(f"{fn}: y must be an array, got None")
         self.y = None if y is None else _arrays(y, f"{fn}: y")
         self.sample_weight = (
             None if sample_weight is None else _arrays(sample_weight, f"{fn}: sample_weight")

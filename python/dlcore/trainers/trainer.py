@@ -48,6 +48,19 @@ def _batch_len(x):
     return len(flatten(x)[0])
 
 
+def _check_like_training(val, data):
+    """validation_data's x must have the training x's structure and sample shapes:
+    found before training, not when the first epoch ends."""
+    train_x, val_x = flatten(data.x), flatten(val.x)
+    shapes = [a.shape[1:] for a in train_x]
+    val_shapes = [a.shape[1:] for a in val_x]
+    if len(train_x) != len(val_x) or shapes != val_shapes:
+        raise ValueError(
+            f"fit: validation_data's x has samples of shape {val_shapes if len(val_x) > 1 else val_shapes[0]}, "
+            f"but the training x has {shapes if len(train_x) > 1 else shapes[0]}"
+        )
+
+
 class Trainer:
     """compile / fit / evaluate / predict. Mixed into Model before Layer."""
 
@@ -88,6 +101,12 @@ class Trainer:
         """
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='mse'")
+        for name, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if value is not None and not isinstance(value, (list, tuple, dict)):
+                raise TypeError(
+                    f"compile: {name} must be a list (or, per output, a list of lists or a "
+                    f"dict), e.g. {name}=['accuracy'], got {value!r}"
+                )
         self.optimizer = optimizers_module.get(optimizer)
         self._compile_args = (loss, loss_weights, metrics, weighted_metrics)
         self._compiled_loss = self._compiled_metrics = None
@@ -416,6 +435,8 @@ class Trainer:
         if validation_data is not None:
             val = self._validation_adapter(validation_data, validation_batch_size or batch_size,
                                            validation_steps)  # fmt: skip
+        if isinstance(val, ArrayDataAdapter) and isinstance(data, ArrayDataAdapter):
+            _check_like_training(val, data)
         cbs = callbacks_module.check_callbacks(callbacks, "fit")
         verbose = 1 if verbose == "auto" else verbose
 
@@ -481,7 +502,7 @@ class Trainer:
         if isinstance(validation_data, (tuple, list)):
             if len(validation_data) not in (2, 3):
                 raise ValueError(
-                    f"fit: validation_data must be (x_val, y_val) or (x_val, y_val, "
+                    f"fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
                     f"sample_weight_val), got a {type(validation_data).__name__} of "
                     f"{len(validation_data)} items"
                 )

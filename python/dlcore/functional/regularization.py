@@ -12,13 +12,17 @@ __all__ = ["dropout"]
 
 def dropout(x, rate, training=True, noise_shape=None, seed=None):
     """Zeroes a fraction ``rate`` of x and scales the rest by 1 / (1 - rate), in
-    training only (identity otherwise)."""
+    training only (identity otherwise). ``seed``: an int (the same mask every call) or a
+    ``numpy.random.Generator`` to draw from (default: dlcore's generator)."""
     x = as_tensor(x)
     if not 0 <= rate < 1:
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
     if not training or rate == 0:
         return x
-    rng = _random.generator() if seed is None else np.random.default_rng(seed)
+    if seed is None:
+        rng = _random.generator()
+    else:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     shape = x.shape if noise_shape is None else _noise_shape(noise_shape, x.shape)
     mask = (rng.random(shape, dtype=np.float32) >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
     return record(x.data * mask, (x,), lambda g: (g[0] * mask,), "dropout")

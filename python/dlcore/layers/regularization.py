@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from dlcore import functional as F
 
 from .base import Layer, registry
@@ -38,9 +40,12 @@ class Dropout(Layer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"Dropout: seed must be an int or None, got {seed!r}")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
+        # a seeded layer draws its own sequence of masks, as Keras' seeded Dropout
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     def call(self, inputs, training=False):
-        return F.dropout(inputs, self.rate, training=training, noise_shape=self.noise_shape)
+        return F.dropout(inputs, self.rate, training=training, noise_shape=self.noise_shape,
+                         seed=self._rng)  # fmt: skip
 
     def get_config(self):
         return {

@@ -96,6 +96,7 @@ else()
   set(_levels ${DLCORE_ISA_LEVELS})
 endif()
 
+string(REPLACE ";" ", " _known_levels_text "${_known_levels}")
 include(CheckCXXCompilerFlag)
 set(DLCORE_LEVELS "")
 set(DLCORE_LEVELS_SPEC "")  # "name:need,need|name:..." for the probe, best first
@@ -105,7 +106,7 @@ foreach(_level IN ITEMS avx512 avx2 baseline default)  # best first, whatever th
   endif()
   if(NOT _level IN_LIST _known_levels)
     message(FATAL_ERROR "DLCORE_ISA_LEVELS: level '${_level}' does not exist for the target "
-                        "architecture ${_target_arch}; its levels are: ${_known_levels}")
+                        "architecture ${_target_arch}; its levels are: ${_known_levels_text}")
   endif()
   if(_flags_${_level})
     string(REPLACE ";" " " _flags "${_flags_${_level}}")
@@ -126,11 +127,11 @@ endforeach()
 foreach(_level IN LISTS _levels)
   if(NOT _level IN_LIST DLCORE_LEVELS)
     message(FATAL_ERROR "DLCORE_ISA_LEVELS: unknown level '${_level}'; the levels of "
-                        "${_target_arch} are: ${_known_levels}")
+                        "${_target_arch} are: ${_known_levels_text}")
   endif()
 endforeach()
 if(NOT DLCORE_LEVELS)
-  message(FATAL_ERROR "DLCORE_ISA_LEVELS is empty; use auto or some of: ${_known_levels}")
+  message(FATAL_ERROR "DLCORE_ISA_LEVELS is empty; use auto, host or some of: ${_known_levels_text}")
 endif()
 
 if(DLCORE_TARGET_X86_64)

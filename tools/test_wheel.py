@@ -60,8 +60,8 @@ def main():
 
     import dlcore  # the installed one: refuse to test a source tree by mistake
 
-    where = os.path.dirname(dlcore.__file__)
-    if os.path.commonpath([where, ROOT]) == ROOT:
+    where = os.path.dirname(os.path.abspath(dlcore.__file__))
+    if where == os.path.join(ROOT, "python", "dlcore"):
         sys.exit(f"test_wheel: dlcore is imported from the source tree ({where}); install it")
     tests_dir = os.path.join(ROOT, "tests")
     targets = (

@@ -10,6 +10,13 @@ throughput measured on this machine by the same thread count.
     python bench/run.py --filter conv --threads 2 --rounds 5
     python bench/run.py --filter gemm,conv,pool,lstm/   # the kernels, no training
 
+Two dlcore builds side by side: --also NAME=SPEC adds a column NAME that runs dlcore again
+in its own process, with SPEC's environment variables and Python interpreter (either may
+be left out), and "vs NAME" is NAME's time over the first dlcore's:
+
+    python bench/run.py --impls dlcore --also "old=/path/to/other-venv/bin/python"
+    python bench/run.py --impls dlcore --also "baseline=DLCORE_ISA=baseline"
+
 Writes bench/results/<date>-<host>.json (machine, versions, every raw repeat) and, with
 matplotlib installed, a bar chart of the speedups beside it.
 """
@@ -20,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import socket
 import statistics
 import subprocess
@@ -31,15 +39,41 @@ sys.path.insert(0, HERE)
 from workloads import all_workloads  # noqa: E402
 
 MODULE_OF = {"dlcore": "dlcore", "numpy": "numpy", "torch": "torch"}
+# --also: name -> (interpreter, extra environment) of a further dlcore build.
+ALSO = {}
 
 
-def python_says(code, env=None):
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+def parse_also(spec):
+    """'NAME=[VAR=VALUE ...] [PYTHON]' -> (NAME, (python, {VAR: VALUE}))."""
+    name, sep, rest = spec.partition("=")
+    if not sep or not name or name in MODULE_OF:
+        sys.exit(
+            f"--also {spec!r}: expected NAME=[VAR=VALUE ...] [PYTHON], NAME not {set(MODULE_OF)}"
+        )
+    python, env = sys.executable, {}
+    for token in shlex.split(rest):
+        if "=" in token:
+            var, _, value = token.partition("=")
+            env[var] = value
+        else:
+            python = token
+    return name, (python, env)
+
+
+def kind(impl):
+    """The implementation a worker runs: a --also column runs dlcore."""
+    return "dlcore" if impl in ALSO else impl
+
+
+def python_says(code, env=None, impl=None):
+    python, extra = ALSO.get(impl, (sys.executable, {}))
+    env = dict(env if env is not None else os.environ, **extra)
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     return out.stdout.strip() if out.returncode == 0 else None
 
 
 def available(impl):
-    return python_says(f"import {MODULE_OF[impl]}") is not None
+    return python_says(f"import {MODULE_OF[kind(impl)]}", impl=impl) is not None
 
 
 def machine_info():
@@ -96,15 +130,16 @@ def measure_peak(threads):
 
 
 def run_worker(impl, threads, cases, repeats):
-    env = dict(os.environ)
+    python, extra = ALSO.get(impl, (sys.executable, {}))
+    env = dict(os.environ, **extra)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     payload = json.dumps([[c.suite, c.name, c.params] for c in cases])
     cmd = [
-        sys.executable,
+        python,
         os.path.join(HERE, "worker.py"),
         "--impl",
-        impl,
+        kind(impl),
         "--threads",
         str(threads),
         "--repeats",
@@ -221,6 +256,13 @@ def main():
     p.add_argument("--quick", action="store_true", help="a reduced set, under two minutes")
     p.add_argument("--impls", default="dlcore,numpy,torch")
     p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="a further dlcore build as column NAME: SPEC is [VAR=VALUE ...] [PYTHON]",
+    )
+    p.add_argument(
         "--out",
         default=os.path.join(HERE, "results"),
         help="directory for the JSON and the chart ('' for none)",
@@ -230,7 +272,8 @@ def main():
     threads_list = [int(t) for t in (args.threads or ("2" if args.quick else "1,2")).split(",")]
     rounds = args.rounds or (2 if args.quick else 5)
     repeats = 2 if args.quick and args.repeats == 3 else args.repeats
-    wanted = [i for i in args.impls.split(",") if i]
+    ALSO.update(parse_also(spec) for spec in args.also)
+    wanted = [i for i in args.impls.split(",") if i] + list(ALSO)
     impls = [i for i in wanted if available(i)]
     for missing in sorted(set(wanted) - set(impls)):
         print(f"note: {missing} is not installed; its column is left out", file=sys.stderr)
@@ -250,7 +293,7 @@ def main():
         for r in range(rounds):
             order = impls[r % len(impls) :] + impls[: r % len(impls)]
             for impl in order:
-                mine = [c for w, c in cases.values() if impl in w.IMPLS]
+                mine = [c for w, c in cases.values() if kind(impl) in w.IMPLS]
                 if not mine:
                     continue
                 for key, res in run_worker(impl, threads, mine, repeats).items():
@@ -282,6 +325,19 @@ def main():
             "command": " ".join(sys.argv),
             "machine": machine,
             "peak_gflops": {str(t): v for t, v in peaks.items()},
+            "also": {
+                name: {
+                    "python": python,
+                    "env": env,
+                    "build": json.loads(
+                        python_says(
+                            "import json, dlcore; print(json.dumps(dlcore.build_info))", impl=name
+                        )
+                        or "null"
+                    ),
+                }
+                for name, (python, env) in ALSO.items()
+            },
             "rounds": rounds,
             "repeats": repeats,
             "summary": rows,

@@ -7,8 +7,11 @@
 
 namespace py = pybind11;
 
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "dlcore's C++ kernels (Eigen + OpenMP). Use them through dlcore.ops.";
+// DLCORE_MODULE_NAME is _core_<level>: CMake builds this module once per instruction-set
+// level (cmake/DlcoreIsa.cmake), and dlcore._core re-exports the one the CPU runs best.
+PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
+  m.doc() = "dlcore's C++ kernels (Eigen + OpenMP), built for the " DLCORE_ISA_LEVEL_STRING
+            " instruction-set level. Use them through dlcore.ops.";
   m.attr("__version__") = DLCORE_VERSION_STRING;
 
   m.def("set_num_threads", &dlcore::set_num_threads, py::arg("n"),
@@ -31,7 +34,7 @@ PYBIND11_MODULE(_core, m) {
   py::dict info;
   info["version"] = DLCORE_VERSION_STRING;
   info["openmp"] = dlcore::has_openmp();
-  info["arch"] = DLCORE_ARCH_STRING;
+  info["arch"] = DLCORE_ISA_LEVEL_STRING;  // the level of this module
   info["arch_flags"] = DLCORE_ARCH_FLAGS_STRING;
   info["eigen"] = DLCORE_EIGEN_STRING;
   py::list isa;

@@ -8,7 +8,8 @@ The kernels (GEMM, conv2d, max-pool, LSTM) are C++ on Eigen and OpenMP, reached 
 import warnings as _warnings
 
 from dlcore import ops
-from dlcore._core import __version__, build_info
+from dlcore._core import __version__
+from dlcore._core import _build_info as build_info  # a dict; build_info() returns it too
 
 if not build_info["openmp"]:
     _warnings.warn(

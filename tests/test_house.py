@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(dlcore.__file__).parent
 # Lower levels never import higher ones. A module's level is that of its top-level
 # name under dlcore (dlcore.layers.core -> "layers").
 LEVELS = {
-    "_core": 0, "ops": 0, "registry": 0, "random": 0, "progress": 0, "profiler": 0,
+    "_core": 0, "_isa": 0, "ops": 0, "registry": 0, "random": 0, "progress": 0, "profiler": 0,
     "tensor": 1,
     "functional": 2,
     "activations": 3, "initializers": 3, "regularizers": 3, "losses": 3, "metrics": 3,
@@ -25,7 +25,7 @@ LEVELS = {
     "callbacks": 5, "distributed": 5, "saving": 5,
     "trainers": 6,
     "models": 7,
-    "model_selection": 8, "examples": 8, "keras": 8, "__init__": 9,
+    "model_selection": 8, "examples": 8, "keras": 8, "show_config": 8, "__init__": 9,
 }  # fmt: skip
 
 

@@ -10,6 +10,12 @@ throughput measured on this machine by the same thread count.
     python bench/run.py --filter conv --threads 2 --rounds 5
     python bench/run.py --filter gemm,conv,pool,lstm/   # the kernels, no training
 
+Two dlcore builds side by side: an implementation named ``dlcore@<python>`` is dlcore as
+that interpreter imports it (another checkout's venv), timed in the same alternating
+rounds; its "vs" column is its time over this interpreter's dlcore.
+
+    python bench/run.py --impls dlcore,dlcore@../base/.venv/bin/python --filter lstm/
+
 Writes bench/results/<date>-<host>.json (machine, versions, every raw repeat) and, with
 matplotlib installed, a bar chart of the speedups beside it.
 """
@@ -33,13 +39,22 @@ from workloads import all_workloads  # noqa: E402
 MODULE_OF = {"dlcore": "dlcore", "numpy": "numpy", "torch": "torch"}
 
 
-def python_says(code, env=None):
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+def split_impl(impl):
+    """'dlcore@/other/venv/bin/python' -> ('dlcore', that interpreter); else (impl, ours)."""
+    name, _, python = impl.partition("@")
+    return name, python or sys.executable
+
+
+def python_says(code, env=None, python=None):
+    out = subprocess.run(
+        [python or sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
     return out.stdout.strip() if out.returncode == 0 else None
 
 
 def available(impl):
-    return python_says(f"import {MODULE_OF[impl]}") is not None
+    name, python = split_impl(impl)
+    return name in MODULE_OF and python_says(f"import {MODULE_OF[name]}", python=python) is not None
 
 
 def machine_info():
@@ -100,11 +115,12 @@ def run_worker(impl, threads, cases, repeats):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     payload = json.dumps([[c.suite, c.name, c.params] for c in cases])
+    name, python = split_impl(impl)
     cmd = [
-        sys.executable,
+        python,
         os.path.join(HERE, "worker.py"),
         "--impl",
-        impl,
+        name,
         "--threads",
         str(threads),
         "--repeats",
@@ -153,20 +169,23 @@ def summarise(cases, impls, threads_list, raw, extra, peaks):
 
 def print_table(rows, impls):
     others = [i for i in impls if i != "dlcore"]
-    head = f"{'case':<34}{'thr':>4}" + "".join(f"{i:>13}" for i in impls)
-    head += f"{'GFLOP/s':>9}{'% peak':>8}" + "".join(f"{'vs ' + o:>10}" for o in others)
+    wide = {i: max(13, len(i) + 2) for i in impls}
+    vs = {o: max(10, len(o) + 5) for o in others}
+    head = f"{'case':<34}{'thr':>4}" + "".join(f"{i:>{wide[i]}}" for i in impls)
+    head += f"{'GFLOP/s':>9}{'% peak':>8}" + "".join(f"{'vs ' + o:>{vs[o]}}" for o in others)
     print(head)
     print("-" * len(head))
     for r in rows:
         med = r["median_seconds"]
         line = f"{r['case']:<34}{r['threads']:>4}"
-        line += "".join(f"{fmt_time(med[i]) if i in med else '-':>13}" for i in impls)
+        line += "".join(f"{fmt_time(med[i]) if i in med else '-':>{wide[i]}}" for i in impls)
         gf = r.get("dlcore_gflops")
         line += f"{gf:>9.1f}" if gf else f"{'':>9}"
         pk = r.get("percent_of_peak")
         line += f"{pk:>7.0f}%" if pk else f"{'':>8}"
         line += "".join(
-            f"{r['speedup'][o]:>9.2f}x" if o in r["speedup"] else f"{'-':>10}" for o in others
+            f"{r['speedup'][o]:>{vs[o] - 1}.2f}x" if o in r["speedup"] else f"{'-':>{vs[o]}}"
+            for o in others
         )
         if r["extra"]:
             line += "   " + ", ".join(f"{k} {v:.4g}" for k, v in r["extra"].items())
@@ -250,7 +269,7 @@ def main():
         for r in range(rounds):
             order = impls[r % len(impls) :] + impls[: r % len(impls)]
             for impl in order:
-                mine = [c for w, c in cases.values() if impl in w.IMPLS]
+                mine = [c for w, c in cases.values() if split_impl(impl)[0] in w.IMPLS]
                 if not mine:
                     continue
                 for key, res in run_worker(impl, threads, mine, repeats).items():

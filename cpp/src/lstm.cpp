@@ -78,9 +78,15 @@ EIGEN_STRONG_INLINE void gates_backward_packet(Lanes at, T* zi, T* zf, T* zg, T*
 // activations i, f, g, o. c_prev null means zeros.
 template <typename T, bool HasPrev>
 void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
-  simd::over_packets<T>(L, [&](auto at) {
-    gates_forward_packet<T, HasPrev>(at, z, z + U, z + 2 * U, z + 3 * U, c_prev, c, h);
-  });
+  int64_t j = 0;
+  for (; j + simd::kLanes<T> <= L; j += simd::kLanes<T>) {
+    gates_forward_packet<T, HasPrev>(simd::FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev,
+                                     c, h);
+  }
+  if (j < L) {
+    gates_forward_packet<T, HasPrev>(simd::PartialPacket<T>{j, L - j}, z, z + U, z + 2 * U,
+                                     z + 3 * U, c_prev, c, h);
+  }
 }
 
 template <typename T>
@@ -99,10 +105,15 @@ void gates_forward(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
 template <typename T, bool HasPrev>
 void gates_backward_row(T* a, T* dc, T* b, const T* dh, const T* c, const T* c_prev, int64_t U,
                         int64_t L) {
-  simd::over_packets<T>(L, [&](auto at) {
-    gates_backward_packet<T, HasPrev>(at, a, a + U, a + 2 * U, a + 3 * U, dc, b, b + U, b + 2 * U,
-                                      b + 3 * U, dh, c, c_prev);
-  });
+  int64_t j = 0;
+  for (; j + simd::kLanes<T> <= L; j += simd::kLanes<T>) {
+    gates_backward_packet<T, HasPrev>(simd::FullPacket<T>{j}, a, a + U, a + 2 * U, a + 3 * U, dc, b,
+                                      b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
+  }
+  if (j < L) {
+    gates_backward_packet<T, HasPrev>(simd::PartialPacket<T>{j, L - j}, a, a + U, a + 2 * U,
+                                      a + 3 * U, dc, b, b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
+  }
 }
 
 template <typename T>

@@ -53,15 +53,14 @@ Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
 namespace {
 
 // One window for the channels c .. c+L-1 (y and argmax offset to channel c), a packet
-// of them. The position of the max is kept as an offset from the window's first cell,
-// an integer as wide as T held in the bits of a T lane, so the compare's mask selects
-// it directly (an int64 select for float lanes spilled to the stack: 2.4x slower); a
-// select moves bits, never does arithmetic on them. Strictly greater replaces, so ties
-// keep the first cell in (kh, kw) order; the first NaN wins and stays.
+// of them. The position of the max is kept as an offset from the window's first cell
+// in integer lanes as wide as T (simd::IntLanes), so the compare's mask selects it
+// directly (an int64 select for float lanes spilled to the stack: 2.4x slower).
+// Strictly greater replaces, so ties keep the first cell in (kh, kw) order; the first
+// NaN wins and stays.
 template <typename T>
 struct WindowMax {
   using P = simd::Packet<T>;
-  using Offset = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // see offsets_fit
   static constexpr int L = simd::kLanes<T>;
 
   // Offsets inside a window (clipped to the image, so this cannot overflow) fit a lane.
@@ -70,33 +69,25 @@ struct WindowMax {
     return sizeof(T) == 8 || (rows * s.W + cols) * s.C < (int64_t(1) << 31);
   }
 
-  static P offset_lanes(int64_t offset) {
-    return simd::broadcast(Eigen::numext::bit_cast<T>(static_cast<Offset>(offset)));
-  }
-
   static void run(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
                   int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
-    namespace ei = Eigen::internal;
     const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
     P best = simd::load(x + first);
-    P at = offset_lanes(0);
+    simd::IntLanes<T> at = simd::int_lanes<T>(0);
     for (int64_t ih = h_begin; ih < h_end; ++ih) {
       for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
         const int64_t cell = ((row0 + ih) * W + iw) * C + c;
         const P v = simd::load(x + cell);
         // v > best, or v is the first NaN (v != v while best == best)
-        const P nan_first = ei::pandnot(ei::pcmp_eq(best, best), ei::pcmp_eq(v, v));
-        const P take = ei::por(ei::pcmp_lt(best, v), nan_first);
-        best = ei::pselect(take, v, best);
-        at = ei::pselect(take, offset_lanes(cell - first), at);
+        const auto take =
+            simd::mask_or(simd::lt(best, v), simd::mask_and(simd::ne(v, v), simd::eq(best, best)));
+        best = simd::select(take, v, best);
+        at =
+            simd::select(take, simd::int_lanes<T>(static_cast<simd::IntLane<T>>(cell - first)), at);
       }
     }
     simd::store(y, best);
-    T lanes[L];
-    simd::store(lanes, at);
-    for (int j = 0; j < L; ++j) {
-      argmax[j] = first + Eigen::numext::bit_cast<Offset>(lanes[j]) + j;
-    }
+    for (int j = 0; j < L; ++j) argmax[j] = first + simd::lane<T>(at, j) + j;
   }
 };
 

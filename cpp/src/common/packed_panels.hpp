@@ -37,6 +37,10 @@
 #include "simd.hpp"
 
 namespace dlcore {
+// Internal linkage on purpose: each kernel source gets its own copy, and GCC inlines a
+// local function it calls once (the full tiles into panel_product), which it does not
+// do for one with external linkage. The copies are a few KB per family.
+namespace {
 
 constexpr int kPanelVectors = 2;  // packets per panel row: 6 rows x 2 = 12 accumulators
 template <typename T>
@@ -307,4 +311,5 @@ void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, in
   }
 }
 
+}  // namespace
 }  // namespace dlcore

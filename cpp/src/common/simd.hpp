@@ -107,14 +107,93 @@ struct PartialPacket {
   void store(T* row, const Packet<T>& v) const { store_first(row + j, v, n); }
 };
 
-// f(lanes, j) over j in [0, n): a FullPacket at a time, then one PartialPacket for the
-// rest.
-template <typename T, typename F>
-EIGEN_STRONG_INLINE void over_packets(int64_t n, F&& f) {
-  int64_t j = 0;
-  for (; j + kLanes<T> <= n; j += kLanes<T>) f(FullPacket<T>{j});
-  if (j < n) f(PartialPacket<T>{j, n - j});
+// ---------------------------------------------------------------- lane masks
+// Compares give a mask per lane (all ones or all zeros); select(mask, a, b) takes a's
+// lanes where it is set; mask_and / mask_or combine masks. Under GCC and Clang these
+// are the compiler's own vector compares and ?:, which it turns into one blend: GCC 12
+// reads the mask of Eigen's pselect by its sign bits and, not knowing that an Eigen
+// compare made it, re-derives them with one more instruction on every select (on the
+// max-pool's loop-carried chain: 15% of its time).
+//
+// IntLanes<T>: integers as wide as T (IntLane<T>) in one register per packet, which a
+// mask selects like any packet (the max-pool's argmax offsets): int_lanes(v) puts v in
+// every lane, lane(x, j) reads lane j.
+// (-DDLCORE_SIMD_EIGEN_MASKS builds the Eigen version under GCC too, to test it.)
+template <typename T>
+using IntLane = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+#if defined(__GNUC__) && !defined(DLCORE_SIMD_EIGEN_MASKS)
+template <typename P>
+EIGEN_STRONG_INLINE auto lt(const P& a, const P& b) {
+  return a < b;
 }
+template <typename P>
+EIGEN_STRONG_INLINE auto eq(const P& a, const P& b) {
+  return a == b;
+}
+template <typename P>
+EIGEN_STRONG_INLINE auto ne(const P& a, const P& b) {
+  return a != b;
+}
+template <typename M>
+EIGEN_STRONG_INLINE M mask_and(const M& a, const M& b) {
+  return a & b;
+}
+template <typename M>
+EIGEN_STRONG_INLINE M mask_or(const M& a, const M& b) {
+  return a | b;
+}
+template <typename M, typename P>
+EIGEN_STRONG_INLINE P select(const M& mask, const P& a, const P& b) {
+  return mask ? a : b;
+}
+template <typename T>
+using IntLanes = decltype(Packet<T>() < Packet<T>());  // the compare's own integer lanes
+template <typename T>
+EIGEN_STRONG_INLINE IntLanes<T> int_lanes(IntLane<T> v) {
+  return IntLanes<T>{} + v;
+}
+template <typename T>
+EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
+  return x[j];
+}
+#else
+template <typename P>
+EIGEN_STRONG_INLINE P lt(const P& a, const P& b) {
+  return ei::pcmp_lt(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P eq(const P& a, const P& b) {
+  return ei::pcmp_eq(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P ne(const P& a, const P& b) {
+  return ei::pandnot(ei::ptrue(a), ei::pcmp_eq(a, b));
+}
+template <typename P>
+EIGEN_STRONG_INLINE P mask_and(const P& a, const P& b) {
+  return ei::pand(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P mask_or(const P& a, const P& b) {
+  return ei::por(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P select(const P& mask, const P& a, const P& b) {
+  return ei::pselect(mask, a, b);
+}
+template <typename T>
+using IntLanes = Packet<T>;  // the integers' bits in T lanes: a select moves bits only
+template <typename T>
+EIGEN_STRONG_INLINE IntLanes<T> int_lanes(IntLane<T> v) {
+  return broadcast(Eigen::numext::bit_cast<T>(v));
+}
+template <typename T>
+EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
+  T lanes[kLanes<T>];
+  store(lanes, x);
+  return Eigen::numext::bit_cast<IntLane<T>>(lanes[j]);
+}
+#endif
 
 // ---------------------------------------------------------------- activations
 template <typename T>

@@ -104,7 +104,7 @@ def case_gradient(world, out):
     x, y = blobs(GRADIENT_BATCH, seed=2, dtype=np.float64)
     model = mlp(seed=0, dtype="float64")
     part = slice(world.rank * GRADIENT_BATCH // 2, (world.rank + 1) * GRADIENT_BATCH // 2)
-    loss = model._compute_loss(y[part], model(x[part], training=True))
+    loss = model.compute_loss(y=y[part], y_pred=model(x[part], training=True))
     loss.backward()
     mean_loss = distributed.allreduce_gradients(model.trainable_weights, loss)
     grads = {f"grad{i}": p.grad for i, p in enumerate(model.trainable_weights)}

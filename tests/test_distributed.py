@@ -183,7 +183,7 @@ def test_averaged_gradient_equals_the_union_batch_gradient(tmp_path):
     ranks = run_worker("gradient", tmp_path)
     x, y = blobs(GRADIENT_BATCH, seed=2, dtype=np.float64)
     model = mlp(seed=0, dtype="float64")
-    loss = model._compute_loss(y, model(x, training=True))
+    loss = model.compute_loss(y=y, y_pred=model(x, training=True))
     loss.backward()
     for i, p in enumerate(model.trainable_weights):
         for rank in ranks:

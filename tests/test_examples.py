@@ -101,3 +101,12 @@ def test_stacked_lstm_forecasts_better_than_repeating():
     r = run("stacked_lstm", "--quick")
     assert r["test_mse"] < 0.5 * r["naive_mse"]
     assert r["losses"][-1] < r["losses"][0] / 3
+
+
+def test_mnist_functional_learns_both_outputs(mnist_dir):
+    r = run("mnist_functional", "--quick", "--data", mnist_dir)
+    assert r["digit_accuracy"] > 0.85 and r["parity_accuracy"] > 0.8
+    history = r["history"]
+    assert {"loss", "digit_loss", "parity_loss", "digit_accuracy", "parity_accuracy"} <= set(
+        history
+    )

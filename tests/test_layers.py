@@ -305,3 +305,15 @@ def test_layer_argument_errors():
         d(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="activation='tanh'"):
         layers.LSTM(3, activation="relu")
+
+
+def test_seeded_dropout_draws_its_own_reproducible_masks():
+    x = np.ones((4, 50), np.float32)
+    a, b = layers.Dropout(0.5, seed=7), layers.Dropout(0.5, seed=7)
+    first, second = a(x, training=True).numpy(), a(x, training=True).numpy()
+    np.testing.assert_array_equal(b(x, training=True).numpy(), first)  # same seed, same masks
+    assert not np.array_equal(first, second)  # a new mask every call
+    dlcore.set_random_seed(0)
+    unseeded = layers.Dropout(0.5)(x, training=True).numpy()
+    dlcore.set_random_seed(0)
+    np.testing.assert_array_equal(layers.Dropout(0.5)(x, training=True).numpy(), unseeded)

@@ -222,7 +222,7 @@ def test_state_round_trip(grads, w0):
 
 
 def test_optimizer_errors():
-    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite number in \(0, inf\)"):
         optimizers.SGD(-0.1)
     with pytest.raises(ValueError, match="no parameters"):
         optimizers.SGD().step()
@@ -234,3 +234,130 @@ def test_optimizer_errors():
     w.grad = np.ones(2)
     with pytest.raises(ValueError, match=r"gradient of shape \(2,\)"):
         optimizers.SGD().step([w])
+
+
+# ------------------------------------------------------------ settings that break training
+
+
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda v: optimizers.SGD(v), "learning_rate"),
+        (lambda v: optimizers.SGD(clipnorm=v), "clipnorm"),
+        (lambda v: optimizers.SGD(clipvalue=v), "clipvalue"),
+        (lambda v: optimizers.Adam(global_clipnorm=v), "global_clipnorm"),
+        (lambda v: optimizers.Adam(epsilon=v), "epsilon"),
+        (lambda v: optimizers.RMSprop(epsilon=v), "epsilon"),
+    ],
+)
+@pytest.mark.parametrize("value", [-1.0, 0.0, float("nan"), float("inf")])
+def test_positive_settings_refuse_zero_negative_and_non_finite(make, name, value):
+    with pytest.raises(ValueError, match=rf"{name} must be a finite number in \(0, inf\)"):
+        make(value)
+
+
+@pytest.mark.parametrize(
+    "make,name",
+    [
+        (lambda v: optimizers.SGD(momentum=v), "momentum"),
+        (lambda v: optimizers.Adam(beta_1=v), "beta_1"),
+        (lambda v: optimizers.Adam(beta_2=v), "beta_2"),
+        (lambda v: optimizers.RMSprop(rho=v), "rho"),
+        (lambda v: optimizers.RMSprop(momentum=v), "momentum"),
+    ],
+)
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, float("nan")])
+def test_decay_factors_must_be_in_zero_one(make, name, value):
+    # beta_1 = 1 divides by 1 - beta_1^t = 0; rho = 1 never updates the average
+    with pytest.raises(ValueError, match=rf"{name} must be a finite number in \[0, 1\)"):
+        make(value)
+
+
+@pytest.mark.parametrize("value", ["0.1", None, True, np.ones(2), 1j])
+def test_settings_that_are_not_numbers_are_type_errors(value):
+    with pytest.raises(TypeError, match="learning_rate must be a number"):
+        optimizers.Adam(learning_rate=value)
+    with pytest.raises(TypeError, match="beta_1 must be a number"):
+        optimizers.Adam(beta_1=value if value is not None else "x")
+
+
+def test_settings_are_checked_when_changed_later():
+    opt = optimizers.Adam(1e-3)
+    for attr, value in [("learning_rate", -1e-3), ("beta_1", 1.0), ("clipnorm", -1.0)]:
+        with pytest.raises(ValueError, match=attr):
+            setattr(opt, attr, value)
+    assert opt.learning_rate == 1e-3 and opt.beta_1 == 0.9 and opt.clipnorm is None
+    opt.learning_rate = 2e-3  # a valid change is taken
+    assert opt.current_learning_rate == 2e-3
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: schedules.ExponentialDecay(-0.1, 10, 0.9), "initial_learning_rate"),
+        (lambda: schedules.ExponentialDecay(0.1, 10, -0.5), "decay_rate"),  # complex rates
+        (lambda: schedules.ExponentialDecay(0.1, 0, 0.9), "decay_steps"),
+        (lambda: schedules.PiecewiseConstantDecay([10], [0.1, -0.1]), "values"),
+        (lambda: schedules.PiecewiseConstantDecay([10, 5], [0.1, 0.1, 0.1]), "increase"),
+        (lambda: schedules.CosineDecay(0.1, 10, alpha=2.0), "alpha"),  # the rate would grow
+        (lambda: schedules.CosineDecay(0.1, 10, warmup_target=-1.0, warmup_steps=5), "warmup"),
+        (lambda: schedules.CosineDecay(float("nan"), 10), "initial_learning_rate"),
+    ],
+)
+def test_schedules_refuse_arguments_that_yield_bad_rates(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), 1j, "0.1", None])
+def test_a_rate_a_schedule_yields_is_checked_when_used(bad):
+    w = Tensor(np.ones(2), requires_grad=True)
+    opt = optimizers.SGD(lambda step: 0.1 if step < 2 else bad, params=[w])
+    for _ in range(2):
+        w.grad = np.ones(2)
+        opt.step()
+    before = w.numpy().copy()
+    w.grad = np.ones(2)
+    with pytest.raises(
+        ValueError, match=r"schedule <lambda> at step 2 must be a finite number >= 0"
+    ):
+        opt.step()
+    np.testing.assert_array_equal(w.numpy(), before)  # nothing was applied
+
+
+def test_a_schedule_may_decay_to_zero():
+    w = Tensor(np.ones(2), requires_grad=True)
+    opt = optimizers.SGD(schedules.CosineDecay(0.1, 2), params=[w])
+    for _ in range(4):
+        w.grad = np.ones(2)
+        opt.step()
+    assert opt.current_learning_rate == 0.0
+
+
+def test_a_parameter_listed_twice_is_refused_naming_it():
+    w = Tensor(np.ones(2, np.float32), requires_grad=True)
+    w.name = "dense/kernel"
+    with pytest.raises(ValueError, match=r"'dense/kernel' twice \(positions 0 and 2\)"):
+        optimizers.SGD(0.1, params=[w, Tensor(np.ones(1), requires_grad=True), w])
+    opt = optimizers.SGD(0.1)
+    with pytest.raises(ValueError, match="twice"):
+        opt.params = [w, w]
+    w.grad = np.ones(2, np.float32)
+    with pytest.raises(ValueError, match="twice"):
+        opt.step([w, w])
+    with pytest.raises(ValueError, match="twice"):
+        opt.apply_gradients([(np.ones(2), w), (np.ones(2), w)])
+    np.testing.assert_array_equal(w.numpy(), 1)  # never stepped
+    with pytest.raises(TypeError, match="params must be Tensors, got ndarray at position 0"):
+        optimizers.SGD(0.1, params=[np.ones(2)])
+
+
+def test_set_state_refuses_bad_arrays_and_counts():
+    w = Tensor(np.ones(3), requires_grad=True)
+    opt = optimizers.Adam()
+    with pytest.raises(TypeError, match="expected a floating-point array"):
+        opt.set_state([w], 1, [np.ones(3, bool), np.ones(3)])
+    with pytest.raises(ValueError, match=r"has shape \(\), expected \(3,\)"):
+        opt.set_state([w], 1, [np.float64(0.5), np.ones(3)])  # never broadcast
+    with pytest.raises(ValueError, match="iterations must be >= 0"):
+        opt.set_state([w], -1, [np.ones(3), np.ones(3)])

@@ -159,7 +159,7 @@ def test_matmul_float32_runs_on_the_gemm_kernel(r):
 
 
 def test_concatenate_gradients(r):
-    from dlcore.tensor import concatenate
+    from dlcore.functional import concatenate
 
     check_tensor_op(lambda a, b: concatenate([a, b], axis=1), r(2, 3), r(2, 4))
 

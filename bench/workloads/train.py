@@ -6,6 +6,9 @@
 - mlp:  Dense 512 relu -> Dense 10, Adam, batch 256, same data.
 - lstm: LSTM(50, return_sequences) -> LSTM(50) -> Dense(1), Adam, MSE, batch 32, on 6000
         sine-wave sequences of 50 steps (predict the next value); test MSE on 1000 more.
+- cnn from a dataset: the cnn, but each batch is made from the raw uint8 images by
+  Python code (scale to [0, 1], shuffle per epoch): dlcore fits a utils.PyDataset, which
+  it loads in a background thread; PyTorch runs the same code in its training loop.
 
 Each process trains a freshly seeded model for `repeats` epochs (at most 2) and reports
 every epoch's seconds; the first epoch includes no compilation on either side.
@@ -37,6 +40,7 @@ def cases(quick):
         out += [
             Case(SUITE, "cnn epoch", {"model": "cnn"}, cnn_flops),
             Case(SUITE, "lstm epoch", {"model": "lstm"}, lstm_flops),
+            Case(SUITE, "cnn epoch from a dataset", {"model": "cnn", "dataset": True}, cnn_flops),
         ]
     return out
 
@@ -80,6 +84,8 @@ def measure(impl, case, repeats):
     x, y, xt, yt = _data(model)
     epochs = max(1, min(repeats, 2))
     run = {"dlcore": _dlcore, "torch": _torch}[impl]
+    if case.params.get("dataset"):
+        x = np.round(x * 255).astype(np.uint8)  # raw images: batches are made per step
     seconds, score = run(model, x, y, xt, yt, SPEC[model]["batch"], epochs)
     name = "test_mse" if model == "lstm" else "test_acc"
     return {"seconds": seconds, "extra": {name: score}}
@@ -128,10 +134,38 @@ def _dlcore(model, x, y, xt, yt, batch, epochs):
             self.seconds.append(time.perf_counter() - self.t)
 
     timer = Timer()
-    net.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer], seed=SEED)
+    if x.dtype == np.uint8:
+        net.fit(_Batches(dlcore.utils.PyDataset, x, y, batch), epochs=epochs, verbose=0,
+                callbacks=[timer])  # fmt: skip
+    else:
+        net.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer], seed=SEED)
     result = net.evaluate(xt, yt, batch_size=256, verbose=0)
     score = result[1] if isinstance(result, list) else result
     return timer.seconds, float(score)
+
+
+def _make_batch(x, y, idx):
+    """The per-step data work of the dataset cases: gather, scale to [0, 1] floats."""
+    return x[idx].astype(np.float32) / 255, y[idx]
+
+
+def _Batches(base, x, y, batch):
+    class Batches(base):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(SEED)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // batch)
+
+        def __getitem__(self, i):
+            return _make_batch(x, y, self.order[i * batch : (i + 1) * batch])
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return Batches()
 
 
 def _torch(model, x, y, xt, yt, batch, epochs):
@@ -186,8 +220,13 @@ def _torch(model, x, y, xt, yt, batch, epochs):
         order = torch.randperm(len(xs), generator=gen)
         for i in range(0, len(xs), batch):
             idx = order[i : i + batch]
+            if x.dtype == np.uint8:  # the dataset case: the same per-step data work
+                xb, yb = _make_batch(x, y, idx.numpy())
+                xb, yb = to_input(xb), torch.from_numpy(yb)
+            else:
+                xb, yb = xs[idx], ys[idx]
             opt.zero_grad()
-            loss = loss_fn(net(xs[idx]), ys[idx])
+            loss = loss_fn(net(xb), yb)
             loss.backward()
             opt.step()
         seconds.append(time.perf_counter() - start)

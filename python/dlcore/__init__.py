@@ -24,6 +24,7 @@ from dlcore import (
     functional,
     info,
     initializers,
+    keras,
     layers,
     losses,
     metrics,
@@ -31,13 +32,28 @@ from dlcore import (
     models,
     optimizers,
     regularizers,
+    saving,
+    trainers,
     utils,
 )
+from dlcore.layers import Input
+from dlcore.models import Model, Sequential
 from dlcore.profiler import profile
 from dlcore.random import set_random_seed
 from dlcore.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
+
+def constant(value, dtype=None):
+    """A Tensor holding ``value`` (what ``tf.constant`` is used for in tutorials)."""
+    return Tensor(value, dtype=dtype)
+
+
 __all__ = [
+    "Input",
+    "Model",
+    "Sequential",
+    "constant",
+    "keras",
     "__version__",
     "build_info",
     "ops",
@@ -60,5 +76,7 @@ __all__ = [
     "models",
     "optimizers",
     "regularizers",
+    "saving",
+    "trainers",
     "utils",
 ]

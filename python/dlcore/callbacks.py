@@ -20,6 +20,7 @@ __all__ = [
     "EarlyStopping",
     "ModelCheckpoint",
     "TerminateOnNaN",
+    "check_callbacks",
     "LambdaCallback",
 ]
 
@@ -72,6 +73,21 @@ class Callback:
 
     def on_predict_end(self, logs=None):
         pass
+
+
+def check_callbacks(callbacks, fn):
+    """``callbacks`` as a list of Callback objects, or a TypeError naming the odd one."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{fn}: callbacks must be a list of Callback objects, got {callbacks!r}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"{fn}: callbacks must be Callback objects (subclass dlcore.callbacks."
+                f"Callback or use LambdaCallback), got {cb!r}"
+            )
+    return list(callbacks)
 
 
 class CallbackList:
@@ -162,12 +178,16 @@ class ProgbarLogger(Callback):
         )
 
     def on_train_batch_end(self, batch, logs=None):
+        self.seen = batch + 1
         if self.bar:
-            self.bar.update(batch + 1, logs, finalize=False)
+            self.bar.update(self.seen, logs, finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.bar:
-            self.bar.update(self.params.get("steps") or 0, logs, finalize=True)
+            # an unknown number of steps (a generator without steps_per_epoch) shows
+            # the count reached
+            self.bar.update(self.params.get("steps") or getattr(self, "seen", 0), logs,
+                            finalize=True)  # fmt: skip
             self.bar = None
 
 
@@ -308,8 +328,7 @@ class TerminateOnNaN(Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
-            self.model.stop_training = True
-            self.model._stop_reason = (
+            self.model.request_stop(
                 f"training stopped: the loss became {loss} at batch {batch + 1}"
             )
 

@@ -51,6 +51,9 @@ import numpy as np
 from dlcore import ops
 
 __all__ = [
+    "broadcast_object",
+    "check_same_data",
+    "shard",
     "World",
     "init",
     "broadcast_parameters",
@@ -262,7 +265,7 @@ def broadcast_parameters(params, optimizer=None, root=0):
     arrays = [p.data for p in params]
     opt_params, iterations = [], 0
     if optimizer is not None:
-        opt_params = optimizer._params(None)
+        opt_params = list(optimizer.params or [])
         iterations, state = optimizer.get_state(opt_params)
         arrays += state
     buf = _flatten(arrays, np.result_type(np.float32, *arrays))
@@ -376,7 +379,7 @@ def check_synchronized(params, optimizer=None):
         return
     arrays = [p.data for p in params]
     if optimizer is not None:
-        iterations, state = optimizer.get_state(optimizer._params(None))
+        iterations, state = optimizer.get_state(list(optimizer.params or []))
         arrays += [np.int64(iterations), *state]
     differ = _disagreeing_ranks(s, _digest(arrays), "check_synchronized")
     if differ:
@@ -395,12 +398,16 @@ def stats():
     return dict(_current().counters)
 
 
-# ---------------------------------------------------------------- fit and evaluate
+# ---------------------------------------------------------------- data and objects
 
 
-def _same_data(s, what, *arrays):
-    """fit and evaluate shard the data themselves, so every rank must pass the same;
-    a hash of the shapes and of a sample of rows tells one rank's shard from another's."""
+def check_same_data(what, *arrays):
+    """Raises ValueError unless every rank passed the same data: ``fit`` and
+    ``evaluate`` shard it themselves. A hash of the shapes and of a sample of rows tells
+    one rank's shard from another's."""
+    s = _current()
+    if s.world.size == 1:
+        return
     sample = [np.asarray(a)[:: max(1, len(a) // 16)] for a in arrays]
     differ = _disagreeing_ranks(s, (len(arrays[0]), _digest(sample)), f"{what} (data check)")
     if differ:
@@ -413,32 +420,13 @@ def _same_data(s, what, *arrays):
         )
 
 
-def start_fit(model, x, y, seed):
-    """The start of ``fit(distributed=True)``: joins the job, checks that every rank got
-    the same data, gives every rank rank 0's weights and optimizer state, and agrees on
-    the seed of the epochs' shuffling. Returns (world, seed)."""
-    from dlcore import random
-    from dlcore.tensor import no_grad
-
-    world = init()
-    s = _session
-    if len(x) < world.size:
-        raise ValueError(
-            f"fit(distributed=True): {len(x)} training samples cannot be shared "
-            f"among {world.size} ranks; each needs at least one"
-        )
-    if not model.weights:  # not built yet: weights are created on first use
-        with no_grad():
-            model(x[:1], training=False)
-    if world.size == 1:
-        return world, seed
-    _same_data(s, "fit", x, y)
-    broadcast_parameters(model.weights, optimizer=model.optimizer)
-    if seed is None:  # one shuffled order for all: rank 0 draws its seed
-        seed = int(random.generator().integers(2**62)) if world.rank == 0 else None
-        with s.collective("fit (seed)"):
-            seed = world.comm.bcast(seed, root=0)
-    return world, seed
+def broadcast_object(value, what, root=0):
+    """Rank ``root``'s ``value`` (any picklable object) on every rank."""
+    s = _current()
+    if s.world.size == 1:
+        return value
+    with s.collective(what):
+        return s.world.comm.bcast(value, root=root)
 
 
 def shard(world, order, n):
@@ -451,21 +439,3 @@ def shard(world, order, n):
     if order is None:
         return np.arange(world.rank, used, world.size)
     return order[:used][world.rank :: world.size]
-
-
-def end_epoch(model):
-    """The end of a distributed epoch: the metrics become global, and the replicas are
-    checked to be still identical (before any callback saves them)."""
-    reduce_metrics(model.compiled_metrics)
-    check_synchronized(model.weights, model.optimizer)
-
-
-def own_part(world, x, y):
-    """The contiguous part of (x, y) that this rank evaluates (sizes differ by at most
-    one); checks that every rank passed the same data."""
-    if world.size == 1:
-        return x, y
-    _same_data(_session, "evaluate", x, y)
-    n = len(x)
-    lo, hi = world.rank * n // world.size, (world.rank + 1) * n // world.size
-    return x[lo:hi], y[lo:hi]

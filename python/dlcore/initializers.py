@@ -1,10 +1,21 @@
-"""Weight initialisers with Keras' names and defaults."""
+"""Weight initialisers with Keras' names and defaults.
 
+Every weight a layer creates is made by an initializer, so this is where a limit on a
+model's size is enforced: inside ``allocation_limit(nbytes, source)``, initializers
+refuse (ValueError) to make more than ``nbytes`` of weights in total before
+allocating them. Loading a model holds the architecture a file describes to the size
+of the arrays the file holds this way.
+"""
+
+import functools
 import math
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
 from dlcore import random as _random
+from dlcore.registry import Registry
 
 __all__ = [
     "Initializer",
@@ -19,9 +30,15 @@ __all__ = [
     "HeUniform",
     "LecunNormal",
     "Orthogonal",
+    "allocation_limit",
+    "deserialize",
     "get",
+    "registry",
     "serialize",
 ]
+
+
+registry = Registry("initializer")
 
 
 def _fans(shape):
@@ -36,7 +53,53 @@ def _fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+_limit = threading.local()
+
+
+@contextmanager
+def allocation_limit(nbytes, source):
+    """Inside the block (in this thread), initializers make at most ``nbytes`` of weights
+    in total; a weight beyond that is a ValueError naming ``source`` (what asked for
+    the model), raised before its memory is allocated."""
+    before = getattr(_limit, "state", None)
+    _limit.state = [int(nbytes), source]
+    try:
+        yield
+    finally:
+        _limit.state = before
+
+
+def _charge(shape, dtype):
+    state = getattr(_limit, "state", None)
+    if state is None:
+        return
+    nbytes = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
+    if nbytes > state[0]:
+        raise ValueError(
+            f"{state[1]} asks for a weight of shape {tuple(shape)} {np.dtype(dtype).name} "
+            f"({nbytes} bytes), beyond the {state[0]} bytes left of what it holds"
+        )
+    state[0] -= nbytes
+
+
+def _limited(call):
+    @functools.wraps(call)
+    def wrapper(self, shape, *args, **kwargs):
+        _charge(shape, args[0] if args else kwargs.get("dtype", np.float32))
+        return call(self, shape, *args, **kwargs)
+
+    return wrapper
+
+
 class Initializer:
+    """Base: ``initializer(shape, dtype) -> array``. A subclass's ``__call__`` is wrapped
+    so that it honours :func:`allocation_limit`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__call__" in cls.__dict__:
+            cls.__call__ = _limited(cls.__dict__["__call__"])
+
     def __call__(self, shape, dtype=np.float32):
         raise NotImplementedError
 
@@ -48,16 +111,19 @@ class Initializer:
         return cls(**config)
 
 
+@registry.register(aliases=("zeros",))
 class Zeros(Initializer):
     def __call__(self, shape, dtype=np.float32):
         return np.zeros(shape, dtype)
 
 
+@registry.register(aliases=("ones",))
 class Ones(Initializer):
     def __call__(self, shape, dtype=np.float32):
         return np.ones(shape, dtype)
 
 
+@registry.register(aliases=("constant",))
 class Constant(Initializer):
     def __init__(self, value=0.0):
         self.value = value
@@ -69,6 +135,7 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
+@registry.register(aliases=("random_normal",))
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean, self.stddev, self.seed = mean, stddev, seed
@@ -81,6 +148,7 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
+@registry.register(aliases=("random_uniform",))
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval, self.maxval, self.seed = minval, maxval, seed
@@ -92,6 +160,7 @@ class RandomUniform(Initializer):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
 
+@registry.register(aliases=("variance_scaling",))
 class VarianceScaling(Initializer):
     """Keras' VarianceScaling: scale / fan, drawn truncated-normal, normal or uniform."""
 
@@ -126,6 +195,7 @@ class VarianceScaling(Initializer):
         }
 
 
+@registry.register(aliases=("glorot_uniform",))
 class GlorotUniform(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_avg", "uniform", seed)
@@ -134,6 +204,7 @@ class GlorotUniform(VarianceScaling):
         return {"seed": self.seed}
 
 
+@registry.register(aliases=("glorot_normal",))
 class GlorotNormal(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_avg", "truncated_normal", seed)
@@ -142,6 +213,7 @@ class GlorotNormal(VarianceScaling):
         return {"seed": self.seed}
 
 
+@registry.register(aliases=("he_normal",))
 class HeNormal(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(2.0, "fan_in", "truncated_normal", seed)
@@ -150,6 +222,7 @@ class HeNormal(VarianceScaling):
         return {"seed": self.seed}
 
 
+@registry.register(aliases=("he_uniform",))
 class HeUniform(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(2.0, "fan_in", "uniform", seed)
@@ -158,6 +231,7 @@ class HeUniform(VarianceScaling):
         return {"seed": self.seed}
 
 
+@registry.register(aliases=("lecun_normal",))
 class LecunNormal(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(1.0, "fan_in", "truncated_normal", seed)
@@ -166,6 +240,7 @@ class LecunNormal(VarianceScaling):
         return {"seed": self.seed}
 
 
+@registry.register(aliases=("orthogonal",))
 class Orthogonal(Initializer):
     """A (semi-)orthogonal matrix from the QR decomposition of a normal one, as Keras."""
 
@@ -190,43 +265,19 @@ def _rng(seed):
     return _random.generator() if seed is None else np.random.default_rng(seed)
 
 
-_BY_NAME = {
-    "zeros": Zeros,
-    "ones": Ones,
-    "constant": Constant,
-    "random_normal": RandomNormal,
-    "random_uniform": RandomUniform,
-    "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal,
-    "he_normal": HeNormal,
-    "he_uniform": HeUniform,
-    "lecun_normal": LecunNormal,
-    "orthogonal": Orthogonal,
-    "variance_scaling": VarianceScaling,
-}
-_NAME_OF = {cls: name for name, cls in _BY_NAME.items()}
-
-
 def get(identifier):
     """An initializer from a Keras name ('glorot_uniform'), a config dict, an instance
     or a callable (shape, dtype) -> array."""
     if identifier is None:
         return None
-    if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _BY_NAME:
-            raise ValueError(
-                f"unknown initializer {identifier!r}; expected one of {sorted(_BY_NAME)}"
-            )
-        return _BY_NAME[key]()
-    if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"cannot interpret {identifier!r} as an initializer")
+    if isinstance(identifier, str):  # Keras' string names are case-insensitive
+        identifier = identifier.lower() if identifier.lower() in registry else identifier
+    return registry.get(identifier, base=Initializer)
 
 
 def serialize(init):
-    if type(init) in _NAME_OF:
-        return {"class_name": _NAME_OF[type(init)], "config": init.get_config()}
-    raise TypeError(f"initializer {init!r} cannot be saved; use a built-in one")
+    return registry.serialize(init)
+
+
+def deserialize(config):
+    return registry.deserialize(config)

@@ -2,6 +2,7 @@
 returns a scalar Tensor: the mean over the batch of the per-sample losses."""
 
 from dlcore import functional as F
+from dlcore.registry import Registry
 
 __all__ = [
     "Loss",
@@ -10,9 +11,13 @@ __all__ = [
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
+    "deserialize",
     "get",
+    "registry",
     "serialize",
 ]
+
+registry = Registry("loss", "losses")
 
 
 class Loss:
@@ -38,11 +43,13 @@ class Loss:
         return cls(**config)
 
 
+@registry.register(aliases=("mse", "mean_squared_error"))
 class MeanSquaredError(Loss):
     fn = staticmethod(F.mean_squared_error)
     name = "mean_squared_error"
 
 
+@registry.register(aliases=("mae", "mean_absolute_error"))
 class MeanAbsoluteError(Loss):
     fn = staticmethod(F.mean_absolute_error)
     name = "mean_absolute_error"
@@ -57,35 +64,23 @@ class _CrossEntropy(Loss):
         return {"from_logits": self.from_logits}
 
 
+@registry.register(aliases=("binary_crossentropy",))
 class BinaryCrossentropy(_CrossEntropy):
     fn = staticmethod(F.binary_crossentropy)
     name = "binary_crossentropy"
 
 
+@registry.register(aliases=("categorical_crossentropy",))
 class CategoricalCrossentropy(_CrossEntropy):
     fn = staticmethod(F.categorical_crossentropy)
     name = "categorical_crossentropy"
 
 
+@registry.register(aliases=("sparse_categorical_crossentropy",))
 class SparseCategoricalCrossentropy(_CrossEntropy):
     fn = staticmethod(F.sparse_categorical_crossentropy)
     name = "sparse_categorical_crossentropy"
 
-
-_BY_NAME = {
-    "mse": MeanSquaredError,
-    "mean_squared_error": MeanSquaredError,
-    "MeanSquaredError": MeanSquaredError,
-    "mae": MeanAbsoluteError,
-    "mean_absolute_error": MeanAbsoluteError,
-    "MeanAbsoluteError": MeanAbsoluteError,
-    "binary_crossentropy": BinaryCrossentropy,
-    "BinaryCrossentropy": BinaryCrossentropy,
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "CategoricalCrossentropy": CategoricalCrossentropy,
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-    "SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
-}
 
 # Keras' function names, usable as ``loss=losses.mean_squared_error``.
 mean_squared_error = mse = F.mean_squared_error
@@ -93,37 +88,33 @@ mean_absolute_error = mae = F.mean_absolute_error
 binary_crossentropy = F.binary_crossentropy
 categorical_crossentropy = F.categorical_crossentropy
 sparse_categorical_crossentropy = F.sparse_categorical_crossentropy
-_BY_FUNCTION = {
-    F.mean_squared_error: MeanSquaredError,
-    F.mean_absolute_error: MeanAbsoluteError,
-    F.binary_crossentropy: BinaryCrossentropy,
-    F.categorical_crossentropy: CategoricalCrossentropy,
-    F.sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
-}
+
+
+def _class_of_function(fn):
+    for name in registry.names():
+        cls = registry.lookup(name)
+        if getattr(cls, "fn", None) is fn:
+            return cls
+    return None
 
 
 def get(identifier):
     """A Loss from a Keras name ('mse', 'categorical_crossentropy', ...), a config
     dict, a Loss instance, one of the loss functions, or any callable(y_true, y_pred)."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(
-                f"unknown loss {identifier!r}; expected one of "
-                f"{sorted(k for k in _BY_NAME if k.islower())}"
-            )
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])
-    if identifier in _BY_FUNCTION:
-        return _BY_FUNCTION[identifier]()
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"cannot interpret {identifier!r} as a loss")
+    if callable(identifier) and not isinstance(identifier, (Loss, type)):
+        cls = _class_of_function(identifier)
+        if cls is not None:
+            return cls()
+    return registry.get(identifier, base=Loss)
 
 
 def serialize(loss):
-    if isinstance(loss, Loss) and type(loss).__name__ in _BY_NAME:
-        return {"class_name": type(loss).__name__, "config": loss.get_config()}
-    return None  # a custom callable: the model is saved uncompiled
+    """The config of a built-in Loss; None for a custom callable (a model compiled with
+    one is saved uncompiled)."""
+    if isinstance(loss, Loss) and registry.name_of(loss) is not None:
+        return registry.serialize(loss)
+    return None
+
+
+def deserialize(config):
+    return registry.deserialize(config)

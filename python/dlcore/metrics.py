@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlcore.registry import Registry
 from dlcore.tensor import Tensor
 
 __all__ = [
     "Metric",
     "Mean",
     "MeanMetricWrapper",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "RootMeanSquaredError",
     "Accuracy",
     "BinaryAccuracy",
     "CategoricalAccuracy",
@@ -35,7 +39,11 @@ __all__ = [
     "f1_score",
     "f1",
     "get",
+    "registry",
+    "serialize",
 ]
+
+registry = Registry("metric")
 
 
 def _np(x):
@@ -108,8 +116,9 @@ def accuracy(y_true, y_pred, threshold=0.5):
     return float(np.mean(t == p)) if t.size else 0.0
 
 
-def confusion_matrix(y_true, y_pred, num_classes=None, threshold=0.5):
-    """Counts C[i, j] of samples of true class i predicted as class j."""
+def confusion_matrix(y_true, y_pred, num_classes=None, threshold=0.5, sample_weight=None):
+    """Counts C[i, j] of samples of true class i predicted as class j (with
+    ``sample_weight``, the sums of their weights)."""
     t, p = _labels(y_true, y_pred, threshold)
     if t.size and min(t.min(), p.min()) < 0:
         raise ValueError("confusion_matrix: labels must be non-negative")
@@ -120,7 +129,20 @@ def confusion_matrix(y_true, y_pred, num_classes=None, threshold=0.5):
                 f"confusion_matrix: label {k - 1} does not fit num_classes={num_classes}"
             )
         k = num_classes
-    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    weights = (
+        None if sample_weight is None else _sample_weights(sample_weight, len(_np(y_true)), t.size)
+    )
+    return np.bincount(t * k + p, weights=weights, minlength=k * k).reshape(k, k)
+
+
+def _sample_weights(sample_weight, n, size):
+    """Per-sample weights (n,) spread over ``size`` label positions (n * per-sample)."""
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.size == size:
+        return w
+    if w.size != n or size % max(n, 1):
+        raise ValueError(f"sample_weight has {w.size} values for {n} samples")
+    return np.repeat(w, size // max(n, 1))
 
 
 def _scores_from_confusion(cm, average, what):
@@ -235,6 +257,10 @@ class Metric:
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 def _state_of(other, metric, names):
     state = other.metric_state if isinstance(other, Metric) else other
@@ -276,10 +302,18 @@ class MeanMetricWrapper(Metric):
     def reset_state(self):
         self.total, self.count = 0.0, 0
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
         n = len(_np(y_pred))
-        self.total += float(self.fn(y_true, y_pred)) * n
-        self.count += n
+        if values.ndim == 0:  # a function of the batch: weighed by the batch's size
+            w = n if sample_weight is None else float(np.sum(sample_weight))
+            self.total += float(values) * w
+            self.count += w
+            return
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        values = values.reshape(n, -1).mean(axis=1)
+        self.total += float(np.sum(values * w))
+        self.count += float(np.sum(w))
 
     def result(self):
         return self.total / self.count if self.count else 0.0
@@ -294,11 +328,18 @@ class _CountingMetric(Metric):
     def result(self):
         return self.correct / self.count if self.count else 0.0
 
-    def _add(self, hits):
-        self.correct += int(np.count_nonzero(hits))
-        self.count += hits.size
+    def _add(self, hits, sample_weight=None):
+        if sample_weight is None:
+            self.correct += int(np.count_nonzero(hits))
+            self.count += hits.size
+            return
+        w = np.asarray(sample_weight, dtype=np.float64)
+        w = np.broadcast_to(w.reshape(w.shape + (1,) * (hits.ndim - w.ndim)), hits.shape)
+        self.correct += float(np.sum(w * hits))
+        self.count += float(np.sum(w))
 
 
+@registry.register(aliases=("binary_accuracy",))
 class BinaryAccuracy(_CountingMetric):
     name = "binary_accuracy"
 
@@ -306,28 +347,33 @@ class BinaryAccuracy(_CountingMetric):
         self.threshold = threshold
         super().__init__(name)
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = _np(y_true), _np(y_pred)
         if y_true.ndim == y_pred.ndim - 1:
             y_true = y_true[..., None]
-        self._add((y_pred > self.threshold) == (y_true > 0.5))
+        self._add((y_pred > self.threshold) == (y_true > 0.5), sample_weight)
 
 
+@registry.register(aliases=("categorical_accuracy",))
 class CategoricalAccuracy(_CountingMetric):
     name = "categorical_accuracy"
 
-    def update_state(self, y_true, y_pred):
-        self._add(_np(y_true).argmax(axis=-1) == _np(y_pred).argmax(axis=-1))
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self._add(_np(y_true).argmax(axis=-1) == _np(y_pred).argmax(axis=-1), sample_weight)
 
 
+@registry.register(aliases=("sparse_categorical_accuracy",))
 class SparseCategoricalAccuracy(_CountingMetric):
     name = "sparse_categorical_accuracy"
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = _np(y_pred)
-        self._add(_np(y_true).reshape(-1) == y_pred.reshape(-1, y_pred.shape[-1]).argmax(-1))
+        hits = _np(y_true).reshape(-1) == y_pred.reshape(-1, y_pred.shape[-1]).argmax(-1)
+        self._add(hits, None if sample_weight is None else
+                  _sample_weights(sample_weight, len(y_pred), hits.size))  # fmt: skip
 
 
+@registry.register(aliases=("accuracy", "acc"))
 class Accuracy(_CountingMetric):
     """Keras' 'accuracy': binary, categorical or sparse, from the loss it is compiled
     with or, failing that, from the shapes."""
@@ -338,9 +384,10 @@ class Accuracy(_CountingMetric):
         self.threshold = threshold
         super().__init__(name)
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         t, p = _labels(y_true, y_pred, self.threshold)
-        self._add(t == p)
+        self._add(t == p, None if sample_weight is None else
+                  _sample_weights(sample_weight, len(_np(y_pred)), t.size))  # fmt: skip
 
 
 class _ConfusionMetric(Metric):
@@ -354,15 +401,16 @@ class _ConfusionMetric(Metric):
         self.cm = np.zeros((2, 2), np.int64)
         self._binary = None
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         if self._binary is None:
             self._binary = _is_binary(_np(y_pred))
-        self._add_counts(confusion_matrix(y_true, y_pred, threshold=self.threshold))
+        self._add_counts(confusion_matrix(y_true, y_pred, threshold=self.threshold,
+                                          sample_weight=sample_weight))  # fmt: skip
 
     def _add_counts(self, cm):
         # Classes appear as they are seen, so the matrix grows to the larger of the two.
         k = max(cm.shape[0], self.cm.shape[0])
-        grown = np.zeros((k, k), np.int64)
+        grown = np.zeros((k, k), np.result_type(self.cm, cm))
         grown[: self.cm.shape[0], : self.cm.shape[0]] += self.cm
         grown[: cm.shape[0], : cm.shape[0]] += cm
         self.cm = grown
@@ -376,7 +424,7 @@ class _ConfusionMetric(Metric):
     def merge_state(self, metrics):
         for other in metrics:
             state = _state_of(other, self, ("cm", "binary"))
-            self._add_counts(np.asarray(state["cm"], np.int64))
+            self._add_counts(np.asarray(state["cm"]))
             if self._binary is None:
                 self._binary = state["binary"]
 
@@ -389,6 +437,7 @@ class _ConfusionMetric(Metric):
         return {"name": self.name, "average": self.average, "threshold": self.threshold}
 
 
+@registry.register(aliases=("precision",))
 class Precision(_ConfusionMetric):
     """Precision over everything seen since the last reset: binary for a one-column
     prediction, macro-averaged over classes for a wider one (or ``average``)."""
@@ -397,27 +446,68 @@ class Precision(_ConfusionMetric):
     index = 0
 
 
+@registry.register(aliases=("recall",))
 class Recall(_ConfusionMetric):
     name = "recall"
     index = 1
 
 
+@registry.register(aliases=("f1", "f1_score"))
 class F1Score(_ConfusionMetric):
     name = "f1"
     index = 2
 
 
-_BY_NAME = {
-    "accuracy": Accuracy,
-    "acc": Accuracy,
-    "binary_accuracy": BinaryAccuracy,
-    "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "precision": Precision,
-    "recall": Recall,
-    "f1": F1Score,
-    "f1_score": F1Score,
-}
+def _regression_error(y_true, y_pred):
+    y_true, y_pred = _np(y_true), _np(y_pred)
+    if y_true.ndim == y_pred.ndim - 1:
+        y_true = y_true[..., None]
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}")
+    return (y_pred - y_true).astype(np.float64).reshape(len(y_pred), -1)
+
+
+def _squared_errors(y_true, y_pred):
+    return np.square(_regression_error(y_true, y_pred)).mean(axis=1)
+
+
+def _absolute_errors(y_true, y_pred):
+    return np.abs(_regression_error(y_true, y_pred)).mean(axis=1)
+
+
+@registry.register(aliases=("mse", "mean_squared_error"))
+class MeanSquaredError(MeanMetricWrapper):
+    """The mean over samples of their mean squared error."""
+
+    def __init__(self, name="mean_squared_error"):
+        super().__init__(_squared_errors, name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+@registry.register(aliases=("mae", "mean_absolute_error"))
+class MeanAbsoluteError(MeanMetricWrapper):
+    """The mean over samples of their mean absolute error."""
+
+    def __init__(self, name="mean_absolute_error"):
+        super().__init__(_absolute_errors, name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+@registry.register(aliases=("rmse", "root_mean_squared_error"))
+class RootMeanSquaredError(MeanSquaredError):
+    """sqrt of the mean squared error over everything seen."""
+
+    def __init__(self, name="root_mean_squared_error"):
+        super().__init__(name)
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
 _ACCURACY_FOR_LOSS = {
     "binary_crossentropy": BinaryAccuracy,
     "categorical_crossentropy": CategoricalAccuracy,
@@ -426,16 +516,19 @@ _ACCURACY_FOR_LOSS = {
 
 
 def get(identifier, loss_name=None):
-    """A streaming Metric from a name, an instance or a function(y_true, y_pred).
-    'accuracy' follows the loss, as in Keras, keeping the name 'accuracy'."""
-    if isinstance(identifier, Metric):
-        return identifier
+    """A streaming Metric from a name, a config, an instance or a function(y_true,
+    y_pred). 'accuracy' follows the loss, as in Keras, keeping the name 'accuracy'."""
     if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"unknown metric {identifier!r}; expected one of {sorted(_BY_NAME)}")
         if identifier in ("accuracy", "acc") and loss_name in _ACCURACY_FOR_LOSS:
             return _ACCURACY_FOR_LOSS[loss_name](name=identifier)
-        return _BY_NAME[identifier]()
-    if callable(identifier):
+        metric = registry.deserialize(identifier)
+        if isinstance(metric, MeanMetricWrapper) and identifier in ("mse", "mae", "rmse"):
+            metric.name = identifier  # Keras logs a short name under the short name
+        return metric
+    if callable(identifier) and not isinstance(identifier, (Metric, type)):
         return MeanMetricWrapper(identifier)
-    raise TypeError(f"cannot interpret {identifier!r} as a metric")
+    return registry.get(identifier, base=Metric)
+
+
+def serialize(metric):
+    return registry.serialize(metric)

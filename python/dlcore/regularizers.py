@@ -1,6 +1,10 @@
 """Weight penalties (Keras' L1, L2, L1L2) that layers add to the training loss."""
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize"]
+from dlcore.registry import Registry
+
+__all__ = ["L1", "L1L2", "L2", "Regularizer", "deserialize", "get", "registry", "serialize"]
+
+registry = Registry("regularizer")
 
 
 class Regularizer:
@@ -15,6 +19,7 @@ class Regularizer:
         return cls(**config)
 
 
+@registry.register(aliases=("l1_l2",))
 class L1L2(Regularizer):
     """l1 * sum(|w|) + l2 * sum(w^2)."""
 
@@ -35,6 +40,7 @@ class L1L2(Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 
 
+@registry.register(aliases=("l1",))
 class L1(L1L2):
     """l1 * sum(|w|); Keras' default factor 0.01."""
 
@@ -45,6 +51,7 @@ class L1(L1L2):
         return {"l1": self.l1}
 
 
+@registry.register(aliases=("l2",))
 class L2(L1L2):
     """l2 * sum(w^2); Keras' default factor 0.01."""
 
@@ -55,26 +62,17 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
-
-
 def get(identifier):
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"unknown regularizer {identifier!r}; expected l1, l2 or l1_l2")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])
-    if callable(identifier):
-        return identifier
-    raise TypeError(f"cannot interpret {identifier!r} as a regularizer")
+    """A regularizer from None, a name ('l1', 'l2', 'l1_l2'), a config, an instance or a
+    callable(weight) -> penalty."""
+    if identifier is None:
+        return None
+    return registry.get(identifier, base=Regularizer)
 
 
 def serialize(reg):
-    if reg is None:
-        return None
-    if isinstance(reg, Regularizer):
-        return {"class_name": type(reg).__name__, "config": reg.get_config()}
-    raise TypeError(f"regularizer {reg!r} cannot be saved; use L1, L2 or L1L2")
+    return None if reg is None else registry.serialize(reg)
+
+
+def deserialize(config):
+    return registry.deserialize(config)

@@ -1,10 +1,10 @@
-"""Small helpers with Keras' names."""
+"""Small helpers with Keras' names (``keras.utils``)."""
 
 import numpy as np
 
 from dlcore.random import set_random_seed
 
-__all__ = ["to_categorical", "set_random_seed"]
+__all__ = ["PyDataset", "Sequence", "normalize", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -21,3 +21,48 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros((*y.shape, k), dtype=dtype)
     np.put_along_axis(out, y[..., None], 1, axis=-1)
     return out
+
+
+def normalize(x, axis=-1, order=2):
+    """x divided by its ``order``-norm along ``axis`` (zero vectors stay zero), as
+    ``keras.utils.normalize``."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"normalize: x must hold numbers, got dtype {x.dtype}")
+    if not isinstance(order, (int, float)) or order <= 0:
+        raise ValueError(f"normalize: order must be a positive number, got {order!r}")
+    x = x.astype(np.result_type(x.dtype, np.float32), copy=False)
+    norm = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+    return x / np.where(norm == 0, 1, norm)
+
+
+class PyDataset:
+    """Keras 3's base class for a dataset of batches: override ``__len__`` (batches per
+    epoch) and ``__getitem__(index)`` (a batch ``(x, y)`` or ``(x, y, sample_weight)``),
+    and optionally ``on_epoch_end``. ``fit``, ``evaluate`` and ``predict`` take one as
+    ``x``; batches are loaded in a background thread while the model computes.
+
+    ``workers``, ``use_multiprocessing`` and ``max_queue_size`` are accepted for
+    Keras' signature; dlcore loads with one background thread.
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers = workers
+        self.use_multiprocessing = use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __len__ (batches per epoch)")
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__(index)")
+
+    def on_epoch_end(self):
+        """Called after every epoch (e.g. to reshuffle)."""
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+
+Sequence = PyDataset  # Keras 2's name

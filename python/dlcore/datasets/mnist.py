@@ -10,16 +10,23 @@ the official ones (``train-images-idx3-ubyte`` ...), gzipped or not; a training 
 re-packed as ``train-<N>k-images-idx3-ubyte.gz`` is also recognised. When nothing is
 found, the official files are downloaded into the cache (md5-checked), if the network
 allows.
+
+An IDX file's header is checked before its body is read: the size it declares must fit
+the file (a gzipped body can expand at most deflate's 1032 times, and must match the
+gzip trailer), the body is decompressed only up to that size, and any damage is a
+ValueError naming the file.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import re
 import struct
 import urllib.request
+import zlib
 
 import numpy as np
 
@@ -44,24 +51,90 @@ MIRRORS = (
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path):
-    """An IDX file (gzipped or not) as a NumPy array; raises ValueError on a bad file."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {data[:4]!r})")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(data) - header != expected:
+_DEFLATE_MAX_RATIO = 1032  # the most a deflate stream expands
+_CHUNK = 1 << 20
+
+
+def read_idx(path, shape=None, dtype=None):
+    """An IDX file (gzipped or not) as a NumPy array. ``shape`` (None entries: any size)
+    and ``dtype``, when given, are what the header must declare; they are checked, as is
+    the declared size against the file's, before the body is read. A bad or damaged
+    file raises ValueError naming it."""
+    path = os.fspath(path)
+    gz = path.endswith(".gz")
+    try:
+        with (gzip.open if gz else open)(path, "rb") as f:
+            dims, kind = _idx_header(path, f, shape, dtype)
+            body = math.prod(dims) * kind.itemsize
+            _check_size(path, gz, 4 + 4 * len(dims), body)
+            data = np.empty(body, np.uint8)
+            view, done = memoryview(data), 0
+            while done < body:
+                chunk = f.read(min(_CHUNK, body - done))
+                if not chunk:
+                    raise ValueError(
+                        f"{path}: truncated: its header declares {dims} but it ends after "
+                        f"{done} of {body} bytes of data"
+                    )
+                view[done : done + len(chunk)] = chunk
+                done += len(chunk)
+            if f.read(1):
+                raise ValueError(
+                    f"{path}: holds more data than its header declares ({dims}); it is damaged"
+                )
+    except (EOFError, zlib.error, gzip.BadGzipFile, struct.error) as e:
         raise ValueError(
-            f"{path}: header says {dims} ({expected} bytes of data) but the file "
-            f"holds {len(data) - header}; it is truncated or damaged"
+            f"{path}: not a readable {'gzipped ' if gz else ''}IDX file; it is truncated or "
+            f"damaged ({type(e).__name__}: {e})"
+        ) from e
+    return data.view(kind).reshape(dims).astype(kind.newbyteorder("="))
+
+
+def _idx_header(path, f, shape, dtype):
+    """(dims, dtype) from the header at the start of ``f``, checked against ``shape`` and
+    ``dtype`` when given."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {magic!r})")
+    ndim = magic[3]
+    raw = f.read(4 * ndim)
+    if len(raw) < 4 * ndim:
+        raise ValueError(f"{path}: truncated inside its header ({ndim} dimensions declared)")
+    dims = struct.unpack(f">{ndim}I", raw)
+    kind = np.dtype(_IDX_TYPES[magic[2]])
+    if dtype is not None and kind != np.dtype(dtype):
+        raise ValueError(f"{path}: holds {kind} values; expected {np.dtype(dtype)}")
+    if shape is not None and (
+        len(dims) != len(shape) or any(e is not None and e != d for e, d in zip(shape, dims))
+    ):
+        raise ValueError(f"{path}: holds an array of shape {dims}; expected {tuple(shape)}")
+    return dims, kind
+
+
+def _check_size(path, gz, header, body):
+    """Refuses a declared size the file cannot hold, before anything is decompressed."""
+    size = os.path.getsize(path)
+    if not gz:
+        if size != header + body:
+            raise ValueError(
+                f"{path}: header declares {body} bytes of data but the file holds "
+                f"{size - header}; it is truncated or damaged"
+            )
+        return
+    if body > _DEFLATE_MAX_RATIO * size:
+        raise ValueError(
+            f"{path}: header declares {body} bytes of data, more than a gzip file of "
+            f"{size} bytes can hold; it is damaged"
         )
-    return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    with open(path, "rb") as raw:  # the trailer's ISIZE: the data's length modulo 2**32
+        raw.seek(max(size - 4, 0))
+        trailer = raw.read(4)
+    if len(trailer) == 4 and struct.unpack("<I", trailer)[0] != (header + body) % 2**32:
+        raise ValueError(
+            f"{path}: its gzip trailer and its IDX header disagree on the size of the data "
+            f"({struct.unpack('<I', trailer)[0]} vs {header + body} bytes); it is truncated "
+            f"or damaged"
+        )
 
 
 def _cache_dir():
@@ -151,8 +224,14 @@ def load_data(path=None, download=True):
 
 
 def _load(files):
-    x_train, y_train = read_idx(files["train_images"]), read_idx(files["train_labels"])
-    x_test, y_test = read_idx(files["test_images"]), read_idx(files["test_labels"])
+    images, labels = (
+        {"shape": (None, 28, 28), "dtype": np.uint8},
+        {"shape": (None,), "dtype": np.uint8},
+    )
+    x_train = read_idx(files["train_images"], **images)
+    y_train = read_idx(files["train_labels"], **labels)
+    x_test = read_idx(files["test_images"], **images)
+    y_test = read_idx(files["test_labels"], **labels)
     for x, y, what in ((x_train, y_train, "training"), (x_test, y_test, "test")):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise ValueError(f"MNIST {what} files do not match: images {x.shape}, labels {y.shape}")

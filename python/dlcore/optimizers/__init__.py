@@ -4,17 +4,77 @@ gradient clipping. Keras' names, defaults and update formulas; usable from
 
     opt = optimizers.Adam(learning_rate=1e-3, params=model.trainable_weights)
     opt.zero_grad(); loss.backward(); opt.step()
+
+Every hyper-parameter is checked whenever it is set, in the constructor or later
+(``opt.learning_rate = 1e-4``): a setting that would reverse or stall training (a
+negative rate or clip value, ``beta_1=1``, ``rho=1``) is a ValueError naming it, as is
+a rate a schedule yields when it is used, and a parameter listed twice.
 """
 
 from __future__ import annotations
+
+import functools
+import warnings
 
 import numpy as np
 
 from dlcore import ops
 from dlcore.optimizers import schedules
+from dlcore.optimizers.hyperparameters import Hyperparameter, checked_rate
+from dlcore.registry import Registry
 from dlcore.tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "schedules", "get", "serialize"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "Optimizer",
+    "RMSprop",
+    "deserialize",
+    "get",
+    "registry",
+    "schedules",
+    "serialize",
+]
+
+registry = Registry("optimizer")
+
+
+def _accept_keras2_lr(init):
+    """Lets an optimizer's ``__init__`` take Keras 2's ``lr=`` for ``learning_rate``,
+    with a DeprecationWarning; both at once is an error."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if "lr" in kwargs:
+            if args or "learning_rate" in kwargs:
+                raise TypeError(
+                    f"{type(self).__name__}: give learning_rate or its Keras 2 name lr, not both"
+                )
+            warnings.warn(
+                f"{type(self).__name__}(lr=...) is Keras 2's spelling; use learning_rate=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kwargs["learning_rate"] = kwargs.pop("lr")
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _describe(t):
+    return repr(t.name) if getattr(t, "name", None) else f"a Tensor of shape {t.shape}"
+
+
+def _check_unique(tensors, owner, what="params"):
+    """Refuses a parameter listed twice: it would be stepped twice per update."""
+    first = {}
+    for i, t in enumerate(tensors):
+        if id(t) in first:
+            raise ValueError(
+                f"{owner}: {what} lists {_describe(t)} twice (positions {first[id(t)]} and "
+                f"{i}); each parameter must appear once, or it is updated twice per step"
+            )
+        first[id(t)] = i
 
 
 class Optimizer:
@@ -32,6 +92,11 @@ class Optimizer:
 
     slot_names = ()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _accept_keras2_lr(cls.__dict__["__init__"])
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -47,20 +112,54 @@ class Optimizer:
                 f"{type(self).__name__}: pass the parameters as params=[...]; "
                 f"the first argument is the learning rate"
             )
-        if isinstance(learning_rate, dict):
-            learning_rate = schedules.get(learning_rate)
-        if not callable(learning_rate) and not float(learning_rate) > 0:
-            raise ValueError(
-                f"{type(self).__name__}: learning_rate must be > 0, got {learning_rate}"
-            )
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
-            raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set")
+            raise ValueError(
+                f"{type(self).__name__}: only one of clipnorm, clipvalue and global_clipnorm "
+                f"can be set, got clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                f"global_clipnorm={global_clipnorm}"
+            )
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
-        self.params = None if params is None else list(params)
+        self.params = params
         self._slots = {}  # id(param) -> (param, {slot name: array})
+
+    clipnorm = Hyperparameter("(0, inf)", optional=True)
+    clipvalue = Hyperparameter("(0, inf)", optional=True)
+    global_clipnorm = Hyperparameter("(0, inf)", optional=True)
+
+    @property
+    def learning_rate(self):
+        """A float > 0, or a schedule (a callable of the step count) whose values are
+        checked as they are used."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, dict):
+            value = schedules.get(value)
+        if not callable(value):
+            value = Hyperparameter("(0, inf)").check(value, f"{type(self).__name__}: learning_rate")
+        self._learning_rate = value
+
+    @property
+    def params(self):
+        """The Tensors ``step()`` updates (None until given), each listed once."""
+        return self._params_list
+
+    @params.setter
+    def params(self, params):
+        if params is not None:
+            params = list(params)
+            for i, p in enumerate(params):
+                if not isinstance(p, Tensor):
+                    raise TypeError(
+                        f"{type(self).__name__}: params must be Tensors, got "
+                        f"{type(p).__name__} at position {i}"
+                    )
+            _check_unique(params, type(self).__name__)
+        self._params_list = params
 
     # ------------------------------------------------------------ PyTorch face
     def zero_grad(self, params=None):
@@ -89,8 +188,15 @@ class Optimizer:
 
     @property
     def current_learning_rate(self):
+        """The learning rate of the next update (a schedule's value at this step)."""
         lr = self.learning_rate
-        return float(lr(self.iterations) if callable(lr) else lr)
+        if not callable(lr):
+            return lr
+        name = getattr(lr, "__name__", type(lr).__name__)
+        return checked_rate(
+            lr(self.iterations),
+            f"{type(self).__name__}: the learning-rate schedule {name} at step {self.iterations}",
+        )
 
     # ------------------------------------------------------------ internals
     def _params(self, params):
@@ -101,7 +207,9 @@ class Optimizer:
                     f"constructor, to step(params), or compile a model with it"
                 )
             return self.params
-        return list(params)
+        params = list(params)
+        _check_unique(params, f"{type(self).__name__}.step")
+        return params
 
     def _clip(self, pairs):
         if self.clipvalue is not None:
@@ -119,6 +227,7 @@ class Optimizer:
         return pairs
 
     def _apply(self, pairs):
+        _check_unique([p for _, p in pairs], type(self).__name__, "the gradients' variables")
         lr = self.current_learning_rate
         for g, p in self._clip(pairs):
             if g.shape != p.shape:
@@ -169,6 +278,13 @@ class Optimizer:
         return self.iterations, arrays
 
     def set_state(self, params, iterations, arrays):
+        """Restores what :meth:`get_state` returned; refuses arrays that are not floating
+        point or not of their parameter's shape (a scalar is not broadcast)."""
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
+            raise TypeError(f"{type(self).__name__}: iterations must be an int, got {iterations!r}")
+        if iterations < 0:
+            raise ValueError(f"{type(self).__name__}: iterations must be >= 0, got {iterations}")
+        _check_unique(params, type(self).__name__)
         expected = len(params) * len(self.slot_names)
         if len(arrays) != expected:
             raise ValueError(
@@ -179,7 +295,13 @@ class Optimizer:
         for p in params:
             slots = {}
             for n in self.slot_names:
-                value = np.array(next(it), dtype=p.dtype)
+                value = np.asarray(next(it))
+                if value.dtype.kind != "f":
+                    raise TypeError(
+                        f"{type(self).__name__}: slot {n!r} of {p.name} has dtype "
+                        f"{value.dtype}; expected a floating-point array"
+                    )
+                value = np.array(value, dtype=p.dtype)
                 if value.shape != p.shape:
                     raise ValueError(
                         f"{type(self).__name__}: slot {n!r} of {p.name} has "
@@ -190,17 +312,17 @@ class Optimizer:
         self.iterations = int(iterations)
 
 
+@registry.register(aliases=("sgd",))
 class SGD(Optimizer):
     """Gradient descent. With momentum: ``v = momentum * v - lr * g; w += v``; Nesterov:
     ``w += momentum * v - lr * g`` with the updated v (Keras' formulas)."""
 
     slot_names = ("momentum",)
+    momentum = Hyperparameter("[0, 1)")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
-        self.momentum, self.nesterov = float(momentum), nesterov
+        self.momentum, self.nesterov = momentum, bool(nesterov)
         if not self.momentum:
             self.slot_names = ()
 
@@ -218,17 +340,22 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@registry.register(aliases=("adam",))
 class Adam(Optimizer):
     """Adam (Keras' form): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
     w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)."""
 
     slot_names = ("m", "v")
+    beta_1 = Hyperparameter("[0, 1)")
+    beta_2 = Hyperparameter("[0, 1)")
+    epsilon = Hyperparameter("(0, inf)")
 
     def __init__(
         self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs
     ):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.amsgrad = bool(amsgrad)
         if amsgrad:
             self.slot_names = ("m", "v", "vhat")
 
@@ -256,16 +383,22 @@ class Adam(Optimizer):
         }
 
 
+@registry.register(aliases=("rmsprop",))
 class RMSprop(Optimizer):
     """RMSprop (Keras' form): v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + epsilon);
     with momentum the step goes through a velocity as in SGD; ``centered`` also tracks
     the mean gradient and divides by the variance instead."""
 
+    rho = Hyperparameter("[0, 1)")
+    momentum = Hyperparameter("[0, 1)")
+    epsilon = Hyperparameter("(0, inf)")
+
     def __init__(
         self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs
     ):
         super().__init__(learning_rate, **kwargs)
-        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        self.rho, self.momentum, self.epsilon = rho, momentum, epsilon
+        self.centered = bool(centered)
         self.slot_names = ("v",) + (("mom",) if momentum else ()) + (("mg",) if centered else ())
 
     def update_step(self, param, grad, slots, lr):
@@ -291,30 +424,17 @@ class RMSprop(Optimizer):
         }
 
 
-_BY_NAME = {
-    "sgd": SGD,
-    "adam": Adam,
-    "rmsprop": RMSprop,
-    "SGD": SGD,
-    "Adam": Adam,
-    "RMSprop": RMSprop,
-}
-
-
 def get(identifier):
-    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config or an instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(
-                f"unknown optimizer {identifier!r}; expected 'sgd', 'adam' or 'rmsprop'"
-            )
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier["config"])
-    raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+    """An optimizer from a Keras name ('adam', 'sgd', 'rmsprop'), a config, an instance or
+    an Optimizer class (instantiated with its defaults)."""
+    if callable(identifier) and not isinstance(identifier, (Optimizer, type)):
+        raise TypeError(f"cannot interpret {identifier!r} as an optimizer")
+    return registry.get(identifier, base=Optimizer)
 
 
 def serialize(opt):
-    return {"class_name": type(opt).__name__, "config": opt.get_config()}
+    return registry.serialize(opt)
+
+
+def deserialize(config):
+    return registry.deserialize(config)

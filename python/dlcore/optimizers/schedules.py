@@ -1,16 +1,25 @@
 """Learning-rate schedules: callables from the optimizer's step count (the number of
-updates already applied) to a learning rate, with Keras' names and formulas."""
+updates already applied) to a learning rate, with Keras' names and formulas. Their
+arguments are checked when set, so a built-in schedule never yields a negative or
+non-finite rate (an optimizer checks what any schedule yields as it uses it)."""
 
 import math
+
+from dlcore.optimizers.hyperparameters import Hyperparameter
+from dlcore.registry import Registry
 
 __all__ = [
     "LearningRateSchedule",
     "ExponentialDecay",
     "PiecewiseConstantDecay",
     "CosineDecay",
+    "deserialize",
     "get",
+    "registry",
     "serialize",
 ]
+
+registry = Registry("learning-rate schedule")
 
 
 class LearningRateSchedule:
@@ -25,15 +34,19 @@ class LearningRateSchedule:
         return cls(**config)
 
 
+@registry.register()
 class ExponentialDecay(LearningRateSchedule):
     """initial_learning_rate * decay_rate ** (step / decay_steps); with ``staircase``
     the exponent is floored, so the rate drops every decay_steps steps."""
 
+    initial_learning_rate = Hyperparameter("(0, inf)")
+    decay_steps = Hyperparameter("(0, inf)")
+    decay_rate = Hyperparameter("(0, inf)")
+
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps, self.decay_rate = decay_steps, decay_rate
+        self.staircase = bool(staircase)
 
     def __call__(self, step):
         p = step / self.decay_steps
@@ -50,6 +63,7 @@ class ExponentialDecay(LearningRateSchedule):
         }
 
 
+@registry.register()
 class PiecewiseConstantDecay(LearningRateSchedule):
     """values[0] while step <= boundaries[0], values[1] while step <= boundaries[1],
     ..., values[-1] after the last boundary."""
@@ -60,9 +74,13 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 f"PiecewiseConstantDecay: needs one more value than boundaries, "
                 f"got {len(boundaries)} boundaries and {len(values)} values"
             )
-        if list(boundaries) != sorted(boundaries):
+        step = Hyperparameter("[0, inf)")
+        boundaries = [step.check(b, "PiecewiseConstantDecay: boundaries") for b in boundaries]
+        if boundaries != sorted(boundaries):
             raise ValueError(f"PiecewiseConstantDecay: boundaries must increase, got {boundaries}")
-        self.boundaries, self.values = list(boundaries), [float(v) for v in values]
+        rate = Hyperparameter("[0, inf)")
+        self.boundaries = boundaries
+        self.values = [rate.check(v, "PiecewiseConstantDecay: values") for v in values]
 
     def __call__(self, step):
         for boundary, value in zip(self.boundaries, self.values):
@@ -74,16 +92,21 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return {"boundaries": self.boundaries, "values": self.values}
 
 
+@registry.register()
 class CosineDecay(LearningRateSchedule):
     """Cosine from initial_learning_rate down to alpha * initial_learning_rate over
     decay_steps, constant after; an optional linear warm-up first (Keras 3)."""
 
+    initial_learning_rate = Hyperparameter("[0, inf)")
+    decay_steps = Hyperparameter("(0, inf)")
+    alpha = Hyperparameter("[0, 1]")
+    warmup_target = Hyperparameter("[0, inf)", optional=True)
+    warmup_steps = Hyperparameter("[0, inf)")
+
     def __init__(
         self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None, warmup_steps=0
     ):
-        if decay_steps <= 0:
-            raise ValueError(f"CosineDecay: decay_steps must be > 0, got {decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
+        self.initial_learning_rate = initial_learning_rate
         self.decay_steps, self.alpha = decay_steps, alpha
         self.warmup_target, self.warmup_steps = warmup_target, warmup_steps
 
@@ -106,12 +129,12 @@ class CosineDecay(LearningRateSchedule):
         }
 
 
-_BY_NAME = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}
-
-
 def serialize(schedule):
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return registry.serialize(schedule)
 
 
-def get(config):
-    return _BY_NAME[config["class_name"]].from_config(config["config"])
+def deserialize(config):
+    return registry.deserialize(config)
+
+
+get = deserialize

@@ -1,0 +1,74 @@
+"""Matrix products: ``matmul`` and ``linear`` (a Dense layer's product and bias), both
+on the GEMM kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore import ops
+from dlcore.tensor import as_tensor, record
+
+from .elementwise import unbroadcast
+
+__all__ = ["linear", "matmul"]
+
+
+def _gemm_last_axis(x, kernel, bias):
+    """x (..., K) @ kernel (K, N) (+ bias (N,)) as one GEMM over the flattened leading
+    axes. Returns the output array and its backward."""
+    lead = x.shape[:-1]
+    x2 = x.data.reshape(-1, x.shape[-1])
+    y = ops.gemm(x2, kernel.data)
+    if bias is not None:
+        y += bias.data  # the bias joins in place: no second output array
+    y = y.reshape(*lead, kernel.shape[1])
+
+    def backward(g):
+        dy = g[0].reshape(-1, kernel.shape[1])
+        dx, dk = ops.gemm_backward(
+            dy, x2, kernel.data, need_da=x.requires_grad, need_db=kernel.requires_grad
+        )
+        grads = (None if dx is None else dx.reshape(x.shape), dk)
+        if bias is not None:
+            grads += (dy.sum(axis=0) if bias.requires_grad else None,)
+        return grads
+
+    return y, backward
+
+
+def linear(x, kernel, bias=None):
+    """x (..., in) @ kernel (in, out) + bias (out,): a Dense layer without activation."""
+    x, kernel = as_tensor(x), as_tensor(kernel)
+    bias = None if bias is None else as_tensor(bias)
+    y, backward = _gemm_last_axis(x, kernel, bias)
+    inputs = (x, kernel) if bias is None else (x, kernel, bias)
+    return record(y, inputs, backward, "linear")
+
+
+def matmul(a, b):
+    """a @ b. 2-D products (and (..., K) @ (K, N)) run on the GEMM kernel; others on
+    NumPy's matmul with its broadcasting."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim >= 2 and b.ndim == 2:
+        y, backward = _gemm_last_axis(a, b, None)
+        y = y.astype(np.result_type(a.dtype, b.dtype), copy=False)
+        return record(y, (a, b), backward, "matmul")
+    ad, bd = a.data, b.data
+
+    def backward(g):
+        a2 = ad[None, :] if ad.ndim == 1 else ad
+        b2 = bd[:, None] if bd.ndim == 1 else bd
+        g2 = g[0]
+        if ad.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if bd.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        da = g2 @ np.swapaxes(b2, -1, -2)
+        db = np.swapaxes(a2, -1, -2) @ g2
+        if ad.ndim == 1:
+            da = da[..., 0, :]
+        if bd.ndim == 1:
+            db = db[..., 0]
+        return unbroadcast(da, ad.shape), unbroadcast(db, bd.shape)
+
+    return record(np.matmul(ad, bd), (a, b), backward, "matmul")

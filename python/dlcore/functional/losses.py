@@ -1,0 +1,195 @@
+"""Losses as differentiable functions, Keras' argument order ``(y_true, y_pred)``.
+
+Each returns the per-sample losses reduced by ``reduction`` ('mean' by default, 'sum'
+or 'none'). The cross-entropies computed on the output of a sigmoid or softmax (an
+:class:`~dlcore.functional.activations.ActivatedTensor`), or with ``from_logits=True``,
+work from the logits: exact for any logit, with gradient ``p - y``; otherwise from
+probabilities clipped to [1e-7, 1 - 1e-7] as Keras does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore.tensor import Tensor, as_tensor, record
+
+from .activations import ActivatedTensor, log_softmax_array, sigmoid_array
+
+__all__ = [
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "sparse_categorical_crossentropy",
+]
+
+EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [eps, 1 - eps]
+
+
+def _reduce(per_sample, reduction):
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _target(y_true, like):
+    data = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+    return data.astype(like.dtype, copy=False)
+
+
+def _check_same_shape(fn, y_true, y_pred):
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"{fn}: y_true has shape {y_true.shape} but y_pred has shape "
+            f"{y_pred.shape}; expected the same shape"
+        )
+
+
+def _regression_error(fn, y_true, y_pred):
+    """y_pred - y_true, with (N,) targets accepted against an (N, 1) prediction."""
+    y_pred = as_tensor(y_pred)
+    y = _target(y_true, y_pred)
+    if y.ndim == y_pred.ndim - 1:
+        y = y[..., None]
+    _check_same_shape(fn, y, y_pred)
+    return y_pred - y
+
+
+def mean_squared_error(y_true, y_pred, reduction="mean"):
+    """mean((y_true - y_pred)^2) over the last axis, per sample."""
+    diff = _regression_error("mean_squared_error", y_true, y_pred)
+    return _reduce((diff * diff).mean(axis=-1), reduction)
+
+
+def mean_absolute_error(y_true, y_pred, reduction="mean"):
+    """mean(|y_true - y_pred|) over the last axis, per sample."""
+    diff = _regression_error("mean_absolute_error", y_true, y_pred)
+    return _reduce(diff.abs().mean(axis=-1), reduction)
+
+
+def _logits_of(y_pred, kind, from_logits):
+    """The pre-activation tensor to compute a loss from, when there is one: y_pred
+    itself with from_logits, else the logits of a ``kind`` activation's output."""
+    if from_logits:
+        return y_pred
+    if isinstance(y_pred, ActivatedTensor) and y_pred.activation == kind:
+        return y_pred.logits
+    return None
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
+    """Binary cross-entropy, averaged over the last axis per sample.
+
+    When y_pred came out of a sigmoid (or from_logits=True), it is computed from the
+    logits z as max(z, 0) - z*y + log(1 + exp(-|z|)): exact for any z, gradient
+    sigmoid(z) - y. Otherwise probabilities are clipped to [1e-7, 1 - 1e-7] as Keras does.
+    """
+    y_pred = as_tensor(y_pred)
+    y = _target(y_true, y_pred)
+    if y.ndim == y_pred.ndim - 1 and y_pred.shape[-1:] == (1,):
+        y = y[..., None]
+    _check_same_shape("binary_crossentropy", y, y_pred)
+    logits = _logits_of(y_pred, "sigmoid", from_logits)
+    if logits is None:
+        p = y_pred.clip(EPSILON, 1 - EPSILON)
+        per_elem = -(y * p.log() + (1 - y) * (1 - p).log())
+        return _reduce(per_elem.mean(axis=-1), reduction)
+    z = logits.data
+    per_elem = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    per_sample = per_elem.mean(axis=-1)
+    width = z.shape[-1] if z.ndim else 1
+
+    def backward(g):
+        gs = np.expand_dims(g[0], -1) if np.ndim(g[0]) else g[0]
+        return (gs * (sigmoid_array(z) - y) / width,)
+
+    per_sample_t = record(per_sample.astype(z.dtype, copy=False), (logits,), backward, "bce")
+    return _reduce(per_sample_t, reduction)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
+    """-sum(y_true * log(p)) over the last axis, per sample; y_true one-hot (or soft).
+
+    When y_pred came out of a softmax (or from_logits=True) it is computed from the
+    logits with a log-sum-exp, gradient softmax(z) * sum(y) - y; otherwise the
+    probabilities are renormalised and clipped to [1e-7, 1 - 1e-7] as Keras does.
+    """
+    y_pred = as_tensor(y_pred)
+    y = _target(y_true, y_pred)
+    _check_same_shape("categorical_crossentropy", y, y_pred)
+    logits = _logits_of(y_pred, "softmax", from_logits)
+    if logits is None:
+        p = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        p = p.clip(EPSILON, 1 - EPSILON)
+        return _reduce(-(p.log() * y).sum(axis=-1), reduction)
+    logp = log_softmax_array(logits.data)
+    per_sample = -(y * logp).sum(axis=-1)
+
+    def backward(g):
+        gs = np.expand_dims(g[0], -1)
+        return (gs * (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y),)
+
+    return _reduce(record(per_sample, (logits,), backward, "cce"), reduction)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
+    """Categorical cross-entropy with integer class labels y_true (N,) or (N, 1)."""
+    y_pred = as_tensor(y_pred)
+    labels = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
+    if labels.ndim == y_pred.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != y_pred.shape[:-1]:
+        raise ValueError(
+            f"sparse_categorical_crossentropy: y_true has shape {labels.shape}; "
+            f"expected {y_pred.shape[:-1]} (one integer label per row of "
+            f"y_pred {y_pred.shape})"
+        )
+    if labels.dtype.kind == "f":
+        if not np.all(labels == np.round(labels)):
+            raise ValueError(
+                "sparse_categorical_crossentropy: y_true must hold integer "
+                "class labels; got non-integer values"
+            )
+    labels = labels.astype(np.int64)
+    classes = y_pred.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(
+            f"sparse_categorical_crossentropy: labels must be in [0, {classes}), "
+            f"got values in [{labels.min()}, {labels.max()}]"
+        )
+    logits = _logits_of(y_pred, "softmax", from_logits)
+    if logits is None:
+        p = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        picked = _take_last(p, labels).clip(EPSILON, 1 - EPSILON)
+        return _reduce(-picked.log(), reduction)
+    logp = log_softmax_array(logits.data)
+    per_sample = -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+
+    def backward(g):
+        grad = np.exp(logp)
+        np.put_along_axis(
+            grad,
+            labels[..., None],
+            np.take_along_axis(grad, labels[..., None], axis=-1) - 1,
+            axis=-1,
+        )
+        return (np.expand_dims(g[0], -1) * grad,)
+
+    return _reduce(record(per_sample, (logits,), backward, "sparse_cce"), reduction)
+
+
+def _take_last(p, labels):
+    """p[..., labels] per row, differentiable."""
+    shape = p.shape
+
+    def backward(g):
+        out = np.zeros(shape, p.dtype)
+        np.put_along_axis(out, labels[..., None], g[0][..., None], axis=-1)
+        return (out,)
+
+    picked = np.take_along_axis(p.data, labels[..., None], axis=-1)[..., 0]
+    return record(picked, (p,), backward, "take")

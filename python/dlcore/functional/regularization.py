@@ -1,0 +1,41 @@
+"""Random regularisation in training: dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore import random as _random
+from dlcore.tensor import as_tensor, record
+
+__all__ = ["dropout"]
+
+
+def dropout(x, rate, training=True, noise_shape=None, seed=None):
+    """Zeroes a fraction ``rate`` of x and scales the rest by 1 / (1 - rate), in
+    training only (identity otherwise). ``seed``: an int (the same mask every call) or a
+    ``numpy.random.Generator`` to draw from (default: dlcore's generator)."""
+    x = as_tensor(x)
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    if not training or rate == 0:
+        return x
+    if seed is None:
+        rng = _random.generator()
+    else:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    shape = x.shape if noise_shape is None else _noise_shape(noise_shape, x.shape)
+    mask = (rng.random(shape, dtype=np.float32) >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
+    return record(x.data * mask, (x,), lambda g: (g[0] * mask,), "dropout")
+
+
+def _noise_shape(noise_shape, shape):
+    """Keras' noise_shape: one entry per axis of x, each x's size (None: take it) or 1
+    (the same mask along that axis)."""
+    dims = tuple(noise_shape)
+    resolved = tuple(n if d is None else d for d, n in zip(dims, shape))
+    if len(dims) != len(shape) or any(d not in (n, 1) for d, n in zip(resolved, shape)):
+        raise ValueError(
+            f"dropout: noise_shape {dims} does not fit inputs of shape {shape}; give one "
+            f"entry per axis, each the input's size, None or 1"
+        )
+    return resolved

@@ -1,0 +1,62 @@
+"""Keras-style layers, one module per family as in Keras:
+
+- :mod:`.base` Layer, InputLayer
+- :mod:`.core` Dense, Activation, Input
+- :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
+- :mod:`.convolutional` Conv2D
+- :mod:`.pooling` MaxPooling2D
+- :mod:`.recurrent` LSTM
+- :mod:`.regularization` Dropout
+- :mod:`.reshaping` Flatten, Reshape
+- :mod:`.activations` LeakyReLU
+
+A family module's ``__all__`` is what this package exports, and every layer class
+registers itself (``@registry.register()``) under its Keras class name, which is how
+saved models name it: a new layer is its class in its family module, and its tests.
+"""
+
+from . import (
+    activations,
+    base,
+    convolutional,
+    core,
+    merging,
+    pooling,
+    recurrent,
+    regularization,
+    reshaping,
+)
+from .activations import *  # noqa: F403
+from .base import *  # noqa: F403
+from .convolutional import *  # noqa: F403
+from .core import *  # noqa: F403
+from .merging import *  # noqa: F403
+from .pooling import *  # noqa: F403
+from .recurrent import *  # noqa: F403
+from .regularization import *  # noqa: F403
+from .reshaping import *  # noqa: F403
+
+_FAMILIES = (
+    activations, base, convolutional, core, merging, pooling, recurrent, regularization,
+    reshaping,
+)  # fmt: skip
+
+__all__ = [
+    *(name for family in _FAMILIES for name in family.__all__),
+    "deserialize",
+    "get",
+    "serialize",
+]
+
+
+def serialize(layer):
+    """``{"class_name": ..., "config": ...}`` of a registered layer (models included)."""
+    return registry.serialize(layer)  # noqa: F405
+
+
+def deserialize(config):
+    """A layer from :func:`serialize`'s output."""
+    return registry.deserialize(config)  # noqa: F405
+
+
+get = deserialize

@@ -1,0 +1,587 @@
+"""The Layer base class and the InputLayer.
+
+A layer creates its weights lazily in ``build(input_shape)`` on its first call (or when
+``build`` is called directly), under a lock, so concurrent first calls build it once.
+It is a plain callable on Tensors, so it works inside a model and in a hand-written
+training loop alike. Layers assigned to a layer's attributes — directly or inside
+lists, tuples and dicts — are tracked: their weights are the outer layer's too.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import threading
+import weakref
+from collections import Counter
+
+import numpy as np
+
+from dlcore import activations, initializers, regularizers
+from dlcore.registry import Registry
+from dlcore.tensor import Tensor, as_tensor, no_grad
+
+from .symbolic import KerasTensor, Node, flatten, is_symbolic, pack_like
+
+__all__ = ["InputLayer", "Layer", "get_mask", "registry", "set_mask"]
+
+registry = Registry("layer")
+
+_name_counts = Counter()
+_name_lock = threading.Lock()
+_context = threading.local()  # the training flag of the outermost layer call in progress
+
+
+def to_snake_case(name):
+    """Keras' default-name rule: ``Conv2D`` -> ``conv2d``, ``MaxPooling2D`` ->
+    ``max_pooling2d``, ``LeakyReLU`` -> ``leaky_re_lu``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(prefix):
+    """``prefix``, then ``prefix_1``, ``prefix_2``, ... process-wide, as Keras names."""
+    with _name_lock:
+        n = _name_counts[prefix]
+        _name_counts[prefix] += 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+_masks = {}  # id(Tensor) -> (weak reference to it, its boolean mask)
+
+
+def set_mask(tensor, mask):
+    """Attaches a mask (True: a real step, False: padding) to a Tensor, as Keras' layers
+    pass masks along; None removes it. Each Tensor keeps its own: any op on it gives a
+    Tensor without one, and the entry goes when the Tensor does."""
+    key = id(tensor)
+    if mask is None:
+        _masks.pop(key, None)
+        return
+    _masks[key] = (weakref.ref(tensor, lambda _, key=key: _masks.pop(key, None)),
+                   np.asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool))  # fmt: skip
+
+
+def get_mask(tensor):
+    """The mask a layer attached to ``tensor`` (None when it has none)."""
+    entry = _masks.get(id(tensor))
+    return entry[1] if entry is not None and entry[0]() is tensor else None
+
+
+def _masks_of(inputs):
+    if isinstance(inputs, (list, tuple)):
+        masks = [get_mask(t) for t in inputs]
+        return None if all(m is None for m in masks) else masks
+    return get_mask(inputs)
+
+
+def _attach_masks(outputs, masks):
+    if isinstance(outputs, (list, tuple)):
+        for t, m in zip(
+            outputs, masks if isinstance(masks, (list, tuple)) else [masks] * len(outputs)
+        ):
+            if isinstance(t, Tensor):
+                set_mask(t, m)
+    elif isinstance(outputs, Tensor):
+        set_mask(outputs, masks)
+
+
+def clear_names():
+    """Starts the default names over (``dense``, then ``dense_1``, ...)."""
+    with _name_lock:
+        _name_counts.clear()
+
+
+def _layers_in(value, depth=0):
+    """The layers inside an attribute value: itself, or those in a list/tuple/dict."""
+    if isinstance(value, Layer):
+        yield value
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _layers_in(item, depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for item in value.values():
+            yield from _layers_in(item, depth + 1)
+
+
+def _batchless(shape):
+    """An input shape with its batch dimension made None (lists of shapes too)."""
+    if isinstance(shape, list) and not all(d is None or isinstance(d, int) for d in shape):
+        return [_batchless(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _batchless(s) for k, s in shape.items()}
+    shape = tuple(shape)
+    return (None, *shape[1:]) if shape else shape
+
+
+def _wrap_build(build):
+    """Makes a subclass's ``build`` idempotent and thread-safe, and records the shapes,
+    however it is reached: a first call, a model's build or the user."""
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape=None, *args, **kwargs):
+        with self._build_lock:
+            if self.built:
+                return None
+            out = build(self, input_shape, *args, **kwargs)
+            self._record_shapes(input_shape)
+            self.built = True
+            return out
+
+    wrapper._dlcore_wrapped = True
+    return wrapper
+
+
+class Layer:
+    """Base layer.
+
+    Args:
+        name: unique by default, from the class name as Keras makes it (``dense``,
+            ``dense_1``, ``conv2d``, ``max_pooling2d``, ...).
+        trainable: whether the optimizer updates its weights.
+        dtype: of the weights and the computation, float32 by default.
+        input_shape: the shape of one sample, without the batch size; lets a
+            Sequential model build itself (and ``summary()``) before seeing data.
+
+    Subclasses create weights in ``build(input_shape)`` with :meth:`add_weight` and
+    compute in ``call(inputs)`` (with ``training`` and ``mask`` arguments if they use
+    them).
+    """
+
+    _untracked = frozenset()  # attribute names whose layers are not this layer's own
+    casts_inputs = True  # a Model turns it off: its layers cast for themselves
+    _call_args = frozenset({"training"})
+    supports_masking = False  # passes an incoming mask on to its output (compute_mask)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_dlcore_wrapped", False):
+            cls.build = _wrap_build(build)
+        call = cls.__dict__.get("call")
+        if call is not None:
+            params = inspect.signature(call).parameters
+            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                cls._call_args = frozenset({"training", "mask"})
+            else:
+                cls._call_args = frozenset(params) & {"training", "mask"}
+
+    def __init__(
+        self,
+        name=None,
+        trainable=True,
+        dtype=None,
+        input_shape=None,
+        input_dim=None,
+        batch_size=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        try:
+            self.dtype = np.dtype(dtype or "float32")
+        except TypeError as e:
+            raise TypeError(f"{self.name}: dtype {dtype!r} is not a NumPy dtype") from e
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(
+                f"{self.name}: dtype must be float32 or float64 (the kernels' types), "
+                f"got {self.dtype}"
+            )
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if input_shape is not None:
+            input_shape = _sample_shape(input_shape, self.name)
+        self._batch_input_shape = None if input_shape is None else (batch_size, *input_shape)
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._weights = []
+        self._non_trainable = set()
+        self._penalties = []  # (regularizer, weight)
+        self._build_lock = threading.RLock()
+        self._inbound_nodes = []  # one Node per call on symbolic tensors
+
+    def __getattr__(self, name):
+        # Reached only for a missing attribute: say so plainly when the reason is a
+        # subclass whose __init__ never ran Layer's.
+        if not name.startswith("__") and "_build_lock" not in self.__dict__:
+            raise TypeError(
+                f"{type(self).__name__} has no attribute {name!r}: its __init__ must call "
+                f"super().__init__() before using the layer, as in Keras"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # ------------------------------------------------------------ sub-layers
+    def _tracked_layers(self):
+        """The layers held in this layer's attributes, in assignment order."""
+        found, seen = [], {id(self)}
+        for attr, value in vars(self).items():
+            if attr in self._untracked:
+                continue
+            for layer in _layers_in(value):
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    found.append(layer)
+        return found
+
+    # ------------------------------------------------------------ weights
+    def add_weight(
+        self, name, shape, initializer="glorot_uniform", regularizer=None, trainable=True
+    ):
+        """Creates, tracks and returns a weight Tensor; its name is ``<layer>/<name>``."""
+        init = initializers.get(initializer)
+        w = Tensor(
+            np.ascontiguousarray(init(tuple(shape), self.dtype), dtype=self.dtype),
+            requires_grad=bool(trainable),
+        )
+        w.name = f"{self.name}/{name}"
+        self._weights.append(w)
+        if not trainable:
+            self._non_trainable.add(id(w))
+        reg = regularizers.get(regularizer)
+        if reg is not None:
+            self._penalties.append((reg, w))
+        return w
+
+    def _own_weights(self, trainable):
+        return [w for w in self._weights if (id(w) not in self._non_trainable) == trainable]
+
+    @staticmethod
+    def _unique(tensors):
+        seen, out = set(), []
+        for t in tensors:
+            if id(t) not in seen:
+                seen.add(id(t))
+                out.append(t)
+        return out
+
+    @property
+    def weights(self):
+        """Every weight: this layer's trainable ones, its non-trainable ones, then those
+        of its sub-layers (Keras' order)."""
+        own = self._own_weights(True) + self._own_weights(False)
+        return self._unique(own + [w for l in self._tracked_layers() for w in l.weights])
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        sub = [w for l in self._tracked_layers() for w in l.trainable_weights]
+        return self._unique(self._own_weights(True) + sub)
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    @property
+    def losses(self):
+        """The regularization penalties of this layer's weights (and its sub-layers'),
+        as scalar Tensors."""
+        own = [reg(w) for reg, w in self._penalties]
+        return own + [p for l in self._tracked_layers() for p in l.losses]
+
+    def get_weights(self):
+        return [w.data.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights, own = list(weights), self.weights
+        if len(weights) != len(own):
+            raise ValueError(
+                f"{self.name}: set_weights got {len(weights)} arrays, but it has "
+                f"{len(own)} weights ({[w.name for w in own]})"
+            )
+        for w, value in zip(own, weights):
+            value = np.asarray(value)
+            if value.shape != w.shape:
+                raise ValueError(
+                    f"{self.name}: weight {w.name} has shape {w.shape}, "
+                    f"got an array of shape {value.shape}"
+                )
+        for w, value in zip(own, weights):
+            w.data[...] = value
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    # ------------------------------------------------------------ building
+    def build(self, input_shape):
+        """Creates the weights for inputs of ``input_shape`` (batch dimension included)."""
+
+    def _record_shapes(self, input_shape):
+        if input_shape is None:
+            return
+        self.input_shape = _batchless(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+
+    def _ensure_built(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+            if not self.built:  # a build defined on Layer itself is not wrapped
+                with self._build_lock:
+                    self._record_shapes(input_shape)
+                    self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    # ------------------------------------------------------------ calling
+    def call(self, inputs, training=False):
+        raise NotImplementedError(f"{type(self).__name__} must define call(inputs)")
+
+    def _cast(self, x):
+        """Keras casts a layer's floating inputs to its dtype; integers stay as they are
+        only for layers that take indices (they set ``casts_inputs = False``)."""
+        x = as_tensor(x)
+        if (
+            self.casts_inputs
+            and x.dtype != self.dtype
+            and (x.dtype.kind != "f" or not x.requires_grad)
+        ):
+            x = Tensor(x.data.astype(self.dtype))
+        return x
+
+    def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        if type(inputs) is KerasTensor or (
+            (args or kwargs or isinstance(inputs, (list, tuple, dict)))
+            and is_symbolic(inputs, args, kwargs)
+        ):
+            if mask is not None:
+                kwargs["mask"] = mask
+            return self._symbolic_call(inputs, args, kwargs)
+        masking = (
+            self.supports_masking
+            or "mask" in self._call_args
+            or (type(self).compute_mask is not Layer.compute_mask)
+        )
+        if masking and mask is None:
+            mask = _masks_of(inputs)
+        if isinstance(inputs, (list, tuple)):
+            x = [self._cast(t) for t in inputs]
+            shape = [t.shape for t in x]
+        elif isinstance(inputs, dict):
+            x = {k: self._cast(t) for k, t in inputs.items()}
+            shape = {k: t.shape for k, t in x.items()}
+        else:
+            x = self._cast(inputs)
+            shape = x.shape
+        self._ensure_built(shape)
+        outer = getattr(_context, "training", None)
+        if training is None:
+            training = bool(outer)  # inherited from the enclosing layer's call, as Keras
+        if "training" in self._call_args:
+            kwargs["training"] = training
+        if mask is not None and "mask" in self._call_args:
+            kwargs["mask"] = mask
+        _context.training = training
+        try:
+            out = self.call(x, *args, **kwargs)
+        finally:
+            _context.training = outer
+        if masking:
+            _attach_masks(out, self.compute_mask(x, mask))
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output: the input's when the layer supports masking
+        (a layer that changes the time axis overrides this), else none."""
+        return mask if self.supports_masking else None
+
+    # ------------------------------------------------------------ functional API
+    def _symbolic_call(self, inputs, args, kwargs):
+        """Builds the layer for the symbolic inputs' shapes and records the call as a
+        Node; returns KerasTensors of the output shapes."""
+        shapes = pack_like(inputs, [t.shape for t in flatten(inputs)])
+        if isinstance(shapes, tuple) and shapes and not isinstance(shapes[0], (int, type(None))):
+            shapes = list(shapes)
+        self._ensure_built(shapes)
+        specs = self._output_specs(inputs, args, kwargs, shapes)
+        node_index = len(self._inbound_nodes)
+        leaves = [
+            KerasTensor(spec.shape, spec.dtype, name=self.name if i == 0 else f"{self.name}_{i}",
+                        history=(self, node_index, i))
+            for i, spec in enumerate(flatten(specs))
+        ]  # fmt: skip
+        outputs = pack_like(specs, leaves)
+        self._inbound_nodes.append(Node(self, (inputs, *args), kwargs, outputs))
+        return outputs
+
+    def _output_specs(self, inputs, args, kwargs, shapes):
+        """The shape and dtype of each output (as unconnected KerasTensors), in the
+        outputs' structure: from
+        compute_output_shape where the layer defines it, else from a run on zeros."""
+        if type(self).compute_output_shape is not Layer.compute_output_shape and not is_symbolic(
+            args, kwargs
+        ):
+            out = self.compute_output_shape(shapes)
+            if isinstance(out, list):
+                return [KerasTensor(o, self.dtype) for o in out]
+            return KerasTensor(out, self.dtype)
+        return self._traced_specs(inputs, args, kwargs)
+
+    def _traced_specs(self, inputs, args, kwargs):
+        """Runs the layer on zeros (unknown sizes 1, then 2, to tell which output sizes
+        follow them); the batch dimension of every output is None."""
+
+        def run(size):
+            def zeros(leaf):
+                if not isinstance(leaf, KerasTensor):
+                    return leaf
+                return Tensor(np.zeros([size if d is None else d for d in leaf.shape], leaf.dtype))
+
+            real = pack_like((inputs, args, kwargs), map(zeros, flatten((inputs, args, kwargs))))
+            with no_grad():
+                out = self(real[0], *real[1], training=False, **real[2])
+            return out, [np.shape(o) for o in flatten(out)]
+
+        out, first = run(1)
+        unknown = any(d is None for t in flatten((inputs, args, kwargs))
+                      if isinstance(t, KerasTensor) for d in t.shape[1:])  # fmt: skip
+        second = run(2)[1] if unknown else first
+        specs = [
+            KerasTensor((None, *(None if a != b else a for a, b in zip(s1[1:], s2[1:]))),
+                        np.asarray(o).dtype)
+            for o, s1, s2 in zip(flatten(out), first, second)
+        ]  # fmt: skip
+        return pack_like(out, specs)
+
+    @property
+    def output(self):
+        """The symbolic output of this layer's only call on symbolic inputs."""
+        if len(self._inbound_nodes) != 1:
+            raise ValueError(
+                f"{self.name}: output is defined for a layer called once on symbolic inputs; "
+                f"it was called {len(self._inbound_nodes)} times"
+            )
+        return self._inbound_nodes[0].outputs
+
+    @property
+    def input(self):
+        if len(self._inbound_nodes) != 1:
+            raise ValueError(
+                f"{self.name}: input is defined for a layer called once on symbolic inputs; "
+                f"it was called {len(self._inbound_nodes)} times"
+            )
+        return self._inbound_nodes[0].args[0]
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        if self._batch_input_shape is not None:
+            config["input_shape"] = list(self._batch_input_shape[1:])
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _sample_shape(shape, owner):
+    """A per-sample shape (no batch dimension) as a tuple of positive ints or None."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(
+            f"{owner}: input_shape must be a tuple of dimensions such as (28, 28, 1), got {shape!r}"
+        ) from None
+    for d in dims:
+        ok = d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0)
+        if not ok:
+            raise ValueError(
+                f"{owner}: input_shape must hold positive ints (or None), got {shape!r}"
+            )
+    return tuple(None if d is None else int(d) for d in dims)
+
+
+@registry.register()
+class InputLayer(Layer):
+    """The entry of a model: declares the shape and dtype of one sample. Its
+    ``output`` is the symbolic tensor :func:`Input` returns."""
+
+    def __init__(
+        self,
+        shape=None,
+        batch_size=None,
+        dtype=None,
+        name=None,
+        batch_shape=None,
+        input_shape=None,
+        **kwargs,
+    ):
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError("InputLayer: give shape or batch_shape, not both")
+            batch_shape = tuple(batch_shape)
+            if not batch_shape:
+                raise ValueError("InputLayer: batch_shape needs a batch dimension")
+            batch_size, shape = batch_shape[0], batch_shape[1:]
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError("InputLayer: give the shape of one sample, e.g. shape=(784,)")
+        super().__init__(name=name, input_shape=shape, batch_size=batch_size, **kwargs)
+        try:
+            self.dtype = np.dtype(dtype or "float32")
+        except TypeError as e:
+            raise TypeError(f"{self.name}: dtype {dtype!r} is not a NumPy dtype") from e
+        if self.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: inputs must be numbers, got dtype {self.dtype}")
+        self.built = True
+        self.input_shape = self.output_shape = (None, *self._batch_input_shape[1:])
+        spec = KerasTensor(
+            self._batch_input_shape, self.dtype, name=self.name, history=(self, 0, 0)
+        )
+        self._inbound_nodes.append(Node(self, (), {}, spec))
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {
+            "batch_shape": list(self._batch_input_shape),
+            "dtype": self.dtype.name,
+            "name": self.name,
+        }
+
+
+def kernel_bias_options(
+    layer, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+    bias_regularizer,
+):  # fmt: skip
+    """Sets the options every layer with a kernel and a bias takes."""
+    layer.activation = activations.get(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel = layer.bias = None
+
+
+def kernel_bias_config(layer):
+    return {
+        "activation": activations.serialize(layer.activation),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
+        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+    }
+
+
+def positive_int(value, name, owner):
+    """``value`` as an int >= 1, or a ValueError naming the argument."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return int(value)

@@ -1,0 +1,121 @@
+"""Keras 3 parity helpers: build the same model in dlcore and in Keras (JAX backend, CPU),
+copy Keras' weights into dlcore with ``get_weights``/``set_weights``, and compare
+``predict`` and the weights and losses after a few ``train_on_batch`` steps.
+
+Keras is an optional test dependency: ``keras_module()`` skips the test without it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import dlcore
+
+RTOL, ATOL = 2e-5, 2e-6  # float32 rounding, accumulated over a few layers and steps
+
+
+def keras_module():
+    """Keras 3 on JAX, or skip."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip(f"the parity tests run Keras on JAX, not {keras.backend.backend()}")
+    return keras
+
+
+OPTIMIZERS = {
+    "sgd": (
+        lambda k: k.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+        lambda: dlcore.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+    ),
+    "adam": (
+        lambda k: k.optimizers.Adam(learning_rate=0.01),
+        lambda: dlcore.optimizers.Adam(learning_rate=0.01),
+    ),
+}
+
+
+def copy_weights(dl_model, k_model):
+    """Keras' weights into the dlcore model, checking count and shapes match."""
+    k_weights = k_model.get_weights()
+    d_weights = dl_model.get_weights()
+    assert [w.shape for w in d_weights] == [w.shape for w in k_weights], (
+        "weight shapes differ from Keras' (order or layout)"
+    )
+    dl_model.set_weights(k_weights)
+
+
+def assert_close(actual, expected, what, rtol=RTOL, atol=ATOL):
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), what
+        for k in expected:
+            assert_close(actual[k], expected[k], f"{what}[{k}]", rtol, atol)
+        return
+    if isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), what
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_close(a, e, f"{what}[{i}]", rtol, atol)
+        return
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol, atol, err_msg=what)
+
+
+def assert_models_match(
+    dl_model,
+    k_model,
+    x,
+    y,
+    *,
+    loss="mse",
+    optimizer="sgd",
+    steps=3,
+    rtol=RTOL,
+    atol=ATOL,
+    train=True,
+    fit_kwargs=None,
+):
+    """Copies Keras' weights into dl_model, then compares predict, and (with ``train``)
+    the losses of ``steps`` train_on_batch calls and the weights after them. With
+    ``fit_kwargs``, training is one ``fit(shuffle=False, **fit_kwargs)`` of both instead,
+    and the histories are compared."""
+    keras = keras_module()
+    copy_weights(dl_model, k_model)
+    assert_close(
+        dl_model.predict(x, verbose=0), k_model.predict(x, verbose=0), "predict", rtol, atol
+    )
+    if not train:
+        return
+    make_k, make_d = OPTIMIZERS[optimizer]
+    k_model.compile(optimizer=make_k(keras), loss=loss)
+    dl_model.compile(optimizer=make_d(), loss=loss)
+    if fit_kwargs is not None:
+        kw = dict(epochs=2, batch_size=8, verbose=0, shuffle=False, **fit_kwargs)
+        hk = k_model.fit(x, y, **kw).history
+        hd = dl_model.fit(x, y, **kw).history
+        assert_close({k: hd[k] for k in hk}, hk, "history", rtol * 10, atol * 10)
+    else:
+        for step in range(steps):
+            lk = k_model.train_on_batch(x, y)
+            ld = dl_model.train_on_batch(x, y)
+            assert_close(ld, lk, f"loss at step {step}", rtol * 10, atol * 10)
+    assert_close(dl_model.get_weights(), k_model.get_weights(), "weights after training",
+                 rtol * 10, atol * 10)  # fmt: skip
+
+
+def assert_layer_matches_keras(make_dl, make_k, x, y=None, *, seed=0, **kwargs):
+    """One layer in a Sequential of each library, from the same input shape; ``make_dl``
+    and ``make_k`` build the layer (``make_k`` gets the keras module). ``y`` defaults to
+    random targets of the output's shape."""
+    keras = keras_module()
+    x = np.asarray(x)
+    k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), make_k(keras)])
+    dl_model = dlcore.models.Sequential([make_dl()])
+    dl_model.build((None, *x.shape[1:]))
+    if y is None:
+        out = k_model.predict(x, verbose=0)
+        y = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
+    assert_models_match(dl_model, k_model, x, y, **kwargs)
+    return dl_model, k_model

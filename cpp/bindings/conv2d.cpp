@@ -12,16 +12,6 @@ namespace dlcore::bind {
 
 namespace {
 
-Conv2dParams conv2d_params(const char* fn, py::handle strides, py::handle padding,
-                           py::handle dilation) {
-  Conv2dParams p;
-  std::tie(p.stride_h, p.stride_w) = int_pair_arg(strides, fn, "strides");
-  std::tie(p.dilation_h, p.dilation_w) = int_pair_arg(dilation, fn, "dilation");
-  const auto pad = padding_arg(padding, fn);
-  p.pad_top = pad[0], p.pad_bottom = pad[1], p.pad_left = pad[2], p.pad_right = pad[3];
-  return p;
-}
-
 // x and kernel checked against each other and the window arguments.
 struct Conv2dArgs {
   py::array x, kernel;
@@ -37,7 +27,7 @@ Conv2dArgs conv2d_args(const char* fn, py::handle x_obj, py::handle kernel_obj, 
   int64_t xd[4], kd[4];
   dims4(x, xd);
   dims4(kernel, kd);
-  return {x, kernel, Conv2dShape(fn, xd, kd, conv2d_params(fn, strides, padding, dilation))};
+  return {x, kernel, Conv2dShape(fn, xd, kd, window_arg(fn, strides, padding, dilation))};
 }
 
 py::array conv2d_forward(py::handle x_obj, py::handle kernel_obj, py::handle bias_obj,
@@ -136,7 +126,7 @@ py::dict conv2d_plan(py::handle x_shape_obj, py::handle kernel_shape_obj, py::ha
   const auto xs = shape4_arg(x_shape_obj, fn, "x_shape");
   const auto ks = shape4_arg(kernel_shape_obj, fn, "kernel_shape");
   const int64_t x[4] = {xs[0], xs[1], xs[2], xs[3]}, k[4] = {ks[0], ks[1], ks[2], ks[3]};
-  const Conv2dShape s(fn, x, k, conv2d_params(fn, strides, padding, dilation));
+  const Conv2dShape s(fn, x, k, window_arg(fn, strides, padding, dilation));
   py::dict plans;
   plans["forward"] = plan_name(dlcore::conv2d_plan(s, Conv2dPass::forward));
   plans["input_grad"] = plan_name(dlcore::conv2d_plan(s, Conv2dPass::input_grad));

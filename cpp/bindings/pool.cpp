@@ -17,10 +17,8 @@ py::tuple maxpool2d_forward(py::handle x_obj, py::handle pool_size, py::handle s
   Pool2dParams p;
   std::tie(p.pool_h, p.pool_w) = int_pair_arg(pool_size, fn, "pool_size");
   // strides=None means non-overlapping windows, as in Keras.
-  std::tie(p.stride_h, p.stride_w) =
-      strides.is_none() ? std::make_pair(p.pool_h, p.pool_w) : int_pair_arg(strides, fn, "strides");
-  const auto pad = padding_arg(padding, fn);
-  p.pad_top = pad[0], p.pad_bottom = pad[1], p.pad_left = pad[2], p.pad_right = pad[3];
+  static_cast<Window2d&>(p) =
+      window_arg(fn, strides, padding, py::handle(), std::make_pair(p.pool_h, p.pool_w));
   int64_t xd[4];
   dims4(x_arr, xd);
   const Pool2dShape s(fn, xd, p);

@@ -1,6 +1,7 @@
 #include "window_args.hpp"
 
 #include <string>
+#include <tuple>
 
 #include "dlcore/checks.hpp"
 
@@ -84,6 +85,18 @@ std::array<int64_t, 4> shape4_arg(py::handle obj, const char* fn, const char* na
   std::array<int64_t, 4> out;
   for (size_t i = 0; i < 4; ++i) out[i] = int_value(seq[i], fn, name, expected);
   return out;
+}
+
+Window2d window_arg(const char* fn, py::handle strides, py::handle padding, py::handle dilation,
+                    std::optional<std::pair<int64_t, int64_t>> strides_if_none) {
+  Window2d w;
+  std::tie(w.stride_h, w.stride_w) = strides.is_none() && strides_if_none
+                                         ? *strides_if_none
+                                         : int_pair_arg(strides, fn, "strides");
+  if (dilation) std::tie(w.dilation_h, w.dilation_w) = int_pair_arg(dilation, fn, "dilation");
+  const auto pad = padding_arg(padding, fn);
+  w.pad_top = pad[0], w.pad_bottom = pad[1], w.pad_left = pad[2], w.pad_right = pad[3];
+  return w;
 }
 
 }  // namespace dlcore::bind

@@ -6,9 +6,20 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <utility>
 
+#include "dlcore/window.hpp"
+
 namespace dlcore::bind {
+
+// strides, padding and dilation (each as below) as the Window2d of dlcore/window.hpp,
+// unvalidated: the kernel's shape struct checks it. A null dilation handle (an op
+// without one) leaves it at 1; strides None is an error unless strides_if_none is
+// given (pooling's non-overlapping windows).
+Window2d window_arg(const char* fn, pybind11::handle strides, pybind11::handle padding,
+                    pybind11::handle dilation,
+                    std::optional<std::pair<int64_t, int64_t>> strides_if_none = std::nullopt);
 
 // An int or a pair of ints (h, w), as int or (h, w) arguments take them.
 std::pair<int64_t, int64_t> int_pair_arg(pybind11::handle obj, const char* fn, const char* name);

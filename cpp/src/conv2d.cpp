@@ -4,44 +4,14 @@
 #include <cstring>
 #include <vector>
 
+#include "common/simd.hpp"
+#include "common/workspace.hpp"
 #include "conv2d_winograd.hpp"
 #include "dlcore/checks.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
-#include "simd.hpp"
-#include "thread_workspace.hpp"
 
 namespace dlcore {
-
-int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
-                            int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride) {
-  int64_t padded, span;
-  if (__builtin_add_overflow(in, pad_lo, &padded) ||
-      __builtin_add_overflow(padded, pad_hi, &padded) ||
-      __builtin_mul_overflow(window - 1, dilation, &span) ||
-      __builtin_add_overflow(span, 1, &span)) {
-    fail(fn, ": ", what, " size ", in, " with padding (", pad_lo, ", ", pad_hi, "), window ",
-         window, " and dilation ", dilation, " overflows a 64-bit integer");
-  }
-  if (span > padded) {
-    fail(fn, ": the ", what, " window spans ", span, " (size ", window, ", dilation ", dilation,
-         ") but the padded input has ", what, " ", padded, " (", in, " + padding ", pad_lo, " + ",
-         pad_hi,
-         "); expected a window no larger than the "
-         "padded input");
-  }
-  return (padded - span) / stride + 1;
-}
-
-void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w) {
-  if (h < 1 || w < 1) fail(fn, ": ", name, " must be >= 1, got (", h, ", ", w, ")");
-}
-
-void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right) {
-  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
-    fail(fn, ": padding must be >= 0, got ((", top, ", ", bottom, "), (", left, ", ", right, "))");
-  }
-}
 
 Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&k)[4],
                          const Conv2dParams& params)
@@ -54,24 +24,20 @@ Conv2dShape::Conv2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
   if (KH < 1 || KW < 1) {
     fail(fn, ": kernel has shape ", shape_str(ks), "; expected KH >= 1 and KW >= 1");
   }
-  check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
-  check_at_least_one(fn, "dilation", p.dilation_h, p.dilation_w);
-  check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
-  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, KH, p.dilation_h, p.stride_h);
-  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, KW, p.dilation_w, p.stride_w);
+  p.check(fn);
+  OH = p.out_h(fn, H, KH);
+  OW = p.out_w(fn, W, KW);
   checked_numel({N, OH, OW, OC}, fn);
   checked_numel({KH, KW, C, OC}, fn);
   checked_numel({N, OH, OW, KH, KW, C}, fn);  // im2col indices of every pixel
 }
 
 bool Conv2dShape::is_winograd() const {
-  return KH == 3 && KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
-         p.dilation_w == 1;
+  return KH == 3 && KW == 3 && p.unit_stride() && p.undilated();
 }
 
 bool Conv2dShape::is_pointwise() const {
-  return KH == 1 && KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
-         p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
+  return KH == 1 && KW == 1 && p.unit_stride() && p.unpadded();
 }
 
 // K = KH*KW*C up to which the direct kernels run instead of im2col + GEMM. Measured at
@@ -314,34 +280,36 @@ DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape
 template <int V, typename T>
 void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
                             int64_t K, int64_t OC, int64_t oc0) {
+  using Vec = simd::Vec<T>;
   constexpr int L = simd::kLanes<T>;
-  simd::Vec<T> b[V];
-  for (int i = 0; i < V; ++i) b[i] = bias ? simd::load(bias + oc0 + i * L) : simd::Vec<T>{};
+  Vec b[V];
+  for (int i = 0; i < V; ++i) b[i] = bias ? Vec::load(bias + oc0 + i * L) : Vec::zero();
   int64_t p = 0;
   for (; p + 2 <= m; p += 2) {
-    simd::Vec<T> a0[V], a1[V];
+    Vec a0[V], a1[V];
     for (int i = 0; i < V; ++i) a0[i] = a1[i] = b[i];
     for (int64_t k = 0; k < K; ++k) {
-      const T v0 = colT[k * m + p], v1 = colT[k * m + p + 1];
+      const Vec v0 = Vec::broadcast(colT[k * m + p]), v1 = Vec::broadcast(colT[k * m + p + 1]);
       for (int i = 0; i < V; ++i) {
-        const simd::Vec<T> w = simd::load(kernel + k * OC + oc0 + i * L);
-        a0[i] += v0 * w;
-        a1[i] += v1 * w;
+        const Vec w = Vec::load(kernel + k * OC + oc0 + i * L);
+        a0[i] = simd::madd(v0, w, a0[i]);
+        a1[i] = simd::madd(v1, w, a1[i]);
       }
     }
     for (int i = 0; i < V; ++i) {
-      simd::store(y + p * OC + oc0 + i * L, a0[i]);
-      simd::store(y + (p + 1) * OC + oc0 + i * L, a1[i]);
+      a0[i].store(y + p * OC + oc0 + i * L);
+      a1[i].store(y + (p + 1) * OC + oc0 + i * L);
     }
   }
   for (; p < m; ++p) {
-    simd::Vec<T> a[V];
+    Vec a[V];
     for (int i = 0; i < V; ++i) a[i] = b[i];
     for (int64_t k = 0; k < K; ++k) {
-      const T v = colT[k * m + p];
-      for (int i = 0; i < V; ++i) a[i] += v * simd::load(kernel + k * OC + oc0 + i * L);
+      const Vec v = Vec::broadcast(colT[k * m + p]);
+      for (int i = 0; i < V; ++i)
+        a[i] = simd::madd(v, Vec::load(kernel + k * OC + oc0 + i * L), a[i]);
     }
-    for (int i = 0; i < V; ++i) simd::store(y + p * OC + oc0 + i * L, a[i]);
+    for (int i = 0; i < V; ++i) a[i].store(y + p * OC + oc0 + i * L);
   }
 }
 
@@ -367,20 +335,23 @@ void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, in
 template <int V, int KB, typename T>
 void direct_dkernel_rows(T* dk, const T* colT, const T* dy, int64_t m, int64_t k, int64_t OC,
                          int64_t oc0) {
+  using Vec = simd::Vec<T>;
   constexpr int L = simd::kLanes<T>;
-  simd::Vec<T> acc[KB][V] = {};
+  Vec acc[KB][V];
+  for (int j = 0; j < KB; ++j)
+    for (int i = 0; i < V; ++i) acc[j][i] = Vec::zero();
   for (int64_t p = 0; p < m; ++p) {
-    simd::Vec<T> d[V];
-    for (int i = 0; i < V; ++i) d[i] = simd::load(dy + p * OC + oc0 + i * L);
+    Vec d[V];
+    for (int i = 0; i < V; ++i) d[i] = Vec::load(dy + p * OC + oc0 + i * L);
     for (int j = 0; j < KB; ++j) {
-      const T v = colT[(k + j) * m + p];
-      for (int i = 0; i < V; ++i) acc[j][i] += v * d[i];
+      const Vec v = Vec::broadcast(colT[(k + j) * m + p]);
+      for (int i = 0; i < V; ++i) acc[j][i] = simd::madd(v, d[i], acc[j][i]);
     }
   }
   for (int j = 0; j < KB; ++j) {
     for (int i = 0; i < V; ++i) {
       T* at = dk + (k + j) * OC + oc0 + i * L;
-      simd::store(at, simd::load(at) + acc[j][i]);
+      (Vec::load(at) + acc[j][i]).store(at);
     }
   }
 }
@@ -395,11 +366,13 @@ void direct_weight_columns(T* dk, T* db, const T* colT, const T* dy, int64_t m, 
   for (; dk && k + 2 <= K; k += 2) direct_dkernel_rows<V, 2>(dk, colT, dy, m, k, OC, oc0);
   for (; dk && k < K; ++k) direct_dkernel_rows<V, 1>(dk, colT, dy, m, k, OC, oc0);
   if (!db) return;
-  simd::Vec<T> acc[V] = {};
+  using Vec = simd::Vec<T>;
+  Vec acc[V];
+  for (int i = 0; i < V; ++i) acc[i] = Vec::zero();
   for (int64_t p = 0; p < m; ++p) {
-    for (int i = 0; i < V; ++i) acc[i] += simd::load(dy + p * OC + oc0 + i * L);
+    for (int i = 0; i < V; ++i) acc[i] += Vec::load(dy + p * OC + oc0 + i * L);
   }
-  for (int i = 0; i < V; ++i) simd::store(db + oc0 + i * L, simd::load(db + oc0 + i * L) + acc[i]);
+  for (int i = 0; i < V; ++i) (Vec::load(db + oc0 + i * L) + acc[i]).store(db + oc0 + i * L);
 }
 
 template <typename T>

@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "common/simd.hpp"
+#include "common/workspace.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
-#include "dlcore/scratch.hpp"
-#include "simd.hpp"
-#include "thread_workspace.hpp"
 
 namespace dlcore {
 namespace {
@@ -157,31 +156,13 @@ void output_transform_adjoint(V (&m)[kTaps], const V (&y)[4]) {
   }
 }
 
-template <typename V, typename T>
-V load_lanes(const T* p) {
-  if constexpr (std::is_same_v<V, T>) {
-    return *p;
-  } else {
-    return simd::load(p);
-  }
-}
-
-template <typename V, typename T>
-void store_lanes(T* p, V v) {
-  if constexpr (std::is_same_v<V, T>) {
-    *p = v;
-  } else {
-    simd::store(p, v);
-  }
-}
-
 // f(lanes, c) over the channels c in [0, n): a vector of them at a time (lanes a
 // simd::Vec<T>), then one at a time (lanes a T).
 template <typename T, typename F>
 void over_channels(int64_t n, F&& f) {
   constexpr int L = simd::kLanes<T>;
   int64_t c = 0;
-  for (; c + L <= n; c += L) f(simd::Vec<T>{}, c);
+  for (; c + L <= n; c += L) f(simd::Vec<T>::zero(), c);
   for (; c < n; ++c) f(T{}, c);
 }
 
@@ -195,9 +176,9 @@ void transform_kernel(T* U, const T* kernel, int64_t C, int64_t OC) {
     over_channels<T>(OC, [&](auto lanes, int64_t oc) {
       using V = decltype(lanes);
       V g[9], u[kTaps];
-      for (int k = 0; k < 9; ++k) g[k] = load_lanes<V>(kernel + (k * C + c) * OC + oc);
+      for (int k = 0; k < 9; ++k) g[k] = simd::load_as<V>(kernel + (k * C + c) * OC + oc);
       filter_transform(u, g, T(0.5));
-      for (int k = 0; k < kTaps; ++k) store_lanes(U + (k * C + c) * OC + oc, u[k]);
+      for (int k = 0; k < kTaps; ++k) simd::store_as(U + (k * C + c) * OC + oc, u[k]);
     });
   }
 }
@@ -232,9 +213,9 @@ void transform_inputs(T* V, const T* in, const T* zeros, const WinogradGeometry&
     over_channels<T>(C, [&](auto lanes, int64_t c) {
       using Vec = decltype(lanes);
       Vec d[kTaps];
-      for (int k = 0; k < kTaps; ++k) d[k] = load_lanes<Vec>(cell[k] + c);
+      for (int k = 0; k < kTaps; ++k) d[k] = simd::load_as<Vec>(cell[k] + c);
       input_transform(d);
-      for (int k = 0; k < kTaps; ++k) store_lanes(v + k * C + c, d[k]);
+      for (int k = 0; k < kTaps; ++k) simd::store_as(v + k * C + c, d[k]);
     });
   }
 }
@@ -266,30 +247,31 @@ void transform_outputs(T* out, const T* M, const T* bias, bool accumulate,
     over_channels<T>(OC, [&](auto lanes, int64_t oc) {
       using Vec = decltype(lanes);
       Vec s[kTaps], y[4];
-      for (int k = 0; k < kTaps; ++k) s[k] = load_lanes<Vec>(mt + k * OC + oc);
+      for (int k = 0; k < kTaps; ++k) s[k] = simd::load_as<Vec>(mt + k * OC + oc);
       output_transform(y, s);
-      const Vec b = bias ? load_lanes<Vec>(bias + oc) : Vec{};
+      const Vec b = bias ? simd::load_as<Vec>(bias + oc) : simd::zero_as<Vec>();
       for (int q = 0; q < 4; ++q) {
         if (!cell[q]) continue;
-        store_lanes(cell[q] + oc, (accumulate ? load_lanes<Vec>(cell[q] + oc) : b) + y[q]);
+        simd::store_as(cell[q] + oc, (accumulate ? simd::load_as<Vec>(cell[q] + oc) : b) + y[q]);
       }
     });
   }
 }
 
+struct TransformedKernelScratch {};
+struct ZeroRowScratch {};
+
 // The transformed kernel (16, C, OC) of the calling thread; grown here, before any
 // parallel region.
 template <typename T>
 T* transformed_kernel_workspace(int64_t C, int64_t OC) {
-  thread_local ScratchBuffer buffer;
-  return buffer.get<T>(kTaps * C * OC);
+  return kept_buffer<TransformedKernelScratch>().get<T>(kTaps * C * OC);
 }
 
 // `count` zeros for the cells outside the input or output, kept by the calling thread.
 template <typename T>
 const T* zero_row(int64_t count) {
-  thread_local ScratchBuffer buffer;
-  T* zeros = buffer.get<T>(count);
+  T* zeros = kept_buffer<ZeroRowScratch>().get<T>(count);
   std::fill_n(zeros, count, T(0));
   return zeros;
 }
@@ -308,9 +290,9 @@ void transform_output_grads(T* dM, const T* dy, const T* zeros, const WinogradGe
     over_channels<T>(OC, [&](auto lanes, int64_t oc) {
       using Vec = decltype(lanes);
       Vec d[4], u[kTaps];
-      for (int q = 0; q < 4; ++q) d[q] = load_lanes<Vec>(cell[q] + oc);
+      for (int q = 0; q < 4; ++q) d[q] = simd::load_as<Vec>(cell[q] + oc);
       output_transform_adjoint(u, d);
-      for (int k = 0; k < kTaps; ++k) store_lanes(mt + k * OC + oc, u[k]);
+      for (int k = 0; k < kTaps; ++k) simd::store_as(mt + k * OC + oc, u[k]);
     });
   }
 }
@@ -326,13 +308,13 @@ void transform_kernel_grad(T* dkernel, T* const* partials, int threads, int64_t 
       V u[kTaps], g[9];
       for (int k = 0; k < kTaps; ++k) {
         const int64_t at = (k * C + c) * OC + oc;
-        u[k] = load_lanes<V>(partials[0] + at);
-        for (int t = 1; t < threads; ++t) u[k] += load_lanes<V>(partials[t] + at);
+        u[k] = simd::load_as<V>(partials[0] + at);
+        for (int t = 1; t < threads; ++t) u[k] += simd::load_as<V>(partials[t] + at);
       }
       filter_transform_adjoint(g, u, T(0.5));
       for (int k = 0; k < 9; ++k) {
         T* at = dkernel + (k * C + c) * OC + oc;
-        store_lanes(at, load_lanes<V>(at) + g[k]);
+        simd::store_as(at, simd::load_as<V>(at) + g[k]);
       }
     });
   }

@@ -2,8 +2,8 @@
 
 #include <Eigen/Core>
 
+#include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
-#include "dlcore/scratch.hpp"
 
 namespace dlcore {
 namespace {
@@ -14,12 +14,9 @@ namespace ei = Eigen::internal;
 // Eigen allocates its packing buffers on every product, and glibc hands memory of
 // that size back to the system on free: each call then page-faults its ~0.5 MB back
 // in, which cost 30% at n=256. Buffers up to this size stay with the thread instead.
-constexpr size_t kMaxKeptBytes = size_t(16) << 20;
-
-struct ThreadScratch {
-  ScratchBuffer a, b;
-};
-thread_local ThreadScratch tls_scratch;
+constexpr size_t kGemmKeptBytes = size_t(16) << 20;
+struct GemmLhsScratch {};
+struct GemmRhsScratch {};
 
 // Eigen's level-3 blocking for a row-major destination (Eigen transposes the product,
 // so its "lhs" is our b), with the packing buffers taken from the thread's scratch.
@@ -48,10 +45,12 @@ class KeptBlocking : public ei::level3_blocking<T, T> {
   }
 
   void allocateA() {
-    if (!this->m_blockA) this->m_blockA = take(tls_scratch.a, own_a_, this->m_mc * this->m_kc);
+    if (!this->m_blockA)
+      this->m_blockA = take(kept_buffer<GemmLhsScratch>(), own_a_, this->m_mc * this->m_kc);
   }
   void allocateB() {
-    if (!this->m_blockB) this->m_blockB = take(tls_scratch.b, own_b_, this->m_kc * this->m_nc);
+    if (!this->m_blockB)
+      this->m_blockB = take(kept_buffer<GemmRhsScratch>(), own_b_, this->m_kc * this->m_nc);
   }
   void allocateAll() {
     allocateA();
@@ -61,7 +60,7 @@ class KeptBlocking : public ei::level3_blocking<T, T> {
  private:
   static T* take(ScratchBuffer& kept, ScratchBuffer& own, Index count) {
     const size_t bytes = sizeof(T) * static_cast<size_t>(count);
-    return static_cast<T*>(bytes <= kMaxKeptBytes ? kept.get(bytes) : own.get(bytes));
+    return static_cast<T*>(take_scratch(kept, own, bytes, kGemmKeptBytes));
   }
   ScratchBuffer own_a_, own_b_;  // one-off buffers for very large blocks
 };

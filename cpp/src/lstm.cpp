@@ -3,334 +3,39 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
+#include "common/packed_panels.hpp"
+#include "common/simd.hpp"
+#include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
 #include "dlcore/gemm.hpp"
 #include "dlcore/parallel.hpp"
-#include "dlcore/scratch.hpp"
 
 namespace dlcore {
 namespace {
 
 namespace ei = Eigen::internal;
+using simd::Packet;
 
-// ---------------------------------------------------------------- packed products
-// The recurrent product of one step, h_{t-1} (N,U) @ recurrent_kernel, is small, and
-// Eigen's GEMM would re-pack the whole weight operand on every call (up to 2 MB per
-// thread and step at U=512). The weights do not change across steps, so they are packed
-// once per call into panels of kPanel columns stored k-major (K rows of kPanel values),
-// and a small register-tiled kernel streams a panel with aligned loads while
-// broadcasting the other operand straight from its rows (96-98 GF/s per core on the
-// step shapes, measured alone). The same kernel runs the input projection (the bias
-// enters as each tile's init, so the gates buffer needs no initialising pass), the
-// backward's dh = dz @ recurrent_kernel^T and dx = dz @ kernel^T.
-
-template <typename T>
-using Packet = typename ei::packet_traits<T>::type;
-template <typename T>
-constexpr int kPacket = ei::unpacket_traits<Packet<T>>::size;
-constexpr int kVectors = 2;  // packets per panel row: 6 rows x 2 = 12 accumulators
-template <typename T>
-constexpr int64_t kPanel = kVectors * kPacket<T>;
-constexpr int kRows = 6;                       // rows of a full register tile
-constexpr int64_t kRowBlockBytes = 128 << 10;  // rows of `a` kept in L2 per sweep of panels
-
-// The columns [col0, col0 + width) of each of `groups` column groups group_stride apart
-// (a thread's units in each of the four gates), as panels of kPanel columns over K rows.
-// A column index means the same in the packed operand's source and in the product.
-template <typename T>
-struct Panels {
-  int64_t K, groups, group_stride, col0, width;
-
-  int64_t per_group() const { return (width + kPanel<T> - 1) / kPanel<T>; }
-  int64_t count() const { return groups * per_group(); }
-  int64_t size() const { return count() * K * kPanel<T>; }
-  int64_t column(int64_t p) const {
-    return p / per_group() * group_stride + col0 + p % per_group() * kPanel<T>;
-  }
-  int64_t columns(int64_t p) const {
-    return std::min(kPanel<T>, width - p % per_group() * kPanel<T>);
-  }
-};
-
-// Copies the first n of W values; a fixed trip count keeps the compiler from turning
-// these few-element copies into memcpy calls.
-template <int W, typename T>
-void copy_first(T* dst, const T* src, int64_t n) {
-  for (int j = 0; j < W; ++j)
-    if (j < n) dst[j] = src[j];
-}
-
-// The first n lanes of a packet from and to memory (none for n <= 0, all for n >=
-// kPacket); the other lanes load as 0 and are not stored. AVX float has masked moves,
-// other packets go through a small copy.
-template <typename T>
-Packet<T> load_first(const T* src, int64_t n) {
-  if (n >= kPacket<T>) return ei::ploadu<Packet<T>>(src);
-  if (n <= 0) return ei::pset1<Packet<T>>(T(0));
-#ifdef EIGEN_VECTORIZE_AVX
-  if constexpr (std::is_same_v<T, float> && kPacket<T> == 8) {  // Packet8f
-    return ei::ploadu<Packet<T>>(src, static_cast<uint8_t>((1u << n) - 1));
-  }
-#endif
-  T buf[kPacket<T>] = {};
-  copy_first<kPacket<T>>(buf, src, n);
-  return ei::ploadu<Packet<T>>(buf);
-}
-
-template <typename T>
-void store_first(T* dst, const Packet<T>& v, int64_t n) {
-  if (n >= kPacket<T>) return ei::pstoreu(dst, v);
-  if (n <= 0) return;
-#ifdef EIGEN_VECTORIZE_AVX
-  if constexpr (std::is_same_v<T, float> && kPacket<T> == 8) {  // Packet8f
-    return ei::pstoreu(dst, v, static_cast<uint8_t>((1u << n) - 1));
-  }
-#endif
-  T buf[kPacket<T>];
-  ei::pstoreu(buf, v);
-  copy_first<kPacket<T>>(dst, buf, n);
-}
-
-// PacketBlock<Packet> drops the vector type's may_alias attribute, harmlessly; Eigen's
-// own headers silence this warning the same way.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-// dst <- panels [first, last) of b, where b(k, col) = b[k * ldk + col * ldn] with either
-// ldn = 1 (b's rows run along k) or ldk = 1 (b is stored transposed); padding is 0.
-template <typename T>
-void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L, int64_t first,
-                 int64_t last) {
-  using P = Packet<T>;
-  constexpr int PS = kPacket<T>;
-  constexpr int64_t W = kPanel<T>;
-  for (int64_t p = first; p < last; ++p) {
-    const int64_t col = L.column(p), n = L.columns(p);
-    T* out = dst + p * L.K * W;
-    int64_t k = 0;
-    if (ldn == 1) {
-      for (; k < L.K; ++k) {
-        for (int v = 0; v < kVectors; ++v) {
-          ei::pstore(out + k * W + v * PS, load_first(b + k * ldk + col + v * PS, n - v * PS));
-        }
-      }
-    } else if (n == W) {
-      // Transposed: PS x PS blocks through registers. One k at a time would read PS rows
-      // of b a few bytes each, and rows 4 KB apart evict each other from L1.
-      for (; k + PS <= L.K; k += PS) {
-        for (int v = 0; v < kVectors; ++v) {
-          ei::PacketBlock<P> block;
-          for (int r = 0; r < PS; ++r) {
-            block.packet[r] = ei::ploadu<P>(b + (col + v * PS + r) * ldn + k);
-          }
-          ei::ptranspose(block);
-          for (int r = 0; r < PS; ++r) ei::pstore(out + (k + r) * W + v * PS, block.packet[r]);
-        }
-      }
-    }
-    for (; k < L.K; ++k) {  // what is left of a transposed one, a value at a time
-      T* row = out + k * W;
-      for (int64_t j = 0; j < n; ++j) row[j] = b[k * ldk + (col + j) * ldn];
-      std::fill(row + n, row + W, T(0));
-    }
-  }
-}
-#pragma GCC diagnostic pop
-
-template <typename T>
-void pack_panels(T* dst, const T* b, int64_t ldk, int64_t ldn, const Panels<T>& L) {
-  pack_panels(dst, b, ldk, ldn, L, 0, L.count());
-}
-
-// One row of a panel's tile: its first n columns (the rest of the panel is padding).
-template <typename T>
-void load_panel_row(Packet<T>* acc, const T* src, int64_t n) {
-  for (int v = 0; v < kVectors; ++v) acc[v] = load_first(src + v * kPacket<T>, n - v * kPacket<T>);
-}
-
-template <typename T>
-void store_panel_row(T* dst, const Packet<T>* acc, int64_t n) {
-  for (int v = 0; v < kVectors; ++v) store_first(dst + v * kPacket<T>, acc[v], n - v * kPacket<T>);
-}
-
-// Where NP consecutive panels start in the packed operand and land in the product;
-// worked out once per panel, not per tile (it takes integer divisions).
-template <typename T, int NP>
-struct PanelGroup {
-  const T* b[NP];
-  int64_t col[NP], ncol[NP];
-
-  PanelGroup(const T* packed, int64_t first, const Panels<T>& L) {
-    for (int q = 0; q < NP; ++q) {
-      b[q] = packed + (first + q) * L.K * kPanel<T>;
-      col[q] = L.column(first + q);
-      ncol[q] = L.columns(first + q);
-    }
-  }
-};
-
-// c rows [0, MR) x the group's panels = a @ b over all K + init. init is added at the
-// end, after a prefetch at the start: the gates a step accumulates into were written by
-// the input projection long before and wait in L3, and loading them up front stalled
-// every tile's first FMAs (15% of the step products).
-template <typename T, int MR, int NP>
-void tile(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda, int64_t K,
-          const PanelGroup<T, NP>& g) {
-  using P = Packet<T>;
-  constexpr int PS = kPacket<T>, NV = kVectors;
-  constexpr int64_t W = kPanel<T>;
-  P acc[MR][NP * NV];
-  for (int r = 0; r < MR; ++r)
-    for (int x = 0; x < NP * NV; ++x) acc[r][x] = ei::pset1<P>(T(0));
-  if (init) {
-    for (int r = 0; r < MR; ++r)
-      for (int q = 0; q < NP; ++q) {
-        ei::prefetch(init + r * ldi + g.col[q]);
-        ei::prefetch(init + r * ldi + g.col[q] + g.ncol[q] - 1);
-      }
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    P bk[NP * NV];
-    for (int q = 0; q < NP; ++q)
-      for (int v = 0; v < NV; ++v) bk[q * NV + v] = ei::pload<P>(g.b[q] + k * W + v * PS);
-    for (int r = 0; r < MR; ++r) {
-      const P ar = ei::pset1<P>(a[r * lda + k]);
-      for (int x = 0; x < NP * NV; ++x) acc[r][x] = ei::pmadd(ar, bk[x], acc[r][x]);
-    }
-  }
-  if (init) {
-    for (int r = 0; r < MR; ++r)
-      for (int q = 0; q < NP; ++q) {
-        P in[NV];
-        load_panel_row<T>(in, init + r * ldi + g.col[q], g.ncol[q]);
-        for (int v = 0; v < NV; ++v) acc[r][q * NV + v] = ei::padd(acc[r][q * NV + v], in[v]);
-      }
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NP; ++q) {
-      store_panel_row<T>(c + r * ldc + g.col[q], acc[r] + q * NV, g.ncol[q]);
-    }
-}
-
-// Every panel over MR rows, NP panels at a time.
-template <typename T, int MR, int NP>
-void panel_sweep(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
-                 const T* packed, const Panels<T>& L) {
-  int64_t p = 0;
-  for (; p + NP <= L.count(); p += NP) {
-    tile<T, MR, NP>(c, ldc, init, ldi, a, lda, L.K, PanelGroup<T, NP>(packed, p, L));
-  }
-  for (; p < L.count(); ++p) {
-    tile<T, MR, 1>(c, ldc, init, ldi, a, lda, L.K, PanelGroup<T, 1>(packed, p, L));
-  }
-}
-
-// Calls f(std::integral_constant<int, MR>) for the run-time row count MR in [1, kRows).
-template <typename F>
-void with_rows(int64_t rows, F&& f) {
-  switch (rows) {
-    case 1:
-      return f(std::integral_constant<int, 1>{});
-    case 2:
-      return f(std::integral_constant<int, 2>{});
-    case 3:
-      return f(std::integral_constant<int, 3>{});
-    case 4:
-      return f(std::integral_constant<int, 4>{});
-    case 5:
-      return f(std::integral_constant<int, 5>{});
-    default:
-      return;
-  }
-}
-
-// Panels per tile for fewer than kRows rows (a small batch; batch 1 is a matrix-vector
-// product): wider tiles keep enough independent accumulators (up to 12) to hide the
-// FMA latency.
-constexpr int short_tile_panels(int rows) {
-  return rows == 1 ? 4 : rows == 2 ? 3 : rows == 3 ? 2 : 1;
-}
-
-// c (M, L's columns) = init + a (M,K) @ packed b. init is null (zeros), c itself
-// (accumulate) or another matrix; ldi = 0 repeats one row (a bias). Single-threaded.
-template <typename T>
-void panel_product(T* c, int64_t ldc, const T* init, int64_t ldi, const T* a, int64_t lda,
-                   int64_t M, const T* packed, const Panels<T>& L) {
-  if (M < kRows) {
-    return with_rows(M, [&](auto rows) {
-      panel_sweep<T, rows, short_tile_panels(rows)>(c, ldc, init, ldi, a, lda, packed, L);
-    });
-  }
-  const int64_t fit = kRowBlockBytes / std::max<int64_t>(1, L.K * int64_t(sizeof(T)));
-  const int64_t block = std::max<int64_t>(kRows, fit / kRows * kRows);
-  for (int64_t r0 = 0; r0 < M; r0 += block) {
-    const int64_t r1 = std::min(M, r0 + block);
-    for (int64_t p = 0; p < L.count(); ++p) {
-      const PanelGroup<T, 1> g(packed, p, L);
-      int64_t r = r0;
-      for (; r + kRows <= r1; r += kRows) {
-        tile<T, kRows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda, lda,
-                          L.K, g);
-      }
-      if (r < r1) {
-        with_rows(r1 - r, [&](auto rows) {
-          tile<T, rows, 1>(c + r * ldc, ldc, init ? init + r * ldi : nullptr, ldi, a + r * lda, lda,
-                           L.K, g);
-        });
-      }
-    }
-  }
-}
+// The products (the input projection with the bias as each tile's init, so the gates
+// buffer needs no initialising pass; every step's h_{t-1} @ recurrent_kernel; the
+// backward's dh = dz @ recurrent_kernel^T and dx = dz @ kernel^T) run on packed panels
+// of the weights: see common/packed_panels.hpp.
 
 // ---------------------------------------------------------------- gates
 // One packet of units at a time, every unit through the same vector arithmetic (the
 // last few through a zero-padded packet), so a unit's result does not depend on where a
 // thread's slice of units begins or ends: the result is the same for any thread count.
-template <typename T>
-struct GateMath {
-  using P = Packet<T>;
-  static P sigmoid(const P& x) { return ei::scalar_logistic_op<T>().packetOp(x); }
-  static P tanh(const P& x) {
-    if constexpr (bool(ei::packet_traits<T>::HasTanh)) {
-      return ei::ptanh(x);
-    } else {  // Eigen vectorises tanh for float only; double is for checking, not speed
-      T v[kPacket<T>];
-      ei::pstoreu(v, x);
-      for (T& e : v) e = std::tanh(e);
-      return ei::ploadu<P>(v);
-    }
-  }
-};
-
-// Which units of a row a packet covers: a whole packet at j, or the row's last n < kPacket
-// units, through the same arithmetic.
-template <typename T>
-struct FullPacket {
-  int64_t j;
-  Packet<T> load(const T* row) const { return ei::ploadu<Packet<T>>(row + j); }
-  void store(T* row, const Packet<T>& v) const { ei::pstoreu(row + j, v); }
-};
-
-template <typename T>
-struct PartialPacket {
-  int64_t j, n;
-  Packet<T> load(const T* row) const { return load_first(row + j, n); }
-  void store(T* row, const Packet<T>& v) const { store_first(row + j, v, n); }
-};
+// (simd::FullPacket and PartialPacket say which units a packet covers.)
 
 // The forward of one packet of units: z* hold the pre-activations and receive the
 // activations (what the backward needs); c receives c_t, h receives h_t.
 template <typename T, bool HasPrev, typename Lanes>
 EIGEN_STRONG_INLINE void gates_forward_packet(Lanes at, T* zi, T* zf, T* zg, T* zo, const T* c_prev,
                                               T* c, T* h) {
-  using M = GateMath<T>;
   using P = Packet<T>;
-  const P i = M::sigmoid(at.load(zi)), f = M::sigmoid(at.load(zf));
-  const P g = M::tanh(at.load(zg)), o = M::sigmoid(at.load(zo));
+  const P i = simd::sigmoid<T>(at.load(zi)), f = simd::sigmoid<T>(at.load(zf));
+  const P g = simd::tanh<T>(at.load(zg)), o = simd::sigmoid<T>(at.load(zo));
   const P ig = ei::pmul(i, g);
   const P ct = HasPrev ? ei::pmadd(f, at.load(c_prev), ig) : ig;
   at.store(zi, i);
@@ -338,7 +43,7 @@ EIGEN_STRONG_INLINE void gates_forward_packet(Lanes at, T* zi, T* zf, T* zg, T* 
   at.store(zg, g);
   at.store(zo, o);
   at.store(c, ct);
-  at.store(h, ei::pmul(o, M::tanh(ct)));
+  at.store(h, ei::pmul(o, simd::tanh<T>(ct)));
 }
 
 // The backward of one packet: z* hold the activations and receive the gradients of the
@@ -350,7 +55,7 @@ EIGEN_STRONG_INLINE void gates_backward_packet(Lanes at, T* zi, T* zf, T* zg, T*
   using P = Packet<T>;
   const P one = ei::pset1<P>(T(1));
   const P i = at.load(zi), f = at.load(zf), g = at.load(zg), o = at.load(zo), dht = at.load(dh);
-  const P tc = GateMath<T>::tanh(at.load(c));
+  const P tc = simd::tanh<T>(at.load(c));
   const P dct = ei::pmadd(ei::pmul(dht, o), ei::psub(one, ei::pmul(tc, tc)), at.load(dc));
   const P di = ei::pmul(ei::pmul(dct, g), ei::pmul(i, ei::psub(one, i)));
   const P dcf = HasPrev ? ei::pmul(dct, at.load(c_prev)) : ei::pset1<P>(T(0));
@@ -374,13 +79,13 @@ EIGEN_STRONG_INLINE void gates_backward_packet(Lanes at, T* zi, T* zf, T* zg, T*
 template <typename T, bool HasPrev>
 void gates_forward_row(T* z, int64_t U, const T* c_prev, T* c, T* h, int64_t L) {
   int64_t j = 0;
-  for (; j + kPacket<T> <= L; j += kPacket<T>) {
-    gates_forward_packet<T, HasPrev>(FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev, c,
-                                     h);
+  for (; j + simd::kLanes<T> <= L; j += simd::kLanes<T>) {
+    gates_forward_packet<T, HasPrev>(simd::FullPacket<T>{j}, z, z + U, z + 2 * U, z + 3 * U, c_prev,
+                                     c, h);
   }
   if (j < L) {
-    gates_forward_packet<T, HasPrev>(PartialPacket<T>{j, L - j}, z, z + U, z + 2 * U, z + 3 * U,
-                                     c_prev, c, h);
+    gates_forward_packet<T, HasPrev>(simd::PartialPacket<T>{j, L - j}, z, z + U, z + 2 * U,
+                                     z + 3 * U, c_prev, c, h);
   }
 }
 
@@ -401,13 +106,13 @@ template <typename T, bool HasPrev>
 void gates_backward_row(T* a, T* dc, T* b, const T* dh, const T* c, const T* c_prev, int64_t U,
                         int64_t L) {
   int64_t j = 0;
-  for (; j + kPacket<T> <= L; j += kPacket<T>) {
-    gates_backward_packet<T, HasPrev>(FullPacket<T>{j}, a, a + U, a + 2 * U, a + 3 * U, dc, b,
+  for (; j + simd::kLanes<T> <= L; j += simd::kLanes<T>) {
+    gates_backward_packet<T, HasPrev>(simd::FullPacket<T>{j}, a, a + U, a + 2 * U, a + 3 * U, dc, b,
                                       b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
   }
   if (j < L) {
-    gates_backward_packet<T, HasPrev>(PartialPacket<T>{j, L - j}, a, a + U, a + 2 * U, a + 3 * U,
-                                      dc, b, b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
+    gates_backward_packet<T, HasPrev>(simd::PartialPacket<T>{j, L - j}, a, a + U, a + 2 * U,
+                                      a + 3 * U, dc, b, b + U, b + 2 * U, b + 3 * U, dh, c, c_prev);
   }
 }
 
@@ -422,92 +127,12 @@ void gates_backward(T* a, T* dc, T* dbias, const T* dh, const T* c, const T* c_p
 }
 
 // ---------------------------------------------------------------- threads
-int team_size() {
-#ifdef _OPENMP
-  return omp_get_num_threads();
-#else
-  return 1;
-#endif
-}
+// Thread p of P owns the hidden units column_slice<T>(U, P, p) and with them the four
+// gate columns of each.
+using UnitRange = ColumnSlice;
 
-int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-struct UnitRange {
-  int64_t begin, end;
-  int64_t size() const { return end - begin; }
-};
-
-// Thread p of P owns the hidden units [begin, end) and with them the four gate columns
-// of each. A panel costs the same however few of its columns are used, so whole panels
-// are shared out, the spare ones to the first threads: the last thread, which gets the
-// partial panel and the gate pass's partial packet, gets fewer.
-template <typename T>
-UnitRange unit_range(int64_t U, int P, int p) {
-  const int64_t panels = (U + kPanel<T> - 1) / kPanel<T>;
-  auto bound = [&](int q) { return std::min(U, (panels * q + P - 1) / P * kPanel<T>); };
-  return {bound(p), p + 1 == P ? U : bound(p + 1)};
-}
-
-// An upper bound of the packed size of one K-row weight matrix's slices over every
-// thread of a team of at most P (each slice pads at most one panel per gate group).
-template <typename T>
-int64_t packed_bound(int64_t K, int64_t groups, int64_t U, int P) {
-  const int64_t panels = groups * ((U + kPanel<T> - 1) / kPanel<T> + P);
-  return checked_mul(checked_mul(panels, K, "lstm"), kPanel<T>, "lstm");
-}
-
-// Offset of thread p's packed slices when each thread packs `groups` groups of its
-// units over K rows.
-template <typename T>
-int64_t packed_offset(int64_t K, int64_t groups, int64_t U, int P, int p) {
-  int64_t off = 0;
-  for (int q = 0; q < p; ++q) {
-    const UnitRange r = unit_range<T>(U, P, q);
-    off += Panels<T>{K, groups, 0, 0, r.size()}.size();
-  }
-  return off;
-}
-
-// Offsets of 64-byte aligned pieces of one scratch buffer.
-class WorkspaceLayout {
- public:
-  template <typename T>
-  size_t add(int64_t count) {
-    const size_t off = bytes_;
-    bytes_ += (size_t(count) * sizeof(T) + 63) / 64 * 64;
-    return off;
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  size_t bytes_ = 0;
-};
-
-// Scratch the calling thread keeps for its next call, so a training loop does not
-// page-fault its workspace in on every step; a huge one is freed on return.
-constexpr size_t kMaxKeptBytes = size_t(64) << 20;
-thread_local ScratchBuffer tls_workspace;
-
-class Workspace {
- public:
-  explicit Workspace(size_t bytes)
-      : data_(static_cast<char*>(bytes <= kMaxKeptBytes ? tls_workspace.get(bytes)
-                                                        : own_.get(bytes))) {}
-  template <typename T>
-  T* at(size_t offset) const {
-    return reinterpret_cast<T*>(data_ + offset);
-  }
-
- private:
-  ScratchBuffer own_;
-  char* data_;
-};
+// The scratch of an LSTM call, kept by the calling thread for its next call.
+struct LstmScratch {};
 
 // Rows [r0, r1) of xh (N*T, I+U), row n*T+t = [x_t, h_{t-1}] of sequence n with h_{-1} =
 // h0 (zeros when null): the left operand of both weight gradients at once.
@@ -635,7 +260,7 @@ Plan plan(const LstmShape& s) {
   if (threads > 1 && s.N >= 2 * kSequencesPerThread && work >= (64 << 10)) {
     return {int(std::min<int64_t>(threads, s.N / kSequencesPerThread)), true};
   }
-  const int64_t panels = (s.U + kPanel<float> - 1) / kPanel<float>;
+  const int64_t panels = panels_for<float>(s.U);
   const int64_t step_work = s.N * 4 * s.U * s.U;
   const int64_t min_work = panels >= 3 ? 16 << 10 : 128 << 10;
   if (panels < 2 || step_work < min_work) return {1, false};
@@ -673,14 +298,14 @@ void forward_by_units(const ForwardBuffers<T>& b, const LstmShape& s, int P) {
   auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
   WorkspaceLayout layout;
-  const size_t w_off = layout.add<T>(packed_bound<T>(I, 4, U, P));
-  const size_t r_off = layout.add<T>(packed_bound<T>(U, 4, U, P));
-  const Workspace ws(layout.bytes());
+  const size_t w_off = layout.add<T>(packed_bound<T>("lstm", I, 4, U, P));
+  const size_t r_off = layout.add<T>(packed_bound<T>("lstm", U, 4, U, P));
+  const Workspace ws(kept_buffer<LstmScratch>(), layout.bytes());
 
 #pragma omp parallel num_threads(P)
   {
-    const int team = team_size(), p = thread_id();
-    const UnitRange units = unit_range<T>(U, team, p);
+    const int team = team_size(), p = thread_index();
+    const UnitRange units = column_slice<T>(U, team, p);
     const int64_t j0 = units.begin, L = units.size();
     const Panels<T> wl{I, 4, U, j0, L}, rl{U, 4, U, j0, L};
     T* wpack = ws.at<T>(w_off) + packed_offset<T>(I, 4, U, team, p);
@@ -720,13 +345,13 @@ void forward_by_batch(const ForwardBuffers<T>& b, const LstmShape& s, [[maybe_un
   const Panels<T> wl{I, 4, U, 0, U}, rl{U, 4, U, 0, U};  // every gate column
   WorkspaceLayout layout;
   const size_t w_off = layout.add<T>(wl.size()), r_off = layout.add<T>(rl.size());
-  const Workspace ws(layout.bytes());
+  const Workspace ws(kept_buffer<LstmScratch>(), layout.bytes());
   T* wpack = ws.at<T>(w_off);
   T* rpack = ws.at<T>(r_off);
 
 #pragma omp parallel num_threads(P)
   {
-    const int team = team_size(), p = thread_id();
+    const int team = team_size(), p = thread_index();
     pack_panels(wpack, kernel, G, 1, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
     pack_panels(rpack, recurrent_kernel, G, 1, rl, rl.count() * p / team,
                 rl.count() * (p + 1) / team);
@@ -761,20 +386,20 @@ void backward_by_units(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
         dh_n, dc_n] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U, rows = N * TT;
   WorkspaceLayout layout;
-  const size_t r_off = layout.add<T>(packed_bound<T>(G, 1, U, P));
+  const size_t r_off = layout.add<T>(packed_bound<T>("lstm", G, 1, U, P));
   const size_t dh_off = layout.add<T>(N * U), dc_off = layout.add<T>(N * U);
   const size_t xh_off = layout.add<T>(checked_mul(rows, I + U, "lstm_backward"));
   const Panels<T> wl{G, 1, 0, 0, I};  // kernel^T (b(k, i) = kernel[i, k]) for dx
   const size_t w_off = layout.add<T>(wl.size());
-  const Workspace ws(layout.bytes());
+  const Workspace ws(kept_buffer<LstmScratch>(), layout.bytes());
   T* dh = ws.at<T>(dh_off);
   T* dc = ws.at<T>(dc_off);
   T* xh = ws.at<T>(xh_off);
 
 #pragma omp parallel num_threads(P)
   {
-    const int team = team_size(), p = thread_id();
-    const UnitRange units = unit_range<T>(U, team, p);
+    const int team = team_size(), p = thread_index();
+    const UnitRange units = column_slice<T>(U, team, p);
     const int64_t j0 = units.begin, j1 = units.end, L = units.size();
     // dh = dz @ recurrent_kernel^T: this thread's dh columns are rows j0..j1 of the
     // recurrent kernel, packed transposed (b(k, j) = recurrent_kernel[j, k]).
@@ -827,7 +452,7 @@ void backward_by_batch(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
   const size_t xh_off = layout.add<T>(checked_mul(N * TT, I + U, "lstm_backward"));
   const int64_t own = (G + 15) / 16 * 16;  // every thread's dbias, 64-byte aligned
   const size_t bias_off = layout.add<T>(own * P);
-  const Workspace ws(layout.bytes());
+  const Workspace ws(kept_buffer<LstmScratch>(), layout.bytes());
   T* rpack = ws.at<T>(r_off);
   T* wpack = ws.at<T>(w_off);
   T* dh = ws.at<T>(dh_off);
@@ -836,7 +461,7 @@ void backward_by_batch(const BackwardBuffers<T>& b, const LstmShape& s, int P) {
 
 #pragma omp parallel num_threads(P)
   {
-    const int team = team_size(), p = thread_id();
+    const int team = team_size(), p = thread_index();
     pack_panels(rpack, recurrent_kernel, 1, G, rl, rl.count() * p / team,
                 rl.count() * (p + 1) / team);
     pack_panels(wpack, kernel, 1, G, wl, wl.count() * p / team, wl.count() * (p + 1) / team);
@@ -911,7 +536,7 @@ template <typename T, typename F>
 void for_unit_slices(const LstmShape& s, F&& f) {
   [[maybe_unused]] const int P = lstm_num_threads(s);  // used by the pragma only
 #pragma omp parallel num_threads(P)
-  f(unit_range<T>(s.U, team_size(), thread_id()));
+  f(column_slice<T>(s.U, team_size(), thread_index()));
 }
 
 }  // namespace
@@ -946,7 +571,7 @@ void lstm_cell_backward(T* dx, T* dh, T* dc, T* dweights, T* dbias, T* gates, co
   WorkspaceLayout layout;
   const size_t zero_off = layout.add<T>(U);
   const size_t xh_off = layout.add<T>(checked_mul(N, I + U, "lstm_cell_backward"));
-  const Workspace ws(layout.bytes());
+  const Workspace ws(kept_buffer<LstmScratch>(), layout.bytes());
   T* zeros = ws.at<T>(zero_off);
   T* xh = ws.at<T>(xh_off);
   std::fill(zeros, zeros + U, T(0));

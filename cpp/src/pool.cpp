@@ -6,18 +6,19 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/simd.hpp"
 #include "dlcore/checks.hpp"
-#include "dlcore/conv2d.hpp"
 #include "dlcore/parallel.hpp"
-#include "simd.hpp"
 
 namespace dlcore {
 
 Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dParams& params)
     : N(x[0]), H(x[1]), W(x[2]), C(x[3]), p(params) {
   check_at_least_one(fn, "pool_size", p.pool_h, p.pool_w);
-  check_at_least_one(fn, "strides", p.stride_h, p.stride_w);
-  check_padding(fn, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
+  if (!p.undilated()) {
+    fail(fn, ": dilation must be (1, 1) for pooling, got (", p.dilation_h, ", ", p.dilation_w, ")");
+  }
+  p.check(fn);
   // Padding smaller than the window on every side keeps an input cell in every window,
   // so padding never has to stand for a maximum.
   if (std::max({p.pad_top, p.pad_bottom}) >= p.pool_h ||
@@ -25,8 +26,8 @@ Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dPara
     fail(fn, ": padding ((", p.pad_top, ", ", p.pad_bottom, "), (", p.pad_left, ", ", p.pad_right,
          ")) must be smaller than pool_size (", p.pool_h, ", ", p.pool_w, ") on every side");
   }
-  OH = sliding_window_size(fn, "height", H, p.pad_top, p.pad_bottom, p.pool_h, 1, p.stride_h);
-  OW = sliding_window_size(fn, "width", W, p.pad_left, p.pad_right, p.pool_w, 1, p.stride_w);
+  OH = p.out_h(fn, H, p.pool_h);
+  OW = p.out_w(fn, W, p.pool_w);
   checked_numel({N, OH, OW, C}, fn);
 }
 
@@ -51,17 +52,15 @@ Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&
 
 namespace {
 
-// One window for the channels c .. c+L-1 (y and argmax offset to channel c), as
-// GCC/Clang vectors of one AVX register. The position of the max is kept as an offset
-// from the window's first cell in integer lanes as wide as T, so the compare's mask
-// selects it directly (an int64 select for float lanes spilled to the stack: 2.4x
-// slower). Strictly greater replaces, so ties keep the first cell in (kh, kw) order;
-// the first NaN wins and stays.
+// One window for the channels c .. c+L-1 (y and argmax offset to channel c), a packet
+// of them. The position of the max is kept as an offset from the window's first cell
+// in integer lanes as wide as T (simd::IntLanes), so the compare's mask selects it
+// directly (an int64 select for float lanes spilled to the stack: 2.4x slower).
+// Strictly greater replaces, so ties keep the first cell in (kh, kw) order; the first
+// NaN wins and stays.
 template <typename T>
 struct WindowMax {
-  using Vec = simd::Vec<T>;
-  using Offset = typename simd::Lanes<T>::Int;  // int32 for float: see offsets_fit
-  using Scalar = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // an Offset lane
+  using P = simd::Packet<T>;
   static constexpr int L = simd::kLanes<T>;
 
   // Offsets inside a window (clipped to the image, so this cannot overflow) fit a lane.
@@ -73,19 +72,22 @@ struct WindowMax {
   static void run(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
                   int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
     const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
-    Vec best = simd::load(x + first);
-    Offset at = Offset{};
+    P best = simd::load(x + first);
+    simd::IntLanes<T> at = simd::int_lanes<T>(0);
     for (int64_t ih = h_begin; ih < h_end; ++ih) {
       for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
         const int64_t cell = ((row0 + ih) * W + iw) * C + c;
-        const Vec v = simd::load(x + cell);
-        const Offset take = (v > best) | ((v != v) & (best == best));  // lanes of 0 / -1
-        best = take ? v : best;
-        at = take ? Offset{} + static_cast<Scalar>(cell - first) : at;
+        const P v = simd::load(x + cell);
+        // v > best, or v is the first NaN (v != v while best == best)
+        const auto take =
+            simd::mask_or(simd::lt(best, v), simd::mask_and(simd::ne(v, v), simd::eq(best, best)));
+        best = simd::select(take, v, best);
+        at =
+            simd::select(take, simd::int_lanes<T>(static_cast<simd::IntLane<T>>(cell - first)), at);
       }
     }
     simd::store(y, best);
-    for (int j = 0; j < L; ++j) argmax[j] = first + at[j] + j;
+    for (int j = 0; j < L; ++j) argmax[j] = first + simd::lane<T>(at, j) + j;
   }
 };
 

@@ -85,8 +85,8 @@ def _lstm_cell_backward_flops(args, kwargs, out):
     return 4.0 * N * U4 * (I + U4 // 4)
 
 
-# FLOPs of one call from its arguments and result; kernels not listed count none
-# (pooling and optimizer updates are memory-bound).
+# FLOPs of one call from its arguments and result. Every kernel that ops.__all__ lists
+# is either here or in NOT_COUNTED (tests/test_package.py checks both against it).
 FLOPS = {
     "gemm": _gemm_flops,
     "gemm_backward": _gemm_backward_flops,
@@ -97,7 +97,19 @@ FLOPS = {
     "lstm_cell_forward": _lstm_cell_forward_flops,
     "lstm_cell_backward": _lstm_cell_backward_flops,
 }
-_NOT_KERNELS = {"get_num_threads", "set_num_threads", "peak_gflops", "conv2d_plan"}
+# Kernels timed but counting no FLOPs: memory-bound, no multiply-adds worth a rate.
+NOT_COUNTED = {
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "relu",
+    "relu_backward",
+    "adam_update",
+    "sgd_update",
+    "rmsprop_update",
+}
+# Names in ops.__all__ that are not kernels: thread control, queries, the caches' types
+# (classes are recognised as such).
+NOT_KERNELS = {"get_num_threads", "set_num_threads", "peak_gflops", "conv2d_plan"}
 
 
 class Profile:
@@ -164,7 +176,7 @@ def _wrap(name, fn):
 
 def _install():
     for name in ops.__all__:
-        if name in _NOT_KERNELS or isinstance(getattr(ops, name), type):
+        if name in NOT_KERNELS or isinstance(getattr(ops, name), type):
             continue
         _raw[name] = getattr(ops, name)
         setattr(ops, name, _wrap(name, _raw[name]))

@@ -4,26 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "dlcore/window.hpp"
+
 namespace dlcore {
 
-// Output size along one axis of a sliding window (conv or pool): (in + pad_lo + pad_hi -
-// span) / stride + 1 with span = dilation * (window - 1) + 1. Throws std::invalid_argument
-// when the window is larger than the padded input or a size overflows; `what` names the
-// axis ("height", "width").
-int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
-                            int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride);
-
-// The checks of window arguments that conv and pool share: h and w >= 1 (strides,
-// dilation, pool_size; `name` says which), and every padding >= 0.
-void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w);
-void check_padding(const char* fn, int64_t top, int64_t bottom, int64_t left, int64_t right);
-
 // Strides, dilation and padding as the caller gives them, before validation.
-struct Conv2dParams {
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t dilation_h = 1, dilation_w = 1;
-  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
-};
+using Conv2dParams = Window2d;
 
 // The validated geometry of one convolution, shared by forward and backward (like
 // PyTorch's slow_conv2d_shape_check). The constructor throws std::invalid_argument

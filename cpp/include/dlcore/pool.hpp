@@ -3,12 +3,15 @@
 
 #include <cstdint>
 
+#include "dlcore/window.hpp"
+
 namespace dlcore {
 
-struct Pool2dParams {
+// The window's size, strides (2x2 by default) and padding; dilation stays 1.
+struct Pool2dParams : Window2d {
   int64_t pool_h = 2, pool_w = 2;
-  int64_t stride_h = 2, stride_w = 2;
-  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+
+  Pool2dParams() : Window2d{2, 2} {}
 };
 
 // The validated geometry of a max-pool, shared by forward and backward. Constructors

@@ -1,0 +1,273 @@
+// The one SIMD layer of the kernels: Eigen's packets, wrapped for the few loops the
+// compiler does not vectorise well by itself (private to the kernel sources). Eigen
+// picks the widest packet the build's instruction set has (SSE, AVX, AVX-512, NEON),
+// so code written against this header compiles and is correct at every level; the lane
+// count kLanes<T> is a compile-time constant of the build, never assumed.
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+namespace dlcore::simd {
+
+namespace ei = Eigen::internal;
+
+// The packet of T (Packet8f under AVX, Packet4f under SSE or NEON, ...) and its lanes.
+template <typename T>
+using Packet = typename ei::packet_traits<T>::type;
+template <typename T>
+constexpr int kLanes = ei::unpacket_traits<Packet<T>>::size;
+
+// ---------------------------------------------------------------- raw packets
+template <typename T>
+EIGEN_STRONG_INLINE Packet<T> load(const T* src) {  // unaligned
+  return ei::ploadu<Packet<T>>(src);
+}
+template <typename T>
+EIGEN_STRONG_INLINE void store(T* dst, const Packet<T>& v) {  // unaligned
+  ei::pstoreu(dst, v);
+}
+template <typename T>
+EIGEN_STRONG_INLINE Packet<T> load_aligned(const T* src) {
+  return ei::pload<Packet<T>>(src);
+}
+template <typename T>
+EIGEN_STRONG_INLINE void store_aligned(T* dst, const Packet<T>& v) {
+  ei::pstore(dst, v);
+}
+template <typename T>
+EIGEN_STRONG_INLINE Packet<T> broadcast(T v) {
+  return ei::pset1<Packet<T>>(v);
+}
+template <typename T>
+EIGEN_STRONG_INLINE Packet<T> zero() {
+  return ei::pset1<Packet<T>>(T(0));
+}
+// a * b + c: one fused instruction where the build has FMA.
+template <typename P>
+EIGEN_STRONG_INLINE P madd(const P& a, const P& b, const P& c) {
+  return ei::pmadd(a, b, c);
+}
+
+// Copies the first n of W values; a fixed trip count keeps the compiler from turning
+// these few-element copies into memcpy calls.
+template <int W, typename T>
+void copy_first(T* dst, const T* src, int64_t n) {
+  for (int j = 0; j < W; ++j)
+    if (j < n) dst[j] = src[j];
+}
+
+// The first n lanes of a packet from and to memory (none for n <= 0, all for n >=
+// kLanes); the other lanes load as 0 and are not stored. AVX float has masked moves,
+// other packets go through a small copy.
+template <typename T>
+Packet<T> load_first(const T* src, int64_t n) {
+  if (n >= kLanes<T>) return load(src);
+  if (n <= 0) return zero<T>();
+#ifdef EIGEN_VECTORIZE_AVX
+  if constexpr (std::is_same_v<T, float> && kLanes<T> == 8) {  // Packet8f
+    return ei::ploadu<Packet<T>>(src, static_cast<uint8_t>((1u << n) - 1));
+  }
+#endif
+  T buf[kLanes<T>] = {};
+  copy_first<kLanes<T>>(buf, src, n);
+  return load(buf);
+}
+
+template <typename T>
+void store_first(T* dst, const Packet<T>& v, int64_t n) {
+  if (n >= kLanes<T>) return store(dst, v);
+  if (n <= 0) return;
+#ifdef EIGEN_VECTORIZE_AVX
+  if constexpr (std::is_same_v<T, float> && kLanes<T> == 8) {  // Packet8f
+    return ei::pstoreu(dst, v, static_cast<uint8_t>((1u << n) - 1));
+  }
+#endif
+  T buf[kLanes<T>];
+  store(buf, v);
+  copy_first<kLanes<T>>(dst, buf, n);
+}
+
+// Which lanes of a row a packet covers: a whole packet at j, or the row's last n <
+// kLanes values, through the same arithmetic (so a value's result does not depend on
+// where a thread's slice of a row begins or ends).
+template <typename T>
+struct FullPacket {
+  int64_t j;
+  Packet<T> load(const T* row) const { return simd::load(row + j); }
+  void store(T* row, const Packet<T>& v) const { simd::store(row + j, v); }
+};
+
+template <typename T>
+struct PartialPacket {
+  int64_t j, n;
+  Packet<T> load(const T* row) const { return load_first(row + j, n); }
+  void store(T* row, const Packet<T>& v) const { store_first(row + j, v, n); }
+};
+
+// ---------------------------------------------------------------- lane masks
+// Compares give a mask per lane (all ones or all zeros); select(mask, a, b) takes a's
+// lanes where it is set; mask_and / mask_or combine masks. Under GCC and Clang these
+// are the compiler's own vector compares and ?:, which it turns into one blend: GCC 12
+// reads the mask of Eigen's pselect by its sign bits and, not knowing that an Eigen
+// compare made it, re-derives them with one more instruction on every select (on the
+// max-pool's loop-carried chain; with the offsets below in float lanes as well, the
+// max-pool ran 12% more instructions).
+//
+// IntLanes<T>: integers as wide as T (IntLane<T>) in one register per packet, which a
+// mask selects like any packet (the max-pool's argmax offsets): int_lanes(v) puts v in
+// every lane, lane(x, j) reads lane j.
+// (-DDLCORE_SIMD_EIGEN_MASKS builds the Eigen version under GCC too, to test it.)
+template <typename T>
+using IntLane = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+#if defined(__GNUC__) && !defined(DLCORE_SIMD_EIGEN_MASKS) && !defined(EIGEN_DONT_VECTORIZE)
+template <typename P>
+EIGEN_STRONG_INLINE auto lt(const P& a, const P& b) {
+  return a < b;
+}
+template <typename P>
+EIGEN_STRONG_INLINE auto eq(const P& a, const P& b) {
+  return a == b;
+}
+template <typename P>
+EIGEN_STRONG_INLINE auto ne(const P& a, const P& b) {
+  return a != b;
+}
+template <typename M>
+EIGEN_STRONG_INLINE M mask_and(const M& a, const M& b) {
+  return a & b;
+}
+template <typename M>
+EIGEN_STRONG_INLINE M mask_or(const M& a, const M& b) {
+  return a | b;
+}
+template <typename M, typename P>
+EIGEN_STRONG_INLINE P select(const M& mask, const P& a, const P& b) {
+  return mask ? a : b;
+}
+template <typename T>
+using IntLanes = decltype(Packet<T>() < Packet<T>());  // the compare's own integer lanes
+template <typename T>
+EIGEN_STRONG_INLINE IntLanes<T> int_lanes(IntLane<T> v) {
+  return IntLanes<T>{} + v;
+}
+template <typename T>
+EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
+  return x[j];
+}
+#else
+template <typename P>
+EIGEN_STRONG_INLINE P lt(const P& a, const P& b) {
+  return ei::pcmp_lt(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P eq(const P& a, const P& b) {
+  return ei::pcmp_eq(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P ne(const P& a, const P& b) {
+  return ei::pandnot(ei::ptrue(a), ei::pcmp_eq(a, b));
+}
+template <typename P>
+EIGEN_STRONG_INLINE P mask_and(const P& a, const P& b) {
+  return ei::pand(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P mask_or(const P& a, const P& b) {
+  return ei::por(a, b);
+}
+template <typename P>
+EIGEN_STRONG_INLINE P select(const P& mask, const P& a, const P& b) {
+  return ei::pselect(mask, a, b);
+}
+template <typename T>
+using IntLanes = Packet<T>;  // the integers' bits in T lanes: a select moves bits only
+template <typename T>
+EIGEN_STRONG_INLINE IntLanes<T> int_lanes(IntLane<T> v) {
+  return broadcast(Eigen::numext::bit_cast<T>(v));
+}
+template <typename T>
+EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
+  T lanes[kLanes<T>];
+  store(lanes, x);
+  return Eigen::numext::bit_cast<IntLane<T>>(lanes[j]);
+}
+#endif
+
+// ---------------------------------------------------------------- activations
+template <typename T>
+EIGEN_STRONG_INLINE Packet<T> sigmoid(const Packet<T>& x) {
+  return ei::scalar_logistic_op<T>().packetOp(x);
+}
+
+template <typename T>
+EIGEN_STRONG_INLINE Packet<T> tanh(const Packet<T>& x) {
+  if constexpr (bool(ei::packet_traits<T>::HasTanh)) {
+    return ei::ptanh(x);
+  } else {  // Eigen vectorises tanh for float only; double is for checking, not speed
+    T v[kLanes<T>];
+    store(v, x);
+    for (T& e : v) e = std::tanh(e);
+    return load(v);
+  }
+}
+
+// ---------------------------------------------------------------- Vec
+// A packet with arithmetic operators, so that a formula is written once for a packet of
+// channels and for one channel (a T): the Winograd transforms and the direct
+// convolution's tiles.
+template <typename T>
+struct Vec {
+  Packet<T> v;
+
+  static Vec load(const T* src) { return {simd::load(src)}; }
+  void store(T* dst) const { simd::store(dst, v); }
+  static Vec zero() { return {simd::zero<T>()}; }
+  static Vec broadcast(T x) { return {simd::broadcast(x)}; }
+
+  friend Vec operator+(const Vec& a, const Vec& b) { return {ei::padd(a.v, b.v)}; }
+  friend Vec operator-(const Vec& a, const Vec& b) { return {ei::psub(a.v, b.v)}; }
+  // A sign flip, as -x is for a T (pnegate may compute 0 - x, which loses -0).
+  friend Vec operator-(const Vec& a) { return {ei::pxor(a.v, simd::broadcast(T(-0.0)))}; }
+  friend Vec operator*(const Vec& a, const Vec& b) { return {ei::pmul(a.v, b.v)}; }
+  friend Vec operator*(const Vec& a, T b) { return {ei::pmul(a.v, simd::broadcast(b))}; }
+  Vec& operator+=(const Vec& b) { return *this = *this + b; }
+};
+
+// a * b + c for a Vec or a T alike.
+template <typename T>
+EIGEN_STRONG_INLINE Vec<T> madd(const Vec<T>& a, const Vec<T>& b, const Vec<T>& c) {
+  return {ei::pmadd(a.v, b.v, c.v)};
+}
+
+// Loads and stores of a Vec<T> or a T, for formulas written once for both.
+template <typename V, typename T>
+EIGEN_STRONG_INLINE V load_as(const T* src) {
+  if constexpr (std::is_same_v<V, T>) {
+    return *src;
+  } else {
+    return V::load(src);
+  }
+}
+
+template <typename V>
+EIGEN_STRONG_INLINE V zero_as() {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return V(0);
+  } else {
+    return V::zero();
+  }
+}
+
+template <typename V, typename T>
+EIGEN_STRONG_INLINE void store_as(T* dst, const V& v) {
+  if constexpr (std::is_same_v<V, T>) {
+    *dst = v;
+  } else {
+    v.store(dst);
+  }
+}
+
+}  // namespace dlcore::simd

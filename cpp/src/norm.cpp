@@ -1,0 +1,392 @@
+#include "dlcore/norm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "dlcore/checks.hpp"
+#include "dlcore/parallel.hpp"
+#include "dlcore/scratch.hpp"
+
+namespace dlcore {
+
+NormShape::NormShape(const char* fn, const std::vector<int64_t>& x_shape) {
+  if (x_shape.empty()) {
+    fail(fn, ": argument 'x' is 0-D; expected an array of at least one axis, the last one ",
+         "holding the channels");
+  }
+  if (*std::min_element(x_shape.begin(), x_shape.end()) < 0) {
+    fail(fn, ": argument 'x' has shape ", shape_str(x_shape), "; expected sizes >= 0");
+  }
+  C = x_shape.back();
+  M = checked_numel(std::vector<int64_t>(x_shape.begin(), x_shape.end() - 1), fn);
+  checked_mul(M, C, fn);
+}
+
+void check_epsilon(const char* fn, double epsilon) {
+  if (!(std::isfinite(epsilon) && epsilon >= 0)) {
+    fail(fn, ": epsilon is ", epsilon, "; expected a finite number >= 0");
+  }
+}
+
+namespace {
+
+// Below this many elements one thread is faster than waking a second.
+constexpr int64_t kParallelMin = 1 << 15;
+// A chunk of rows (64 KB of float) stays in L2 between the passes made over it.
+constexpr int64_t kChunkElements = 1 << 14;
+// More chunks only grow the partial sums; 256 keep any thread count busy.
+constexpr int64_t kMaxChunks = 256;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int threads_for(const NormShape& s) { return s.M * s.C >= kParallelMin ? get_num_threads() : 1; }
+
+// The rows in fixed chunks, the same at any thread count: partial sums made per chunk
+// and added in chunk order give the same bits however the chunks are shared out. Inside
+// a chunk, `group` rows are read as one wide row of P = group * C elements, a multiple of
+// 8, so that the per-channel loops vectorise for any C (C = 3: 8 rows of 24); element j
+// of a wide row is channel j % C, and the chunk's last wide row may be short.
+struct Chunks {
+  int64_t group, P, rows, count;
+
+  explicit Chunks(const NormShape& s, bool grouped) {
+    const int64_t C = std::max<int64_t>(s.C, 1);
+    group = grouped ? 8 / std::gcd(C, int64_t(8)) : 1;
+    P = group * C;
+    rows = std::max({ceil_div(kChunkElements, C), ceil_div(s.M, kMaxChunks), int64_t(1)});
+    rows = ceil_div(rows, group) * group;
+    count = ceil_div(s.M, rows);
+  }
+  int64_t first(int64_t i) const { return i * rows; }
+  int64_t size(int64_t i, int64_t M) const { return std::min(rows, M - i * rows); }
+};
+
+// Scratch for one call, kept by the calling thread (several Python threads may call at
+// once) and taken before any parallel region.
+template <typename T>
+T* call_scratch(int64_t count) {
+  thread_local ScratchBuffer buffer;
+  return buffer.get<T>(static_cast<size_t>(count));
+}
+
+// acc (P) = column sums of n elements of wide rows; then fold_groups adds the groups of
+// a wide row into acc[0, C), and widen repeats acc[0, C) over the groups.
+template <typename T>
+void sum_wide_rows(T* acc, const T* x, int64_t n, int64_t P) {
+  std::fill(acc, acc + P, T(0));
+  for (int64_t off = 0; off < n; off += P) {
+    const T* row = x + off;
+    const int64_t width = std::min(P, n - off);
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) acc[j] += row[j];
+  }
+}
+
+template <typename T>
+void fold_groups(T* acc, int64_t group, int64_t C) {
+  for (int64_t g = 1; g < group; ++g) {
+    for (int64_t c = 0; c < C; ++c) acc[c] += acc[g * C + c];
+  }
+}
+
+template <typename T>
+void widen(T* a, int64_t C, int64_t P) {
+  for (int64_t j = C; j < P; ++j) a[j] = a[j - C];
+}
+
+// y = x * scale + shift over n elements of wide rows.
+template <typename T>
+void affine_wide_rows(T* y, const T* x, const T* scale, const T* shift, int64_t n, int64_t P) {
+  for (int64_t off = 0; off < n; off += P) {
+    const int64_t width = std::min(P, n - off);
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) y[off + j] = x[off + j] * scale[j] + shift[j];
+  }
+}
+
+template <typename T>
+void affine_chunks(T* y, const T* x, const T* scale, const T* shift, const NormShape& s,
+                   const Chunks& ch, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < ch.count; ++i) {
+    const int64_t off = ch.first(i) * s.C;
+    affine_wide_rows(y + off, x + off, scale, shift, ch.size(i, s.M) * s.C, ch.P);
+  }
+}
+
+// Per-channel scale and shift of y = x * scale + shift, widened to P.
+template <typename T>
+void set_affine(T* scale, T* shift, int64_t c, double mean, double inv_std, const T* gamma,
+                const T* beta) {
+  const double sc = inv_std * (gamma ? double(gamma[c]) : 1.0);
+  scale[c] = T(sc);
+  shift[c] = T((beta ? double(beta[c]) : 0.0) - mean * sc);
+}
+
+}  // namespace
+
+template <typename T>
+void batch_norm_forward(T* y, T* mean, T* variance, T* inv_std, const T* x, const T* gamma,
+                        const T* beta, const NormShape& s, double epsilon) {
+  const int64_t M = s.M, C = s.C;
+  if (C == 0) return;
+  const Chunks ch(s, true);
+  const int64_t P = ch.P;
+  T* means = call_scratch<T>((2 * ch.count + 2) * P);  // per chunk: mean, then M2
+  T* m2s = means + ch.count * P;
+  T* scale = m2s + ch.count * P;
+  T* shift = scale + P;
+  const int threads = threads_for(s);
+  // Each chunk's mean, then its sum of squared deviations from that mean: two passes
+  // over a chunk still in cache, one pass over x from memory.
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < ch.count; ++i) {
+    const int64_t n = ch.size(i, M);
+    const T* xi = x + ch.first(i) * C;
+    T* mi = means + i * P;
+    T* qi = m2s + i * P;
+    sum_wide_rows(mi, xi, n * C, P);
+    fold_groups(mi, ch.group, C);
+    for (int64_t c = 0; c < C; ++c) mi[c] /= T(n);
+    widen(mi, C, P);
+    std::fill(qi, qi + P, T(0));
+    for (int64_t off = 0; off < n * C; off += P) {
+      const T* row = xi + off;
+      const int64_t width = std::min(P, n * C - off);
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) {
+        const T d = row[j] - mi[j];
+        qi[j] += d * d;
+      }
+    }
+    fold_groups(qi, ch.group, C);
+  }
+  // The chunks merged in chunk order (Chan, Golub and LeVeque), in double.
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double n_a = 0, mean_a = 0, m2_a = 0;
+    for (int64_t i = 0; i < ch.count; ++i) {
+      const double n_b = double(ch.size(i, M)), n = n_a + n_b;
+      const double delta = double(means[i * P + c]) - mean_a;
+      mean_a += delta * (n_b / n);
+      m2_a += double(m2s[i * P + c]) + delta * delta * (n_a * n_b / n);
+      n_a = n;
+    }
+    const double mu = M > 0 ? mean_a : std::numeric_limits<double>::quiet_NaN();
+    const double var = M > 0 ? m2_a / double(M) : std::numeric_limits<double>::quiet_NaN();
+    const double is = 1.0 / std::sqrt(var + epsilon);
+    mean[c] = T(mu), variance[c] = T(var), inv_std[c] = T(is);
+    set_affine(scale, shift, c, mu, is, gamma, beta);
+  }
+  widen(scale, C, P);
+  widen(shift, C, P);
+  affine_chunks(y, x, scale, shift, s, ch, threads);
+}
+
+template <typename T>
+void batch_norm_inference(T* y, const T* x, const T* mean, const T* variance, const T* gamma,
+                          const T* beta, const NormShape& s, double epsilon) {
+  const int64_t C = s.C;
+  if (C == 0) return;
+  const Chunks ch(s, true);
+  T* scale = call_scratch<T>(2 * ch.P);
+  T* shift = scale + ch.P;
+  for (int64_t c = 0; c < C; ++c) {
+    set_affine(scale, shift, c, double(mean[c]), 1.0 / std::sqrt(double(variance[c]) + epsilon),
+               gamma, beta);
+  }
+  widen(scale, C, ch.P);
+  widen(shift, C, ch.P);
+  affine_chunks(y, x, scale, shift, s, ch, threads_for(s));
+}
+
+template <typename T>
+void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                         const T* mean, const T* inv_std, const NormShape& s, bool training) {
+  const int64_t M = s.M, C = s.C;
+  if (C == 0) return;
+  const Chunks ch(s, true);
+  const int64_t P = ch.P;
+  const bool sums = dgamma || dbeta || (dx && training);
+  const bool dx_now = dx && !training;  // constant statistics: dx needs no sums
+  T* sum_dy = call_scratch<T>((2 * ch.count + 4) * P);
+  T* sum_dyx = sum_dy + ch.count * P;  // sum of dy * (x - mean)
+  T* mean_w = sum_dyx + ch.count * P;
+  T* a = mean_w + P;  // dx = a * dy + b + c * (x - mean)
+  T* b = a + P;
+  T* c_ = b + P;
+  for (int64_t c = 0; c < C; ++c) {
+    mean_w[c] = mean[c];
+    a[c] = T(double(gamma ? gamma[c] : T(1)) * double(inv_std[c]));
+  }
+  widen(mean_w, C, P);
+  widen(a, C, P);
+  const int threads = threads_for(s);
+  if (sums || dx_now) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < ch.count; ++i) {
+      const int64_t off = ch.first(i) * C, n = ch.size(i, M) * C;
+      T* si = sum_dy + i * P;
+      T* ti = sum_dyx + i * P;
+      std::fill(si, si + P, T(0));
+      std::fill(ti, ti + P, T(0));
+      for (int64_t w = 0; sums && w < n; w += P) {
+        const T *dyw = dy + off + w, *xw = x + off + w;
+        const int64_t width = std::min(P, n - w);
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+          si[j] += dyw[j];
+          ti[j] += dyw[j] * (xw[j] - mean_w[j]);
+        }
+      }
+      fold_groups(si, ch.group, C);
+      fold_groups(ti, ch.group, C);
+      for (int64_t w = 0; dx_now && w < n; w += P) {
+        const int64_t width = std::min(P, n - w);
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) dx[off + w + j] = a[j] * dy[off + w + j];
+      }
+    }
+  }
+  if (!sums) return;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double s_dy = 0, s_dyx = 0;
+    for (int64_t i = 0; i < ch.count; ++i) {
+      s_dy += double(sum_dy[i * P + c]);
+      s_dyx += double(sum_dyx[i * P + c]);
+    }
+    const double is = double(inv_std[c]);
+    if (dbeta) dbeta[c] += T(s_dy);
+    if (dgamma) dgamma[c] += T(s_dyx * is);
+    // dx = g is (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) is
+    const double k = double(gamma ? gamma[c] : T(1)) * is;
+    b[c] = T(-k * s_dy / double(M));
+    c_[c] = T(-k * is * is * s_dyx / double(M));
+  }
+  if (!(dx && training)) return;
+  widen(b, C, P);
+  widen(c_, C, P);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < ch.count; ++i) {
+    const int64_t off = ch.first(i) * C, n = ch.size(i, M) * C;
+    for (int64_t w = 0; w < n; w += P) {
+      const T *dyw = dy + off + w, *xw = x + off + w;
+      T* dxw = dx + off + w;
+      const int64_t width = std::min(P, n - w);
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) {
+        dxw[j] = a[j] * dyw[j] + b[j] + c_[j] * (xw[j] - mean_w[j]);
+      }
+    }
+  }
+}
+
+template <typename T>
+void layer_norm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, const T* beta,
+                        const NormShape& s, double epsilon) {
+  const int64_t M = s.M, C = s.C;
+  T* ones = call_scratch<T>(2 * C);  // gamma and beta when absent
+  T* zeros = ones + C;
+  std::fill(ones, ones + C, T(1));
+  std::fill(zeros, zeros + C, T(0));
+  const T* g = gamma ? gamma : ones;
+  const T* bt = beta ? beta : zeros;
+  const T eps = T(epsilon);
+#pragma omp parallel for num_threads(threads_for(s)) schedule(static)
+  for (int64_t r = 0; r < M; ++r) {
+    const T* xr = x + r * C;
+    T* yr = y + r * C;
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < C; ++c) sum += xr[c];
+    const T mu = sum / T(C);
+    T sq = 0;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t c = 0; c < C; ++c) {
+      const T d = xr[c] - mu;
+      sq += d * d;
+    }
+    const T is = T(1) / std::sqrt(sq / T(C) + eps);
+    mean[r] = mu, inv_std[r] = is;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mu) * is * g[c] + bt[c];
+  }
+}
+
+template <typename T>
+void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                         const T* mean, const T* inv_std, const NormShape& s) {
+  const int64_t M = s.M, C = s.C;
+  const Chunks ch(s, false);
+  const bool params = dgamma || dbeta;
+  T* part_dg = call_scratch<T>((2 * ch.count + 1) * C);  // per chunk: sum of dy xhat, of dy
+  T* part_db = part_dg + ch.count * C;
+  T* ones = part_db + ch.count * C;
+  std::fill(ones, ones + C, T(1));
+  const T* g = gamma ? gamma : ones;
+  const int threads = threads_for(s);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < ch.count; ++i) {
+    T* pg = part_dg + i * C;
+    T* pb = part_db + i * C;
+    if (params) std::fill(pg, pg + C, T(0)), std::fill(pb, pb + C, T(0));
+    for (int64_t r = ch.first(i); r < ch.first(i) + ch.size(i, M); ++r) {
+      const T *xr = x + r * C, *dyr = dy + r * C;
+      const T mu = mean[r], is = inv_std[r];
+      if (dx) {
+        // dx = is (g dy - mean(g dy) - xhat mean(g dy xhat))
+        T sum_g = 0, sum_gx = 0;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+        for (int64_t c = 0; c < C; ++c) {
+          const T gd = g[c] * dyr[c];
+          sum_g += gd;
+          sum_gx += gd * ((xr[c] - mu) * is);
+        }
+        const T mean_g = sum_g / T(C), mean_gx = sum_gx / T(C);
+        T* dxr = dx + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          dxr[c] = is * (g[c] * dyr[c] - mean_g - (xr[c] - mu) * is * mean_gx);
+        }
+      }
+      if (params) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          pg[c] += dyr[c] * ((xr[c] - mu) * is);
+          pb[c] += dyr[c];
+        }
+      }
+    }
+  }
+  if (!params) return;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double sg = 0, sb = 0;
+    for (int64_t i = 0; i < ch.count; ++i) {
+      sg += double(part_dg[i * C + c]);
+      sb += double(part_db[i * C + c]);
+    }
+    if (dgamma) dgamma[c] += T(sg);
+    if (dbeta) dbeta[c] += T(sb);
+  }
+}
+
+#define DLCORE_INSTANTIATE_NORM(T)                                                                \
+  template void batch_norm_forward<T>(T*, T*, T*, T*, const T*, const T*, const T*,               \
+                                      const NormShape&, double);                                  \
+  template void batch_norm_inference<T>(T*, const T*, const T*, const T*, const T*, const T*,     \
+                                        const NormShape&, double);                                \
+  template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
+                                       const T*, const NormShape&, bool);                         \
+  template void layer_norm_forward<T>(T*, T*, T*, const T*, const T*, const T*, const NormShape&, \
+                                      double);                                                    \
+  template void layer_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
+                                       const T*, const NormShape&);
+DLCORE_INSTANTIATE_NORM(float)
+DLCORE_INSTANTIATE_NORM(double)
+#undef DLCORE_INSTANTIATE_NORM
+
+}  // namespace dlcore

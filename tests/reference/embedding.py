@@ -9,7 +9,7 @@ def embedding(idx, table):
 
 
 def embedding_backward(dy, idx, input_dim):
-    dy = np.asarray(dy)
+    dy, idx = np.asarray(dy), np.asarray(idx).reshape(-1)
     dtable = np.zeros((input_dim, dy.shape[-1]), dy.dtype)
-    np.add.at(dtable, np.asarray(idx).reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    np.add.at(dtable, idx, dy.reshape(idx.size, dy.shape[-1]))
     return dtable

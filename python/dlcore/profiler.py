@@ -86,7 +86,7 @@ def _lstm_cell_backward_flops(args, kwargs, out):
 
 
 # FLOPs of one call from its arguments and result; kernels not listed count none
-# (pooling and optimizer updates are memory-bound).
+# (pooling, optimizer updates, normalisation, embedding and activations are memory-bound).
 FLOPS = {
     "gemm": _gemm_flops,
     "gemm_backward": _gemm_backward_flops,
@@ -97,7 +97,13 @@ FLOPS = {
     "lstm_cell_forward": _lstm_cell_forward_flops,
     "lstm_cell_backward": _lstm_cell_backward_flops,
 }
-_NOT_KERNELS = {"get_num_threads", "set_num_threads", "peak_gflops", "conv2d_plan"}
+_NOT_KERNELS = {
+    "get_num_threads",
+    "set_num_threads",
+    "peak_gflops",
+    "conv2d_plan",
+    "activation_backward_needs",
+}
 
 
 class Profile:

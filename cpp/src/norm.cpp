@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "dlcore/checks.hpp"
 #include "dlcore/parallel.hpp"
@@ -114,6 +115,93 @@ void set_affine(T* scale, T* shift, int64_t c, double mean, double inv_std, cons
   shift[c] = T((beta ? double(beta[c]) : 0.0) - mean * sc);
 }
 
+// One chunk's statistics per channel, folded into [0, C) of P-long slots: the shift k (the
+// chunk's first row), the mean's offset d from it, and M2 = sum ((x - k) - d)^2. Two
+// passes over n rows still in cache; working on x - k, a mean far from zero (1e4 with a
+// spread of 0.1) costs the float sums no precision.
+template <typename T>
+void chunk_moments(T* k, T* d, T* m2, const T* x, int64_t n, const Chunks& ch, int64_t C) {
+  const int64_t P = ch.P, len = n * C;
+  std::copy(x, x + C, k);
+  widen(k, C, P);
+  std::fill(d, d + P, T(0));
+  std::fill(m2, m2 + P, T(0));
+  for (int64_t off = 0; off < len; off += P) {
+    const T* row = x + off;
+    const int64_t width = std::min(P, len - off);
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) d[j] += row[j] - k[j];
+  }
+  fold_groups(d, ch.group, C);
+  for (int64_t c = 0; c < C; ++c) d[c] /= T(n);
+  widen(d, C, P);
+  for (int64_t off = 0; off < len; off += P) {
+    const T* row = x + off;
+    const int64_t width = std::min(P, len - off);
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      const T dev = (row[j] - k[j]) - d[j];
+      m2[j] += dev * dev;
+    }
+  }
+  fold_groups(m2, ch.group, C);
+}
+
+// Channel c's mean and biased variance from the chunks' moments, merged in chunk order
+// (Chan, Golub and LeVeque) in double; NaN for an empty batch.
+template <typename T>
+std::pair<double, double> merged_moments(const T* k, const T* d, const T* m2, int64_t c,
+                                         const Chunks& ch, int64_t M) {
+  double n_a = 0, mean_a = 0, m2_a = 0;
+  for (int64_t i = 0; i < ch.count; ++i) {
+    const int64_t at = i * ch.P + c;
+    const double n_b = double(ch.size(i, M)), n = n_a + n_b;
+    const double delta = double(k[at]) + double(d[at]) - mean_a;
+    mean_a += delta * (n_b / n);
+    m2_a += double(m2[at]) + delta * delta * (n_a * n_b / n);
+    n_a = n;
+  }
+  if (M == 0) return {std::nan(""), std::nan("")};
+  return {mean_a, m2_a / double(M)};
+}
+
+// One chunk's sums of dy and of dy * (x - mean), folded into [0, C).
+template <typename T>
+void chunk_grad_sums(T* sum_dy, T* sum_dyx, const T* dy, const T* x, const T* mean_w, int64_t len,
+                     const Chunks& ch, int64_t C) {
+  std::fill(sum_dy, sum_dy + ch.P, T(0));
+  std::fill(sum_dyx, sum_dyx + ch.P, T(0));
+  for (int64_t off = 0; off < len; off += ch.P) {
+    const T *dyw = dy + off, *xw = x + off;
+    const int64_t width = std::min(ch.P, len - off);
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      sum_dy[j] += dyw[j];
+      sum_dyx[j] += dyw[j] * (xw[j] - mean_w[j]);
+    }
+  }
+  fold_groups(sum_dy, ch.group, C);
+  fold_groups(sum_dyx, ch.group, C);
+}
+
+// dx = a dy + b + c (x - mean) over len elements of wide rows (b = c = null: dx = a dy).
+template <typename T>
+void dx_wide_rows(T* dx, const T* dy, const T* x, const T* a, const T* b, const T* c,
+                  const T* mean_w, int64_t len, int64_t P) {
+  for (int64_t off = 0; off < len; off += P) {
+    const T *dyw = dy + off, *xw = x + off;
+    T* dxw = dx + off;
+    const int64_t width = std::min(P, len - off);
+    if (!b) {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) dxw[j] = a[j] * dyw[j];
+      continue;
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) dxw[j] = a[j] * dyw[j] + b[j] + c[j] * (xw[j] - mean_w[j]);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -123,61 +211,20 @@ void batch_norm_forward(T* y, T* mean, T* variance, T* inv_std, const T* x, cons
   if (C == 0) return;
   const Chunks ch(s, true);
   const int64_t P = ch.P;
-  // Per chunk: the shift (its first row), the mean's offset from it, then M2.
-  T* shifts = call_scratch<T>((3 * ch.count + 2) * P);
+  T* shifts = call_scratch<T>((3 * ch.count + 2) * P);  // per chunk: k, d, m2
   T* offsets = shifts + ch.count * P;
   T* m2s = offsets + ch.count * P;
   T* scale = m2s + ch.count * P;
   T* shift = scale + P;
   const int threads = threads_for(s);
-  // Each chunk's mean, then its sum of squared deviations from that mean: two passes
-  // over a chunk still in cache, one pass over x from memory. Both passes work on x
-  // minus the chunk's first row, so that a mean far from zero (1e4 with a spread of
-  // 0.1) costs no precision in the float sums.
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
-    const int64_t n = ch.size(i, M);
-    const T* xi = x + ch.first(i) * C;
-    T* ki = shifts + i * P;
-    T* di = offsets + i * P;
-    T* qi = m2s + i * P;
-    std::copy(xi, xi + C, ki);
-    widen(ki, C, P);
-    std::fill(di, di + P, T(0));
-    std::fill(qi, qi + P, T(0));
-    for (int64_t off = 0; off < n * C; off += P) {
-      const T* row = xi + off;
-      const int64_t width = std::min(P, n * C - off);
-#pragma omp simd
-      for (int64_t j = 0; j < width; ++j) di[j] += row[j] - ki[j];
-    }
-    fold_groups(di, ch.group, C);
-    for (int64_t c = 0; c < C; ++c) di[c] /= T(n);
-    widen(di, C, P);
-    for (int64_t off = 0; off < n * C; off += P) {
-      const T* row = xi + off;
-      const int64_t width = std::min(P, n * C - off);
-#pragma omp simd
-      for (int64_t j = 0; j < width; ++j) {
-        const T d = (row[j] - ki[j]) - di[j];
-        qi[j] += d * d;
-      }
-    }
-    fold_groups(qi, ch.group, C);
+    chunk_moments(shifts + i * P, offsets + i * P, m2s + i * P, x + ch.first(i) * C, ch.size(i, M),
+                  ch, C);
   }
-  // The chunks merged in chunk order (Chan, Golub and LeVeque), in double.
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    double n_a = 0, mean_a = 0, m2_a = 0;
-    for (int64_t i = 0; i < ch.count; ++i) {
-      const double n_b = double(ch.size(i, M)), n = n_a + n_b;
-      const double delta = double(shifts[i * P + c]) + double(offsets[i * P + c]) - mean_a;
-      mean_a += delta * (n_b / n);
-      m2_a += double(m2s[i * P + c]) + delta * delta * (n_a * n_b / n);
-      n_a = n;
-    }
-    const double mu = M > 0 ? mean_a : std::numeric_limits<double>::quiet_NaN();
-    const double var = M > 0 ? m2_a / double(M) : std::numeric_limits<double>::quiet_NaN();
+    const auto [mu, var] = merged_moments(shifts, offsets, m2s, c, ch, M);
     const double is = 1.0 / std::sqrt(var + epsilon);
     mean[c] = T(mu), variance[c] = T(var), inv_std[c] = T(is);
     set_affine(scale, shift, c, mu, is, gamma, beta);
@@ -212,11 +259,11 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   const Chunks ch(s, true);
   const int64_t P = ch.P;
   const bool sums = dgamma || dbeta || (dx && training);
-  const bool dx_now = dx && !training;  // constant statistics: dx needs no sums
+  const bool dx_now = dx && !training;  // constant statistics: dx = gamma inv_std dy
   T* sum_dy = call_scratch<T>((2 * ch.count + 4) * P);
-  T* sum_dyx = sum_dy + ch.count * P;  // sum of dy * (x - mean)
+  T* sum_dyx = sum_dy + ch.count * P;
   T* mean_w = sum_dyx + ch.count * P;
-  T* a = mean_w + P;  // dx = a * dy + b + c * (x - mean)
+  T* a = mean_w + P;  // dx = a dy + b + c (x - mean)
   T* b = a + P;
   T* c_ = b + P;
   for (int64_t c = 0; c < C; ++c) {
@@ -229,30 +276,14 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   if (sums || dx_now) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < ch.count; ++i) {
-      const int64_t off = ch.first(i) * C, n = ch.size(i, M) * C;
-      T* si = sum_dy + i * P;
-      T* ti = sum_dyx + i * P;
-      std::fill(si, si + P, T(0));
-      std::fill(ti, ti + P, T(0));
-      for (int64_t w = 0; sums && w < n; w += P) {
-        const T *dyw = dy + off + w, *xw = x + off + w;
-        const int64_t width = std::min(P, n - w);
-#pragma omp simd
-        for (int64_t j = 0; j < width; ++j) {
-          si[j] += dyw[j];
-          ti[j] += dyw[j] * (xw[j] - mean_w[j]);
-        }
-      }
-      fold_groups(si, ch.group, C);
-      fold_groups(ti, ch.group, C);
-      for (int64_t w = 0; dx_now && w < n; w += P) {
-        const int64_t width = std::min(P, n - w);
-#pragma omp simd
-        for (int64_t j = 0; j < width; ++j) dx[off + w + j] = a[j] * dy[off + w + j];
-      }
+      const int64_t off = ch.first(i) * C, len = ch.size(i, M) * C;
+      if (sums)
+        chunk_grad_sums(sum_dy + i * P, sum_dyx + i * P, dy + off, x + off, mean_w, len, ch, C);
+      if (dx_now) dx_wide_rows<T>(dx + off, dy + off, x + off, a, nullptr, nullptr, mean_w, len, P);
     }
   }
   if (!sums) return;
+  // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < C; ++c) {
     double s_dy = 0, s_dyx = 0;
@@ -263,7 +294,6 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     const double is = double(inv_std[c]);
     if (dbeta) dbeta[c] += T(s_dy);
     if (dgamma) dgamma[c] += T(M > 0 ? s_dyx * is : 0.0);  // is is NaN for M = 0
-    // dx = g is (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) is
     const double k = double(gamma ? gamma[c] : T(1)) * is;
     b[c] = T(-k * s_dy / double(M));
     c_[c] = T(-k * is * is * s_dyx / double(M));
@@ -273,16 +303,8 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   widen(c_, C, P);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
-    const int64_t off = ch.first(i) * C, n = ch.size(i, M) * C;
-    for (int64_t w = 0; w < n; w += P) {
-      const T *dyw = dy + off + w, *xw = x + off + w;
-      T* dxw = dx + off + w;
-      const int64_t width = std::min(P, n - w);
-#pragma omp simd
-      for (int64_t j = 0; j < width; ++j) {
-        dxw[j] = a[j] * dyw[j] + b[j] + c_[j] * (xw[j] - mean_w[j]);
-      }
-    }
+    const int64_t off = ch.first(i) * C;
+    dx_wide_rows(dx + off, dy + off, x + off, a, b, c_, mean_w, ch.size(i, M) * C, P);
   }
 }
 

@@ -20,29 +20,14 @@ LAYER_SHAPES = ((64, 128, 512),)  # (N, T, C)
 
 
 def cases(quick):
+    shapes = [("batch", s) for s in (BATCH_SHAPES[:1] if quick else BATCH_SHAPES)]
+    shapes += [("layer", s) for s in LAYER_SHAPES]
     out = []
-    for shape in BATCH_SHAPES[:1] if quick else BATCH_SHAPES:
-        name = "x".join(map(str, shape))
+    for kind, shape in shapes:
         for backward in (False, True):
             what = "fwd+bwd" if backward else "fwd"
-            out.append(
-                Case(
-                    SUITE,
-                    f"batchnorm {what} {name}",
-                    dict(kind="batch", shape=shape, backward=backward),
-                )
-            )
-    for shape in LAYER_SHAPES:
-        name = "x".join(map(str, shape))
-        for backward in (False, True):
-            what = "fwd+bwd" if backward else "fwd"
-            out.append(
-                Case(
-                    SUITE,
-                    f"layernorm {what} {name}",
-                    dict(kind="layer", shape=shape, backward=backward),
-                )
-            )
+            name = f"{kind}norm {what} {'x'.join(map(str, shape))}"
+            out.append(Case(SUITE, name, dict(kind=kind, shape=shape, backward=backward)))
     return out
 
 

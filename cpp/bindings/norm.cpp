@@ -91,9 +91,11 @@ const T* data_or_null(const std::optional<CArray<T>>& a) {
   return a ? a->data() : nullptr;
 }
 
-py::tuple batch_norm_forward(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
-                             double epsilon) {
-  const char* fn = "batch_norm_forward";
+// x, gamma, beta -> (y, statistics...) of batch norm (per_channel: mean, variance and
+// inv_std, each (C,)) or layer norm (mean and inv_std, each x.shape[:-1]).
+template <typename Kernel>
+py::tuple norm_forward(const char* fn, bool per_channel, py::handle x_obj, py::handle gamma_obj,
+                       py::handle beta_obj, double epsilon, Kernel&& kernel) {
   const NormArgs args(fn, {{"x", x_obj}, {"gamma", gamma_obj}, {"beta", beta_obj}},
                       {"gamma", "beta"}, {});
   check_epsilon(fn, epsilon);
@@ -102,16 +104,29 @@ py::tuple batch_norm_forward(py::handle x_obj, py::handle gamma_obj, py::handle 
     using T = decltype(zero);
     const auto x = args.get<T>(0), gamma = args.get<T>(1), beta = args.get<T>(2);
     auto y = new_array<T>(args.x_shape);
-    auto mean = new_array<T>(args.channels), variance = new_array<T>(args.channels);
-    auto inv_std = new_array<T>(args.channels);
+    std::vector<py::array_t<T>> stats;
+    for (int i = 0; i < (per_channel ? 3 : 2); ++i) {
+      stats.push_back(new_array<T>(per_channel ? args.channels : args.rows));
+    }
+    T* out[3] = {};
+    for (size_t i = 0; i < stats.size(); ++i) out[i] = stats[i].mutable_data();
     {
       py::gil_scoped_release release;
-      dlcore::batch_norm_forward<T>(y.mutable_data(), mean.mutable_data(), variance.mutable_data(),
-                                    inv_std.mutable_data(), x->data(), data_or_null(gamma),
-                                    data_or_null(beta), s, epsilon);
+      kernel(y.mutable_data(), out, x->data(), data_or_null(gamma), data_or_null(beta), s);
     }
-    return py::make_tuple(y, mean, variance, inv_std);
+    py::tuple result(stats.size() + 1);
+    result[0] = y;
+    for (size_t i = 0; i < stats.size(); ++i) result[i + 1] = stats[i];
+    return result;
   });
+}
+
+py::tuple batch_norm_forward(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
+                             double epsilon) {
+  return norm_forward("batch_norm_forward", true, x_obj, gamma_obj, beta_obj, epsilon,
+                      [epsilon](auto* y, auto* const* stats, auto... in) {
+                        dlcore::batch_norm_forward(y, stats[0], stats[1], stats[2], in..., epsilon);
+                      });
 }
 
 py::array batch_norm_inference(py::handle x_obj, py::handle mean_obj, py::handle variance_obj,
@@ -198,23 +213,10 @@ py::tuple norm_backward(const char* fn, bool per_channel_stats, py::handle dy_ob
 
 py::tuple layer_norm_forward(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
                              double epsilon) {
-  const char* fn = "layer_norm_forward";
-  const NormArgs args(fn, {{"x", x_obj}, {"gamma", gamma_obj}, {"beta", beta_obj}},
-                      {"gamma", "beta"}, {});
-  check_epsilon(fn, epsilon);
-  const NormShape s(fn, args.x_shape);
-  return dispatch(args.type, [&](auto zero) -> py::tuple {
-    using T = decltype(zero);
-    const auto x = args.get<T>(0), gamma = args.get<T>(1), beta = args.get<T>(2);
-    auto y = new_array<T>(args.x_shape);
-    auto mean = new_array<T>(args.rows), inv_std = new_array<T>(args.rows);
-    {
-      py::gil_scoped_release release;
-      dlcore::layer_norm_forward<T>(y.mutable_data(), mean.mutable_data(), inv_std.mutable_data(),
-                                    x->data(), data_or_null(gamma), data_or_null(beta), s, epsilon);
-    }
-    return py::make_tuple(y, mean, inv_std);
-  });
+  return norm_forward("layer_norm_forward", false, x_obj, gamma_obj, beta_obj, epsilon,
+                      [epsilon](auto* y, auto* const* stats, auto... in) {
+                        dlcore::layer_norm_forward(y, stats[0], stats[1], in..., epsilon);
+                      });
 }
 
 }  // namespace

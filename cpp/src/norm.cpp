@@ -165,6 +165,14 @@ std::pair<double, double> merged_moments(const T* k, const T* d, const T* m2, in
   return {mean_a, m2_a / double(M)};
 }
 
+// parts[i * stride + c] added over the chunks i in chunk order, in double.
+template <typename T>
+double chunk_total(const T* parts, int64_t stride, int64_t c, const Chunks& ch) {
+  double total = 0;
+  for (int64_t i = 0; i < ch.count; ++i) total += double(parts[i * stride + c]);
+  return total;
+}
+
 // One chunk's sums of dy and of dy * (x - mean), folded into [0, C).
 template <typename T>
 void chunk_grad_sums(T* sum_dy, T* sum_dyx, const T* dy, const T* x, const T* mean_w, int64_t len,
@@ -286,11 +294,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    double s_dy = 0, s_dyx = 0;
-    for (int64_t i = 0; i < ch.count; ++i) {
-      s_dy += double(sum_dy[i * P + c]);
-      s_dyx += double(sum_dyx[i * P + c]);
-    }
+    const double s_dy = chunk_total(sum_dy, P, c, ch), s_dyx = chunk_total(sum_dyx, P, c, ch);
     const double is = double(inv_std[c]);
     if (dbeta) dbeta[c] += T(s_dy);
     if (dgamma) dgamma[c] += T(M > 0 ? s_dyx * is : 0.0);  // is is NaN for M = 0
@@ -388,13 +392,8 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   if (!params) return;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    double sg = 0, sb = 0;
-    for (int64_t i = 0; i < ch.count; ++i) {
-      sg += double(part_dg[i * C + c]);
-      sb += double(part_db[i * C + c]);
-    }
-    if (dgamma) dgamma[c] += T(sg);
-    if (dbeta) dbeta[c] += T(sb);
+    if (dgamma) dgamma[c] += T(chunk_total(part_dg, C, c, ch));
+    if (dbeta) dbeta[c] += T(chunk_total(part_db, C, c, ch));
   }
 }
 

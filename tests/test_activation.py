@@ -1,11 +1,9 @@
-import os
-import warnings
-
 import numpy as np
 import pytest
 
 from dlcore import ops
 from gradcheck import check_gradients
+from keras_parity import import_keras
 from reference.activation import activation as reference
 from reference.activation import activation_backward as reference_backward
 
@@ -200,16 +198,6 @@ def test_backward_reads_x_or_y_as_documented():
     )
 
 
-def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("the Keras parity tests run on Keras' JAX backend")
-    return keras
-
-
 KERAS_FUNCTIONS = [
     ("relu", {}, "relu", {}),
     ("relu", {"negative_slope": 0.1, "max_value": 4.0, "threshold": 0.5}, "relu", None),
@@ -234,7 +222,7 @@ KERAS_FUNCTIONS = [
     "kind,params,keras_name,keras_params", KERAS_FUNCTIONS, ids=[k[0] for k in KERAS_FUNCTIONS]
 )
 def test_matches_keras_activations(kind, params, keras_name, keras_params):
-    keras = _keras()
+    keras = import_keras()
     import jax
 
     x = np.linspace(-8, 8, 1601).astype(np.float32)
@@ -255,7 +243,7 @@ def test_matches_keras_activations(kind, params, keras_name, keras_params):
 
 
 def test_matches_keras_relu_layer():
-    keras = _keras()
+    keras = import_keras()
     x = np.linspace(-4, 8, 121).astype(np.float32)
     for config in ({"max_value": 6.0}, {"negative_slope": 0.2, "threshold": 1.0}, {}):
         want = np.asarray(keras.layers.ReLU(**config)(x))

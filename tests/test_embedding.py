@@ -1,11 +1,9 @@
-import os
-import warnings
-
 import numpy as np
 import pytest
 
 from dlcore import ops
 from gradcheck import check_gradients
+from keras_parity import import_keras
 from reference.embedding import embedding as reference
 from reference.embedding import embedding_backward as reference_backward
 
@@ -90,10 +88,7 @@ def test_embedding_table_layouts_and_promotion(rng):
 
 
 def test_embedding_matches_keras(rng):
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keras = pytest.importorskip("keras")
+    keras = import_keras()
     layer = keras.layers.Embedding(40, 6)
     idx = rng.integers(0, 40, (3, 11)).astype(np.int32)
     want = np.asarray(layer(idx))

@@ -1,11 +1,9 @@
-import os
-import warnings
-
 import numpy as np
 import pytest
 
 from dlcore import ops
 from gradcheck import check_gradients
+from keras_parity import import_keras
 from reference import norm as ref
 
 # x shapes: M = 1, C = 1 / 3 / 7 / 12 (channels read in wide rows of 8 / gcd(C, 8) rows),
@@ -133,7 +131,7 @@ def test_batch_norm_empty_batch_gives_nan_statistics():
 
 
 def test_batch_norm_moving_statistics_update_as_keras(rng):
-    keras = _keras()
+    keras = import_keras()
     x = (3 * rng.standard_normal((8, 5, 5, 6)) + 2).astype(np.float32)
     layer = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3)
     layer.build(x.shape)
@@ -214,7 +212,7 @@ def test_layer_norm_need_flags_and_zero_sizes(rng):
 
 
 def test_layer_norm_matches_keras(rng):
-    keras = _keras()
+    keras = import_keras()
     x = (3 * rng.standard_normal((4, 7, 24)) + 1).astype(np.float32)
     layer = keras.layers.LayerNormalization(epsilon=1e-3)
     layer.build(x.shape)
@@ -223,16 +221,6 @@ def test_layer_norm_matches_keras(rng):
     layer.set_weights([gamma, beta])
     y, _, _ = ops.layer_norm_forward(x, gamma, beta, epsilon=1e-3)
     np.testing.assert_allclose(y, np.asarray(layer(x)), rtol=1e-5, atol=2e-5)
-
-
-def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("the Keras parity tests run on Keras' JAX backend")
-    return keras
 
 
 # ---------------------------------------------------------------- threads

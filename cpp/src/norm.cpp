@@ -312,6 +312,67 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   }
 }
 
+namespace {
+
+// Row reductions for layer norm, each in kLanes independent partial sums added in a fixed
+// order: the single vector accumulator of an `omp simd reduction` waits on every add's
+// latency, and these rows sit in L1. Plain loops: GCC keeps the partial sums in registers.
+constexpr int64_t kLanes = 32;
+
+// sum of x[c], and the sum of (x[c] - mu)^2
+template <typename T>
+T row_sum(const T* x, int64_t C) {
+  T acc[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= C; c += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) acc[j] += x[c + j];
+  }
+  T total = 0;
+  for (; c < C; ++c) total += x[c];
+  for (int64_t j = 0; j < kLanes; ++j) total += acc[j];
+  return total;
+}
+
+template <typename T>
+T row_squared_deviations(const T* x, T mu, int64_t C) {
+  T acc[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= C; c += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T d = x[c + j] - mu;
+      acc[j] += d * d;
+    }
+  }
+  T total = 0;
+  for (; c < C; ++c) total += (x[c] - mu) * (x[c] - mu);
+  for (int64_t j = 0; j < kLanes; ++j) total += acc[j];
+  return total;
+}
+
+// sum of g dy and of g dy xhat over a row, xhat = (x - mu) is
+template <typename T>
+std::pair<T, T> row_gradient_sums(const T* g, const T* dy, const T* x, T mu, T is, int64_t C) {
+  T a[kLanes] = {}, b[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= C; c += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T gd = g[c + j] * dy[c + j];
+      a[j] += gd;
+      b[j] += gd * ((x[c + j] - mu) * is);
+    }
+  }
+  T sum_a = 0, sum_b = 0;
+  for (; c < C; ++c) {
+    const T gd = g[c] * dy[c];
+    sum_a += gd;
+    sum_b += gd * ((x[c] - mu) * is);
+  }
+  for (int64_t j = 0; j < kLanes; ++j) sum_a += a[j], sum_b += b[j];
+  return {sum_a, sum_b};
+}
+
+}  // namespace
+
 template <typename T>
 void layer_norm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, const T* beta,
                         const NormShape& s, double epsilon) {
@@ -327,16 +388,9 @@ void layer_norm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, c
   for (int64_t r = 0; r < M; ++r) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t c = 0; c < C; ++c) sum += xr[c];
-    const T mu = sum / T(C);
-    T sq = 0;
-#pragma omp simd reduction(+ : sq)
-    for (int64_t c = 0; c < C; ++c) {
-      const T d = xr[c] - mu;
-      sq += d * d;
-    }
+    // two passes over a row in L1: the mean, then the squared deviations from it
+    const T mu = row_sum(xr, C) / T(C);
+    const T sq = row_squared_deviations(xr, mu, C);
     const T is = T(1) / std::sqrt(sq / T(C) + eps);
     mean[r] = mu, inv_std[r] = is;
 #pragma omp simd
@@ -360,27 +414,29 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   for (int64_t i = 0; i < ch.count; ++i) {
     T* pg = part_dg + i * C;
     T* pb = part_db + i * C;
-    if (params) std::fill(pg, pg + C, T(0)), std::fill(pb, pb + C, T(0));
+    std::fill(pg, pg + C, T(0));
+    std::fill(pb, pb + C, T(0));
     for (int64_t r = ch.first(i); r < ch.first(i) + ch.size(i, M); ++r) {
       const T *xr = x + r * C, *dyr = dy + r * C;
       const T mu = mean[r], is = inv_std[r];
-      if (dx) {
-        // dx = is (g dy - mean(g dy) - xhat mean(g dy xhat))
-        T sum_g = 0, sum_gx = 0;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
+      // dx = is (g dy - mean(g dy) - xhat mean(g dy xhat)), xhat = (x - mean) is
+      const auto [sum_g, sum_gx] = row_gradient_sums(g, dyr, xr, mu, is, dx ? C : 0);
+      const T mean_g = sum_g / T(C), mean_gx = sum_gx / T(C);
+      T* dxr = dx ? dx + r * C : nullptr;
+      if (dx && params) {
+#pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
-          const T gd = g[c] * dyr[c];
-          sum_g += gd;
-          sum_gx += gd * ((xr[c] - mu) * is);
+          const T xhat = (xr[c] - mu) * is;
+          dxr[c] = is * (g[c] * dyr[c] - mean_g - xhat * mean_gx);
+          pg[c] += dyr[c] * xhat;
+          pb[c] += dyr[c];
         }
-        const T mean_g = sum_g / T(C), mean_gx = sum_gx / T(C);
-        T* dxr = dx + r * C;
+      } else if (dx) {
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
           dxr[c] = is * (g[c] * dyr[c] - mean_g - (xr[c] - mu) * is * mean_gx);
         }
-      }
-      if (params) {
+      } else {
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
           pg[c] += dyr[c] * ((xr[c] - mu) * is);

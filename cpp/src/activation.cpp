@@ -196,12 +196,8 @@ struct Mish {
 
 template <typename T>
 struct Gelu {
-  static constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
   T forward(T x) const { return x * fast_math::Math<T>::normal_cdf(x); }
-  T backward(T dy, T x) const {
-    const T pdf = kInvSqrt2Pi * fast_math::Math<T>::exp_minus_half_square(x);
-    return dy * (fast_math::Math<T>::normal_cdf(x) + x * pdf);
-  }
+  T backward(T dy, T x) const { return dy * fast_math::Math<T>::gelu_slope(x); }
 };
 
 template <typename T>

@@ -24,6 +24,28 @@ inline float float_of(uint32_t u) {
   return x;
 }
 
+// a * b + c, fused where the instruction set has FMA; builds without it (x86-64-v2,
+// generic) would otherwise call libm's software fma on every element, unvectorised.
+inline float madd(float a, float b, float c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// x * x - round(x * x), exactly: FMA where there is one, else Dekker's product of the
+// halves of x split by Veltkamp (12 + 12 significant bits).
+inline float square_error(float x, float sq) {
+#ifdef __FMA__
+  return std::fma(x, x, -sq);
+#else
+  const float t = 4097.0f * x;  // 2^12 + 1
+  const float hi = t - (t - x), lo = x - hi;
+  return ((hi * hi - sq) + 2.0f * hi * lo) + lo * lo;
+#endif
+}
+
 // Comparisons written so that a NaN x falls through unchanged.
 inline float at_most(float x, float hi) { return x > hi ? hi : x; }
 inline float at_least(float x, float lo) { return x < lo ? lo : x; }
@@ -34,17 +56,17 @@ inline float at_least(float x, float lo) { return x < lo ? lo : x; }
 inline float exp(float x) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   x = at_least(at_most(x, 88.73f), -104.0f);
-  const float t = std::fma(x, 1.44269504088896341f, kRound);
+  const float t = madd(x, 1.44269504088896341f, kRound);
   const float n = t - kRound;
-  float r = std::fma(n, -0.693359375f, x);  // ln 2 in two parts (Cody and Waite)
-  r = std::fma(n, 2.12194440e-4f, r);
+  float r = madd(n, -0.693359375f, x);  // ln 2 in two parts (Cody and Waite)
+  r = madd(n, 2.12194440e-4f, r);
   float p = 1.9875691500e-4f;
-  p = std::fma(p, r, 1.3981999507e-3f);
-  p = std::fma(p, r, 8.3334519073e-3f);
-  p = std::fma(p, r, 4.1665795894e-2f);
-  p = std::fma(p, r, 1.6666665459e-1f);
-  p = std::fma(p, r, 5.0000001201e-1f);
-  const float y = std::fma(p, r * r, r) + 1.0f;
+  p = madd(p, r, 1.3981999507e-3f);
+  p = madd(p, r, 8.3334519073e-3f);
+  p = madd(p, r, 4.1665795894e-2f);
+  p = madd(p, r, 1.6666665459e-1f);
+  p = madd(p, r, 5.0000001201e-1f);
+  const float y = madd(p, r * r, r) + 1.0f;
   const auto ni = static_cast<int32_t>(bits_of(t) - bits_of(kRound));
   const int32_t n1 = ni >> 1, n2 = ni - n1;
   return y * float_of((static_cast<uint32_t>(n1) + 127u) << 23) *
@@ -55,13 +77,13 @@ inline float exp(float x) {
 // for |x| < 0.5 (truncation below 1e-9 relative), exp(x) - 1 beyond.
 inline float expm1(float x) {
   float p = 1.0f / 40320;
-  p = std::fma(p, x, 1.0f / 5040);
-  p = std::fma(p, x, 1.0f / 720);
-  p = std::fma(p, x, 1.0f / 120);
-  p = std::fma(p, x, 1.0f / 24);
-  p = std::fma(p, x, 1.0f / 6);
-  p = std::fma(p, x, 0.5f);
-  const float small = std::fma(p * x, x, x);
+  p = madd(p, x, 1.0f / 5040);
+  p = madd(p, x, 1.0f / 720);
+  p = madd(p, x, 1.0f / 120);
+  p = madd(p, x, 1.0f / 24);
+  p = madd(p, x, 1.0f / 6);
+  p = madd(p, x, 0.5f);
+  const float small = madd(p * x, x, x);
   const float large = fast_math::exp(x) - 1.0f;
   return std::fabs(x) < 0.5f ? small : large;
 }
@@ -72,12 +94,12 @@ inline float log1p_unit(float u) {
   const float s = u / (2.0f + u);
   const float z = s * s;
   float p = 2.0f / 13;
-  p = std::fma(p, z, 2.0f / 11);
-  p = std::fma(p, z, 2.0f / 9);
-  p = std::fma(p, z, 2.0f / 7);
-  p = std::fma(p, z, 2.0f / 5);
-  p = std::fma(p, z, 2.0f / 3);
-  return std::fma(p * z, s, 2.0f * s);
+  p = madd(p, z, 2.0f / 11);
+  p = madd(p, z, 2.0f / 9);
+  p = madd(p, z, 2.0f / 7);
+  p = madd(p, z, 2.0f / 5);
+  p = madd(p, z, 2.0f / 3);
+  return madd(p * z, s, 2.0f * s);
 }
 
 // tanh x: Cephes' tanhf polynomial below |x| = 0.625, 1 - 2 / (e^2|x| + 1) above.
@@ -85,22 +107,22 @@ inline float tanh(float x) {
   const float a = std::fabs(x);
   const float z = x * x;
   float p = -5.70498872745e-3f;
-  p = std::fma(p, z, 2.06390887954e-2f);
-  p = std::fma(p, z, -5.37397155531e-2f);
-  p = std::fma(p, z, 1.33314422036e-1f);
-  p = std::fma(p, z, -3.33332819422e-1f);
-  const float small = std::fma(p * z, x, x);
+  p = madd(p, z, 2.06390887954e-2f);
+  p = madd(p, z, -5.37397155531e-2f);
+  p = madd(p, z, 1.33314422036e-1f);
+  p = madd(p, z, -3.33332819422e-1f);
+  const float small = madd(p * z, x, x);
   const float large = std::copysign(1.0f - 2.0f / (fast_math::exp(2.0f * a) + 1.0f), x);
   return a < 0.625f ? small : large;
 }
 
-// e^(-x^2 / 2), with x^2 split into its rounded value and the rounding error (exact by
-// FMA): rounding x^2 first would cost x^2 / 2 ulps (12 at x = 5).
+// e^(-x^2 / 2), with x^2 split into its rounded value and its rounding error (exact, see
+// square_error): rounding x^2 first would cost x^2 / 2 ulps (12 at x = 5).
 inline float exp_minus_half_square(float x) {
   const float sq = x * x;
-  const float err = std::fma(x, x, -sq);  // NaN for infinite x, where e^(-sq/2) is 0
+  const float err = square_error(x, sq);  // NaN for infinite x, where e^(-sq/2) is 0
   const float e = fast_math::exp(-0.5f * sq);
-  const float corrected = e * std::fma(-0.5f, err, 1.0f);
+  const float corrected = e * madd(-0.5f, err, 1.0f);
   return e == 0.0f ? 0.0f : corrected;
 }
 
@@ -114,19 +136,19 @@ struct NormalCdfPdf {
   float cdf, pdf;
   explicit NormalCdfPdf(float x) {
     const float a = std::fabs(x);
-    const float t = 1.0f / std::fma(0.25f, a, 1.0f);
-    const float s = std::fma(t, 2.571428571f, -1.571428571f);
+    const float t = 1.0f / madd(0.25f, a, 1.0f);
+    const float s = madd(t, 2.571428571f, -1.571428571f);
     float p = -1.064243526e-06f;
-    p = std::fma(p, s, 3.076238445e-06f);
-    p = std::fma(p, s, 1.745252147e-05f);
-    p = std::fma(p, s, -4.296231928e-05f);
-    p = std::fma(p, s, -3.113243147e-04f);
-    p = std::fma(p, s, 9.652189806e-05f);
-    p = std::fma(p, s, 6.002350204e-03f);
-    p = std::fma(p, s, 2.858745982e-02f);
-    p = std::fma(p, s, 8.016383218e-02f);
-    p = std::fma(p, s, 1.575624184e-01f);
-    p = std::fma(p, s, 2.279222398e-01f);
+    p = madd(p, s, 3.076238445e-06f);
+    p = madd(p, s, 1.745252147e-05f);
+    p = madd(p, s, -4.296231928e-05f);
+    p = madd(p, s, -3.113243147e-04f);
+    p = madd(p, s, 9.652189806e-05f);
+    p = madd(p, s, 6.002350204e-03f);
+    p = madd(p, s, 2.858745982e-02f);
+    p = madd(p, s, 8.016383218e-02f);
+    p = madd(p, s, 1.575624184e-01f);
+    p = madd(p, s, 2.279222398e-01f);
     const float e = exp_minus_half_square(a);
     const float lower = e * t * p;  // Phi(-a)
     const float upper = 1.0f - lower;
@@ -150,7 +172,7 @@ struct Math<float> {
   // Phi(x) + x phi(x), gelu's derivative
   static float gelu_slope(float x) {
     const NormalCdfPdf n(x);
-    return std::fma(x, n.pdf, n.cdf);
+    return madd(x, n.pdf, n.cdf);
   }
   static constexpr float kExpMax = 88.0f;  // exp of more overflows
 };

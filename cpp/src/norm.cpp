@@ -319,6 +319,16 @@ namespace {
 // latency, and these rows sit in L1. Plain loops: GCC keeps the partial sums in registers.
 constexpr int64_t kLanes = 32;
 
+// The kLanes partial sums added pairwise in a fixed tree (a sequential sum of them cost
+// more than the row: 32 dependent scalar adds).
+template <typename T>
+T fold_lanes(T* acc) {
+  for (int64_t width = kLanes / 2; width > 0; width /= 2) {
+    for (int64_t j = 0; j < width; ++j) acc[j] += acc[j + width];
+  }
+  return acc[0];
+}
+
 // sum of x[c], and the sum of (x[c] - mu)^2
 template <typename T>
 T row_sum(const T* x, int64_t C) {
@@ -327,10 +337,9 @@ T row_sum(const T* x, int64_t C) {
   for (; c + kLanes <= C; c += kLanes) {
     for (int64_t j = 0; j < kLanes; ++j) acc[j] += x[c + j];
   }
-  T total = 0;
-  for (; c < C; ++c) total += x[c];
-  for (int64_t j = 0; j < kLanes; ++j) total += acc[j];
-  return total;
+  T tail = 0;
+  for (; c < C; ++c) tail += x[c];
+  return fold_lanes(acc) + tail;
 }
 
 template <typename T>
@@ -343,10 +352,9 @@ T row_squared_deviations(const T* x, T mu, int64_t C) {
       acc[j] += d * d;
     }
   }
-  T total = 0;
-  for (; c < C; ++c) total += (x[c] - mu) * (x[c] - mu);
-  for (int64_t j = 0; j < kLanes; ++j) total += acc[j];
-  return total;
+  T tail = 0;
+  for (; c < C; ++c) tail += (x[c] - mu) * (x[c] - mu);
+  return fold_lanes(acc) + tail;
 }
 
 // sum of g dy and of g dy xhat over a row, xhat = (x - mu) is
@@ -361,14 +369,13 @@ std::pair<T, T> row_gradient_sums(const T* g, const T* dy, const T* x, T mu, T i
       b[j] += gd * ((x[c + j] - mu) * is);
     }
   }
-  T sum_a = 0, sum_b = 0;
+  T tail_a = 0, tail_b = 0;
   for (; c < C; ++c) {
     const T gd = g[c] * dy[c];
-    sum_a += gd;
-    sum_b += gd * ((x[c] - mu) * is);
+    tail_a += gd;
+    tail_b += gd * ((x[c] - mu) * is);
   }
-  for (int64_t j = 0; j < kLanes; ++j) sum_a += a[j], sum_b += b[j];
-  return {sum_a, sum_b};
+  return {fold_lanes(a) + tail_a, fold_lanes(b) + tail_b};
 }
 
 }  // namespace

@@ -117,6 +117,33 @@ def _maxpool_round_trip(x, dy=None, **kwargs):
     return y, argmax, ops.maxpool2d_backward(y if dy is None else dy, argmax, x.shape)
 
 
+def _norm_round_trip(kind):
+    """Forward, then backward with dy from the forward's statistics (and for batch norm
+    the inference forward with them): every output."""
+    forward, backward = getattr(ops, f"{kind}_forward"), getattr(ops, f"{kind}_backward")
+
+    def run(x, gamma, beta, dy, epsilon=1e-3, training=None):
+        out = forward(x, gamma, beta, epsilon=epsilon)
+        mean, inv_std = out[1], out[-1]
+        flags = {} if training is None else {"training": training}
+        grads = backward(dy, x, mean, inv_std, gamma, **flags)
+        if kind == "batch_norm":
+            out = (*out, ops.batch_norm_inference(x, mean, out[2], gamma, beta, epsilon=epsilon))
+        return tuple(out), grads
+
+    return run
+
+
+def _embedding_round_trip(idx, table, dy):
+    y = ops.embedding_forward(idx, table)
+    return y, ops.embedding_backward(dy, idx, np.shape(table)[0])
+
+
+def _activation_round_trip(x, dy, kind, params):
+    y = ops.activation_forward(x, kind, **params)
+    return y, ops.activation_backward(dy, kind, x=x, y=y, **params)
+
+
 def _update(kernel):
     """An in-place update returns the arrays it updated, copied."""
 
@@ -168,6 +195,11 @@ OPERATIONS = {
     "lstm_cell_round_trip": _lstm_round_trip(ops.lstm_cell_forward, ops.lstm_cell_backward, 2),
     "relu": ops.relu,
     "relu_backward": ops.relu_backward,
+    "batch_norm_round_trip": _norm_round_trip("batch_norm"),
+    "layer_norm_round_trip": _norm_round_trip("layer_norm"),
+    "embedding_round_trip": _embedding_round_trip,
+    "embedding_backward": ops.embedding_backward,
+    "activation_round_trip": _activation_round_trip,
     "adam_update": _update(ops.adam_update),
     "sgd_update": _update(ops.sgd_update),
     "rmsprop_update": _update(ops.rmsprop_update),
@@ -188,6 +220,15 @@ NOT_FUZZED = {
     "get_num_threads": "takes no arguments",
     "LstmCache": "a type, not an operation",
     "LstmCellCache": "a type, not an operation",
+    "batch_norm_forward": "fuzzed as batch_norm_round_trip (forward, inference, backward)",
+    "batch_norm_inference": "fuzzed as batch_norm_round_trip",
+    "batch_norm_backward": "fuzzed as batch_norm_round_trip",
+    "layer_norm_forward": "fuzzed as layer_norm_round_trip (forward and backward)",
+    "layer_norm_backward": "fuzzed as layer_norm_round_trip",
+    "embedding_forward": "fuzzed as embedding_round_trip (forward and backward)",
+    "activation_forward": "fuzzed as activation_round_trip (every kind, forward and backward)",
+    "activation_backward": "fuzzed as activation_round_trip",
+    "activation_backward_needs": "a query of a kind's name; tests/test_activation.py covers every kind",
 }
 
 

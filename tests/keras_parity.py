@@ -8,6 +8,7 @@ Keras is an optional test dependency: ``keras_module()`` skips the test without 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -21,10 +22,15 @@ def keras_module():
     """Keras 3 on JAX, or skip."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    keras = pytest.importorskip("keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jax and keras warn on import (TPU probing, ...)
+        keras = pytest.importorskip("keras")
     if keras.backend.backend() != "jax":
         pytest.skip(f"the parity tests run Keras on JAX, not {keras.backend.backend()}")
     return keras
+
+
+import_keras = keras_module
 
 
 OPTIMIZERS = {

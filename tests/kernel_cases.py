@@ -23,6 +23,28 @@ CONV_SHAPES = {
     "pointwise": ((4, 16, 16, 16), (1, 1, 16, 32), 0),
 }
 
+# x shapes of the normalisations: C = 3 read in wide rows of 8 rows, three chunks of rows
+# with a short last wide row; C = 64 in 13 chunks; layer norm rows in 6 chunks.
+NORM_SHAPES = {"c3": (9, 37, 35, 3), "c64": (16, 14, 14, 64), "rows": (64, 33, 40)}
+
+# Every activation kernel, with parameters where it has them; (32, 33, 35) elements go
+# parallel even for the cheapest kinds.
+ACTIVATIONS = {
+    "relu": ("relu", {"negative_slope": 0.1, "max_value": 6.0, "threshold": 0.5}),
+    "elu": ("elu", {"alpha": 0.5}),
+    "selu": ("selu", {}),
+    "gelu": ("gelu", {}),
+    "gelu_tanh": ("gelu", {"approximate": True}),
+    "silu": ("silu", {}),
+    "softplus": ("softplus", {}),
+    "softsign": ("softsign", {}),
+    "sigmoid": ("sigmoid", {}),
+    "tanh": ("tanh", {}),
+    "hard_sigmoid": ("hard_sigmoid", {}),
+    "hard_silu": ("hard_silu", {}),
+    "mish": ("mish", {}),
+}
+
 # (N, T, I, U) of an LSTM that 2 threads share by batch (many sequences) and one they
 # share by hidden units (few sequences, several 16-unit panels).
 LSTM_SHAPES = {"by_batch": (16, 8, 8, 32), "by_units": (2, 6, 8, 64)}
@@ -119,6 +141,48 @@ def relu_backward(x, dy):
     return (ops.relu_backward(dy, ops.relu(x)),)
 
 
+def batch_norm_forward(x, dy, gamma, beta):
+    return ops.batch_norm_forward(x, gamma, beta)
+
+
+def batch_norm_inference(x, dy, gamma, beta):
+    # moving statistics of a plausible size: the batch's, shifted and scaled
+    rows = x.reshape(-1, x.shape[-1])
+    mean, variance = rows.mean(axis=0) + 0.1, rows.var(axis=0) * 1.5 + 0.2
+    return ops.batch_norm_inference(x, mean, variance, gamma, beta)
+
+
+def batch_norm_backward(x, dy, gamma, beta):
+    _, mean, _, inv_std = ops.batch_norm_forward(x, gamma, beta)
+    return ops.batch_norm_backward(dy, x, mean, inv_std, gamma)
+
+
+def layer_norm_forward(x, dy, gamma, beta):
+    return ops.layer_norm_forward(x, gamma, beta)
+
+
+def layer_norm_backward(x, dy, gamma, beta):
+    _, mean, inv_std = ops.layer_norm_forward(x, gamma, beta)
+    return ops.layer_norm_backward(dy, x, mean, inv_std, gamma)
+
+
+def embedding_forward(idx, table, dy):
+    return (ops.embedding_forward(idx, table),)
+
+
+def embedding_backward(idx, table, dy):
+    return (ops.embedding_backward(dy, idx, table.shape[0]),)
+
+
+def activation_forward(x, dy, kind, params):
+    return (ops.activation_forward(x, kind, **params),)
+
+
+def activation_backward(x, dy, kind, params):
+    y = ops.activation_forward(x, kind, **params)
+    return (ops.activation_backward(dy, kind, x=x, y=y, **params),)
+
+
 def adam_update(param, grad, m, v):
     param, m, v, vhat = param.copy(), m.copy(), v.copy(), v.copy()
     ops.adam_update(
@@ -151,6 +215,23 @@ def _optim_inputs(rng):
     return param, grad, m, m * m + np.abs(_f32(rng, ELTWISE_SIZE))
 
 
+def _norm_inputs(rng, variant):
+    shape = NORM_SHAPES[variant]
+    x, dy = _f32(rng, *shape) + 0.5, _f32(rng, *shape)
+    return x, dy, _f32(rng, shape[-1]), _f32(rng, shape[-1])
+
+
+def _embedding_inputs(rng):
+    # Zipf-distributed ids (a few rows take most hits), 2 x 50 x 32 = 76,800 elements.
+    idx = np.minimum(rng.zipf(1.3, (32, 50)) - 1, 2999)
+    return idx, _f32(rng, 3000, 48), _f32(rng, 32, 50, 48)
+
+
+def _activation_inputs(rng, variant):
+    kind, params = ACTIVATIONS[variant]
+    return 3 * _f32(rng, 32, 33, 35), _f32(rng, 32, 33, 35), kind, params
+
+
 def make_inputs(name, rng):
     """Inputs of case `name` drawn from rng."""
     kernel, _, variant = name.partition("[")
@@ -170,6 +251,12 @@ def make_inputs(name, rng):
         return _lstm_inputs(rng, variant)
     if kernel.startswith("relu"):
         return _f32(rng, ELTWISE_SIZE), _f32(rng, ELTWISE_SIZE)
+    if kernel.startswith(("batch_norm", "layer_norm")):
+        return _norm_inputs(rng, variant)
+    if kernel.startswith("embedding"):
+        return _embedding_inputs(rng)
+    if kernel.startswith("activation"):
+        return _activation_inputs(rng, variant)
     return _optim_inputs(rng)
 
 
@@ -188,6 +275,15 @@ FUNCTIONS = {
         lstm_cell_backward,
         relu,
         relu_backward,
+        batch_norm_forward,
+        batch_norm_inference,
+        batch_norm_backward,
+        layer_norm_forward,
+        layer_norm_backward,
+        embedding_forward,
+        embedding_backward,
+        activation_forward,
+        activation_backward,
         adam_update,
         sgd_update,
         rmsprop_update,
@@ -208,6 +304,10 @@ CASES = (
         "sgd_update",
         "rmsprop_update",
     ]
+    + [f"batch_norm_{d}[{v}]" for d in ("forward", "inference", "backward") for v in ("c3", "c64")]
+    + [f"layer_norm_{d}[rows]" for d in ("forward", "backward")]
+    + ["embedding_forward", "embedding_backward"]
+    + [f"activation_{d}[{kind}]" for d in ("forward", "backward") for kind in ACTIVATIONS]
 )
 
 

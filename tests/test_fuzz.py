@@ -32,9 +32,12 @@ from hypothesis import strategies as st
 from _fuzz_worker import ArraySpec, make_array, run_case
 from conftest import SANITIZED
 from dlcore import functional as F
+from reference import activation as ref_activation
 from reference import conv as ref_conv
+from reference import embedding as ref_embedding
 from reference import gemm as ref_gemm
 from reference import lstm as ref_lstm
+from reference import norm as ref_norm
 from reference import pool as ref_pool
 
 CASES = Counter()
@@ -578,6 +581,227 @@ def check_relu(case):
     return check
 
 
+# ---------------------------------------------------------------- normalisation
+
+
+@st.composite
+def norm_cases(draw, crash_prone=False):
+    kind = draw(st.sampled_from(["batch_norm", "layer_norm"]))
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=4)))
+    C = shape[-1]
+    x, dy = draw(arrays(shape, crash_prone)), draw(arrays(shape, crash_prone))
+    gamma = draw(st.one_of(st.none(), arrays((C,), crash_prone)))
+    beta = draw(st.one_of(st.none(), arrays((C,), crash_prone)))
+    kw = dict(epsilon=draw(st.sampled_from([1e-3, 0.1, 1.0])))
+    if kind == "batch_norm":
+        kw["training"] = draw(st.booleans())
+    expect = VALID
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 6 + ["gamma_shape", "dy_shape", "rank0", "epsilon", "dtype", "none_arg"]
+        )
+    )
+    if fault == "gamma_shape":
+        gamma, expect = draw(arrays((C + 1,), crash_prone)), INVALID
+    elif fault == "dy_shape":
+        dy, expect = dy._replace(shape=(*shape[:-1], C + 1)), INVALID
+    elif fault == "rank0":
+        x, expect = 1.5, INVALID  # (make_array would give a 0-D spec one axis)
+    elif fault == "epsilon":
+        kw["epsilon"], expect = draw(st.sampled_from([-1e-3, float("nan"), float("inf")])), INVALID
+    elif fault == "dtype":
+        x, expect = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES))), INVALID
+    elif fault == "none_arg":
+        x, expect = None, INVALID
+    return (f"{kind}_round_trip", (x, gamma, beta, dy), kw), expect
+
+
+def check_norm(case):
+    name, args, kw = case
+    x_spec, gamma_spec, beta_spec, dy_spec = args
+    fwd_dtype = compute_dtype(x_spec, gamma_spec, beta_spec)
+    bwd_dtype = compute_dtype(*args)  # dy joins the forward's outputs
+    x, gamma, beta = (None if a is None else make_array(a).astype(fwd_dtype) for a in args[:3])
+    dy = make_array(dy_spec).astype(bwd_dtype)
+    eps, C = kw["epsilon"], x.shape[-1]
+    M = x.size // max(C, 1)
+
+    def references():
+        if name == "batch_norm_round_trip":
+            y, mean, var, inv_std = ref_norm.batch_norm(x, gamma, beta, eps)
+            grads = ref_norm.batch_norm_backward(dy, x, mean, inv_std, gamma, kw["training"])
+            return (y, mean, var, inv_std, y), grads, inv_std  # inference with the batch's own
+        y, mean, inv_std = ref_norm.layer_norm(x, gamma, beta, eps)
+        return (
+            (y, mean, inv_std),
+            ref_norm.layer_norm_backward(dy, x, mean, inv_std, gamma),
+            inv_std,
+        )
+
+    def check(result):
+        fwd, bwd = result
+        dtypes = [fwd_dtype] * len(fwd) + [bwd_dtype] * len(bwd)
+        assert [r.dtype for r in (*fwd, *bwd)] == dtypes
+        assert fwd[0].shape == x.shape and bwd[0].shape == x.shape
+        if not (is_finite_case(*args) and M and C):  # empty: NaN statistics; specials: shapes
+            return
+        wants, grads, inv_std = references()
+        # float32 errors in dx grow with inv_std <= 1 / sqrt(epsilon)
+        scale = max(1.0, float(inv_std.max()))
+        # float32 statistics make float64 gradients only float32-accurate
+        rtol = 2e-4 if fwd_dtype == np.float32 else 1e-9
+        for got, want in zip((*fwd, *bwd), (*wants, *grads)):
+            atol = rtol * scale * max(1.0, float(np.abs(want).max()))
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+    return check
+
+
+# ---------------------------------------------------------------- embedding
+
+INDEX_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+@st.composite
+def embedding_cases(draw, crash_prone=False):
+    V, D = draw(st.integers(0, 5)), draw(st.integers(0, 4))
+    # (make_array gives a 0-D spec one axis: test_embedding.py covers 0-D indices)
+    idx_shape = tuple(draw(st.lists(st.integers(0, 3), min_size=1, max_size=3)))
+    positions = int(np.prod(idx_shape))
+    idx_dtypes = INDEX_DTYPES + ([">i4", ">u2", ">i8"] if crash_prone else [])
+    layouts = ALL_LAYOUTS if crash_prone else SAFE_LAYOUTS
+    idx = ArraySpec(
+        idx_shape,
+        draw(st.sampled_from(idx_dtypes)),
+        draw(st.sampled_from(layouts)),
+        draw(st.integers(0, 2**16)),
+        "",
+        0.0,
+        max(V - 0.51, 0.0),
+    )
+    expect = VALID if V > 0 or positions == 0 else INVALID
+    table = draw(arrays((V, D), crash_prone))
+    dy = draw(arrays((*idx_shape, D), crash_prone))
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 5 + ["out_of_range", "negative", "float_idx", "table_rank", "dy_shape"]
+        )
+    )
+    if fault == "out_of_range" and positions:
+        idx, expect = idx._replace(low=V, high=V + 3), INVALID
+    elif fault == "negative" and positions and np.dtype(idx.dtype).kind == "i":
+        idx, expect = idx._replace(low=-3, high=-0.6), INVALID
+    elif fault == "float_idx":
+        idx, expect = (
+            idx._replace(dtype=draw(st.sampled_from(["float32", "float64", "bool"]))),
+            INVALID,
+        )
+    elif fault == "table_rank":
+        table, expect = table._replace(shape=(V,)), INVALID
+    elif fault == "dy_shape":
+        dy, expect = dy._replace(shape=(*idx_shape, D + 1, 1)), INVALID
+    return ("embedding_round_trip", (idx, table, dy), {}), expect
+
+
+def check_embedding(case):
+    _, (idx_spec, table_spec, dy_spec), _ = case
+    idx = make_array(idx_spec)
+    table = make_array(table_spec).astype(compute_dtype(table_spec))
+    dy = make_array(dy_spec).astype(compute_dtype(dy_spec))
+
+    def check(result):
+        y, dtable = result
+        want_y = ref_embedding.embedding(idx, table)
+        assert y.dtype == want_y.dtype and y.shape == want_y.shape
+        np.testing.assert_array_equal(y, want_y)  # a copy, NaN included
+        want = ref_embedding.embedding_backward(dy, idx, table.shape[0])
+        assert dtable.dtype == want.dtype and dtable.shape == want.shape
+        np.testing.assert_array_equal(dtable, want)  # added in position order, as np.add.at
+
+    return check
+
+
+# ---------------------------------------------------------------- activations
+
+ACTIVATION_PARAMS = {
+    "relu": {
+        "negative_slope": st.floats(0, 1),
+        "max_value": st.one_of(st.none(), st.floats(0, 8)),
+        "threshold": st.floats(-1, 2),
+    },
+    "leaky_relu": {"negative_slope": st.floats(0, 1)},
+    "elu": {"alpha": st.floats(0.1, 2)},
+    "gelu": {"approximate": st.sampled_from([True, False, "tanh", "none"])},
+}
+ACTIVATION_KINDS = [
+    *ACTIVATION_PARAMS,
+    "relu6",
+    "selu",
+    "silu",
+    "swish",
+    "softplus",
+    "softsign",
+    "sigmoid",
+    "tanh",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "mish",
+]
+
+
+@st.composite
+def activation_cases(draw, crash_prone=False):
+    kind = draw(st.sampled_from(ACTIVATION_KINDS))
+    params = {
+        name: draw(values)
+        for name, values in ACTIVATION_PARAMS.get(kind, {}).items()
+        if draw(st.booleans())
+    }
+    shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
+    x, dy = draw(arrays(shape, crash_prone)), draw(arrays(shape, crash_prone))
+    expect = VALID
+    fault = draw(
+        st.sampled_from(["none"] * 6 + ["kind", "param", "param_value", "dtype", "mismatch"])
+    )
+    if fault == "kind":
+        kind, expect = draw(st.sampled_from(["relu7", "", "GELU", "softmax"])), INVALID
+    elif fault == "param":
+        other = draw(st.sampled_from(["alpha", "negative_slope", "max_value", "threshold"]))
+        if other not in ACTIVATION_PARAMS.get(kind, {}):
+            params[other], expect = 0.5, INVALID
+    elif fault == "param_value" and kind in ("relu", "elu"):
+        name = "threshold" if kind == "relu" else "alpha"
+        params[name], expect = draw(st.sampled_from([float("nan"), float("inf"), "1"])), INVALID
+    elif fault == "dtype":
+        x, expect = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES))), INVALID
+    elif fault == "mismatch":
+        dy, expect = dy._replace(shape=(*shape, 2)), INVALID
+    return ("activation_round_trip", (x, dy, kind, params), {}), expect
+
+
+def check_activation(case):
+    _, (x_spec, dy_spec, kind, params), _ = case
+    dtype = compute_dtype(x_spec)
+    x = make_array(x_spec).astype(dtype)
+    dy = make_array(dy_spec).astype(compute_dtype(x_spec, dy_spec))
+
+    def check(result):
+        y, dx = result
+        want_y = ref_activation.activation(x, kind, **params).astype(dtype)
+        want_dx = ref_activation.activation_backward(dy, x, kind, **params)
+        if is_finite_case(x_spec, dy_spec):
+            assert_close(y, want_y, dtype)
+            # sigmoid's and tanh's dx come from the forward's y: as precise as x's dtype
+            assert dx.dtype == compute_dtype(x_spec, dy_spec)
+            assert_close(dx.astype(dtype), want_dx.astype(dtype), dtype)
+        else:
+            assert_shapes(y, want_y, dtype)
+            assert_shapes(dx, want_dx.astype(dx.dtype), dx.dtype)
+
+    return check
+
+
 # ---------------------------------------------------------------- optimizer updates
 
 
@@ -811,7 +1035,15 @@ def thread_cases(draw):
         return ("set_num_threads", (n,), {}), VALID if valid else INVALID
     inner, expect = draw(
         st.one_of(
-            gemm_cases(), conv_cases(), pool_cases(), lstm_cases(), relu_cases(), update_cases()
+            gemm_cases(),
+            conv_cases(),
+            pool_cases(),
+            lstm_cases(),
+            relu_cases(),
+            update_cases(),
+            norm_cases(),
+            embedding_cases(),
+            activation_cases(),
         )
     )
     return ("with_threads", (n, inner), {}), expect
@@ -858,6 +1090,10 @@ CHECKERS = {
     "lstm_cell_round_trip": check_lstm,
     "relu": check_relu,
     "relu_backward": check_relu,
+    "batch_norm_round_trip": check_norm,
+    "layer_norm_round_trip": check_norm,
+    "embedding_round_trip": check_embedding,
+    "activation_round_trip": check_activation,
     "adam_update": check_update,
     "sgd_update": check_update,
     "rmsprop_update": check_update,
@@ -885,6 +1121,9 @@ FAMILIES = {
     "maxpool2d_backward": pool_backward_cases,
     "lstm": lstm_cases,
     "relu": relu_cases,
+    "norm": norm_cases,
+    "embedding": embedding_cases,
+    "activation": activation_cases,
     "updates": update_cases,
     "layers": layer_cases,
 }

@@ -69,4 +69,7 @@ PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
   dlcore::bind::register_conv2d(m);
   dlcore::bind::register_pool(m);
   dlcore::bind::register_lstm(m);
+  dlcore::bind::register_activation(m);
+  dlcore::bind::register_norm(m);
+  dlcore::bind::register_embedding(m);
 }

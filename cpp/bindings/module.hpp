@@ -11,5 +11,8 @@ void register_eltwise(pybind11::module_& m);
 void register_conv2d(pybind11::module_& m);
 void register_pool(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
+void register_activation(pybind11::module_& m);
+void register_norm(pybind11::module_& m);
+void register_embedding(pybind11::module_& m);
 
 }  // namespace dlcore::bind

@@ -133,3 +133,101 @@ def lstm_cell_backward(
     dc_next: Optional[ArrayLike],
     cache: LstmCellCache,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+def activation_forward(
+    x: ArrayLike,
+    kind: str,
+    *,
+    alpha: Optional[float] = None,
+    negative_slope: Optional[float] = None,
+    max_value: Optional[float] = None,
+    threshold: Optional[float] = None,
+    approximate: Optional[Union[bool, str]] = None,
+) -> np.ndarray:
+    """Keras 3's activation `kind` element-wise (relu with Keras ReLU's parameters, relu6,
+    leaky_relu, elu, selu, gelu, silu/swish, softplus, softsign, sigmoid, tanh,
+    hard_sigmoid, hard_silu/hard_swish, mish). A parameter applies to its kinds only:
+    alpha to elu; negative_slope to relu and leaky_relu; max_value and threshold to relu;
+    approximate to gelu."""
+
+def activation_backward(
+    dy: ArrayLike,
+    kind: str,
+    *,
+    x: Optional[ArrayLike] = None,
+    y: Optional[ArrayLike] = None,
+    alpha: Optional[float] = None,
+    negative_slope: Optional[float] = None,
+    max_value: Optional[float] = None,
+    threshold: Optional[float] = None,
+    approximate: Optional[Union[bool, str]] = None,
+) -> np.ndarray:
+    """dy * f'(x). sigmoid and tanh read the forward's output y, every other kind its
+    input x (activation_backward_needs(kind) says which); passing both is fine."""
+
+def activation_backward_needs(kind: str) -> str:
+    """'y' for sigmoid and tanh, 'x' for every other kind."""
+
+def batch_norm_forward(
+    x: ArrayLike,
+    gamma: Optional[ArrayLike] = None,
+    beta: Optional[ArrayLike] = None,
+    *,
+    epsilon: float = 1e-3,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training mode over the last axis: (y, mean, variance, inv_std), the statistics (C,)
+    over all other axes, the variance biased (what Keras' moving_variance averages)."""
+
+def batch_norm_inference(
+    x: ArrayLike,
+    mean: ArrayLike,
+    variance: ArrayLike,
+    gamma: Optional[ArrayLike] = None,
+    beta: Optional[ArrayLike] = None,
+    *,
+    epsilon: float = 1e-3,
+) -> np.ndarray:
+    """Inference mode: y = (x - mean) / sqrt(variance + epsilon) * gamma + beta."""
+
+def batch_norm_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    mean: ArrayLike,
+    inv_std: ArrayLike,
+    gamma: Optional[ArrayLike] = None,
+    *,
+    training: bool = True,
+    need_dx: bool = True,
+    need_dgamma: bool = True,
+    need_dbeta: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """(dx, dgamma, dbeta); training=False treats mean and inv_std as constants."""
+
+def layer_norm_forward(
+    x: ArrayLike,
+    gamma: Optional[ArrayLike] = None,
+    beta: Optional[ArrayLike] = None,
+    *,
+    epsilon: float = 1e-3,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row of the last axis normalised: (y, mean, inv_std), the last two x.shape[:-1]."""
+
+def layer_norm_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    mean: ArrayLike,
+    inv_std: ArrayLike,
+    gamma: Optional[ArrayLike] = None,
+    *,
+    need_dx: bool = True,
+    need_dgamma: bool = True,
+    need_dbeta: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """(dx, dgamma, dbeta) of layer_norm_forward."""
+
+def embedding_forward(idx: ArrayLike, table: ArrayLike) -> np.ndarray:
+    """table[idx]: idx of any integer dtype and shape, table (input_dim, output_dim);
+    an index outside [0, input_dim) is a ValueError naming it and its position."""
+
+def embedding_backward(dy: ArrayLike, idx: ArrayLike, input_dim: int) -> np.ndarray:
+    """Dense dtable (input_dim, output_dim): the rows of dy added at idx, in position
+    order (the same bits at any thread count)."""

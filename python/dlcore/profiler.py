@@ -106,10 +106,25 @@ NOT_COUNTED = {
     "adam_update",
     "sgd_update",
     "rmsprop_update",
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "embedding_forward",
+    "embedding_backward",
+    "activation_forward",
+    "activation_backward",
 }
 # Names in ops.__all__ that are not kernels: thread control, queries, the caches' types
 # (classes are recognised as such).
-NOT_KERNELS = {"get_num_threads", "set_num_threads", "peak_gflops", "conv2d_plan"}
+NOT_KERNELS = {
+    "get_num_threads",
+    "set_num_threads",
+    "peak_gflops",
+    "conv2d_plan",
+    "activation_backward_needs",
+}
 
 
 class Profile:

@@ -9,7 +9,8 @@ its backward with :func:`dlcore.tensor.record`; gradients nobody needs are not c
 - :mod:`.reductions` sum, mean, max, min
 - :mod:`.shape` reshape, transpose, indexing, concatenate, stack
 - :mod:`.linalg` matmul, linear
-- :mod:`.conv`, :mod:`.pool` convolution and pooling (:mod:`.window` their arguments)
+- :mod:`.conv`, :mod:`.pool` convolution (1-D, 2-D, transposed) and pooling (max, average,
+  global) (:mod:`.window` their arguments)
 - :mod:`.rnn` recurrent sequences
 - :mod:`.regularization` dropout
 - :mod:`.losses` losses, Keras' argument order ``(y_true, y_pred)``
@@ -21,7 +22,7 @@ Importing this package also gives :class:`dlcore.Tensor` its operators and metho
 from dlcore.tensor import Tensor as _Tensor
 
 from .activations import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from .conv import conv2d
+from .conv import conv1d, conv2d, conv2d_transpose
 from .elementwise import (
     abs,
     add,
@@ -46,16 +47,25 @@ from .losses import (
     sparse_categorical_crossentropy,
 )
 from .methods import install as _install_methods
-from .pool import max_pool2d
+from .pool import (
+    avg_pool1d,
+    avg_pool2d,
+    global_avg_pool,
+    global_max_pool,
+    max_pool1d,
+    max_pool2d,
+)
 from .reductions import max, mean, min, sum
 from .regularization import dropout
 from .rnn import lstm
 from .shape import concatenate, reshape, stack, transpose
-from .window import conv_padding
+from .window import conv_padding, conv_transpose_padding
 
 __all__ = [
     # layers' maths
     "linear", "conv2d", "max_pool2d", "lstm", "dropout",
+    "conv1d", "conv2d_transpose", "max_pool1d", "avg_pool1d", "avg_pool2d",
+    "global_avg_pool", "global_max_pool",
     # activations
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax",
     # losses
@@ -66,7 +76,7 @@ __all__ = [
     "maximum", "minimum", "sum", "mean", "max", "min", "matmul", "reshape", "transpose",
     "concatenate", "stack",
     # arguments
-    "conv_padding",
+    "conv_padding", "conv_transpose_padding",
 ]  # fmt: skip
 
 _install_methods(_Tensor)

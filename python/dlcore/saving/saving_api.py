@@ -36,6 +36,7 @@ DLCORE_EXTENSION = ".dlc"
 KERAS_EXTENSION = ".keras"
 KERAS_WEIGHTS_EXTENSION = ".weights.h5"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_DLCORE_HEADER = "__dlcore_header__"  # the member every dlcore checkpoint has
 
 
 def _format_for(path, fn, keras_extension):
@@ -60,16 +61,17 @@ def _content(path):
         head = f.read(8)
     if head == _HDF5_SIGNATURE:
         return "hdf5"
+    names = set()
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-            names = set()
-        if "config.json" in names:
-            return "keras"
-    if path.endswith(KERAS_EXTENSION) and not head.startswith(b"PK"):
-        return "keras"  # not a zip at all: the Keras reader names what is wrong
+            pass
+    if "config.json" in names:
+        return "keras"
+    if f"{_DLCORE_HEADER}.npy" not in names and path.endswith(KERAS_EXTENSION):
+        return "keras"  # damaged or foreign: the Keras reader names what is wrong
     return "other"
 
 

@@ -30,7 +30,7 @@ import zipfile
 import numpy as np
 
 from dlcore import initializers
-from dlcore.layers.base import Layer, to_snake_case
+from dlcore.layers.base import Layer, registry, to_snake_case
 
 from .atomic import atomic_write
 from .keras_config import KerasFormatError, compile_from_keras, model_from_keras, model_to_keras
@@ -94,8 +94,6 @@ def _name_key(attr):
 def weight_layout(layer, path=""):
     """``[(group path, layer name, [weights])]`` for ``layer`` and everything in it, in
     Keras' order (the order of its trainable variables too)."""
-    from dlcore.models import Functional, Sequential
-
     join = (lambda p: f"{path}/{p}") if path else (lambda p: p)
     own = layer._own_weights(True) + layer._own_weights(False)
     group = WEIGHT_GROUPS.get(type(layer).__name__)
@@ -103,7 +101,7 @@ def weight_layout(layer, path=""):
         entries = [(join("vars"), layer.name, []), (join(f"{group}/vars"), layer.name, own)]
     else:
         entries = [(join("vars"), layer.name, own)]
-    if isinstance(layer, (Sequential, Functional)):
+    if registry.name_of(layer) in ("Sequential", "Functional"):
         used = {}
         for sub in layer.layers:
             name = _unique(to_snake_case(type(sub).__name__), used)

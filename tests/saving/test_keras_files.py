@@ -91,10 +91,11 @@ def compile_both(k_model, d_model, which):
     }[which]  # fmt: skip
     model = k_model if k_model is not None else d_model
     loss = ["mse", "mse"] if isinstance(model.output_shape, list) else "categorical_crossentropy"
+    metrics = None if isinstance(loss, list) else ["accuracy"]
     if k_model is not None:
-        k_model.compile(optimizer=k_opt, loss=loss)
+        k_model.compile(optimizer=k_opt, loss=loss, metrics=metrics)
     if d_model is not None:
-        d_model.compile(optimizer=d_opt, loss=loss)
+        d_model.compile(optimizer=d_opt, loss=loss, metrics=metrics)
 
 
 def assert_same(d_model, k_model, x, what):
@@ -380,3 +381,30 @@ def test_links_to_other_files_are_refused(tmp_path):
         f["layers/dense/vars/0"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/x")
     with pytest.raises(KerasFormatError, match="not a plain dataset"):
         small().load_weights(tmp_path / "w.weights.h5")
+
+
+def test_schedules_dict_outputs_and_loss_and_metric_objects_travel(tmp_path, rng):
+    keras = keras_module()
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    y = {"a": rng.standard_normal((4, 2)).astype(np.float32),
+         "b": rng.standard_normal((4, 1)).astype(np.float32)}  # fmt: skip
+    inp = keras.Input((3,), name="inp")
+    k_model = keras.Model(inp, {"a": keras.layers.Dense(2, name="a")(inp),
+                                "b": keras.layers.Dense(1, name="b")(inp)})  # fmt: skip
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=5, decay_rate=0.5)
+    k_model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.5),
+                    loss={"a": "mse", "b": keras.losses.MeanAbsoluteError()},
+                    metrics={"a": ["mae"], "b": [keras.metrics.MeanSquaredError()]})  # fmt: skip
+    k_model.train_on_batch(x, y)
+    k_model.save(tmp_path / "dict.keras")
+    d_model = models.load_model(tmp_path / "dict.keras")
+    assert isinstance(d_model.optimizer.learning_rate, optimizers.schedules.ExponentialDecay)
+    assert_same(d_model, k_model, x, "dict outputs")
+    logs_d = d_model.train_on_batch(x, y, return_dict=True)
+    logs_k = k_model.train_on_batch(x, y, return_dict=True)
+    assert_close(logs_d, logs_k, "a step's logs", 1e-5, 1e-6)
+    assert_close(d_model.get_weights(), k_model.get_weights(), "weights after a step", 1e-5, 1e-6)
+    d_model.save(tmp_path / "again.keras")  # and the schedule goes back to Keras
+    again = keras.models.load_model(tmp_path / "again.keras")
+    assert type(again.optimizer._learning_rate).__name__ == "ExponentialDecay"
+    assert int(again.optimizer.iterations) == 2

@@ -23,6 +23,7 @@ import inspect
 from dlcore import initializers, losses, metrics, optimizers, regularizers
 from dlcore import layers as layers_module
 from dlcore.layers.base import InputLayer
+from dlcore.layers.symbolic import flatten
 from dlcore.optimizers import schedules
 
 __all__ = [
@@ -63,6 +64,7 @@ KERAS_DEFAULTS = {
     "optional": (False,),
     "autocast": (True,),
     "seed": ANY,
+    "name": ANY,  # a learning-rate schedule's, say: names never change what is computed
     "input_axes": (None,),
     "output_axes": (None,),
     # optimizers
@@ -76,6 +78,9 @@ KERAS_DEFAULTS = {
     "dtype": (None, "float32"),
     "label_smoothing": (0, 0.0),
     "axis": (-1,),
+    "thresholds": (None,),
+    "top_k": (None,),
+    "class_id": (None,),
 }
 
 # class name -> (dlcore config -> Keras config, Keras config -> dlcore config), for the
@@ -309,36 +314,36 @@ def model_from_keras(config, where):
 def compile_from_keras(model, config, where):
     """Compiles ``model`` as a Keras ``compile_config`` says."""
     optimizer = object_from_keras(config.get("optimizer"), f"{where}: optimizer")
-    loss = _losses_from_keras(config.get("loss"), where)
+
+    def revive(kind, deserialize):
+        def one(value):
+            if value is None or isinstance(value, str):
+                return value
+            plain = _plain_value(value, f"{where}: {kind}")
+            return plain if isinstance(plain, str) else deserialize(plain)
+
+        return one
+
+    metric = revive("metric", metrics.registry.deserialize)
     model.compile(
         optimizer=optimizers.deserialize(optimizer),
-        loss=loss,
+        loss=_per_output(config.get("loss"), revive("loss", losses.deserialize)),
         loss_weights=config.get("loss_weights"),
-        metrics=_metrics_from_keras(config.get("metrics"), where),
-        weighted_metrics=_metrics_from_keras(config.get("weighted_metrics"), where),
+        metrics=_per_output(config.get("metrics"), metric, drop_none=True),
+        weighted_metrics=_per_output(config.get("weighted_metrics"), metric, drop_none=True),
     )
 
 
-def _losses_from_keras(value, where):
-    if value is None or isinstance(value, str):
-        return value
+def _per_output(value, fn, drop_none=False):
+    """``fn`` applied to each entry of a compile argument given once, as a list (per
+    output, or a list of metrics) or as a dict by output name; with ``drop_none``, None
+    entries leave lists (a metric saved as an object Keras cannot name)."""
     if isinstance(value, list):
-        return [_losses_from_keras(v, where) for v in value]
+        out = [_per_output(v, fn, drop_none) for v in value]
+        return [v for v in out if v is not None] if drop_none else out
     if isinstance(value, dict) and "class_name" not in value:
-        return {k: _losses_from_keras(v, where) for k, v in value.items()}
-    plain = _plain_value(value, f"{where}: loss")
-    return plain if isinstance(plain, str) else losses.deserialize(plain)
-
-
-def _metrics_from_keras(value, where):
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return [_metrics_from_keras(v, where) for v in value]
-    if isinstance(value, dict) and "class_name" not in value:
-        return {k: _metrics_from_keras(v, where) for k, v in value.items()}
-    plain = _plain_value(value, f"{where}: metric")
-    return plain if isinstance(plain, str) else metrics.registry.deserialize(plain)
+        return {k: _per_output(v, fn, drop_none) for k, v in value.items()}
+    return fn(value)
 
 
 # ---------------------------------------------------------------- dlcore -> Keras
@@ -429,8 +434,6 @@ def _functional_to_keras(model):
 
     def tensor(ref):
         name, node_index, tensor_index = ref
-        from dlcore.layers.symbolic import flatten
-
         t = flatten(by_name[name]._inbound_nodes[node_index].outputs)[tensor_index]
         return {
             "class_name": "__keras_tensor__",
@@ -472,25 +475,12 @@ def compile_to_keras(config):
         return None
 
     def loss(value):
-        if isinstance(value, dict) and "class_name" not in value:
-            return {k: loss(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [loss(v) for v in value]
-        if isinstance(value, dict):
-            return _keras_object(losses.registry, value)
-        return value
-
-    def metric(value):
-        if isinstance(value, dict):
-            return {k: metric(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [m for m in (metric(v) for v in value) if m is not None]
-        return value
+        return _keras_object(losses.registry, value) if isinstance(value, dict) else value
 
     return {
         "optimizer": _keras_object(optimizers.registry, config["optimizer"]),
-        "loss": loss(config["loss"]),
+        "loss": _per_output(config["loss"], loss),
         "loss_weights": config.get("loss_weights"),
-        "metrics": metric(config.get("metrics")) or None,
+        "metrics": _per_output(config.get("metrics"), lambda m: m, drop_none=True) or None,
         "weighted_metrics": None,
     }

@@ -285,18 +285,16 @@ def _lstm(g, layer, x, initial_state=None, **kwargs):
     bias = layer.bias.data if layer.use_bias else np.zeros(4 * U, np.float32)
     B = g.const(np.concatenate([_ifco_to_iofc(bias), np.zeros(4 * U)])[None], f"{layer.name}_B")
     inputs = [g.op("Transpose", [x], perm=[1, 0, 2]), W, R, B, ""]  # time-major
+    axis0 = g.ints([0], "axis0")
     if initial_state is not None:
-        axis0 = g.ints([0], "axis0")
         inputs += [g.op("Unsqueeze", [s, axis0]) for s in initial_state]
     y, h, c = g.op("LSTM", inputs, hint=layer.name, outputs=3, hidden_size=U)
-    axis = g.ints([1], "axis1")
     if layer.return_sequences:  # (T, 1, N, U) -> (N, T, U)
-        out = g.op("Transpose", [g.op("Squeeze", [y, axis])], perm=[1, 0, 2])
+        out = g.op("Transpose", [g.op("Squeeze", [y, g.ints([1], "axis1")])], perm=[1, 0, 2])
     else:
-        out = g.op("Squeeze", [h, g.ints([0], "axis0")])
+        out = g.op("Squeeze", [h, axis0])
     if not layer.return_state:
         return out
-    axis0 = g.ints([0], "axis0")
     return [out, g.op("Squeeze", [h, axis0]), g.op("Squeeze", [c, axis0])]
 
 

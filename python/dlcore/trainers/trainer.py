@@ -197,8 +197,8 @@ class Trainer:
         """The trainable weights of the training in progress, fixed at its first step
         (the model builds on its first batch) and handed to the optimizer."""
         if self._step_params is None:
-            self._step_params = self.compiled_trainable_weights()
-            self.optimizer.params = self._step_params
+            self.optimizer.params = self.compiled_trainable_weights()
+            self._step_params = self.optimizer.params  # the optimizer's checked list
             self._step_regularizers = [
                 pair for layer in _all_layers(self) for pair in layer._penalties
             ]

@@ -5,11 +5,10 @@ and saves originals above reconstructions.
     python -m dlcore.examples.conv_autoencoder --data ../shared/data/mnist [--out conv_autoencoder.png]
 """
 
-import numpy as np
-
 import dlcore
-from dlcore import layers, models, optimizers
-from dlcore.examples._common import Stopwatch, load_mnist, parser, save_image_grid
+from dlcore import layers, models
+from dlcore.examples._common import load_mnist, parser
+from dlcore.examples.autoencoder import fit_and_show
 
 
 def build():
@@ -36,31 +35,8 @@ def main(argv=None):
         args.data, train=3000 if args.quick else None, test=500 if args.quick else None
     )
     model = build()
-    model.compile(optimizer=optimizers.Adam(2e-3), loss="binary_crossentropy")
     model.summary()
-    clock = Stopwatch()
-    baseline = float(np.mean((x_test - x.mean(axis=0)) ** 2))  # predicting the mean image
-    history = model.fit(
-        x, x, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=2
-    )
-    recon = model.predict(x_test, batch_size=256)
-    mse = float(np.mean((recon - x_test) ** 2))
-    print(
-        f"reconstruction MSE on test images: {mse:.4f} (the mean image scores {baseline:.4f}); "
-        f"{clock.seconds:.1f} s"
-    )
-    png = save_image_grid(
-        args.out, [x_test[:10], recon[:10]], titles=["originals", "reconstructions"]
-    )
-    if png:
-        print(f"saved {png}")
-    return {
-        "mse": mse,
-        "baseline_mse": baseline,
-        "losses": history.history["loss"],
-        "png": png,
-        "seconds": clock.seconds,
-    }
+    return fit_and_show(model, x, x_test, args)
 
 
 if __name__ == "__main__":

@@ -113,12 +113,15 @@ def assert_models_match(
 
 def assert_layer_matches_keras(make_dl, make_k, x, y=None, *, seed=0, **kwargs):
     """One layer in a Sequential of each library, from the same input shape; ``make_dl``
-    and ``make_k`` build the layer (``make_k`` gets the keras module). ``y`` defaults to
-    random targets of the output's shape."""
+    and ``make_k`` build the layer, or a list of layers (``make_k`` gets the keras
+    module). ``y`` defaults to random targets of the output's shape."""
     keras = keras_module()
     x = np.asarray(x)
-    k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), make_k(keras)])
-    dl_model = dlcore.models.Sequential([make_dl()])
+    k_layers, dl_layers = make_k(keras), make_dl()
+    k_layers = k_layers if isinstance(k_layers, list) else [k_layers]
+    dl_layers = dl_layers if isinstance(dl_layers, list) else [dl_layers]
+    k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *k_layers])
+    dl_model = dlcore.models.Sequential(dl_layers)
     dl_model.build((None, *x.shape[1:]))
     if y is None:
         out = k_model.predict(x, verbose=0)

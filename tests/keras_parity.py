@@ -128,3 +128,18 @@ def assert_layer_matches_keras(make_dl, make_k, x, y=None, *, seed=0, **kwargs):
         y = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
     assert_models_match(dl_model, k_model, x, y, **kwargs)
     return dl_model, k_model
+
+
+def assert_round_trip(model, x, path):
+    """Saves ``model`` at ``path`` (``.dlc`` or ``.keras``), loads it back and compares
+    ``predict`` bit for bit (and, for a ``.keras`` file, Keras' ``predict`` of the same
+    file to float32 rounding); returns the loaded model and ``model.summary()``'s lines."""
+    model.save(path)
+    back = dlcore.models.load_model(path)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    if str(path).endswith(".keras"):
+        k_model = keras_module().models.load_model(path)
+        assert_close(k_model.predict(x, verbose=0), model.predict(x), "the file in Keras")
+    lines = []
+    model.summary(print_fn=lines.append)
+    return back, lines

@@ -10,7 +10,12 @@ from dlcore import Tensor, activations, layers, models
 from dlcore import functional as F
 from dlcore.functional.activations import ActivatedTensor
 from gradcheck import check_layer, check_tensor_op
-from keras_parity import assert_close, assert_layer_matches_keras, keras_module
+from keras_parity import (
+    assert_close,
+    assert_layer_matches_keras,
+    assert_round_trip,
+    keras_module,
+)
 
 NAMES = ["gelu", "silu", "swish", "elu", "selu", "softplus", "softsign", "hard_sigmoid",
          "hard_silu", "hard_swish", "exponential", "relu6", "mish", "log_softmax"]  # fmt: skip
@@ -178,14 +183,7 @@ def test_save_load_round_trip_and_summary(tmp_path, rng, suffix):
     x = rng.standard_normal((6, 3, 5)).astype(np.float32)
     model.compile("adam", "mse")
     model.fit(x, rng.random((6, 3, 3)), epochs=1, verbose=0)
-    model.save(tmp_path / f"m{suffix}")
-    back = models.load_model(tmp_path / f"m{suffix}")
-    np.testing.assert_array_equal(back.predict(x), model.predict(x))
-    if suffix == ".keras":
-        k_model = keras_module().models.load_model(tmp_path / "m.keras")
-        assert_close(k_model.predict(x, verbose=0), model.predict(x), "the file in Keras")
-    lines = []
-    model.summary(print_fn=lines.append)
+    _, lines = assert_round_trip(model, x, tmp_path / f"m{suffix}")
     assert any("(PReLU)" in l and "(None, 3, 4)" in l and l.endswith(" 4") for l in lines)
     assert any("(Softmax)" in l and "(None, 3, 3)" in l for l in lines)
     assert dlcore.layers.deserialize(dlcore.layers.serialize(model.layers[2])).max_value == 6.0

@@ -12,6 +12,7 @@ from keras_parity import (
     OPTIMIZERS,
     assert_close,
     assert_layer_matches_keras,
+    assert_round_trip,
     copy_weights,
     keras_module,
 )
@@ -247,13 +248,9 @@ def test_save_load_round_trip_and_summary(tmp_path, rng, suffix):
     x = rng.standard_normal((6, 3, 5)).astype(np.float32)
     model.compile("adam", "mse")
     model.fit(x, rng.standard_normal((6, 3, 4)), epochs=1, verbose=0)
-    model.save(tmp_path / f"m{suffix}")
-    back = models.load_model(tmp_path / f"m{suffix}")
-    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    back, lines = assert_round_trip(model, x, tmp_path / f"m{suffix}")
     for a, b in zip(back.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    lines = []
-    model.summary(print_fn=lines.append)
     assert any("(BatchNormalization)" in l and "(None, 3, 4)" in l and l.endswith(" 12")
                for l in lines)  # fmt: skip
     assert any("(LayerNormalization)" in l and "(None, 3, 4)" in l and l.endswith(" 24")

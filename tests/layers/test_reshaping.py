@@ -7,7 +7,10 @@ import pytest
 
 from dlcore import layers, models
 from gradcheck import check_layer
-from keras_parity import assert_close, assert_layer_matches_keras, keras_module
+from keras_parity import (
+    assert_layer_matches_keras,
+    assert_round_trip,
+)
 
 
 def x_img(shape=(3, 5, 7, 2), seed=0):
@@ -117,14 +120,7 @@ def test_save_load_round_trip_and_summary(tmp_path, suffix):
         layers.RepeatVector(2),
     ])  # fmt: skip
     x = x_img((2, 4, 5, 2))
-    model.save(tmp_path / f"m{suffix}")
-    back = models.load_model(tmp_path / f"m{suffix}")
-    np.testing.assert_array_equal(back.predict(x), model.predict(x))
-    if suffix == ".keras":
-        k_model = keras_module().models.load_model(tmp_path / "m.keras")
-        assert_close(k_model.predict(x, verbose=0), model.predict(x), "the file in Keras")
-    lines = []
-    model.summary(print_fn=lines.append)
+    _, lines = assert_round_trip(model, x, tmp_path / f"m{suffix}")
     expected = {"ZeroPadding2D": "(None, 5, 8, 2)", "UpSampling2D": "(None, 10, 8, 2)",
                 "Cropping2D": "(None, 9, 6, 2)", "Permute": "(None, 6, 9, 2)",
                 "RepeatVector": "(None, 2, 3)"}  # fmt: skip

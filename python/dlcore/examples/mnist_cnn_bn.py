@@ -14,8 +14,8 @@ statistics; evaluation normalises with them. Their momentum is 0.9 rather than K
 
 from __future__ import annotations
 
-from dlcore import layers, models, optimizers
-from dlcore.examples.mnist_cnn import train
+from dlcore import layers, models
+from dlcore.examples.mnist_cnn import compiled, train
 
 
 def build_model():
@@ -35,12 +35,7 @@ def build_model():
             layers.Dense(10, activation="softmax"),
         ]
     )
-    model.compile(
-        optimizer=optimizers.Adam(learning_rate=1e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    return compiled(model)
 
 
 def main(argv=None):

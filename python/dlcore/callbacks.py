@@ -97,7 +97,8 @@ def check_callbacks(callbacks, fn):
 
 
 class CallbackList:
-    """Calls every hook on each callback in turn."""
+    """Calls every hook on each callback in turn. A hook is resolved once, to the
+    callbacks that override it (fit calls the batch hooks every step)."""
 
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
@@ -108,11 +109,20 @@ class CallbackList:
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
+        default = getattr(Callback, hook, None)
+        methods = [
+            getattr(cb, hook)
+            for cb in self.callbacks
+            if default is None
+            or getattr(type(cb), hook, None) is not default
+            or hook in vars(cb)  # set on the instance (LambdaCallback)
+        ]
 
         def call(*args, **kwargs):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args, **kwargs)
+            for method in methods:
+                method(*args, **kwargs)
 
+        setattr(self, hook, call)  # found directly from now on
         return call
 
 

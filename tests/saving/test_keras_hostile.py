@@ -134,9 +134,7 @@ def test_hostile_keras_files_are_refused_in_bounded_memory(tmp_path, real):
         got = results[name]
         assert got["error"] == "KerasFormatError", f"{name}: {got}"
         assert re.search(pattern, got["message"]), f"{name}: {got['message']}"
-        assert got["grew_mb"] < MEMORY_RISE_MB, (
-            f"{name}: memory rose {got['grew_mb']:.1f} MB"
-        )
+        assert got["grew_mb"] < MEMORY_RISE_MB, f"{name}: memory rose {got['grew_mb']:.1f} MB"
 
 
 def test_an_architecture_larger_than_its_file_is_refused(tmp_path, real):

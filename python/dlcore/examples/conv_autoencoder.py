@@ -1,6 +1,7 @@
-"""A convolutional autoencoder on MNIST: Conv2D encoder (28x28 -> 7x7x32), Conv2DTranspose
-decoder (7x7 -> 28x28), trained to reproduce its input; prints the reconstruction error
-and saves originals above reconstructions.
+"""A convolutional autoencoder on MNIST: a Conv2D encoder (28x28 -> 7x7x32) and a decoder
+of Conv2DTranspose (7x7 -> 14x14) then UpSampling2D and Conv2D (-> 28x28), trained to
+reproduce its input; prints the reconstruction error and saves originals above
+reconstructions.
 
     python -m dlcore.examples.conv_autoencoder --data ../shared/data/mnist [--out conv_autoencoder.png]
 """
@@ -18,7 +19,8 @@ def build():
             layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
             layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),  # the code
             layers.Conv2DTranspose(16, 3, strides=2, padding="same", activation="relu"),
-            layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid"),
+            layers.UpSampling2D(2),
+            layers.Conv2D(1, 3, padding="same", activation="sigmoid"),
         ],
         name="conv_autoencoder",
     )

@@ -114,7 +114,8 @@ def _lstm_round_trip(fn_forward, fn_backward, n_grads):
 
 def _maxpool_round_trip(x, dy=None, **kwargs):
     y, argmax = ops.maxpool2d_forward(x, **kwargs)
-    return y, argmax, ops.maxpool2d_backward(y if dy is None else dy, argmax, x.shape)
+    dx = ops.maxpool2d_backward(y if dy is None else dy, argmax, x.shape)
+    return y, argmax, dx, ops.maxpool2d_forward(x, **kwargs, need_argmax=False)[0]
 
 
 def _avgpool_round_trip(x, dy, **window):

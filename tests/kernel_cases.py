@@ -132,7 +132,9 @@ def conv2d_transpose_backward(x, kernel, bias, dy, strides, padding):
 
 
 def maxpool2d_forward(x, dy):
-    return ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
+    y, argmax = ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
+    inference, _ = ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1, need_argmax=False)
+    return y, argmax, inference
 
 
 def maxpool2d_backward(x, dy):

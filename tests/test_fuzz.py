@@ -442,8 +442,9 @@ def check_pool(case):
     )
 
     def check(result):
-        y, argmax, dx = result
+        y, argmax, dx, y_inference = result
         np.testing.assert_array_equal(y, y_ref)  # a max is exact, NaN included
+        np.testing.assert_array_equal(y_inference, y_ref)
         assert y.dtype == y_ref.dtype
         np.testing.assert_array_equal(argmax, argmax_ref)
         np.testing.assert_allclose(
@@ -1227,6 +1228,12 @@ def layer_cases(draw, crash_prone=False):
             padding=draw(st.sampled_from(["valid", "same"])),
             output_padding=draw(st.one_of(st.none(), st.integers(0, strides - 1))),
         )  # fmt: skip
+        op, k = config["output_padding"], config["kernel_size"]
+        if config["padding"] == "same" and op is not None:
+            # Keras' length (n - 1) * stride + kernel - 2 * (kernel // 2) + output_padding:
+            # one input row, an even kernel and no output padding leave no output row
+            if min(shape[1:3]) == 1 and k % 2 == 0 and op == 0:
+                expect = INVALID
     elif kind in ("GlobalAveragePooling1D", "GlobalMaxPooling2D"):
         axes = 1 if kind.endswith("1D") else 2
         shape = (N, *(draw(st.integers(1, 5)) for _ in range(axes)), draw(st.integers(1, 3)))
@@ -1573,7 +1580,10 @@ def check_absurd(case, result):
         assert shapes == [(0, 3), args[0].shape], (case, shapes)
     elif name == "maxpool2d_round_trip":
         N, H, W, C = args[0].shape
-        assert shapes == [(N, H // 2, W // 2, C)] * 2 + [(N, H, W, C)], (case, shapes)
+        assert shapes == [(N, H // 2, W // 2, C)] * 2 + [(N, H, W, C), (N, H // 2, W // 2, C)], (
+            case,
+            shapes,
+        )
     elif name == "maxpool2d_backward":
         assert shapes == tuple(args[2]), (case, shapes)
     elif name == "lstm_round_trip":

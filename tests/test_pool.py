@@ -42,6 +42,42 @@ def test_maxpool2d_matches_reference(rng, shape, dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_maxpool2d_inference_gives_the_same_values_without_positions(rng, shape, dtype):
+    x = rng.standard_normal(shape[:4]).astype(dtype)
+    x.reshape(-1)[:: max(1, x.size // 5)] = np.nan  # a NaN wins in both paths
+    y_ref, _ = reference(x, *shape[4:])
+    y, argmax = ops.maxpool2d_forward(
+        x, pool_size=shape[4], strides=shape[5], padding=shape[6], need_argmax=False
+    )
+    assert argmax is None and y.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(y, call(x, shape)[0])
+
+
+def test_max_pool_keeps_no_positions_when_no_gradient_is_wanted(monkeypatch):
+    import dlcore
+    import dlcore.functional as F
+
+    asked = []
+    real = ops.maxpool2d_forward
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("need_argmax", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "maxpool2d_forward", spy)
+    x = dlcore.Tensor(np.arange(32.0).reshape(1, 4, 4, 2), requires_grad=True)
+    with dlcore.no_grad():
+        F.max_pool2d(x, 2)
+    F.max_pool2d(dlcore.Tensor(x.data), 2)  # a constant needs no gradient either
+    y = F.max_pool2d(x, 2)
+    y.sum().backward()
+    assert asked == [False, False, True]
+    assert x.grad.sum() == 8  # one 1 per window reached its maximum
+
+
 def test_maxpool2d_ties_go_to_the_first_in_window_order():
     x = np.zeros((1, 4, 4, 2), np.float32)
     x[0, 1, 0, 1] = x[0, 0, 1, 1] = 5.0  # same value: (0, 1) comes first in (kh, kw) order

@@ -35,7 +35,7 @@ std::pair<py::array, Pool2dShape> pool_input(const char* fn, py::handle x_obj, p
 }
 
 py::tuple maxpool2d_forward(py::handle x_obj, py::handle pool_size, py::handle strides,
-                            py::handle padding) {
+                            py::handle padding, bool need_argmax) {
   const char* fn = "maxpool2d_forward";
   const auto in = pool_input(fn, x_obj, pool_size, strides, padding);
   const py::array& x_arr = in.first;
@@ -44,6 +44,13 @@ py::tuple maxpool2d_forward(py::handle x_obj, py::handle pool_size, py::handle s
     using T = decltype(zero);
     auto x = as_c_array<T>(x_arr);
     auto y = new_array<T>({s.N, s.OH, s.OW, s.C});
+    if (!need_argmax) {
+      {
+        py::gil_scoped_release release;
+        dlcore::maxpool2d_forward<T>(y.mutable_data(), nullptr, x.data(), s);
+      }
+      return py::make_tuple(y, py::none());
+    }
     auto argmax = new_array<int64_t>({s.N, s.OH, s.OW, s.C});
     {
       py::gil_scoped_release release;
@@ -199,6 +206,7 @@ py::array global_avgpool_backward(py::handle dy_obj, py::handle x_shape_obj, py:
 void register_pool(py::module_& m) {
   m.def("maxpool2d_forward", &maxpool2d_forward, py::arg("x"), py::kw_only(),
         py::arg("pool_size") = 2, py::arg("strides") = py::none(), py::arg("padding") = 0,
+        py::arg("need_argmax") = true,
         R"doc(2-D max-pool, channels-last, with the position of each maximum.
 
 Args:
@@ -212,7 +220,9 @@ Returns:
     ``(y, argmax)``, both ``(N, OH, OW, C)`` with
     ``OH = (H + top + bottom - pool_h) // strides_h + 1`` (OW alike). ``argmax`` (int64)
     holds the flat C-order index into ``x`` of each maximum: the first in window order
-    (row, then column) on ties; a NaN in a window wins and propagates, as in PyTorch.)doc");
+    (row, then column) on ties; a NaN in a window wins and propagates, as in PyTorch.
+    need_argmax=False (inference: no backward will follow) returns ``(y, None)``: the
+    same y, without finding or storing the positions.)doc");
   m.def("maxpool2d_backward", &maxpool2d_backward, py::arg("dy"), py::arg("argmax"),
         py::arg("x_shape"),
         R"doc(Gradient of :func:`maxpool2d_forward` with respect to ``x``.

@@ -128,6 +128,23 @@ struct WindowMax {
     simd::store(y, best);
     for (int j = 0; j < L; ++j) argmax[j] = first + simd::lane<T>(at, j) + j;
   }
+
+  // The max alone, for inference: no position to keep, so one max per cell.
+  static void run_values(T* y, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
+                         int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
+    const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
+    P best = simd::load(x + first);
+    for (int64_t ih = h_begin; ih < h_end; ++ih) {
+      for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
+        const P v = simd::load(x + ((row0 + ih) * W + iw) * C + c);
+        // the same result as run's select: v > best, or v is the first NaN
+        const auto take =
+            simd::mask_or(simd::lt(best, v), simd::mask_and(simd::ne(v, v), simd::eq(best, best)));
+        best = simd::select(take, v, best);
+      }
+    }
+    simd::store(y, best);
+  }
 };
 
 // The same for one channel, for the channels left over after the vectors.
@@ -143,7 +160,8 @@ void window_max_scalar(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_b
       if (v > best || (v != v && best == best)) best = v, at = cell;
     }
   }
-  *y = best, *argmax = at;
+  *y = best;
+  if (argmax) *argmax = at;
 }
 
 }  // namespace
@@ -163,13 +181,19 @@ void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s) 
         const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + s.p.pool_w, s.W);
         const int64_t out = ((n * s.OH + oh) * s.OW + ow) * C;
         int64_t c = 0;
-        for (; vectors && c + L <= C; c += L) {
+        if (!argmax) {
+          for (; c + L <= C; c += L) {
+            WindowMax<T>::run_values(y + out + c, x, c, h_begin, h_end, w_begin, w_end, n * s.H,
+                                     s.W, C);
+          }
+        }
+        for (; argmax && vectors && c + L <= C; c += L) {
           WindowMax<T>::run(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin, w_end,
                             n * s.H, s.W, C);
         }
         for (; c < C; ++c) {
-          window_max_scalar(y + out + c, argmax + out + c, x, c, h_begin, h_end, w_begin, w_end,
-                            n * s.H, s.W, C);
+          window_max_scalar(y + out + c, argmax ? argmax + out + c : nullptr, x, c, h_begin, h_end,
+                            w_begin, w_end, n * s.H, s.W, C);
         }
       }
     }

@@ -36,6 +36,7 @@ struct Pool2dShape {
 
 // y = the max of each window, argmax = the flat C-order index into x of that max: the
 // first in window order (kh, then kw) on ties, a NaN over any number; padding never wins.
+// argmax may be null (inference): then only y is written, with the same values.
 template <typename T>
 void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s);
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcore import ops
-from dlcore.tensor import as_tensor, record
+from dlcore.tensor import Tensor, as_tensor, is_grad_enabled, record
 
 from .shape import reshape
 from .window import conv_padding, explicit_padding_1d, int_tuple
@@ -33,6 +33,11 @@ def max_pool2d(x, pool_size=2, strides=None, padding=0):
     """
     x = as_tensor(x)
     strides, padding = _window(x, pool_size, strides, padding)
+    if not (x.requires_grad and is_grad_enabled()):  # inference: no positions to keep
+        y, _ = ops.maxpool2d_forward(
+            x.data, pool_size=pool_size, strides=strides, padding=padding, need_argmax=False
+        )
+        return Tensor._of(y)
     y, argmax = ops.maxpool2d_forward(x.data, pool_size=pool_size, strides=strides, padding=padding)
     shape = x.shape
     return record(y, (x,), lambda g: (ops.maxpool2d_backward(g[0], argmax, shape),), "max_pool2d")

@@ -7,8 +7,10 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 """
 
 from dlcore._core import (
+    GruCache,
     LstmCache,
     LstmCellCache,
+    SimpleRnnCache,
     activation_backward,
     activation_backward_needs,
     activation_forward,
@@ -24,6 +26,8 @@ from dlcore._core import (
     gemm,
     gemm_backward,
     get_num_threads,
+    gru_backward,
+    gru_forward,
     layer_norm_backward,
     layer_norm_forward,
     lstm_backward,
@@ -38,6 +42,8 @@ from dlcore._core import (
     rmsprop_update,
     set_num_threads,
     sgd_update,
+    simple_rnn_backward,
+    simple_rnn_forward,
 )
 
 __all__ = [
@@ -72,4 +78,10 @@ __all__ = [
     "layer_norm_backward",
     "embedding_forward",
     "embedding_backward",
+    "gru_forward",
+    "gru_backward",
+    "GruCache",
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "SimpleRnnCache",
 ]

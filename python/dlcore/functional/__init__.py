@@ -49,13 +49,13 @@ from .methods import install as _install_methods
 from .pool import max_pool2d
 from .reductions import max, mean, min, sum
 from .regularization import dropout
-from .rnn import lstm
+from .rnn import gru, lstm, simple_rnn
 from .shape import concatenate, reshape, stack, transpose
 from .window import conv_padding
 
 __all__ = [
     # layers' maths
-    "linear", "conv2d", "max_pool2d", "lstm", "dropout",
+    "linear", "conv2d", "max_pool2d", "lstm", "dropout", "gru", "simple_rnn",
     # activations
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax",
     # losses

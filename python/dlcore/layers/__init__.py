@@ -1,11 +1,12 @@
 """Keras-style layers, one module per family as in Keras:
 
 - :mod:`.base` Layer, InputLayer
-- :mod:`.core` Dense, Activation, Input
+- :mod:`.core` Dense, Activation, Masking, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 - :mod:`.convolutional` Conv2D
 - :mod:`.pooling` MaxPooling2D
-- :mod:`.recurrent` LSTM
+- :mod:`.recurrent` LSTM, GRU, SimpleRNN
+- :mod:`.wrappers` Bidirectional, TimeDistributed
 - :mod:`.regularization` Dropout
 - :mod:`.reshaping` Flatten, Reshape
 - :mod:`.activations` LeakyReLU
@@ -25,6 +26,7 @@ from . import (
     recurrent,
     regularization,
     reshaping,
+    wrappers,
 )
 from .activations import *  # noqa: F403
 from .base import *  # noqa: F403
@@ -35,10 +37,11 @@ from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
+from .wrappers import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping,
+    reshaping, wrappers,
 )  # fmt: skip
 
 __all__ = [

@@ -110,3 +110,10 @@ def test_mnist_functional_learns_both_outputs(mnist_dir):
     assert {"loss", "digit_loss", "parity_loss", "digit_accuracy", "parity_accuracy"} <= set(
         history
     )
+
+
+@pytest.mark.parametrize("rnn", ["bilstm", "gru"])
+def test_sequence_classifier_reads_order_through_the_padding(rnn):
+    r = run("sequence_classifier", "--quick", "--rnn", rnn)
+    assert r["test_accuracy"] >= 0.9
+    assert r["losses"][-1] < r["losses"][0] / 2

@@ -1,4 +1,4 @@
-"""Child process of test_hostile_files.py: opens each hostile file under an address-space
+"""Child process of test_hostile_files.py and saving/test_keras_hostile.py: opens each hostile file under an address-space
 cap (so a reader that trusts a file fails here instead of exhausting the machine) and
 prints, as JSON, how each attempt ended and how much its resident memory peaked above
 where it started.
@@ -34,6 +34,10 @@ def reset_peak():
 
 def main():
     cases = json.loads(sys.argv[1])
+    try:
+        import h5py  # noqa: F401  (imported before the cap, as a Keras-file loader has it)
+    except ImportError:
+        pass
     from dlcore import layers, models, saving
     from dlcore.datasets import mnist
 

@@ -22,7 +22,7 @@ LEVELS = {
     "activations": 3, "initializers": 3, "regularizers": 3, "losses": 3, "metrics": 3,
     "optimizers": 3, "info": 3, "datasets": 3, "utils": 3,
     "layers": 4,
-    "callbacks": 5, "distributed": 5, "saving": 5,
+    "callbacks": 5, "distributed": 5, "saving": 5, "export": 5,
     "trainers": 6,
     "models": 7,
     "model_selection": 8, "examples": 8, "keras": 8, "show_config": 8, "__init__": 9,

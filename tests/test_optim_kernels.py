@@ -68,3 +68,47 @@ def test_update_kernels_reject_bad_state():
         ops.sgd_update(p, np.ones(4), lr=0.1, momentum=0.9)
     with pytest.raises(TypeError, match="argument 'grad' must be an array, got None"):
         ops.rmsprop_update(p, None, v, lr=0.1, rho=0.9)
+
+
+def test_updates_of_lists_match_one_update_per_parameter():
+    rng = np.random.default_rng(5)
+    shapes = [(3, 4), (4,), (1,), (2, 3, 5)]
+
+    def state():
+        return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+    params, grads, ms, vs = state(), state(), state(), [np.abs(a) for a in state()]
+    one = [[a.copy() for a in group] for group in (params, ms, vs)]
+    ops.adam_update(params, grads, ms, vs, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3)
+    for p, g, m, v in zip(*one[:1], grads, *one[1:]):
+        ops.adam_update(p, g, m, v, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3)
+    for a, b in zip(params + ms + vs, one[0] + one[1] + one[2]):
+        np.testing.assert_array_equal(a, b)
+
+    params, grads, vel = state(), state(), state()
+    one = [p.copy() for p in params], [v.copy() for v in vel]
+    ops.sgd_update(params, grads, lr=0.1, momentum=0.9, velocity=vel)
+    for p, g, v in zip(*one[:1], grads, one[1]):
+        ops.sgd_update(p, g, lr=0.1, momentum=0.9, velocity=v)
+    for a, b in zip(params + vel, one[0] + one[1]):
+        np.testing.assert_array_equal(a, b)
+
+    params, grads, v2 = state(), state(), [np.abs(a) for a in state()]
+    one = [p.copy() for p in params], [v.copy() for v in v2]
+    ops.rmsprop_update(params, grads, v2, lr=0.01, rho=0.9)
+    for p, g, v in zip(*one[:1], grads, one[1]):
+        ops.rmsprop_update(p, g, v, lr=0.01, rho=0.9)
+    for a, b in zip(params + v2, one[0] + one[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_updates_of_lists_check_everything_before_updating():
+    p = [np.ones(3, np.float32), np.ones(2, np.float32)]
+    with pytest.raises(ValueError, match="argument 'grad' has 1 arrays for 2 parameters"):
+        ops.sgd_update(p, [np.ones(3)], lr=0.1)
+    with pytest.raises(TypeError, match="argument 'v' must be a list too"):
+        ops.rmsprop_update(p, [np.ones(3), np.ones(2)], np.ones(3, np.float32), lr=0.1, rho=0.9)
+    with pytest.raises(ValueError, match=r"argument 'grad' has shape \(3,\); expected the "
+                                         r"parameter's \(2,\)"):  # fmt: skip
+        ops.sgd_update(p, [np.ones(3), np.ones(3)], lr=0.1)
+    np.testing.assert_array_equal(p[0], 1)  # the first was not updated before the second failed

@@ -26,39 +26,45 @@ def gemm_backward(
     need_da: bool = True,
     need_db: bool = True,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]: ...
+
+# The updates take one parameter, or lists of parameters and of their gradients and
+# state arrays (of one length), all checked before any is updated.
+_Arrays = Union[np.ndarray, Sequence[np.ndarray]]
+_Grads = Union[ArrayLike, Sequence[ArrayLike]]
+
 def adam_update(
-    param: np.ndarray,
-    grad: ArrayLike,
-    m: np.ndarray,
-    v: np.ndarray,
+    param: _Arrays,
+    grad: _Grads,
+    m: _Arrays,
+    v: _Arrays,
     *,
     lr: float,
     beta_1: float,
     beta_2: float,
     epsilon: float,
     step: int,
-    vhat: Optional[np.ndarray] = None,
+    vhat: Optional[_Arrays] = None,
 ) -> None: ...
 def sgd_update(
-    param: np.ndarray,
-    grad: ArrayLike,
+    param: _Arrays,
+    grad: _Grads,
     *,
     lr: float,
     momentum: float = 0.0,
     nesterov: bool = False,
-    velocity: Optional[np.ndarray] = None,
+    velocity: Optional[_Arrays] = None,
 ) -> None: ...
 def rmsprop_update(
-    param: np.ndarray,
-    grad: ArrayLike,
-    v: np.ndarray,
+    param: _Arrays,
+    grad: _Grads,
+    v: _Arrays,
     *,
     lr: float,
     rho: float,
     momentum: float = 0.0,
     epsilon: float = 1e-07,
-    mg: Optional[np.ndarray] = None,
-    mom: Optional[np.ndarray] = None,
+    mg: Optional[_Arrays] = None,
+    mom: Optional[_Arrays] = None,
 ) -> None: ...
 def conv2d_forward(
     x: ArrayLike,

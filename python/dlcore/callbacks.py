@@ -1,11 +1,15 @@
-"""Training callbacks: History, EarlyStopping, ModelCheckpoint, TerminateOnNaN and the
-progress display, with Keras' hooks and arguments."""
+"""Training callbacks: History, EarlyStopping, ModelCheckpoint, TerminateOnNaN, the
+progress display, and the logs CSVLogger and TensorBoard, with Keras' hooks and
+arguments."""
 
 from __future__ import annotations
 
+import collections.abc
+import csv
 import math
 import os
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -22,6 +26,8 @@ __all__ = [
     "TerminateOnNaN",
     "check_callbacks",
     "LambdaCallback",
+    "CSVLogger",
+    "TensorBoard",
 ]
 
 
@@ -91,7 +97,8 @@ def check_callbacks(callbacks, fn):
 
 
 class CallbackList:
-    """Calls every hook on each callback in turn."""
+    """Calls every hook on each callback in turn. A hook is resolved once, to the
+    callbacks that override it (fit calls the batch hooks every step)."""
 
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks)
@@ -102,11 +109,20 @@ class CallbackList:
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
+        default = getattr(Callback, hook, None)
+        methods = [
+            getattr(cb, hook)
+            for cb in self.callbacks
+            if default is None
+            or getattr(type(cb), hook, None) is not default
+            or hook in vars(cb)  # set on the instance (LambdaCallback)
+        ]
 
         def call(*args, **kwargs):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args, **kwargs)
+            for method in methods:
+                method(*args, **kwargs)
 
+        setattr(self, hook, call)  # found directly from now on
         return call
 
 
@@ -275,7 +291,8 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Saves the model (or its weights) after every epoch, or only when ``monitor``
     improved with ``save_best_only``. ``filepath`` may hold ``{epoch}`` and log keys,
-    e.g. ``'ckpt-{epoch:02d}-{val_loss:.3f}.dlc'``. Writes are atomic."""
+    e.g. ``'ckpt-{epoch:02d}-{val_loss:.3f}.dlc'``; its extension picks the format
+    (``.dlc`` dlcore's, ``.keras`` / ``.weights.h5`` Keras 3's). Writes are atomic."""
 
     def __init__(
         self,
@@ -342,3 +359,153 @@ class LambdaCallback(Callback):
             if not name.startswith("on_"):
                 raise ValueError(f"LambdaCallback: {name!r} is not a hook")
             setattr(self, name, fn)
+
+
+class CSVLogger(Callback):
+    """Writes each epoch's logs as a row of a CSV file, as Keras' CSVLogger: a header
+    ``epoch,<log names sorted>`` (with ``val_`` columns even before validation runs),
+    then one row per epoch; ``append`` continues an existing file (without a second
+    header)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.sep, self.append = os.fspath(filename), separator, append
+        self.keys = self.writer = self.csv_file = None
+        self.append_header = True
+
+    def on_train_begin(self, logs=None):
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename) as f:
+                self.append_header = not f.readline()
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = open(self.filename, "a" if self.append else "w", newline="")
+        self.keys = self.writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                self.keys += [f"val_{k}" for k in self.keys]
+        if self.writer is None:
+            dialect = type("Dialect", (csv.excel,), {"delimiter": self.sep})
+            self.writer = csv.DictWriter(self.csv_file, ["epoch", *self.keys], dialect=dialect)
+            if self.append_header:
+                self.writer.writeheader()
+        row = collections.OrderedDict(epoch=epoch)
+        row.update((k, _csv_value(logs.get(k, "NA"))) for k in self.keys)
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None
+
+
+def _csv_value(value):
+    if isinstance(value, str) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value
+    if isinstance(value, collections.abc.Iterable):
+        return f'"[{", ".join(map(str, value))}]"'
+    return value
+
+
+class TensorBoard(Callback):
+    """Event files for TensorBoard, as Keras writes them: under ``log_dir/train`` the
+    scalars ``epoch_<log>`` (loss, metrics, ``epoch_learning_rate``) at each epoch and,
+    every ``histogram_freq`` epochs, a histogram ``<layer>/<weight>/histogram`` of each
+    weight; under ``log_dir/validation`` the ``val_`` logs as ``epoch_<log>``. With
+    ``update_freq="batch"`` (or every n batches) also ``batch_<log>`` scalars, and
+    ``write_steps_per_second`` adds ``epoch_steps_per_second``. Needs tensorboardX
+    (``pip install 'dlcore[tensorboard]'``); view with ``tensorboard --logdir log_dir``.
+
+    ``write_graph`` is accepted and writes nothing (dlcore has no graph to show);
+    images, profiling and embeddings are not supported."""
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0,
+                 embeddings_freq=0, embeddings_metadata=None):  # fmt: skip
+        super().__init__()
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as e:
+            raise ImportError(
+                "TensorBoard needs tensorboardX: pip install 'dlcore[tensorboard]'"
+            ) from e
+        unsupported = {"write_images": write_images, "profile_batch": profile_batch,
+                       "embeddings_freq": embeddings_freq,
+                       "embeddings_metadata": embeddings_metadata}  # fmt: skip
+        for name, value in unsupported.items():
+            if value:
+                raise ValueError(f"TensorBoard: {name}={value!r} is not supported by dlcore")
+        if (
+            update_freq != "epoch"
+            and update_freq != "batch"
+            and not (isinstance(update_freq, int) and update_freq > 0)
+        ):
+            raise ValueError(
+                f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive int, got "
+                f"{update_freq!r}"
+            )
+        if not isinstance(histogram_freq, int) or histogram_freq < 0:
+            raise ValueError(
+                f"TensorBoard: histogram_freq must be an int >= 0, got {histogram_freq!r}"
+            )
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq, self.write_graph = histogram_freq, write_graph
+        self.write_steps_per_second = write_steps_per_second
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self._summary_writer = SummaryWriter
+        self._writers = {}
+        self._batch = 0
+
+    def _writer(self, which):
+        if which not in self._writers:
+            self._writers[which] = self._summary_writer(os.path.join(self.log_dir, which))
+        return self._writers[which]
+
+    def on_train_begin(self, logs=None):
+        self._batch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._epoch_batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batch += 1
+        self._epoch_batches += 1
+        if self.update_freq != "epoch" and self._batch % self.update_freq == 0:
+            writer = self._writer("train")
+            for name, value in (logs or {}).items():
+                writer.add_scalar(f"batch_{name}", float(value), self._batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            train.setdefault("learning_rate", optimizer.current_learning_rate)
+        if self.write_steps_per_second:
+            elapsed = time.perf_counter() - self._epoch_start
+            train["steps_per_second"] = self._epoch_batches / elapsed if elapsed > 0 else 0.0
+        writer = self._writer("train")
+        for name, value in train.items():
+            writer.add_scalar(f"epoch_{name}", float(value), epoch)
+        validation = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if validation:
+            val_writer = self._writer("validation")
+            for name, value in validation.items():
+                val_writer.add_scalar(f"epoch_{name}", float(value), epoch)
+            val_writer.flush()
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            for layer in self.model.layers:
+                for w in layer.weights:
+                    writer.add_histogram(f"{w.name}/histogram", w.data, epoch)
+        writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}

@@ -101,6 +101,21 @@ class Tensor:
         self._index = 0
         self.name = None
 
+    @classmethod
+    def _of(cls, array):
+        """A Tensor of an array an op just made (no conversion, no checks): the engine's
+        fast path for every op's output."""
+        t = object.__new__(cls)
+        t.data, t.grad, t.requires_grad, t._node, t._index, t.name = (
+            array,
+            None,
+            False,
+            None,
+            0,
+            None,
+        )
+        return t
+
     # ------------------------------------------------------------ basics
     @property
     def shape(self):
@@ -180,24 +195,28 @@ class Tensor:
         # ids of arrays a leaf must not adopt: the caller's grad (an op's backward may
         # hand it straight through) and every array already given to a leaf or a slot
         handed_out = {id(grad)}
-        pending = {id(self._node): [None] * self._node.n_outputs}
-        pending[id(self._node)][self._index] = grad
-        for node in reversed(_topological_order(self._node)):
-            out_grads = pending.pop(id(node), None)
+        root = self._node
+        pending = {root: [None] * root.n_outputs}  # node -> gradients of its outputs
+        pending[root][self._index] = grad
+        for node in reversed(_topological_order(root)):
+            out_grads = pending.pop(node, None)
             if out_grads is None:
                 continue
-            in_grads = node.backward(out_grads)
-            for t, g in zip(node.inputs, in_grads):
+            for t, g in zip(node.inputs, node.backward(out_grads)):
                 if g is None or not t.requires_grad:
                     continue
-                owned = id(g) not in handed_out
-                handed_out.add(id(g))
-                if t._node is None:
+                key = id(g)
+                owned = key not in handed_out
+                handed_out.add(key)
+                producer = t._node
+                if producer is None:
                     _accumulate_leaf(t, g, owned)
-                else:
-                    slot = pending.setdefault(id(t._node), [None] * t._node.n_outputs)
-                    prev = slot[t._index]
-                    slot[t._index] = g if prev is None else prev + g
+                    continue
+                slot = pending.get(producer)
+                if slot is None:
+                    slot = pending[producer] = [None] * producer.n_outputs
+                prev = slot[t._index]
+                slot[t._index] = g if prev is None else prev + g
 
 
 # ---------------------------------------------------------------- engine helpers
@@ -223,14 +242,14 @@ def _accumulate_leaf(t, g, owned):
 
 def _topological_order(root):
     """Nodes reachable from root, every node after the nodes it consumes."""
-    order, seen = [], {id(root)}
+    order, seen = [], {root}
     stack = [(root, iter(root.inputs))]
     while stack:
         node, inputs = stack[-1]
         for t in inputs:
             child = t._node
-            if child is not None and id(child) not in seen:
-                seen.add(id(child))
+            if child is not None and child not in seen:
+                seen.add(child)
                 stack.append((child, iter(child.inputs)))
                 break
         else:
@@ -254,15 +273,20 @@ def record(outputs, inputs, backward, name="", tensor_type=None):
     per input.
     tensor_type: a Tensor subclass to make the outputs of (default Tensor).
     """
-    multi = isinstance(outputs, tuple)
-    arrays = outputs if multi else (outputs,)
-    make = tensor_type or Tensor
-    tensors = tuple(make(a) for a in arrays)
-    if is_grad_enabled() and any(t.requires_grad for t in inputs):
-        node = Node(tuple(inputs), backward, len(arrays), name)
-        for i, t in enumerate(tensors):
-            if t.data.dtype.kind == "f":
-                t.requires_grad = True
-                t._node = node
-                t._index = i
+    cls = tensor_type or Tensor
+    multi = type(outputs) is tuple
+    tensors = tuple(cls._of(a) for a in outputs) if multi else (cls._of(outputs),)
+    if not getattr(_state, "grad_enabled", True):
+        return tensors if multi else tensors[0]
+    for t in inputs:
+        if t.requires_grad:
+            break
+    else:
+        return tensors if multi else tensors[0]
+    node = Node(tuple(inputs), backward, len(tensors), name)
+    for i, t in enumerate(tensors):
+        if t.data.dtype.kind == "f":
+            t.requires_grad = True
+            t._node = node
+            t._index = i
     return tensors if multi else tensors[0]

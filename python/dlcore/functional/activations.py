@@ -37,6 +37,12 @@ class ActivatedTensor(Tensor):
         self.activation = None
         self.logits = None
 
+    @classmethod
+    def _of(cls, array):
+        t = super()._of(array)
+        t.activation = t.logits = None
+        return t
+
 
 def _activated(out, a, backward, name, axis_ok=True):
     t = record(out, (a,), backward, name, tensor_type=ActivatedTensor if axis_ok else None)

@@ -36,6 +36,29 @@ def _reduce(per_sample, reduction):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def _record_reduced(per_sample, logits, grad_per_sample, reduction, name):
+    """Records a loss computed from ``logits`` with its reduction in the same node:
+    ``per_sample`` losses (any leading shape), and ``grad_per_sample(scale)`` -> the
+    gradient with respect to the logits when each sample's loss has upstream gradient
+    ``scale`` (an array of per_sample's shape, or a number)."""
+    per_sample = per_sample.astype(logits.dtype, copy=False)
+    if reduction == "none":
+        return record(per_sample, (logits,), lambda g: (grad_per_sample(g[0]),), name)
+    if reduction == "mean":
+        n = max(per_sample.size, 1)
+        value = np.asarray(per_sample.sum() / n, dtype=per_sample.dtype)
+        return record(value, (logits,), lambda g: (grad_per_sample(g[0] / n),), name)
+    if reduction == "sum":
+        value = np.asarray(per_sample.sum(), dtype=per_sample.dtype)
+        return record(value, (logits,), lambda g: (grad_per_sample(g[0]),), name)
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _per_row(scale, ndim):
+    """An upstream gradient per sample, broadcast over the class axis."""
+    return scale[..., None] if np.ndim(scale) else scale
+
+
 def _target(y_true, like):
     data = y_true.data if isinstance(y_true, Tensor) else np.asarray(y_true)
     return data.astype(like.dtype, copy=False)
@@ -100,15 +123,12 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
         return _reduce(per_elem.mean(axis=-1), reduction)
     z = logits.data
     per_elem = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-    per_sample = per_elem.mean(axis=-1)
     width = z.shape[-1] if z.ndim else 1
 
-    def backward(g):
-        gs = np.expand_dims(g[0], -1) if np.ndim(g[0]) else g[0]
-        return (gs * (sigmoid_array(z) - y) / width,)
+    def grad(scale):
+        return _per_row(scale, z.ndim) * (sigmoid_array(z) - y) / width
 
-    per_sample_t = record(per_sample.astype(z.dtype, copy=False), (logits,), backward, "bce")
-    return _reduce(per_sample_t, reduction)
+    return _record_reduced(per_elem.mean(axis=-1), logits, grad, reduction, "bce")
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
@@ -127,13 +147,11 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"
         p = p.clip(EPSILON, 1 - EPSILON)
         return _reduce(-(p.log() * y).sum(axis=-1), reduction)
     logp = log_softmax_array(logits.data)
-    per_sample = -(y * logp).sum(axis=-1)
 
-    def backward(g):
-        gs = np.expand_dims(g[0], -1)
-        return (gs * (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y),)
+    def grad(scale):
+        return _per_row(scale, logp.ndim) * (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y)
 
-    return _reduce(record(per_sample, (logits,), backward, "cce"), reduction)
+    return _record_reduced(-(y * logp).sum(axis=-1), logits, grad, reduction, "cce")
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
@@ -148,38 +166,41 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction
             f"expected {y_pred.shape[:-1]} (one integer label per row of "
             f"y_pred {y_pred.shape})"
         )
-    if labels.dtype.kind == "f":
-        if not np.all(labels == np.round(labels)):
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
             raise ValueError(
                 "sparse_categorical_crossentropy: y_true must hold integer "
                 "class labels; got non-integer values"
             )
-    labels = labels.astype(np.int64)
+        labels = labels.astype(np.int64)
     classes = y_pred.shape[-1]
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+    low, high = (labels.min(), labels.max()) if labels.size else (0, 0)
+    if low < 0 or high >= classes:
         raise ValueError(
             f"sparse_categorical_crossentropy: labels must be in [0, {classes}), "
-            f"got values in [{labels.min()}, {labels.max()}]"
+            f"got values in [{low}, {high}]"
         )
     logits = _logits_of(y_pred, "softmax", from_logits)
     if logits is None:
         p = y_pred / y_pred.sum(axis=-1, keepdims=True)
         picked = _take_last(p, labels).clip(EPSILON, 1 - EPSILON)
         return _reduce(-picked.log(), reduction)
-    logp = log_softmax_array(logits.data)
-    per_sample = -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    # per row: logsumexp(z) - z[label], from the shifted logits; the gradient is
+    # softmax(z) - onehot(label)
+    z = logits.data.reshape(-1, classes)
+    rows, flat = np.arange(len(z)), labels.reshape(-1)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=-1)
+    per_sample = (np.log(total) - shifted[rows, flat]).reshape(labels.shape)
 
-    def backward(g):
-        grad = np.exp(logp)
-        np.put_along_axis(
-            grad,
-            labels[..., None],
-            np.take_along_axis(grad, labels[..., None], axis=-1) - 1,
-            axis=-1,
-        )
-        return (np.expand_dims(g[0], -1) * grad,)
+    def grad(scale):
+        out = e / total[:, None]
+        out[rows, flat] -= 1
+        out *= np.reshape(scale, (-1, 1)) if np.ndim(scale) else scale
+        return out.reshape(logits.shape)
 
-    return _reduce(record(per_sample, (logits,), backward, "sparse_cce"), reduction)
+    return _record_reduced(per_sample, logits, grad, reduction, "sparse_cce")
 
 
 def _take_last(p, labels):

@@ -153,6 +153,7 @@ class Layer:
     casts_inputs = True  # a Model turns it off: its layers cast for themselves
     _call_args = frozenset({"training"})
     supports_masking = False  # passes an incoming mask on to its output (compute_mask)
+    _uses_masks = False  # its call takes a mask, or it computes its output's own
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -166,6 +167,7 @@ class Layer:
                 cls._call_args = frozenset({"training", "mask"})
             else:
                 cls._call_args = frozenset(params) & {"training", "mask"}
+        cls._uses_masks = "mask" in cls._call_args or cls.compute_mask is not Layer.compute_mask
 
     def __init__(
         self,
@@ -339,53 +341,54 @@ class Layer:
     def _cast(self, x):
         """Keras casts a layer's floating inputs to its dtype; integers stay as they are
         only for layers that take indices (they set ``casts_inputs = False``)."""
-        x = as_tensor(x)
+        if type(x) is not Tensor:
+            x = as_tensor(x)
+        dtype = x.data.dtype
         if (
             self.casts_inputs
-            and x.dtype != self.dtype
-            and (x.dtype.kind != "f" or not x.requires_grad)
+            and dtype is not self.dtype
+            and dtype != self.dtype
+            and (dtype.kind != "f" or not x.requires_grad)
         ):
             x = Tensor(x.data.astype(self.dtype))
         return x
 
     def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
-        if type(inputs) is KerasTensor or (
-            (args or kwargs or isinstance(inputs, (list, tuple, dict)))
-            and is_symbolic(inputs, args, kwargs)
+        kind = type(inputs)
+        if kind is KerasTensor or (
+            (args or kwargs or kind in (list, tuple, dict)) and is_symbolic(inputs, args, kwargs)
         ):
             if mask is not None:
                 kwargs["mask"] = mask
             return self._symbolic_call(inputs, args, kwargs)
-        masking = (
-            self.supports_masking
-            or "mask" in self._call_args
-            or (type(self).compute_mask is not Layer.compute_mask)
-        )
-        if masking and mask is None:
+        masking = self.supports_masking or self._uses_masks
+        if masking and mask is None and _masks:
             mask = _masks_of(inputs)
-        if isinstance(inputs, (list, tuple)):
+        if kind is list or kind is tuple:
             x = [self._cast(t) for t in inputs]
             shape = [t.shape for t in x]
-        elif isinstance(inputs, dict):
+        elif kind is dict:
             x = {k: self._cast(t) for k, t in inputs.items()}
             shape = {k: t.shape for k, t in x.items()}
         else:
             x = self._cast(inputs)
-            shape = x.shape
-        self._ensure_built(shape)
+            shape = x.data.shape
+        if not self.built:
+            self._ensure_built(shape)
         outer = getattr(_context, "training", None)
         if training is None:
             training = bool(outer)  # inherited from the enclosing layer's call, as Keras
-        if "training" in self._call_args:
+        call_args = self._call_args
+        if "training" in call_args:
             kwargs["training"] = training
-        if mask is not None and "mask" in self._call_args:
+        if mask is not None and "mask" in call_args:
             kwargs["mask"] = mask
         _context.training = training
         try:
             out = self.call(x, *args, **kwargs)
         finally:
             _context.training = outer
-        if masking:
+        if masking and (mask is not None or self._uses_masks):
             _attach_masks(out, self.compute_mask(x, mask))
         return out
 

@@ -128,23 +128,36 @@ class Model(Trainer, Layer):
 
     # ------------------------------------------------------------ saving
     def save_weights(self, path):
-        """Writes the weights (atomically) to ``path`` (after a distributed fit, on
-        rank 0 only)."""
+        """Writes the weights (atomically) to ``path``: ``*.dlc`` in dlcore's checkpoint
+        format, ``*.weights.h5`` in Keras 3's (after a distributed fit, on rank 0
+        only)."""
         if self._strategy.is_chief:
             saving.save_weights(self, path)
 
     def load_weights(self, path):
-        """Loads weights saved by ``save_weights`` or ``save`` into this model; refuses a
-        file whose weights do not match the model's, naming the first mismatch."""
+        """Loads weights saved by ``save_weights`` or ``save`` (or by Keras 3) into this
+        model; refuses a file whose weights do not match the model's, naming the first
+        mismatch."""
         saving.load_weights(self, path)
 
     def save(self, path):
         """Writes architecture, weights, compile settings and optimizer state to
-        ``path``, atomically; ``models.load_model(path)`` restores the model so that
-        training resumes exactly where it stopped. After a distributed fit, rank 0 alone
-        writes."""
+        ``path``, atomically, in the format its extension names: ``*.dlc`` for dlcore's
+        checkpoint format (``models.load_model(path)`` restores the model so that
+        training resumes exactly where it stopped), ``*.keras`` for Keras 3's archive.
+        After a distributed fit, rank 0 alone writes."""
         if self._strategy.is_chief:
             saving.save_model(self, path)
+
+    def export(self, filepath, format="onnx", verbose=False):
+        """Writes the inference graph for deployment: ``format="onnx"`` an ONNX file
+        (opset 17, float32, any batch size). Needs ``pip install 'dlcore[onnx]'``."""
+        from dlcore.export import export_model
+
+        path = export_model(self, filepath, format=format)
+        if verbose:
+            print(f"Saved the {format} export of {self.name} at {path}")
+        return path
 
     def get_config(self):
         raise NotImplementedError(

@@ -170,8 +170,8 @@ class Optimizer:
     def step(self, params=None):
         """Applies one update from the parameters' ``.grad`` (those without one are
         left alone) and advances the step count."""
-        params = self._params(params)
-        self._apply([(p.grad, p) for p in params if p.grad is not None])
+        params = self._params(params)  # checked: each listed once
+        self._apply([(p.grad, p) for p in params if p.grad is not None], checked=True)
 
     # ------------------------------------------------------------ Keras face
     def apply_gradients(self, grads_and_vars):
@@ -207,6 +207,8 @@ class Optimizer:
                     f"constructor, to step(params), or compile a model with it"
                 )
             return self.params
+        if params is self._params_list:  # checked when it was set
+            return params
         params = list(params)
         _check_unique(params, f"{type(self).__name__}.step")
         return params
@@ -226,9 +228,11 @@ class Optimizer:
                 return [(g * (self.global_clipnorm / norm), p) for g, p in pairs]
         return pairs
 
-    def _apply(self, pairs):
-        _check_unique([p for _, p in pairs], type(self).__name__, "the gradients' variables")
+    def _apply(self, pairs, checked=False):
+        if not checked:
+            _check_unique([p for _, p in pairs], type(self).__name__, "the gradients' variables")
         lr = self.current_learning_rate
+        params, grads, slots = [], [], []
         for g, p in self._clip(pairs):
             if g.shape != p.shape:
                 raise ValueError(
@@ -244,14 +248,29 @@ class Optimizer:
                     p,
                     {n: np.zeros(p.shape, p.data.dtype) for n in self.slot_names},
                 )
-            self.update_step(p.data, g, entry[1], lr)
+            params.append(p.data)
+            grads.append(g)
+            slots.append(entry[1])
+        if params:
+            self.update_steps(params, grads, slots, lr)
         self.iterations += 1
+
+    def update_steps(self, params, grads, slots, lr):
+        """Updates every parameter (arrays, in place) from its gradient and state: by
+        default one ``update_step`` each; the built-in optimizers override it with one
+        call of their fused kernel over all of them."""
+        if type(self).update_step is Optimizer.update_step:
+            raise NotImplementedError(
+                f"{type(self).__name__} must define update_step (or update_steps)"
+            )
+        for param, grad, state in zip(params, grads, slots):
+            self.update_step(param, grad, state, lr)
 
     def update_step(self, param, grad, slots, lr):
         """Updates the array ``param`` in place from ``grad``; ``slots`` holds this
         parameter's state arrays (``slot_names``). The built-in optimizers run fused C++
         kernels (``dlcore.ops.*_update``): one pass over the parameter and its state."""
-        raise NotImplementedError
+        self.update_steps([param], [grad], [slots], lr)
 
     # ------------------------------------------------------------ saving
     def get_config(self):
@@ -326,14 +345,14 @@ class SGD(Optimizer):
         if not self.momentum:
             self.slot_names = ()
 
-    def update_step(self, param, grad, slots, lr):
+    def update_steps(self, params, grads, slots, lr):
         ops.sgd_update(
-            param,
-            grad,
+            params,
+            grads,
             lr=lr,
             momentum=self.momentum,
             nesterov=self.nesterov,
-            velocity=slots.get("momentum"),
+            velocity=[s["momentum"] for s in slots] if self.momentum else None,
         )
 
     def get_config(self):
@@ -359,18 +378,18 @@ class Adam(Optimizer):
         if amsgrad:
             self.slot_names = ("m", "v", "vhat")
 
-    def update_step(self, param, grad, slots, lr):
+    def update_steps(self, params, grads, slots, lr):
         ops.adam_update(
-            param,
-            grad,
-            slots["m"],
-            slots["v"],
+            params,
+            grads,
+            [s["m"] for s in slots],
+            [s["v"] for s in slots],
             lr=lr,
             beta_1=self.beta_1,
             beta_2=self.beta_2,
             epsilon=self.epsilon,
             step=self.iterations + 1,
-            vhat=slots.get("vhat"),
+            vhat=[s["vhat"] for s in slots] if self.amsgrad else None,
         )
 
     def get_config(self):
@@ -401,17 +420,17 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
         self.slot_names = ("v",) + (("mom",) if momentum else ()) + (("mg",) if centered else ())
 
-    def update_step(self, param, grad, slots, lr):
+    def update_steps(self, params, grads, slots, lr):
         ops.rmsprop_update(
-            param,
-            grad,
-            slots["v"],
+            params,
+            grads,
+            [s["v"] for s in slots],
             lr=lr,
             rho=self.rho,
             momentum=self.momentum,
             epsilon=self.epsilon,
-            mg=slots.get("mg"),
-            mom=slots.get("mom"),
+            mg=[s["mg"] for s in slots] if self.centered else None,
+            mom=[s["mom"] for s in slots] if self.momentum else None,
         )
 
     def get_config(self):

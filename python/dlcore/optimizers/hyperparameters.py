@@ -28,8 +28,8 @@ class Hyperparameter:
     def __set_name__(self, owner, name):
         self.name = name
 
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else obj.__dict__[self.name]
+    # No __get__: the checked value lives in the instance's __dict__ under the same name,
+    # so reading it is a plain attribute lookup (the optimizers read them every step).
 
     def __set__(self, obj, value):
         obj.__dict__[self.name] = self.check(value, f"{type(obj).__name__}: {self.name}")

@@ -1,14 +1,32 @@
-"""Saving models: dlcore's checkpoint format (:mod:`.checkpoint`: an npz zip with a JSON
-header and checksums, atomic writes, no pickle) and the model-level save/load on top
-(:mod:`.model_io`)."""
+"""Saving models, in two formats chosen by the file's extension (:mod:`.saving_api`):
+
+- ``.dlc``: dlcore's checkpoint format (:mod:`.checkpoint`: an npz zip with a JSON header
+  and checksums, atomic writes, no pickle) with the model-level save/load on top
+  (:mod:`.model_io`);
+- ``.keras`` / ``.weights.h5``: Keras 3's archive and weights file (:mod:`.keras_file`,
+  :mod:`.keras_config`), which Keras opens and dlcore reads back.
+"""
 
 from .checkpoint import FORMAT, VERSION, CheckpointError, read_checkpoint, write_checkpoint
-from .model_io import load_model, load_weights, save_model, save_weights
+from .keras_config import KerasFormatError
+from .saving_api import (
+    DLCORE_EXTENSION,
+    KERAS_EXTENSION,
+    KERAS_WEIGHTS_EXTENSION,
+    load_model,
+    load_weights,
+    save_model,
+    save_weights,
+)
 
 __all__ = [
+    "DLCORE_EXTENSION",
     "FORMAT",
+    "KERAS_EXTENSION",
+    "KERAS_WEIGHTS_EXTENSION",
     "VERSION",
     "CheckpointError",
+    "KerasFormatError",
     "load_model",
     "load_weights",
     "read_checkpoint",

@@ -23,11 +23,11 @@ import hashlib
 import json
 import math
 import os
-import secrets
-import stat
 import zipfile
 
 import numpy as np
+
+from .atomic import atomic_write
 
 __all__ = [
     "FORMAT",
@@ -76,64 +76,9 @@ def write_checkpoint(path, header, arrays):
         checksums={name: _digest(a) for name, a in arrays.items()},
     )
     blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    target = os.path.realpath(path)  # through a symbolic link: its target
-    directory = os.path.dirname(target)
-    fd, tmp = _create_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_HEADER: blob}, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
+    with atomic_write(path) as f:  # through a symbolic link: its target
+        np.savez(f, **{_HEADER: blob}, **arrays)
     return path
-
-
-def _create_beside(target):
-    """A new temporary file in ``target``'s directory, with the mode ``open(target, 'w')``
-    would leave: the existing file's, else 0o666 less the umask (os.open applies it)."""
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = None
-    directory, name = os.path.split(target)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    flags |= getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    if mode is not None:
-        try:
-            os.chmod(tmp, mode)
-        except OSError:
-            pass  # a file system without modes
-    return fd, tmp
-
-
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# ---------------------------------------------------------------- reading
 
 
 class ArrayInfo:

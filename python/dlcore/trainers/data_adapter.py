@@ -205,6 +205,8 @@ class ArrayDataAdapter:
     def _take(self, struct, idx):
         if struct is None:
             return None
+        if type(struct) is np.ndarray:
+            return struct[idx]
         return pack_like(struct, [leaf[idx] for leaf in flatten(struct)])
 
     def take(self, idx):

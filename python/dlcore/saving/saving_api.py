@@ -1,0 +1,121 @@
+"""``save`` / ``load_model`` / ``save_weights`` / ``load_weights``: the file format
+follows the name when writing and the content when reading.
+
+========================  ==========================================  =================
+extension                 format                                      written by
+========================  ==========================================  =================
+``.dlc``                  dlcore's checkpoint (:mod:`.checkpoint`):   ``save``,
+                          atomic, checksummed, resumes training       ``save_weights``
+                          exactly
+``.keras``                Keras 3's archive (:mod:`.keras_file`)      ``save``
+``.weights.h5``           Keras 3's weights file                      ``save_weights``
+========================  ==========================================  =================
+
+Reading looks at what a file holds, so a dlcore checkpoint loads whatever its name
+(files written before ``.dlc`` existed were often called ``.keras``).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from . import keras_file, model_io
+
+__all__ = [
+    "DLCORE_EXTENSION",
+    "KERAS_EXTENSION",
+    "KERAS_WEIGHTS_EXTENSION",
+    "load_model",
+    "load_weights",
+    "save_model",
+    "save_weights",
+]
+
+DLCORE_EXTENSION = ".dlc"
+KERAS_EXTENSION = ".keras"
+KERAS_WEIGHTS_EXTENSION = ".weights.h5"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_DLCORE_HEADER = "__dlcore_header__"  # the member every dlcore checkpoint has
+
+
+def _format_for(path, fn, keras_extension):
+    name = os.fspath(path)
+    if name.endswith(DLCORE_EXTENSION):
+        return "dlcore"
+    if name.endswith(keras_extension):
+        return "keras"
+    raise ValueError(
+        f"{fn}: cannot tell the format of {name!r} from its extension; name it "
+        f"'*{DLCORE_EXTENSION}' for dlcore's checkpoint format (atomic, checksummed, "
+        f"resumes training exactly) or '*{keras_extension}' for Keras 3's format"
+    )
+
+
+def _content(path):
+    """'keras' (a Keras archive), 'hdf5', or 'other' (dlcore's reader decides)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model file at {path!r}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == _HDF5_SIGNATURE:
+        return "hdf5"
+    names = set()
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            pass
+    if "config.json" in names:
+        return "keras"
+    if f"{_DLCORE_HEADER}.npy" not in names and path.endswith(KERAS_EXTENSION):
+        return "keras"  # damaged or foreign: the Keras reader names what is wrong
+    return "other"
+
+
+def save_model(model, path):
+    """Writes the model in the format its extension names (``.dlc``, ``.keras``)."""
+    if _format_for(path, "save", KERAS_EXTENSION) == "keras":
+        keras_file.save_keras_model(model, path)
+    else:
+        model_io.save_model(model, path)
+
+
+def load_model(path, compile=True, safe_mode=True):
+    """Rebuilds a model saved with ``save``, in either format, or by Keras 3."""
+    name = os.fspath(path)
+    if name.endswith(".onnx"):
+        raise ValueError(
+            f"load_model: {name!r} is an ONNX file; dlcore writes ONNX (model.export) but "
+            f"loads its own (.dlc) and Keras 3 (.keras) files only"
+        )
+    kind = _content(path)
+    if kind == "keras":
+        return keras_file.load_keras_model(path, compile=compile, safe_mode=safe_mode)
+    if kind == "hdf5":
+        raise ValueError(
+            f"load_model: {name!r} is an HDF5 file (Keras weights); build the model and "
+            f"use model.load_weights({name!r})"
+        )
+    return model_io.load_model(path, compile=compile)
+
+
+def save_weights(model, path):
+    """Writes the weights in the format the extension names (``.dlc``, ``.weights.h5``)."""
+    if _format_for(path, "save_weights", KERAS_WEIGHTS_EXTENSION) == "keras":
+        keras_file.save_keras_weights(model, path)
+    else:
+        model_io.save_weights(model, path)
+
+
+def load_weights(model, path):
+    """Loads weights from a dlcore file, a Keras ``.weights.h5`` or a ``.keras`` archive."""
+    kind = _content(path)
+    if kind == "hdf5":
+        keras_file.load_keras_weights(model, path)
+    elif kind == "keras":
+        keras_file.load_keras_archive_weights(model, path)
+    else:
+        model_io.load_weights(model, path)

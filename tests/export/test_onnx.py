@@ -1,0 +1,126 @@
+"""ONNX export: every layer dlcore has, in Sequential, functional and nested models,
+exported with ``model.export`` and run by ONNX Runtime, predicts what dlcore predicts
+(float32 rounding), at any batch size."""
+
+import numpy as np
+import pytest
+
+import dlcore
+from dlcore import layers, models
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+RTOL, ATOL = 1e-5, 2e-6
+
+
+def run_onnx(path, feeds):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, dict(zip(names, feeds)))
+
+
+def assert_exports(model, tmp_path, make_inputs, batches=(1, 5)):
+    """Exports ``model`` and compares ONNX Runtime with dlcore at several batch sizes."""
+    path = model.export(tmp_path / f"{model.name}.onnx")
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version >= 17
+    assert all(i.type.tensor_type.shape.dim[0].dim_param == "batch" for i in proto.graph.input)
+    for n in batches:
+        feeds = make_inputs(n)
+        expected = model.predict(feeds if len(feeds) > 1 else feeds[0])
+        expected = expected if isinstance(expected, list) else [expected]
+        got = run_onnx(path, feeds)
+        assert len(got) == len(expected)
+        for i, (a, e) in enumerate(zip(got, expected)):
+            np.testing.assert_allclose(
+                a, e, RTOL, ATOL, err_msg=f"{model.name} output {i} at batch {n}"
+            )
+    return proto
+
+
+def normal(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_image_stack(tmp_path):
+    model = models.Sequential([
+        layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", input_shape=(9, 10, 2)),
+        layers.MaxPooling2D(2, padding="same"),
+        layers.Conv2D(5, (3, 2), dilation_rate=(2, 1), padding="same", activation="sigmoid"),
+        layers.Conv2D(3, (2, 1), use_bias=False, activation="softmax"),
+        layers.MaxPooling2D((2, 3), strides=(1, 2)),
+        layers.Reshape((-1, 3)),
+        layers.Flatten(),
+        layers.Dense(8, activation="tanh"),
+        layers.LeakyReLU(negative_slope=0.1),
+        layers.Dropout(0.5),
+        layers.Dense(6, activation="leaky_relu"),
+        layers.Activation("softmax"),
+    ], name="images")  # fmt: skip
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 9, 10, 2)])
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Transpose") < 2 * ops.count("Conv") + 2 * ops.count("MaxPool")
+
+
+def test_unknown_image_size_pads_same_at_run_time(tmp_path):
+    x = dlcore.Input(shape=(None, None, 3), name="image")
+    y = layers.Conv2D(2, 3, strides=2, padding="same")(x)
+    y = layers.MaxPooling2D(3, strides=2, padding="same")(y)
+    model = dlcore.Model(x, y, name="any_size")
+    path = model.export(tmp_path / "any.onnx")
+    for shape in ((2, 7, 9, 3), (1, 8, 5, 3)):
+        x = normal(*shape)
+        np.testing.assert_allclose(run_onnx(path, [x])[0], model.predict(x), RTOL, ATOL)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_lstm(tmp_path, return_sequences):
+    model = models.Sequential([
+        layers.LSTM(5, return_sequences=True, input_shape=(7, 3)),
+        layers.LSTM(4, return_sequences=return_sequences, use_bias=False),
+        layers.Dense(2),
+    ], name=f"lstm_{return_sequences}")  # fmt: skip
+    rng = np.random.default_rng(1)
+    for w in model.weights:  # away from the initial values, so that gate order matters
+        w.data[...] = rng.standard_normal(w.shape).astype(np.float32) * 0.5
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 7, 3, seed=n)])
+    assert [n.op_type for n in proto.graph.node].count("LSTM") == 2
+
+
+def test_functional_merges_states_and_nesting(tmp_path):
+    seq = dlcore.Input(shape=(6, 3), name="seq")
+    vec = dlcore.Input(shape=(4,), name="vec")
+    h0 = layers.Dense(4, name="h0")(vec)
+    c0 = layers.Dense(4, name="c0")(vec)
+    out, state_h, state_c = layers.LSTM(4, return_state=True)(seq, initial_state=[h0, c0])
+    d = layers.Dense(4, activation="relu")(vec)
+    shared = layers.Dense(4, name="shared")
+    a, b = shared(out), shared(d)
+    merged = [layers.Add()([a, b, d]), layers.Subtract()([a, b]), layers.Multiply()([a, b, out]),
+              layers.Average()([a, state_c]), layers.Maximum()([a, b]), layers.Minimum()([d, state_h])]  # fmt: skip
+    joined = layers.Concatenate()(merged)
+    grid = layers.Reshape((6, 4))(joined)
+    dots = [layers.Dot(axes=1, normalize=True)([out, d]), layers.Dot(axes=(2, 1))([grid, a]),
+            layers.Flatten()(layers.Dot(axes=1)([grid, grid]))]  # fmt: skip
+    inner = models.Sequential([layers.Dense(5, activation="sigmoid"), layers.Dense(2)], name="head")
+    x = dlcore.Input(shape=(9,))
+    inner_fn = dlcore.Model(x, layers.Dense(3)(x), name="inner_fn")
+    head = inner(layers.Concatenate(axis=-1)([joined, *dots]))
+    side = inner_fn(layers.Concatenate()([head, state_h, layers.Dense(3)(d)]))
+    model = dlcore.Model(inputs=[seq, vec], outputs=[side, head], name="graph")
+    assert_exports(model, tmp_path, lambda n: [normal(n, 6, 3, seed=n), normal(n, 4, seed=n + 9)])
+
+
+def test_what_cannot_be_exported_is_named(tmp_path):
+    class Doubling(layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    model = models.Sequential([layers.Dense(2, input_shape=(3,)), Doubling(name="twice")])
+    with pytest.raises(ValueError, match=r"'twice' is a Doubling, which has no ONNX converter"):
+        model.export(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ValueError, match=r"format 'tf_saved_model'.*\['onnx'\]"):
+        model.export(tmp_path / "m", format="tf_saved_model")
+    with pytest.raises(ValueError, match="build the model"):
+        models.Sequential([layers.Dense(2)]).export(tmp_path / "u.onnx")

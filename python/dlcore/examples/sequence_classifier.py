@@ -46,10 +46,10 @@ def _masked_inputs(tokens):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], epochs=8, batch_size=64)
+    p = parser(__doc__.splitlines()[0], epochs=6, batch_size=64)
     p.add_argument("--rnn", choices=["bilstm", "gru"], default="bilstm")
     args = p.parse_args(argv)
-    n = 2500 if args.quick else 10000
+    n = 2500 if args.quick else 6000
     if args.quick:
         args.epochs = 5
     tokens, y = make_sequences(n, seed=args.seed)

@@ -1,15 +1,17 @@
 """Keras-style layers, one module per family as in Keras:
 
 - :mod:`.base` Layer, InputLayer
-- :mod:`.core` Dense, Activation, Masking, Input
+- :mod:`.core` Dense, Activation, Embedding, Masking, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 - :mod:`.convolutional` Conv2D
 - :mod:`.pooling` MaxPooling2D
 - :mod:`.recurrent` LSTM, GRU, SimpleRNN
+- :mod:`.regularization` Dropout, SpatialDropout2D, GaussianNoise
+- :mod:`.reshaping` Flatten, Reshape, Permute, RepeatVector, UpSampling2D, ZeroPadding2D,
+  Cropping2D
+- :mod:`.activations` ReLU, LeakyReLU, ELU, PReLU, Softmax
+- :mod:`.normalization` BatchNormalization, LayerNormalization
 - :mod:`.wrappers` Bidirectional, TimeDistributed
-- :mod:`.regularization` Dropout
-- :mod:`.reshaping` Flatten, Reshape
-- :mod:`.activations` LeakyReLU
 
 A family module's ``__all__`` is what this package exports, and every layer class
 registers itself (``@registry.register()``) under its Keras class name, which is how
@@ -22,6 +24,7 @@ from . import (
     convolutional,
     core,
     merging,
+    normalization,
     pooling,
     recurrent,
     regularization,
@@ -33,6 +36,7 @@ from .base import *  # noqa: F403
 from .convolutional import *  # noqa: F403
 from .core import *  # noqa: F403
 from .merging import *  # noqa: F403
+from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
@@ -41,7 +45,7 @@ from .wrappers import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping, wrappers,
+    reshaping, normalization, wrappers,
 )  # fmt: skip
 
 __all__ = [

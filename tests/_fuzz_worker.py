@@ -104,7 +104,7 @@ def _build(arg):
     return arg
 
 
-def _lstm_round_trip(fn_forward, fn_backward, n_grads):
+def _lstm_round_trip(fn_forward, fn_backward, n_grads):  # the GRU's and SimpleRNN's too
     def run(*args, grads=(None,) * 3, **kwargs):
         out = fn_forward(*args, **kwargs)
         return out[:-1], fn_backward(*grads[:n_grads], out[-1])
@@ -209,6 +209,12 @@ OPERATIONS = {
     "lstm_cell_forward": ops.lstm_cell_forward,
     "lstm_cell_backward": ops.lstm_cell_backward,
     "lstm_cell_round_trip": _lstm_round_trip(ops.lstm_cell_forward, ops.lstm_cell_backward, 2),
+    "gru_forward": ops.gru_forward,
+    "gru_backward": ops.gru_backward,
+    "gru_round_trip": _lstm_round_trip(ops.gru_forward, ops.gru_backward, 2),
+    "simple_rnn_forward": ops.simple_rnn_forward,
+    "simple_rnn_backward": ops.simple_rnn_backward,
+    "simple_rnn_round_trip": _lstm_round_trip(ops.simple_rnn_forward, ops.simple_rnn_backward, 2),
     "relu": ops.relu,
     "relu_backward": ops.relu_backward,
     "batch_norm_round_trip": _norm_round_trip("batch_norm"),
@@ -241,6 +247,8 @@ NOT_FUZZED = {
     "get_num_threads": "takes no arguments",
     "LstmCache": "a type, not an operation",
     "LstmCellCache": "a type, not an operation",
+    "GruCache": "a type, not an operation",
+    "SimpleRnnCache": "a type, not an operation",
     "batch_norm_forward": "fuzzed as batch_norm_round_trip (forward, inference, backward)",
     "batch_norm_inference": "fuzzed as batch_norm_round_trip",
     "batch_norm_backward": "fuzzed as batch_norm_round_trip",
@@ -262,7 +270,7 @@ def _copy_out(result):
         return result.copy()
     if isinstance(result, (tuple, list)):
         return type(result)(_copy_out(r) for r in result)
-    if isinstance(result, (ops.LstmCache, ops.LstmCellCache)):
+    if isinstance(result, (ops.LstmCache, ops.LstmCellCache, ops.GruCache, ops.SimpleRnnCache)):
         return type(result).__name__
     return result
 

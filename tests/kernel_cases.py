@@ -58,6 +58,13 @@ ACTIVATIONS = {
 # (N, T, I, U) of an LSTM that 2 threads share by batch (many sequences) and one they
 # share by hidden units (few sequences, several 16-unit panels).
 LSTM_SHAPES = {"by_batch": (16, 8, 8, 32), "by_units": (2, 6, 8, 64)}
+# The GRU (both formulations) and the SimpleRNN (both activations) at those shapes, and
+# each family once more with a mask of right-padded sequences (the LSTM's too).
+RNN_VARIANTS = {
+    "by_batch": ("by_batch", False),
+    "by_units": ("by_units", False),
+    "masked": ("by_units", True),
+}
 
 
 def _f32(rng, *shape):
@@ -94,8 +101,12 @@ def _conv_transpose_inputs(rng, name):
     return x, kernel, bias, _f32(rng, *y.shape), strides, padding
 
 
+def _right_padded(rng, N, T):
+    return np.arange(T)[None, :] < rng.integers(1, T + 1, N)[:, None]
+
+
 def _lstm_inputs(rng, name):
-    N, T, I, U = LSTM_SHAPES[name]
+    N, T, I, U = LSTM_SHAPES[RNN_VARIANTS[name][0]]
     x = _f32(rng, N, T, I)
     h0, c0 = _f32(rng, N, U), _f32(rng, N, U)
     kernel, recurrent, bias = (
@@ -104,7 +115,18 @@ def _lstm_inputs(rng, name):
         _f32(rng, 4 * U),
     )
     dy, dh_n, dc_n = _f32(rng, N, T, U), _f32(rng, N, U), _f32(rng, N, U)
-    return x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n
+    mask = _right_padded(rng, N, T) if RNN_VARIANTS[name][1] else None
+    return x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask
+
+
+def _rnn_inputs(rng, name, gates, bias_shape):
+    """A GRU's (3 gates) or SimpleRNN's (1) inputs and incoming gradients."""
+    N, T, I, U = LSTM_SHAPES[RNN_VARIANTS[name][0]]
+    x, h0 = _f32(rng, N, T, I), _f32(rng, N, U)
+    kernel, recurrent = 0.3 * _f32(rng, I, gates * U), 0.3 * _f32(rng, U, gates * U)
+    bias = _f32(rng, *bias_shape(U))
+    mask = _right_padded(rng, N, T) if RNN_VARIANTS[name][1] else None
+    return x, h0, kernel, recurrent, bias, mask, _f32(rng, N, T, U), _f32(rng, N, U)
 
 
 def gemm(a, b):
@@ -165,25 +187,57 @@ def global_avgpool_backward(x, dy):
             ops.global_avgpool_backward(dy, x.shape, _positions_kept(x)))  # fmt: skip
 
 
-def lstm_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
-    y, h_n, c_n, _ = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias)
+def lstm_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
+    y, h_n, c_n, _ = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias, mask=mask)
     return y, h_n, c_n
 
 
-def lstm_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+def lstm_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
     # A cache serves one backward, so each call runs its own forward.
-    *_, cache = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias)
+    *_, cache = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias, mask=mask)
     return ops.lstm_backward(dy, dh_n, dc_n, cache)
 
 
-def lstm_cell_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+def lstm_cell_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
     h, c, _ = ops.lstm_cell_forward(x[:, 0], h0, c0, kernel, recurrent, bias)
     return h, c
 
 
-def lstm_cell_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
+def lstm_cell_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
     *_, cache = ops.lstm_cell_forward(x[:, 0], h0, c0, kernel, recurrent, bias)
     return ops.lstm_cell_backward(dh_n, dc_n, cache)
+
+
+def gru_forward(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
+    # Keras' reset_after=True with a (2, 3U) bias, reset_after=False with a (3U,) one.
+    y, h_n, _ = ops.gru_forward(
+        x, h0, kernel, recurrent, bias, reset_after=bias.ndim == 2, mask=mask
+    )
+    return y, h_n
+
+
+def gru_backward(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
+    *_, cache = ops.gru_forward(
+        x, h0, kernel, recurrent, bias, reset_after=bias.ndim == 2, mask=mask
+    )
+    return ops.gru_backward(dy, dh_n, cache)
+
+
+def simple_rnn_forward(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
+    # relu where the mask is, tanh elsewhere: both activations run.
+    activation = "tanh" if mask is None else "relu"
+    y, h_n, _ = ops.simple_rnn_forward(
+        x, h0, kernel, recurrent, bias, activation=activation, mask=mask
+    )
+    return y, h_n
+
+
+def simple_rnn_backward(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
+    activation = "tanh" if mask is None else "relu"
+    *_, cache = ops.simple_rnn_forward(
+        x, h0, kernel, recurrent, bias, activation=activation, mask=mask
+    )
+    return ops.simple_rnn_backward(dy, dh_n, cache)
 
 
 def relu(x, dy):
@@ -304,6 +358,12 @@ def make_inputs(name, rng):
         return _lstm_inputs(rng, "by_batch")
     if kernel.startswith("lstm"):
         return _lstm_inputs(rng, variant)
+    if kernel.startswith("gru"):  # the masked one without the reset after
+        return _rnn_inputs(
+            rng, variant, 3, lambda U: (3 * U,) if variant == "masked" else (2, 3 * U)
+        )
+    if kernel.startswith("simple_rnn"):
+        return _rnn_inputs(rng, variant, 1, lambda U: (U,))
     if kernel.startswith("relu"):
         return _f32(rng, ELTWISE_SIZE), _f32(rng, ELTWISE_SIZE)
     if kernel.startswith(("batch_norm", "layer_norm")):
@@ -328,6 +388,10 @@ FUNCTIONS = {
         lstm_backward,
         lstm_cell_forward,
         lstm_cell_backward,
+        gru_forward,
+        gru_backward,
+        simple_rnn_forward,
+        simple_rnn_backward,
         relu,
         relu_backward,
         batch_norm_forward,
@@ -355,7 +419,13 @@ CASES = (
     ["gemm", "gemm_backward"]
     + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
     + ["maxpool2d_forward", "maxpool2d_backward"]
-    + [f"lstm_{d}[{how}]" for d in ("forward", "backward") for how in LSTM_SHAPES]
+    + [f"lstm_{d}[{how}]" for d in ("forward", "backward") for how in RNN_VARIANTS]
+    + [
+        f"{f}_{d}[{how}]"
+        for f in ("gru", "simple_rnn")
+        for d in ("forward", "backward")
+        for how in RNN_VARIANTS
+    ]
     + [
         "lstm_cell_forward",
         "lstm_cell_backward",
@@ -424,6 +494,8 @@ THREAD_DEPENDENT = {
         {1, 2},
         EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS,
     ),
+    "gru_backward[by_batch]": ({4}, THREAD_PARTIALS),
+    "simple_rnn_backward[by_batch]": ({4}, THREAD_PARTIALS),
 }
 
 

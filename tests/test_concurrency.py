@@ -93,36 +93,42 @@ def test_optimizer_updates_in_place_on_separate_parameters(threads):
         assert_identical(got, want, "adam_update")
 
 
-# Forward and backward of the LSTM kernels, called alike: (x, h0, c0, weights...) and
-# (dy, dh_n, dc_n, cache).
-LSTM_PASSES = {
-    "lstm_backward[by_batch]": (ops.lstm_forward, ops.lstm_backward),
+# Forward and backward of the kernels whose cache serves one backward, from a case's
+# inputs: forward(inputs) -> cache, backward(inputs, cache) -> gradients.
+CACHE_PASSES = {
+    "lstm_backward[by_batch]": (
+        lambda i: ops.lstm_forward(*i[:6])[-1],
+        lambda i, cache: ops.lstm_backward(*i[6:9], cache),
+    ),
     "lstm_cell_backward": (
-        lambda x, *rest: ops.lstm_cell_forward(x[:, 0], *rest),
-        lambda dy, dh_n, dc_n, cache: ops.lstm_cell_backward(dh_n, dc_n, cache),
+        lambda i: ops.lstm_cell_forward(i[0][:, 0], *i[1:6])[-1],
+        lambda i, cache: ops.lstm_cell_backward(*i[7:9], cache),
+    ),
+    "gru_backward[by_batch]": (
+        lambda i: ops.gru_forward(*i[:5], mask=i[5])[-1],
+        lambda i, cache: ops.gru_backward(*i[6:8], cache),
     ),
 }
 
 
-@pytest.mark.parametrize("case", LSTM_PASSES)
-def test_a_shared_lstm_cache_serves_exactly_one_concurrent_backward(case, threads):
+@pytest.mark.parametrize("case", CACHE_PASSES)
+def test_a_shared_cache_serves_exactly_one_concurrent_backward(case, threads):
     # A backward overwrites the forward's saved gates, so of several threads racing on
     # one cache, one gets the gradients and the others a clean error. (The used-mark was
     # once tested before the gradients were allocated, and numpy.zeros releases the GIL:
     # two backwards ran on one cache.)
     ops.set_num_threads(2)
     inputs = kernel_cases.make_inputs(case, np.random.default_rng(0))
-    x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n = inputs
-    forward, backward = LSTM_PASSES[case]
+    forward, backward = CACHE_PASSES[case]
     expected = kernel_cases.run(case, inputs)
     for _ in range(20):
-        cache = forward(x, h0, c0, kernel, recurrent, bias)[-1]
+        cache = forward(inputs)
         start = threading.Barrier(WORKERS)
 
         def race(_, start=start, cache=cache):
             start.wait()
             try:
-                return backward(dy, dh_n, dc_n, cache)
+                return backward(inputs, cache)
             except ValueError as e:
                 assert "already used by a backward pass" in str(e)
                 return None

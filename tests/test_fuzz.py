@@ -36,9 +36,11 @@ from reference import activation as ref_activation
 from reference import conv as ref_conv
 from reference import embedding as ref_embedding
 from reference import gemm as ref_gemm
+from reference import gru as ref_gru
 from reference import lstm as ref_lstm
 from reference import norm as ref_norm
 from reference import pool as ref_pool
+from reference import simple_rnn as ref_simple_rnn
 
 CASES = Counter()
 
@@ -719,9 +721,12 @@ def lstm_cases(draw, crash_prone=False):
     expect = VALID
     fault = draw(
         st.sampled_from(
-            ["none"] * 6 + ["T0", "kernel", "recurrent_kernel", "bias", "state", "dtype", "grad"]
+            ["none"] * 6
+            + ["T0", "kernel", "recurrent_kernel", "bias", "state", "dtype", "grad", "mask"]
         )
     )
+    if fault == "mask" and cell:
+        fault = "none"
     if fault == "T0" and not cell:
         x_shape, expect = (N, 0, I), INVALID
     elif fault in shapes:
@@ -739,8 +744,13 @@ def lstm_cases(draw, crash_prone=False):
     grads = tuple(draw(st.one_of(st.none(), arrays(g, crash_prone))) for g in grad_shapes)
     if fault == "grad":
         grads, expect = (draw(arrays((N + 1, U + 1), crash_prone)),) + grads[1:], INVALID
-    name = "lstm_cell_round_trip" if cell else "lstm_round_trip"
-    return (name, (x, h0, c0, *weights), dict(grads=grads)), expect
+    if cell:
+        return ("lstm_cell_round_trip", (x, h0, c0, *weights), dict(grads=grads)), expect
+    mask = draw(masks((N, T), crash_prone))
+    if fault == "mask":
+        mask = draw(masks((N + 1, T), crash_prone))
+        expect = VALID if mask is None else INVALID
+    return ("lstm_round_trip", (x, h0, c0, *weights), dict(grads=grads, mask=mask)), expect
 
 
 def check_lstm(case):
@@ -755,7 +765,7 @@ def check_lstm(case):
 
     def check(result):
         forward, backward = result
-        y, h_n, c_n, saved = ref_lstm.lstm_forward(x, h0, c0, kernel, rec, bias)
+        y, h_n, c_n, saved = ref_lstm.lstm_forward(x, h0, c0, kernel, rec, bias, mask_of(kw))
         want_forward = (h_n, c_n) if cell else (y, h_n, c_n)
         compare = assert_close if finite else assert_shapes
         for got, want in zip(forward, want_forward):
@@ -764,6 +774,96 @@ def check_lstm(case):
         if cell:
             want_backward[0] = want_backward[0][:, 0]
         for got, want in zip(backward, want_backward):
+            compare(got, want, dtype, *[10] * finite)
+
+    return check
+
+
+@st.composite
+def masks(draw, shape, crash_prone=False):
+    """None, or a mask of `shape`: the integer dtypes round uniform values in [-2, 2), so
+    that many are 0; a float mask's values are all nonzero."""
+    dtypes = ["uint8", "int8", "int64", "float32"]
+    return draw(st.one_of(st.none(), arrays(shape, crash_prone, dtypes=dtypes, special=False)))
+
+
+def mask_of(kw):
+    """The boolean mask a case's kernel sees (None: every step runs)."""
+    return None if kw.get("mask") is None else value(kw["mask"]) != 0
+
+
+# ---------------------------------------------------------------- GRU and SimpleRNN
+
+
+RECURRENT_FAULTS = ("T0", "kernel", "recurrent_kernel", "bias", "state", "dtype", "grad", "mask",
+                    "option")  # fmt: skip
+
+
+@st.composite
+def recurrent_cases(draw, crash_prone=False):
+    """The GRU (both formulations) and the SimpleRNN (both activations), masked or not."""
+    family = draw(st.sampled_from(["gru", "simple_rnn"]))
+    N, T, I, U = (
+        draw(st.integers(0, 3)),
+        draw(st.integers(1, 4)),
+        draw(st.integers(0, 3)),
+        draw(st.integers(0, 3)),
+    )
+    gates = 3 if family == "gru" else 1
+    if family == "gru":
+        options = dict(reset_after=draw(st.booleans()))
+        bias_shape = (2, 3 * U) if options["reset_after"] else (3 * U,)
+    else:
+        options, bias_shape = dict(activation=draw(st.sampled_from(["tanh", "relu"]))), (U,)
+    shapes = dict(kernel=(I, gates * U), recurrent_kernel=(U, gates * U), bias=bias_shape)
+    fault = draw(st.sampled_from(["none"] * 6 + list(RECURRENT_FAULTS)))
+    x_shape = (N, 0, I) if fault == "T0" else (N, T, I)
+    if fault in shapes:
+        shapes[fault] = (*shapes[fault][:-1], shapes[fault][-1] + 1)
+    h0 = draw(st.one_of(st.none(), arrays((N + (fault == "state"), U), crash_prone)))
+    x = draw(arrays(x_shape, crash_prone))
+    if fault == "dtype":
+        x = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES)))
+    weights = [draw(arrays(shapes[k], crash_prone)) for k in shapes]
+    grads = (
+        draw(st.one_of(st.none(), arrays((N, T, U), crash_prone))),
+        draw(st.one_of(st.none(), arrays((N, U + (fault == "grad")), crash_prone))),
+    )
+    mask = draw(masks((N, T + (fault == "mask")), crash_prone))
+    if fault == "option":  # an activation the kernel lacks, a bias of the other formulation
+        options = (
+            {"activation": "sigmoid"}
+            if family == "simple_rnn"
+            else {"reset_after": not options["reset_after"]}
+        )
+    # A fault in an optional argument that was left out (None) is no fault.
+    absent = (fault == "state" and h0 is None) or (fault == "grad" and grads[1] is None)
+    expect = VALID if fault == "none" or absent or (fault == "mask" and mask is None) else INVALID
+    kwargs = dict(options, mask=mask, grads=grads)
+    return (f"{family}_round_trip", (x, h0, *weights), kwargs), expect
+
+
+def check_recurrent(case):
+    name, args, kw = case
+    dtype = compute_dtype(*args)
+    finite = is_finite_case(*args, *kw["grads"])
+    x, h0, kernel, rec, bias = (value(a) for a in args)
+    grads = [value(g) for g in kw["grads"]]
+    if name == "gru_round_trip":
+        forward_ref, backward_ref = ref_gru.gru_forward, ref_gru.gru_backward
+        option = kw["reset_after"]
+    else:
+        forward_ref, backward_ref = (
+            ref_simple_rnn.simple_rnn_forward,
+            ref_simple_rnn.simple_rnn_backward,
+        )
+        option = kw["activation"]
+
+    def check(result):
+        forward, backward = result
+        y, h_n, saved = forward_ref(x, h0, kernel, rec, bias, option, mask_of(kw))
+        compare = assert_close if finite else assert_shapes
+        for got, want in zip((*forward, *backward), (y, h_n, *backward_ref(*grads, saved))):
             compare(got, want, dtype, *[10] * finite)
 
     return check
@@ -1332,6 +1432,7 @@ def thread_cases(draw):
             avgpool_cases(),
             global_avgpool_cases(),
             lstm_cases(),
+            recurrent_cases(),
             relu_cases(),
             update_cases(),
             norm_cases(),
@@ -1386,6 +1487,8 @@ CHECKERS = {
     "global_avgpool_round_trip": check_global_avgpool,
     "lstm_round_trip": check_lstm,
     "lstm_cell_round_trip": check_lstm,
+    "gru_round_trip": check_recurrent,
+    "simple_rnn_round_trip": check_recurrent,
     "relu": check_relu,
     "relu_backward": check_relu,
     "batch_norm_round_trip": check_norm,
@@ -1427,6 +1530,7 @@ FAMILIES = {
     "avgpool2d_backward": avgpool_backward_cases,
     "global_avgpool": global_avgpool_cases,
     "lstm": lstm_cases,
+    "recurrent": recurrent_cases,
     "relu": relu_cases,
     "norm": norm_cases,
     "embedding": embedding_cases,

@@ -4,6 +4,7 @@ import pytest
 from dlcore import ops
 from gradcheck import check_gradients
 from reference import lstm as reference
+from sequences import masks
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 # (N, T, I, U): T = 1, batch 1, U = 1 and I = 1 each on their own, a long sequence, a
@@ -489,3 +490,85 @@ def test_lstm_cell_backward_rejects_bad_gradients(rng):
         ops.lstm_cell_backward(np.ones((2, 4)), None, cache)
     with pytest.raises(TypeError, match=r"'dc_next' has dtype <U1"):
         ops.lstm_cell_backward(None, np.array([["a"]]), cache)
+
+
+# ------------------------------------------------------------------ masks
+
+
+@pytest.mark.parametrize(
+    "kind", ["random", "right_padded", "left_padded", "one_sequence", "one_step"]
+)
+@pytest.mark.parametrize("states", [True, False])
+@pytest.mark.parametrize("N,T,I,U", [(3, 7, 4, 5), (16, 6, 8, 40), (1, 9, 3, 70), (2, 5, 6, 66)])
+def test_lstm_masked_matches_reference(rng, N, T, I, U, states, kind):
+    args = lstm_inputs(rng, N, T, I, U, states=states)
+    mask = masks(rng, N, T)[kind]
+    dy, dh_n, dc_n = incoming(rng, N, T, U)
+    y, h_n, c_n, cache = ops.lstm_forward(*args, mask=mask)
+    y_ref, h_ref, c_ref, saved = reference.lstm_forward(*args, mask)
+    assert_all_close((y, h_n, c_n), (y_ref, h_ref, c_ref), np.float64, FORWARD)
+    grads = ops.lstm_backward(dy, dh_n, dc_n, cache)
+    assert_all_close(grads, reference.lstm_backward(dy, dh_n, dc_n, saved), np.float64, GRADS)
+    # A masked step outputs the state it carries: the step before's, h0 (or 0) at first.
+    h0 = args[1] if states else np.zeros((N, U))
+    for n, t in zip(*np.nonzero(~mask)):
+        np.testing.assert_array_equal(y[n, t], y[n, t - 1] if t else h0[n])
+
+
+def test_lstm_masked_gradients_finite_differences(rng):
+    N, T, I, U = 2, 4, 3, 2
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, N, T, I, U)
+    mask = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], bool)
+    wy, wh, wc = incoming(rng, N, T, U)
+
+    def loss():
+        y, h_n, c_n, _ = ops.lstm_forward(x, h0, c0, kernel, rec, bias, mask=mask)
+        return float((y * wy).sum() + (h_n * wh).sum() + (c_n * wc).sum())
+
+    cache = ops.lstm_forward(x, h0, c0, kernel, rec, bias, mask=mask)[3]
+    grads = dict(zip(GRADS, ops.lstm_backward(wy, wh, wc, cache)))
+    inputs = {"dx": x, "dh0": h0, "dc0": c0, "dkernel": kernel, "drecurrent_kernel": rec}
+    check_gradients(loss, dict(inputs, dbias=bias), grads)
+
+
+@pytest.mark.parametrize("N,T,I,U", [(8, 5, 12, 72), (1, 4, 8, 70), (33, 3, 5, 64)])
+def test_lstm_masked_one_and_two_threads_agree(rng, threads, N, T, I, U):
+    args = lstm_inputs(rng, N, T, I, U, np.float32)
+    mask = masks(rng, N, T)["random"]
+    dy, dh_n, dc_n = incoming(rng, N, T, U, np.float32)
+    results = {}
+    for n in (1, 2):
+        ops.set_num_threads(n)
+        y, h_n, c_n, cache = ops.lstm_forward(*args, mask=mask)
+        results[n] = (y, h_n, c_n) + ops.lstm_backward(dy, dh_n, dc_n, cache)
+    for one, two, name in zip(results[1], results[2], FORWARD + GRADS):
+        if name in ("dkernel", "drecurrent_kernel", "dbias"):
+            np.testing.assert_allclose(one, two, err_msg=name, **TOL[np.float32])
+        else:
+            np.testing.assert_array_equal(one, two, err_msg=name)
+
+
+def test_lstm_all_ones_mask_changes_nothing_and_repr_says_masked(rng):
+    args = lstm_inputs(rng, 3, 4, 5, 6)
+    dy = incoming(rng, 3, 4, 6)[0]
+    plain, masked = ops.lstm_forward(*args), ops.lstm_forward(*args, mask=np.ones((3, 4), int))
+    assert repr(masked[3]) == "LstmCache(N=3, T=4, I=5, U=6, masked, dtype=float64)"
+    for a, b in zip(plain[:3], masked[:3]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(
+        ops.lstm_backward(dy, None, None, plain[3]), ops.lstm_backward(dy, None, None, masked[3])
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "mask,error,msg",
+    [
+        (np.ones((2, 4)), ValueError, r"'mask' has shape \(2, 4\); expected \(N, T\) = \(2, 3\)"),
+        (np.ones((2, 3, 1)), ValueError, r"'mask' must be 2-D \(N, T\), got a 3-D"),
+        (np.ones((2, 3), np.complex128), TypeError, r"'mask' has dtype complex128"),
+    ],
+)
+def test_lstm_forward_rejects_bad_masks(rng, mask, error, msg):
+    with pytest.raises(error, match=rf"lstm_forward: argument {msg}"):
+        ops.lstm_forward(*good(rng).values(), mask=mask)

@@ -40,3 +40,30 @@ def load(name):
 
 def all_workloads():
     return [load(name) for name in MODULES]
+
+
+def torch_sequence_call(module, x, dy, backward):
+    """What to time of a torch recurrent module (batch_first) on the NumPy x (N, T, I):
+    its forward under no_grad, or forward and backward with the gradients of x and of
+    every weight, dy (NumPy, the output's shape) the incoming gradient."""
+    import torch
+
+    tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
+    if not backward:
+
+        def forward():
+            with torch.no_grad():
+                return module(tx)
+
+        return forward
+    tx.requires_grad_(True)
+
+    def forward_backward():
+        for w in module.parameters():
+            w.grad = None
+        tx.grad = None
+        y, _ = module(tx)
+        y.backward(tdy)
+        return tx.grad
+
+    return forward_backward

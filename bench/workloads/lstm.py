@@ -3,10 +3,12 @@
 Two cases per shape (N, I, U, T): the forward alone (torch under no_grad; dlcore's
 lstm_forward, which also saves the state its backward needs) and forward + backward
 with the gradients of x and of every weight (the incoming gradient is dy for every step;
-initial states are zeros on both sides).
+initial states are zeros on both sides). The first shape once more with its last quarter
+of steps masked in every sequence (T // 4 of them): dlcore's mask against torch's packed
+sequences of the same lengths, to set beside the unmasked run.
 """
 
-from workloads import Case
+from workloads import Case, torch_sequence_call
 
 SUITE = "lstm"
 IMPLS = ("dlcore", "torch")
@@ -23,6 +25,10 @@ def cases(quick):
         name = f"{N}x{I}x{U}x{T}"  # N x I x U x T
         out.append(Case(SUITE, f"fwd {name}", dict(params, backward=False), flops=flops))
         out.append(Case(SUITE, f"fwd+bwd {name}", dict(params, backward=True), flops=3 * flops))
+    N, I, U, T = SHAPES[0]
+    params = {"N": N, "I": I, "U": U, "T": T, "backward": True, "masked": True}
+    flops = 3 * 2.0 * N * (T - T // 4) * 4 * U * (I + U)  # the steps that run
+    out.insert(2, Case(SUITE, f"fwd+bwd masked {N}x{I}x{U}x{T}", params, flops=flops))
     return out
 
 
@@ -39,17 +45,43 @@ def _inputs(N, I, U, T):
     return x, kernel, rec, bias, dy
 
 
+def _torch_packed(lstm, x, dy, live):
+    """torch's way to skip padding: packed sequences of `live` steps each."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    tx = torch.from_numpy(x).requires_grad_(True)
+    lengths = torch.full((x.shape[0],), live)
+    tdy = pack_padded_sequence(torch.from_numpy(dy), lengths, batch_first=True).data
+
+    def forward_backward():
+        for w in lstm.parameters():
+            w.grad = None
+        tx.grad = None
+        y, _ = lstm(pack_padded_sequence(tx, lengths, batch_first=True))
+        y.data.backward(tdy)
+        return tx.grad
+
+    return forward_backward
+
+
 def make(impl, case):
+    import numpy as np
+
     p = case.params
     x, kernel, rec, bias, dy = _inputs(p["N"], p["I"], p["U"], p["T"])
+    live = p["T"] - p["T"] // 4 if p.get("masked") else p["T"]  # steps each sequence runs
     if impl == "dlcore":
         from dlcore import ops
 
+        mask = (
+            np.broadcast_to(np.arange(p["T"]) < live, (p["N"], p["T"])) if p.get("masked") else None
+        )
         if not p["backward"]:
             return lambda: ops.lstm_forward(x, None, None, kernel, rec, bias)
 
         def forward_backward():
-            cache = ops.lstm_forward(x, None, None, kernel, rec, bias)[3]
+            cache = ops.lstm_forward(x, None, None, kernel, rec, bias, mask=mask)[3]
             return ops.lstm_backward(dy, None, None, cache)
 
         return forward_backward
@@ -62,23 +94,7 @@ def make(impl, case):
             lstm.weight_hh_l0.copy_(torch.from_numpy(rec.T))
             lstm.bias_ih_l0.copy_(torch.from_numpy(bias))
             lstm.bias_hh_l0.zero_()
-        tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
-        if not p["backward"]:
-
-            def forward():
-                with torch.no_grad():
-                    return lstm(tx)
-
-            return forward
-        tx.requires_grad_(True)
-
-        def forward_backward():
-            for w in lstm.parameters():
-                w.grad = None
-            tx.grad = None
-            y, _ = lstm(tx)
-            y.backward(tdy)
-            return tx.grad
-
-        return forward_backward
+        if p.get("masked"):
+            return _torch_packed(lstm, x, dy, live)
+        return torch_sequence_call(lstm, x, dy, p["backward"])
     raise ValueError(impl)

@@ -6,6 +6,7 @@
 #include "arrays.hpp"
 #include "dlcore/checks.hpp"
 #include "module.hpp"
+#include "recurrent.hpp"
 
 namespace dlcore::bind {
 
@@ -18,13 +19,12 @@ struct LstmState {
   FloatType type;
   py::array x, kernel, recurrent_kernel, gates, cells;
   py::object h0, c0;  // None when the forward got None (zeros)
+  py::object mask;    // None, or the steps that run as uint8 (N, T)
   bool used = false;
 
   std::string describe(const char* cls) const {
-    return std::string(cls) + "(N=" + std::to_string(shape.N) + ", T=" + std::to_string(shape.T) +
-           ", I=" + std::to_string(shape.I) + ", U=" + std::to_string(shape.U) +
-           ", dtype=" + (type == FloatType::f64 ? "float64" : "float32") + (used ? ", used" : "") +
-           ")";
+    return describe_cache(cls, shape.N, shape.T, shape.I, shape.U, type, used,
+                          mask.is_none() ? "" : ", masked");
   }
 };
 
@@ -37,25 +37,14 @@ struct LstmCellCache : LstmState {};
 
 struct ForwardOperands {
   py::array x, kernel, recurrent_kernel, bias;
-  std::optional<py::array> h0, c0;
+  std::optional<py::array> h0, c0, mask;
   LstmShape shape;
   FloatType type;
 };
 
-std::optional<py::array> optional_state(py::handle obj, const char* fn, const char* name) {
-  if (obj.is_none()) return std::nullopt;
-  py::array a = to_numeric_array(obj, fn, name);
-  check_ndim(a, 2, fn, name, "(N, U)");
-  return a;
-}
-
-std::vector<int64_t> optional_shape(const std::optional<py::array>& a) {
-  return a ? shape_of(*a) : std::vector<int64_t>{};
-}
-
 ForwardOperands forward_operands(const char* fn, bool cell, py::handle x_obj, py::handle h0_obj,
                                  py::handle c0_obj, py::handle kernel_obj, py::handle rec_obj,
-                                 py::handle bias_obj) {
+                                 py::handle bias_obj, py::handle mask_obj = py::none()) {
   ForwardOperands o;
   const char* x_name = cell ? "x_t" : "x";
   o.x = to_numeric_array(x_obj, fn, x_name);
@@ -68,29 +57,13 @@ ForwardOperands forward_operands(const char* fn, bool cell, py::handle x_obj, py
   check_ndim(o.recurrent_kernel, 2, fn, "recurrent_kernel", "(U, 4U)");
   o.bias = to_numeric_array(bias_obj, fn, "bias");
   check_ndim(o.bias, 1, fn, "bias", "(4U,)");
-  o.shape =
-      LstmShape::from_operands(fn, cell, shape_of(o.x), optional_shape(o.h0), optional_shape(o.c0),
-                               shape_of(o.kernel), shape_of(o.recurrent_kernel), shape_of(o.bias));
+  o.mask = optional_mask(mask_obj, fn);
+  o.shape = LstmShape::from_operands(
+      fn, cell, shape_of(o.x), optional_shape(o.h0), optional_shape(o.c0), shape_of(o.kernel),
+      shape_of(o.recurrent_kernel), shape_of(o.bias), optional_shape(o.mask));
   o.type = common_float_type({&o.x, &o.kernel, &o.recurrent_kernel, &o.bias,
                               o.h0 ? &*o.h0 : nullptr, o.c0 ? &*o.c0 : nullptr});
   return o;
-}
-
-// None stays None; an array becomes a C-contiguous array of T (the same one when it is).
-template <typename T>
-py::object optional_c_array(const std::optional<py::array>& a) {
-  if (!a) return py::none();
-  return as_c_array<T>(*a);
-}
-
-template <typename T>
-const T* data_of(const py::object& a) {
-  return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
-}
-
-template <typename T>
-T* mutable_data_of(py::array& a) {
-  return static_cast<T*>(a.mutable_data());
 }
 
 // The inputs converted once to T, and room for what the forward saves: gates and cells
@@ -104,52 +77,12 @@ void start_state(LstmState& state, const ForwardOperands& o) {
   state.recurrent_kernel = as_c_array<T>(o.recurrent_kernel);
   state.h0 = optional_c_array<T>(o.h0);
   state.c0 = optional_c_array<T>(o.c0);
+  state.mask = o.mask ? py::object(*o.mask) : py::none();
   std::vector<int64_t> shape = shape_of(o.x);
   shape.back() = 4 * o.shape.U;
   state.gates = new_array<T>(shape);
   shape.back() = o.shape.U;
   state.cells = new_array<T>(shape);
-}
-
-void check_unused(const LstmState& cache, const char* fn, const char* producer) {
-  if (cache.used) {
-    fail(fn,
-         ": argument 'cache' was already used by a backward pass; the backward "
-         "overwrites the forward's saved state, so each ",
-         producer, " result serves one ", fn, " (run the forward again)");
-  }
-}
-
-// Marks the cache used by this backward, or fails if another backward got there first.
-// The test and the mark run under the GIL with no Python call between them: the
-// conversions and NumPy allocations before it may release the GIL (numpy.zeros does while
-// it allocates), so a check made there alone let two threads run a backward on one
-// cache at once, each overwriting the gates the other was reading.
-void claim(LstmState& cache, const char* fn, const char* producer) {
-  check_unused(cache, fn, producer);
-  cache.used = true;
-}
-
-template <typename Cache>
-Cache& cache_arg(const char* fn, py::handle obj, const char* cls, const char* producer) {
-  if (!py::isinstance<Cache>(obj)) {
-    throw py::type_error(std::string(fn) + ": argument 'cache' must be the " + cls +
-                         " returned by " + producer + ", got " +
-                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  }
-  Cache& cache = obj.cast<Cache&>();
-  check_unused(cache, fn, producer);
-  return cache;
-}
-
-// An incoming gradient: None, or an array of `expected` shape converted to T.
-template <typename T>
-py::object gradient_arg(const char* fn, const char* name, py::handle obj,
-                        const std::vector<int64_t>& expected) {
-  if (obj.is_none()) return py::none();
-  py::array a = to_numeric_array(obj, fn, name);
-  LstmShape::check_gradient(fn, name, shape_of(a), expected);
-  return as_c_array<T>(a);
 }
 
 // A backward's results, zeroed (the kernels accumulate): dx shaped like the input, the
@@ -175,9 +108,10 @@ struct Gradients {
 };
 
 py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
-                       py::handle kernel_obj, py::handle rec_obj, py::handle bias_obj) {
-  const ForwardOperands o =
-      forward_operands("lstm_forward", false, x_obj, h0_obj, c0_obj, kernel_obj, rec_obj, bias_obj);
+                       py::handle kernel_obj, py::handle rec_obj, py::handle bias_obj,
+                       py::handle mask_obj) {
+  const ForwardOperands o = forward_operands("lstm_forward", false, x_obj, h0_obj, c0_obj,
+                                             kernel_obj, rec_obj, bias_obj, mask_obj);
   return dispatch(o.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = o.shape;
@@ -188,11 +122,11 @@ py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
     py::array h_n = new_array<T>({s.N, s.U}), c_n = new_array<T>({s.N, s.U});
     {
       py::gil_scoped_release release;
-      dlcore::lstm_forward<T>(mutable_data_of<T>(cache.y), mutable_data_of<T>(h_n),
-                              mutable_data_of<T>(c_n), mutable_data_of<T>(cache.gates),
-                              mutable_data_of<T>(cache.cells), data_of<T>(cache.x),
-                              data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
-                              data_of<T>(cache.recurrent_kernel), bias.data(), s);
+      dlcore::lstm_forward<T>(
+          mutable_data_of<T>(cache.y), mutable_data_of<T>(h_n), mutable_data_of<T>(c_n),
+          mutable_data_of<T>(cache.gates), mutable_data_of<T>(cache.cells), data_of<T>(cache.x),
+          data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
+          data_of<T>(cache.recurrent_kernel), bias.data(), data_of<uint8_t>(cache.mask), s);
     }
     py::array y = cache.y;
     return py::make_tuple(y, h_n, c_n, py::cast(std::move(cache)));
@@ -206,9 +140,9 @@ py::tuple lstm_backward(py::handle dy_obj, py::handle dh_n_obj, py::handle dc_n_
   return dispatch(cache.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = cache.shape;
-    py::object dy = gradient_arg<T>(fn, "dy", dy_obj, {s.N, s.T, s.U});
-    py::object dh_n = gradient_arg<T>(fn, "dh_n", dh_n_obj, {s.N, s.U});
-    py::object dc_n = gradient_arg<T>(fn, "dc_n", dc_n_obj, {s.N, s.U});
+    py::object dy = gradient_arg<T, LstmShape>(fn, "dy", dy_obj, {s.N, s.T, s.U});
+    py::object dh_n = gradient_arg<T, LstmShape>(fn, "dh_n", dh_n_obj, {s.N, s.U});
+    py::object dc_n = gradient_arg<T, LstmShape>(fn, "dc_n", dc_n_obj, {s.N, s.U});
     Gradients<T> g({s.N, s.T, s.I}, s);
     claim(cache, fn, "lstm_forward");
     {
@@ -219,7 +153,7 @@ py::tuple lstm_backward(py::handle dy_obj, py::handle dh_n_obj, py::handle dc_n_
                                data_of<T>(cache.cells), data_of<T>(cache.y), data_of<T>(cache.x),
                                data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
                                data_of<T>(cache.recurrent_kernel), data_of<T>(dy), data_of<T>(dh_n),
-                               data_of<T>(dc_n), s);
+                               data_of<T>(dc_n), data_of<uint8_t>(cache.mask), s);
     }
     return g.result(s.I);
   });
@@ -257,8 +191,8 @@ py::tuple lstm_cell_backward(py::handle dh_next_obj, py::handle dc_next_obj, py:
   return dispatch(cache.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = cache.shape;
-    py::object dh_next = gradient_arg<T>(fn, "dh_next", dh_next_obj, {s.N, s.U});
-    py::object dc_next = gradient_arg<T>(fn, "dc_next", dc_next_obj, {s.N, s.U});
+    py::object dh_next = gradient_arg<T, LstmShape>(fn, "dh_next", dh_next_obj, {s.N, s.U});
+    py::object dc_next = gradient_arg<T, LstmShape>(fn, "dc_next", dc_next_obj, {s.N, s.U});
     Gradients<T> g({s.N, s.I}, s);
     claim(cache, fn, "lstm_cell_forward");
     {
@@ -287,7 +221,8 @@ void register_lstm(py::module_& m) {
       .def("__repr__", [](const LstmCellCache& c) { return c.describe("LstmCellCache"); });
 
   m.def("lstm_forward", &lstm_forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
-        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"),
+        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::kw_only(),
+        py::arg("mask") = py::none(),
         R"doc(LSTM over a whole sequence, Keras' layout and gate order (i, f, c, o).
 
 Args:
@@ -296,6 +231,9 @@ Args:
     kernel: ``(I, 4U)`` input weights.
     recurrent_kernel: ``(U, 4U)`` recurrent weights.
     bias: ``(4U,)``.
+    mask: ``(N, T)``, nonzero where a step runs, or None (every step runs). A masked
+        step carries h and c through unchanged; its ``y`` is the carried h (Keras'
+        output for a masked step). A step no sequence runs costs a copy.
 
 Returns:
     ``(y, h_n, c_n, cache)``: ``y (N, T, U)`` the hidden state of every step,

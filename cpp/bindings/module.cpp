@@ -72,4 +72,6 @@ PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
   dlcore::bind::register_activation(m);
   dlcore::bind::register_norm(m);
   dlcore::bind::register_embedding(m);
+  dlcore::bind::register_gru(m);
+  dlcore::bind::register_simple_rnn(m);
 }

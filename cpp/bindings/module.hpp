@@ -14,5 +14,7 @@ void register_lstm(pybind11::module_& m);
 void register_activation(pybind11::module_& m);
 void register_norm(pybind11::module_& m);
 void register_embedding(pybind11::module_& m);
+void register_gru(pybind11::module_& m);
+void register_simple_rnn(pybind11::module_& m);
 
 }  // namespace dlcore::bind

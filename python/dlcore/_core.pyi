@@ -120,6 +120,8 @@ def lstm_forward(
     kernel: ArrayLike,
     recurrent_kernel: ArrayLike,
     bias: ArrayLike,
+    *,
+    mask: Optional[ArrayLike] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, LstmCache]: ...
 def lstm_backward(
     dy: Optional[ArrayLike],
@@ -289,3 +291,49 @@ def global_avgpool_forward(x: ArrayLike, mask: Optional[np.ndarray] = None) -> n
 def global_avgpool_backward(
     dy: ArrayLike, x_shape: Sequence[int], mask: Optional[np.ndarray] = None
 ) -> np.ndarray: ...
+
+class GruCache:
+    """What gru_backward needs from gru_forward; opaque, serves one backward."""
+
+def gru_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: ArrayLike,
+    *,
+    reset_after: bool = True,
+    mask: Optional[ArrayLike] = None,
+) -> Tuple[np.ndarray, np.ndarray, GruCache]:
+    """(y (N, T, U), h_n (N, U), cache): a GRU over x (N, T, I), Keras' gate order z, r, h;
+    bias (2, 3U) with reset_after, (3U,) without; masked steps carry h through."""
+
+def gru_backward(
+    dy: Optional[ArrayLike],
+    dh_n: Optional[ArrayLike],
+    cache: GruCache,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dh0, dkernel, drecurrent_kernel, dbias) of gru_forward."""
+
+class SimpleRnnCache:
+    """What simple_rnn_backward needs from simple_rnn_forward; opaque, reusable."""
+
+def simple_rnn_forward(
+    x: ArrayLike,
+    h0: Optional[ArrayLike],
+    kernel: ArrayLike,
+    recurrent_kernel: ArrayLike,
+    bias: ArrayLike,
+    *,
+    activation: str = "tanh",
+    mask: Optional[ArrayLike] = None,
+) -> Tuple[np.ndarray, np.ndarray, SimpleRnnCache]:
+    """(y (N, T, U), h_n (N, U), cache): h_t = activation(x_t kernel + h_{t-1}
+    recurrent_kernel + bias), activation 'tanh' or 'relu'; masked steps carry h through."""
+
+def simple_rnn_backward(
+    dy: Optional[ArrayLike],
+    dh_n: Optional[ArrayLike],
+    cache: SimpleRnnCache,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dh0, dkernel, drecurrent_kernel, dbias) of simple_rnn_forward."""

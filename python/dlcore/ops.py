@@ -7,8 +7,10 @@ them to it. The GIL is released while a kernel runs. Bad input raises ``ValueErr
 """
 
 from dlcore._core import (
+    GruCache,
     LstmCache,
     LstmCellCache,
+    SimpleRnnCache,
     activation_backward,
     activation_backward_needs,
     activation_forward,
@@ -30,6 +32,8 @@ from dlcore._core import (
     get_num_threads,
     global_avgpool_backward,
     global_avgpool_forward,
+    gru_backward,
+    gru_forward,
     layer_norm_backward,
     layer_norm_forward,
     lstm_backward,
@@ -44,6 +48,8 @@ from dlcore._core import (
     rmsprop_update,
     set_num_threads,
     sgd_update,
+    simple_rnn_backward,
+    simple_rnn_forward,
 )
 
 __all__ = [
@@ -84,4 +90,10 @@ __all__ = [
     "avgpool2d_backward",
     "global_avgpool_forward",
     "global_avgpool_backward",
+    "gru_forward",
+    "gru_backward",
+    "GruCache",
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "SimpleRnnCache",
 ]

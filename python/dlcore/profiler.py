@@ -104,6 +104,26 @@ def _lstm_cell_backward_flops(args, kwargs, out):
     return 4.0 * N * U4 * (I + U4 // 4)
 
 
+def _recurrent_forward_flops(args, kwargs, out):
+    """A GRU's or SimpleRNN's forward (x, h0, kernel, recurrent_kernel, ...): 2 N T G (I + U)
+    for G gate columns, as the LSTM's."""
+    x = np.shape(args[0] if args else kwargs["x"])
+    rk = np.shape(args[3] if len(args) > 3 else kwargs["recurrent_kernel"])
+    N, T, I = x
+    return 2.0 * N * T * rk[1] * (I + rk[0])
+
+
+def _recurrent_backward_flops(gates):
+    """A GRU's (3 gates) or SimpleRNN's (1) backward, from (dx, dh0, dkernel, ...)."""
+
+    def flops(args, kwargs, out):
+        N, T, I = np.shape(out[0])
+        G = np.shape(out[2])[1]
+        return 4.0 * N * T * G * (I + G // gates)
+
+    return flops
+
+
 # FLOPs of one call from its arguments and result. Every kernel that ops.__all__ lists
 # is either here or in NOT_COUNTED (tests/test_package.py checks both against it).
 FLOPS = {
@@ -117,6 +137,10 @@ FLOPS = {
     "lstm_backward": _lstm_backward_flops,
     "lstm_cell_forward": _lstm_cell_forward_flops,
     "lstm_cell_backward": _lstm_cell_backward_flops,
+    "gru_forward": _recurrent_forward_flops,
+    "gru_backward": _recurrent_backward_flops(3),
+    "simple_rnn_forward": _recurrent_forward_flops,
+    "simple_rnn_backward": _recurrent_backward_flops(1),
 }
 # Kernels timed but counting no FLOPs: memory-bound, no multiply-adds worth a rate.
 NOT_COUNTED = {

@@ -235,3 +235,94 @@ def test_unknown_sequence_length_pools_same_at_run_time(tmp_path):
     for shape in ((2, 7, 2), (1, 10, 2)):
         x = normal(*shape)
         np.testing.assert_allclose(run_onnx(path, [x])[0], model.predict(x), RTOL, ATOL)
+
+
+# ---------------------------------------------------------------- recurrent family
+
+RNNS = {
+    "lstm": lambda **kw: layers.LSTM(5, **kw),
+    "gru": lambda **kw: layers.GRU(5, **kw),
+    "gru_reset_before": lambda **kw: layers.GRU(5, reset_after=False, **kw),
+    "simple_rnn": lambda **kw: layers.SimpleRNN(5, **kw),
+    "simple_rnn_relu": lambda **kw: layers.SimpleRNN(5, activation="relu", **kw),
+}
+
+
+def scramble(model, seed=1):
+    """Weights away from their initial values, so that gate order and biases matter."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        w.data[...] = rng.standard_normal(w.shape).astype(np.float32) * 0.5
+
+
+@pytest.mark.parametrize("which", RNNS)
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(return_sequences=True), dict(go_backwards=True, return_sequences=True),
+     dict(go_backwards=True), dict(use_bias=False, return_sequences=True)],
+)  # fmt: skip
+def test_recurrent_layers(tmp_path, which, options):
+    model = models.Sequential([RNNS[which](input_shape=(6, 3), **options), layers.Dense(2)],
+                              name=which)  # fmt: skip
+    scramble(model)
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 6, 3, seed=n)])
+    op = {"lstm": "LSTM", "gru": "GRU", "simple": "RNN"}[which.split("_")[0]]
+    assert [n.op_type for n in proto.graph.node].count(op) == 1
+
+
+@pytest.mark.parametrize("which", ["lstm", "gru", "simple_rnn"])
+def test_recurrent_states_in_and_out(tmp_path, which):
+    n_states = 2 if which == "lstm" else 1
+    seq = dlcore.Input(shape=(5, 3), name="seq")
+    vec = dlcore.Input(shape=(4,), name="vec")
+    states = [layers.Dense(5)(vec) for _ in range(n_states)]
+    out, *final = RNNS[which](return_sequences=True, return_state=True)(seq, initial_state=states)
+    model = dlcore.Model([seq, vec], [layers.Flatten()(out), *final], name=f"{which}_states")
+    scramble(model)
+    assert_exports(model, tmp_path, lambda n: [normal(n, 5, 3, seed=n), normal(n, 4, seed=n + 1)])
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("which", ["lstm", "gru", "gru_reset_before", "simple_rnn_relu"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional(tmp_path, merge_mode, which, return_sequences):
+    x = dlcore.Input(shape=(6, 3))
+    out = layers.Bidirectional(RNNS[which](return_sequences=return_sequences), merge_mode)(x)
+    name = f"bi_{which}_{merge_mode}_{return_sequences}"
+    model = dlcore.Model(x, out, name=name)
+    scramble(model)
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 6, 3, seed=n)])
+    directions = [a.s for n in proto.graph.node for a in n.attribute if a.name == "direction"]
+    assert directions == [b"bidirectional"]
+
+
+def test_bidirectional_states_in_and_out(tmp_path):
+    seq = dlcore.Input(shape=(5, 3), name="seq")
+    vec = dlcore.Input(shape=(4,), name="vec")
+    states = [layers.Dense(5)(vec) for _ in range(4)]  # h, c forwards; h, c backwards
+    out = layers.Bidirectional(layers.LSTM(5, return_state=True))(seq, initial_state=states)
+    model = dlcore.Model([seq, vec], out, name="bi_states")
+    scramble(model)
+    assert_exports(model, tmp_path, lambda n: [normal(n, 5, 3, seed=n), normal(n, 4, seed=n + 1)])
+
+
+def test_time_distributed(tmp_path):
+    model = models.Sequential([
+        layers.TimeDistributed(layers.Conv2D(2, 3, padding="same", activation="relu"),
+                               input_shape=(4, 5, 6, 2)),
+        layers.TimeDistributed(layers.Flatten()),
+        layers.TimeDistributed(layers.Dense(3, activation="tanh")),
+        layers.GRU(4, return_sequences=True),
+        layers.TimeDistributed(layers.Dense(2)),
+    ], name="time_distributed")  # fmt: skip
+    scramble(model)
+    assert_exports(model, tmp_path, lambda n: [normal(n, 4, 5, 6, 2, seed=n)])
+
+
+def test_masks_are_an_export_error(tmp_path):
+    model = models.Sequential([layers.Masking(input_shape=(5, 3)), layers.GRU(2)])
+    with pytest.raises(
+        ValueError, match=r"Masking layer; ONNX's recurrent operators .* not per-step masks"
+    ):
+        model.export(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

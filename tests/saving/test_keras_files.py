@@ -520,3 +520,50 @@ def test_convolution_and_pooling_files_both_ways(tmp_path, rng, which):
     to_keras = keras.models.load_model(tmp_path / "d.keras")
     assert_same(d_model, to_keras, x, f"dlcore {which} loaded in Keras")
     assert_step_agrees(d_model, to_keras, x, y, f"dlcore {which} loaded in Keras")
+
+
+# ---------------------------------------------------------------- the recurrent family
+
+
+def recurrent(lib):
+    """Masking, Bidirectional, GRU both ways, SimpleRNN, TimeDistributed and LSTM."""
+    L = lib.layers
+    return lib.Sequential([
+        L.Input((7, 3)) if hasattr(L, "Input") else L.InputLayer((7, 3)),
+        L.Masking(),
+        L.Bidirectional(L.GRU(4, return_sequences=True, reset_after=False), merge_mode="sum"),
+        L.Bidirectional(L.LSTM(3, return_sequences=True)),
+        L.SimpleRNN(3, activation="relu", go_backwards=True, return_sequences=True),
+        L.TimeDistributed(L.Dense(2)),
+        L.GRU(3),
+        L.Dense(2),
+    ], name="recurrent")  # fmt: skip
+
+
+def padded_sequences(rng, n=6):
+    x = rng.standard_normal((n, 7, 3)).astype(np.float32)
+    x[np.arange(7)[None, :] >= rng.integers(2, 8, n)[:, None]] = 0.0
+    return x, rng.standard_normal((n, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("direction", ["keras_to_dlcore", "dlcore_to_keras"])
+def test_recurrent_models_both_ways(tmp_path, rng, direction):
+    keras = keras_module()
+    x, y = padded_sequences(rng)
+    source = recurrent(keras) if direction == "keras_to_dlcore" else recurrent(dlcore)
+    opt = (keras.optimizers if direction == "keras_to_dlcore" else optimizers).Adam(0.01)
+    source.compile(optimizer=opt, loss="mse")
+    source.train_on_batch(x, y)
+    path = tmp_path / "r.keras"
+    source.save(path)
+    loaded = (models if direction == "keras_to_dlcore" else keras.models).load_model(path)
+    d_model, k_model = (loaded, source) if direction == "keras_to_dlcore" else (source, loaded)
+    assert [l.name for l in d_model.layers] == [l.name for l in k_model.layers]
+    bi = d_model.layers[0 if d_model.layers[0].__class__.__name__ == "Bidirectional" else 1]
+    assert (bi.merge_mode, bi.forward_layer.reset_after, bi.backward_layer.go_backwards) == (
+        "sum",
+        False,
+        True,
+    )
+    assert_same(d_model, k_model, x, direction)
+    assert_step_agrees(d_model, k_model, x, y, direction)

@@ -14,9 +14,13 @@ Activations likewise (:func:`activation`). Models (Sequential, functional, neste
 inlined. Images stay channels-last as in dlcore: a convolution or pooling transposes to
 ONNX's NCHW and back, and pairs of transposes that cancel are removed afterwards.
 LSTM becomes ONNX's ``LSTM`` operator (gates reordered from Keras' i, f, c, o to ONNX's
-i, o, f, c); Dropout is the identity, as are GaussianNoise and SpatialDropout2D.
-BatchNormalization is exported in inference mode (its moving statistics). An Embedding
-with ``mask_zero`` is refused: the graph would not carry its mask.
+i, o, f, c), GRU its ``GRU`` (``linear_before_reset`` = Keras' ``reset_after``), SimpleRNN
+its ``RNN``, a Bidirectional one of them with ``direction="bidirectional"``, and
+TimeDistributed folds the steps into the batch around its layer; Dropout is the identity,
+as are GaussianNoise and SpatialDropout2D. BatchNormalization is exported in inference
+mode (its moving statistics). A mask cannot be exported (ONNX's recurrent operators take
+no per-step mask): Masking, and an Embedding with ``mask_zero``, are export errors that
+say so.
 """
 
 from __future__ import annotations
@@ -392,25 +396,178 @@ def _ifco_to_iofc(w):
     return np.concatenate([i, o, f, c], axis=-1)
 
 
-@converter("LSTM")
-def _lstm(g, layer, x, initial_state=None, **kwargs):
+# The recurrent layers as ONNX's LSTM, GRU and RNN operators: how each maps its Keras
+# weights (gate order, biases) and options onto the operator.
+
+
+def _lstm_weights(layer):
     U = layer.units
-    W = g.weight(layer.kernel, lambda k: _ifco_to_iofc(k).T[None])  # (1, 4U, I)
-    R = g.weight(layer.recurrent_kernel, lambda k: _ifco_to_iofc(k).T[None])  # (1, 4U, U)
     bias = layer.bias.data if layer.use_bias else np.zeros(4 * U, np.float32)
-    B = g.const(np.concatenate([_ifco_to_iofc(bias), np.zeros(4 * U)])[None], f"{layer.name}_B")
-    inputs = [g.op("Transpose", [x], perm=[1, 0, 2]), W, R, B, ""]  # time-major
-    axis0 = g.ints([0], "axis0")
-    if initial_state is not None:
-        inputs += [g.op("Unsqueeze", [s, axis0]) for s in initial_state]
-    y, h, c = g.op("LSTM", inputs, hint=layer.name, outputs=3, hidden_size=U)
-    if layer.return_sequences:  # (T, 1, N, U) -> (N, T, U)
-        out = g.op("Transpose", [g.op("Squeeze", [y, g.ints([1], "axis1")])], perm=[1, 0, 2])
+    return _ifco_to_iofc, np.concatenate([_ifco_to_iofc(bias), np.zeros(4 * U)]), {}
+
+
+def _gru_weights(layer):
+    # Keras' gates z, r, h are ONNX's; reset_after is ONNX's linear_before_reset, with
+    # the input and recurrent biases apart as ONNX keeps them
+    G = 3 * layer.units
+    if not layer.use_bias:
+        bias = np.zeros(2 * G)
     else:
-        out = g.op("Squeeze", [h, axis0])
+        bias = layer.bias.data.reshape(-1)
+        bias = bias if layer.reset_after else np.concatenate([bias, np.zeros(G)])
+    return None, bias, {"linear_before_reset": int(layer.reset_after)}
+
+
+def _simple_rnn_weights(layer):
+    U = layer.units
+    bias = layer.bias.data if layer.use_bias else np.zeros(U, np.float32)
+    return None, np.concatenate([bias, np.zeros(U)]), {"activations": [layer.activation.title()]}
+
+
+# class name -> (ONNX operator, states, the weights' gate reorder, bias and attributes)
+_RECURRENT = {"LSTM": ("LSTM", 2, _lstm_weights), "GRU": ("GRU", 1, _gru_weights),
+              "SimpleRNN": ("RNN", 1, _simple_rnn_weights)}  # fmt: skip
+
+
+def _reverse_time(g, x):
+    """x (N, T, ...) with its steps in reverse order."""
+    big = np.iinfo(np.int64).max
+    return g.op("Slice", [x, g.ints([-1]), g.ints([-big]), g.ints([1]), g.ints([-1])])
+
+
+def _recurrent(g, layers_, x, initial_state, direction):
+    """One ONNX recurrent node for ``layers_`` (one layer, or the forward and backward
+    layers of a Bidirectional) on x (N, T, I). Returns (Y (T, D, N, U), [state (D, N, U)
+    for each of the layer's states])."""
+    first = layers_[0]
+    op_type, n_states, weights = _RECURRENT[type(first).__name__]
+    W, R, B, attrs = [], [], [], {}
+    for layer in layers_:
+        reorder, bias, attrs = weights(layer)
+        ordered = reorder or (lambda w: w)
+        W.append(g.weight(layer.kernel, lambda k, f=ordered: f(k).T[None]))
+        R.append(g.weight(layer.recurrent_kernel, lambda k, f=ordered: f(k).T[None]))
+        B.append(g.const(bias[None], f"{layer.name}_B"))
+    if len(layers_) > 1:
+        W, R, B = ([g.op("Concat", parts, axis=0)] for parts in (W, R, B))
+        if "activations" in attrs:
+            attrs["activations"] = attrs["activations"] * 2
+    inputs = [g.op("Transpose", [x], perm=[1, 0, 2]), W[0], R[0], B[0], ""]  # time-major
+    if initial_state is not None:
+        axis0 = g.ints([0], "axis0")
+        per_state = [[] for _ in range(n_states)]  # (h states, c states) across directions
+        for i, s in enumerate(initial_state):
+            per_state[i % n_states].append(g.op("Unsqueeze", [s, axis0]))
+        inputs += [p[0] if len(p) == 1 else g.op("Concat", p, axis=0) for p in per_state]
+    outputs = g.op(op_type, inputs, hint=first.name, outputs=1 + n_states,
+                   hidden_size=first.units, direction=direction, **attrs)  # fmt: skip
+    return outputs[0], outputs[1:]
+
+
+def _sequence_output(g, y):
+    """Y (T, 1, N, U) -> (N, T, U)."""
+    return g.op("Transpose", [g.op("Squeeze", [y, g.ints([1], "axis1")])], perm=[1, 0, 2])
+
+
+@converter("LSTM")
+@converter("GRU")
+@converter("SimpleRNN")
+def _rnn(g, layer, x, initial_state=None, mask=None, **kwargs):
+    _refuse_mask(layer, mask)
+    if layer.go_backwards:  # Keras' outputs come in the order the steps ran
+        x = _reverse_time(g, x)
+    if initial_state is not None and not isinstance(initial_state, (list, tuple)):
+        initial_state = [initial_state]
+    y, states = _recurrent(g, [layer], x, initial_state, "forward")
+    axis0 = g.ints([0], "axis0")
+    out = _sequence_output(g, y) if layer.return_sequences else g.op("Squeeze", [states[0], axis0])
     if not layer.return_state:
         return out
-    return [out, g.op("Squeeze", [h, axis0]), g.op("Squeeze", [c, axis0])]
+    return [out, *(g.op("Squeeze", [s, axis0]) for s in states)]
+
+
+def _refuse_mask(layer, mask):
+    if mask is not None:
+        raise ValueError(
+            f"ONNX export: {layer.name!r} is called with a mask; ONNX's recurrent operators "
+            f"take whole sequences, not per-step masks: export a model without the mask"
+        )
+
+
+@converter("Bidirectional")
+def _bidirectional(g, layer, x, initial_state=None, mask=None, **kwargs):
+    _refuse_mask(layer, mask)
+    forward, backward = layer.forward_layer, layer.backward_layer
+    if (type(forward) is not type(backward) or type(forward).__name__ not in _RECURRENT
+            or forward.go_backwards or forward.units != backward.units):  # fmt: skip
+        raise ValueError(
+            f"ONNX export: {layer.name!r} is a Bidirectional that ONNX's bidirectional "
+            f"operators do not express: it needs an LSTM, GRU or SimpleRNN running forwards "
+            f"and one of the same class and units backwards, got {type(forward).__name__} "
+            f"and {type(backward).__name__}"
+        )
+    if isinstance(forward, type(backward)) and hasattr(forward, "reset_after"):
+        if forward.reset_after != backward.reset_after:
+            raise ValueError(
+                f"ONNX export: {layer.name!r}: ONNX's bidirectional GRU has one "
+                f"linear_before_reset; the two layers differ in reset_after"
+            )
+    y, states = _recurrent(g, [forward, backward], x, initial_state, "bidirectional")
+    # ONNX's backward direction writes each output at its step's place, as Keras'
+    # Bidirectional puts them back before the merge
+    U = forward.units
+    if layer.return_sequences:  # Y (T, 2, N, U)
+        if layer.merge_mode == "concat":
+            perm = g.op("Transpose", [y], perm=[2, 0, 1, 3])  # (N, T, 2, U)
+            return _with_states(g, layer, [g.op("Reshape", [perm, g.ints([0, 0, 2 * U])])], states)
+        halves = [g.op("Transpose", [g.op("Squeeze", [part, g.ints([1], "axis1")])], perm=[1, 0, 2])
+                  for part in g.op("Split", [y], outputs=2, axis=1)]  # fmt: skip
+    else:  # the final h of each direction, Y_h (2, N, U)
+        axis0 = g.ints([0], "axis0")
+        halves = [
+            g.op("Squeeze", [part, axis0]) for part in g.op("Split", [states[0]], outputs=2, axis=0)
+        ]
+    merged = {
+        "concat": lambda a, b: g.op("Concat", [a, b], axis=-1),
+        "sum": lambda a, b: g.op("Add", [a, b]),
+        "mul": lambda a, b: g.op("Mul", [a, b]),
+        "ave": lambda a, b: g.op("Mul", [g.op("Add", [a, b]), g.const(0.5, "half")]),
+        None: lambda a, b: [a, b],
+    }[layer.merge_mode](*halves)
+    return _with_states(g, layer, merged if isinstance(merged, list) else [merged], states)
+
+
+def _with_states(g, layer, outputs, states):
+    """The Bidirectional's result: its output(s), then with return_state each
+    direction's states (forward h, c, backward h, c)."""
+    if not layer.return_state:
+        return outputs if len(outputs) > 1 else outputs[0]
+    axis0 = g.ints([0], "axis0")
+    per_direction = [g.op("Split", [s], outputs=2, axis=0) for s in states]
+    ordered = [g.op("Squeeze", [parts[d], axis0]) for d in range(2) for parts in per_direction]
+    return [*outputs, *ordered]
+
+
+@converter("TimeDistributed")
+def _time_distributed(g, layer, x, **kwargs):
+    """The wrapped layer on (N*T, ...): the steps folded into the batch and back."""
+    inner_shape = layer.input_shape[2:]
+    folded = g.op("Reshape", [x, g.ints([-1, *inner_shape])], hint=layer.name)
+    y = g.layer(layer.layer, folded)
+    out_shape = layer.layer.compute_output_shape((None, *inner_shape))[1:]
+    steps = g.op("Shape", [x], start=0, end=2)  # (N, T) at run time
+    shape = g.op("Concat", [steps, g.ints(list(out_shape))], axis=0)
+    return g.op("Reshape", [y, shape], hint=layer.name)
+
+
+@converter("Masking")
+def _masking(g, layer, x, **kwargs):
+    raise ValueError(
+        f"ONNX export: {layer.name!r} is a Masking layer; ONNX's recurrent operators take "
+        f"whole sequences, not per-step masks, so its mask cannot be exported. Export the "
+        f"model without the Masking layer (the same weights): it predicts the same on "
+        f"sequences without padding"
+    )
 
 
 # ---------------------------------------------------------------- merging

@@ -83,7 +83,7 @@ from .pool import (
 )
 from .reductions import max, mean, min, sum
 from .regularization import dropout, gaussian_noise
-from .rnn import lstm
+from .rnn import gru, lstm, simple_rnn
 from .shape import concatenate, pad, repeat, reshape, stack, transpose
 from .window import conv_padding, conv_transpose_padding
 
@@ -93,6 +93,7 @@ __all__ = [
     "batch_norm", "layer_norm", "embedding", "upsample2d", "gaussian_noise",
     "conv1d", "conv2d_transpose", "max_pool1d", "avg_pool1d", "avg_pool2d",
     "global_avg_pool", "global_max_pool",
+    "gru", "simple_rnn",
     # activations
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax",
     "relu6", "elu", "selu", "gelu", "silu", "swish", "softplus", "softsign",

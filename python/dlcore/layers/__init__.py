@@ -1,17 +1,18 @@
 """Keras-style layers, one module per family as in Keras:
 
 - :mod:`.base` Layer, InputLayer
-- :mod:`.core` Dense, Activation, Embedding, Input
+- :mod:`.core` Dense, Activation, Embedding, Masking, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 - :mod:`.convolutional` Conv1D, Conv2D, Conv2DTranspose
 - :mod:`.pooling` MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling1D/2D,
   GlobalMaxPooling1D/2D
-- :mod:`.recurrent` LSTM
+- :mod:`.recurrent` LSTM, GRU, SimpleRNN
 - :mod:`.regularization` Dropout, SpatialDropout2D, GaussianNoise
 - :mod:`.reshaping` Flatten, Reshape, Permute, RepeatVector, UpSampling2D, ZeroPadding2D,
   Cropping2D
 - :mod:`.activations` ReLU, LeakyReLU, ELU, PReLU, Softmax
 - :mod:`.normalization` BatchNormalization, LayerNormalization
+- :mod:`.wrappers` Bidirectional, TimeDistributed
 
 A family module's ``__all__`` is what this package exports, and every layer class
 registers itself (``@registry.register()``) under its Keras class name, which is how
@@ -29,6 +30,7 @@ from . import (
     recurrent,
     regularization,
     reshaping,
+    wrappers,
 )
 from .activations import *  # noqa: F403
 from .base import *  # noqa: F403
@@ -40,10 +42,11 @@ from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
+from .wrappers import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping, normalization,
+    reshaping, normalization, wrappers,
 )  # fmt: skip
 
 __all__ = [

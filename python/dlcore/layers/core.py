@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Embedding, and the Input declaration."""
+"""Core layers: Dense, Activation, Embedding, Masking, and the Input declaration."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .base import (
     registry,
 )
 
-__all__ = ["Activation", "Dense", "Embedding", "Input"]
+__all__ = ["Activation", "Dense", "Embedding", "Input", "Masking"]
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
@@ -93,6 +93,33 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, **kernel_bias_config(self)}
+
+
+@registry.register()
+class Masking(Layer):
+    """Masks the steps of a sequence whose features all equal ``mask_value``: they are
+    set to zero, and the layers after it that take a mask (LSTM, GRU, SimpleRNN,
+    Bidirectional, ...) skip them.
+
+    Input shape: (batch, timesteps, features). Output: the same, with the mask
+    (batch, timesteps), True where a step has a feature other than ``mask_value``.
+    """
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+
+    def _keep(self, inputs):
+        return np.any(inputs.data != self.mask_value, axis=-1)
+
+    def call(self, inputs):
+        return inputs * self._keep(inputs)[..., None].astype(inputs.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return self._keep(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 @registry.register()

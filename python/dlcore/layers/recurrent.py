@@ -1,26 +1,257 @@
-"""Recurrent layers over whole sequences: LSTM."""
+"""Recurrent layers over whole sequences: LSTM, GRU, SimpleRNN.
+
+Each runs a whole sequence in one fused kernel (``dlcore.functional.rnn``), with Keras'
+weights, options and masking: a masked step carries the state through, and with
+``return_sequences`` outputs the carried state (or zeros with
+``zero_output_for_mask=True``, which Bidirectional sets as Keras does).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from dlcore import activations, initializers, regularizers
 from dlcore import functional as F
-from dlcore import initializers, regularizers
+from dlcore.tensor import Tensor
 
 from .base import Layer, positive_int, registry
 
-__all__ = ["LSTM"]
+__all__ = ["GRU", "LSTM", "SimpleRNN"]
+
+
+def _activation_name(value):
+    """The registered name of an activation given by name, function or None ('linear')."""
+    try:
+        return activations.registry.name_of(activations.get(value)) or repr(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+# The options every recurrent layer passes to _RecurrentBase, as Keras names them.
+_SHARED_OPTIONS = (
+    "use_bias", "kernel_initializer", "recurrent_initializer", "bias_initializer",
+    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "return_sequences",
+    "return_state", "go_backwards", "stateful", "unroll", "dropout", "recurrent_dropout",
+)  # fmt: skip
+
+
+def _shared(options):
+    """The shared options out of a subclass's ``locals()``."""
+    return {k: options[k] for k in _SHARED_OPTIONS}
+
+
+class _RecurrentBase(Layer):
+    """What Keras' LSTM, GRU and SimpleRNN share: the RNN options, the weights' options,
+    the initial state, go_backwards, the mask and the outputs. A subclass sets
+    ``_gates`` (gate groups of the kernels), ``_states`` (states it returns) and
+    defines ``build`` and ``_run(x, states, mask) -> (y, *final_states)``."""
+
+    _gates = 1
+    _states = 1
+
+    def __init__(
+        self,
+        units,
+        *,
+        use_bias,
+        kernel_initializer,
+        recurrent_initializer,
+        bias_initializer,
+        kernel_regularizer,
+        recurrent_regularizer,
+        bias_regularizer,
+        return_sequences,
+        return_state,
+        go_backwards,
+        stateful,
+        unroll,
+        dropout,
+        recurrent_dropout,
+        zero_output_for_mask=False,
+        seed=None,
+        use_cudnn="auto",  # Keras' choice of a GPU kernel: nothing to choose here
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        cls = type(self).__name__
+        self.units = positive_int(units, "units", cls)
+        if stateful:
+            raise ValueError(
+                f"{cls}: stateful=True is not supported; dlcore runs each batch from a fresh "
+                f"state. To carry state across batches, pass return_state=True and feed the "
+                f"states back as initial_state=... on the next call"
+            )
+        if unroll:
+            raise ValueError(
+                f"{cls}: unroll=True is not supported and not needed: the whole sequence "
+                f"already runs in one fused kernel, with no loop to unroll; leave "
+                f"unroll=False (the results are the same)"
+            )
+        if dropout or recurrent_dropout:
+            raise ValueError(
+                f"{cls}: dropout / recurrent_dropout inside the cell are not supported (the "
+                f"fused kernel has no per-step masks); put a Dropout layer before or after "
+                f"the {cls} instead (or SpatialDropout1D on its inputs)"
+            )
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.seed = seed  # Keras' seed of the in-cell dropout dlcore does not have
+        self.kernel = self.recurrent_kernel = self.bias = None
+
+    @staticmethod
+    def _check_activations(cls, got, allowed):
+        """ValueError unless every (argument, value) of ``got`` names an allowed one."""
+        names = {arg: _activation_name(value) for arg, value in got.items()}
+        if any(names[arg] not in allowed[arg] for arg in got):
+            wanted = " and ".join(f"{arg}={' or '.join(map(repr, allowed[arg]))}" for arg in got)
+            given = ", ".join(f"{arg}={names[arg]!r}" for arg in got)
+            raise ValueError(
+                f"{cls}: dlcore's kernel computes {wanted} (Keras' defaults); got {given}"
+            )
+        return names
+
+    # ------------------------------------------------------------ weights
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                f"{self.name}: {type(self).__name__} needs inputs (batch, timesteps, "
+                f"features), got shape {input_shape}"
+            )
+
+    def _add_weights(self, input_shape, bias_shape):
+        """kernel (I, gU), recurrent_kernel (U, gU) and, with use_bias, the bias."""
+        self._check_input_shape(input_shape)
+        G = self._gates * self.units
+        self.kernel = self.add_weight(
+            "kernel", (input_shape[-1], G), self.kernel_initializer, self.kernel_regularizer
+        )
+        self.recurrent_kernel = self.add_weight(
+            "recurrent_kernel",
+            (self.units, G),
+            self.recurrent_initializer,
+            self.recurrent_regularizer,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                "bias", bias_shape, self.bias_initializer, self.bias_regularizer
+            )
+        self._zero_bias = np.zeros(bias_shape, self.dtype)
+
+    def _bias(self):
+        return self.bias if self.use_bias else self._zero_bias
+
+    # ------------------------------------------------------------ calling
+    def _initial_states(self, initial_state, x):
+        if initial_state is None:
+            return [None] * self._states
+        states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != self._states:
+            raise ValueError(
+                f"{self.name}: initial_state needs {self._states} state(s) of shape "
+                f"(batch, {self.units}) for a {type(self).__name__}, got {len(states)}"
+            )
+        expected = (x.shape[0], self.units)
+        for s in states:
+            if tuple(np.shape(s)) != expected:
+                raise ValueError(
+                    f"{self.name}: an initial state has shape {tuple(np.shape(s))}; expected "
+                    f"(batch, units) = {expected}"
+                )
+        return [self._cast(s) for s in states]
+
+    def _step_mask(self, mask, x):
+        """The (N, T) boolean mask of the steps that run, or None."""
+        if mask is None:
+            return None
+        mask = np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool)
+        if mask.shape != tuple(x.shape[:2]):
+            raise ValueError(
+                f"{self.name}: the mask has shape {mask.shape}; expected (batch, timesteps) "
+                f"= {tuple(x.shape[:2])}, one flag per step of the inputs"
+            )
+        return mask
+
+    def call(self, inputs, mask=None, initial_state=None):
+        x = inputs
+        self._check_input_shape(x.shape)
+        if x.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(
+                f"{self.name}: expected inputs with {self.kernel.shape[0]} features, got "
+                f"shape {x.shape}"
+            )
+        states = self._initial_states(initial_state, x)
+        mask = self._step_mask(mask, x)
+        if self.go_backwards:  # Keras' outputs come in the order the steps ran
+            x = x[:, ::-1]
+            mask = None if mask is None else mask[:, ::-1]
+        y, *final = self._run(x, states, mask)
+        out = y if self.return_sequences else final[0]
+        if mask is not None and self.zero_output_for_mask:
+            out = out * (mask[..., None] if self.return_sequences else mask[:, -1:]).astype(
+                out.dtype
+            )
+        return [out, *final] if self.return_state else out
+
+    def compute_mask(self, inputs, mask=None):
+        # Keras' RNN.compute_mask: the input's mask goes on with the sequences (as it came,
+        # also with go_backwards); the states have none.
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        out = mask if self.return_sequences else None
+        return [out] + [None] * self._states if self.return_state else out
+
+    def compute_output_shape(self, input_shape):
+        seq = (input_shape[0], input_shape[1], self.units)
+        last = (input_shape[0], self.units)
+        out = seq if self.return_sequences else last
+        return [out] + [last] * self._states if self.return_state else out
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": False,
+            "unroll": False,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "dropout": 0.0,
+            "recurrent_dropout": 0.0,
+            "seed": self.seed,
+        }
 
 
 @registry.register()
-class LSTM(Layer):
+class LSTM(_RecurrentBase):
     """Long short-term memory over a whole sequence, with Keras' weights and gate order.
 
     Input shape: (batch, timesteps, features). Output: (batch, units), or
     (batch, timesteps, units) with ``return_sequences``; with ``return_state`` a list
     ``[output, h_n, c_n]``. Weights: ``kernel`` (features, 4*units),
     ``recurrent_kernel`` (units, 4*units), ``bias`` (4*units,), gates i, f, c, o.
+    Call arguments: ``mask`` (batch, timesteps) (a masked step carries h and c through),
+    ``initial_state`` ``[h0, c0]``.
     """
+
+    _gates = 4
+    _states = 2
 
     def __init__(
         self,
@@ -39,81 +270,144 @@ class LSTM(Layer):
         return_state=False,
         dropout=0.0,
         recurrent_dropout=0.0,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        units = positive_int(units, "units", "LSTM")
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError(
-                "LSTM: dlcore's kernel computes activation='tanh' and "
-                "recurrent_activation='sigmoid' (Keras' defaults); got "
-                f"{activation!r} and {recurrent_activation!r}"
-            )
-        if dropout or recurrent_dropout:
-            raise ValueError(
-                "LSTM: dropout / recurrent_dropout inside the cell are not "
-                "supported; put a Dropout layer after the LSTM instead"
-            )
-        self.units = int(units)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.return_sequences = return_sequences
-        self.return_state = return_state
-        self.kernel = self.recurrent_kernel = self.bias = None
+        self._check_activations(
+            "LSTM",
+            {"activation": activation, "recurrent_activation": recurrent_activation},
+            {"activation": ("tanh",), "recurrent_activation": ("sigmoid",)},
+        )
+        super().__init__(units, **_shared(locals()), **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
 
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(
-                f"{self.name}: LSTM needs inputs (batch, timesteps, features), "
-                f"got shape {input_shape}"
-            )
         U = self.units
-        self.kernel = self.add_weight(
-            "kernel", (input_shape[-1], 4 * U), self.kernel_initializer, self.kernel_regularizer
-        )
-        self.recurrent_kernel = self.add_weight(
-            "recurrent_kernel", (U, 4 * U), self.recurrent_initializer, self.recurrent_regularizer
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                "bias", (4 * U,), self.bias_initializer, self.bias_regularizer
-            )
-            if self.unit_forget_bias:
-                self.bias.data[U : 2 * U] = 1.0
+        self._add_weights(input_shape, (4 * U,))
+        if self.use_bias and self.unit_forget_bias:
+            self.bias.data[U : 2 * U] = 1.0
 
-    def call(self, inputs, training=False, initial_state=None):
-        h0 = c0 = None
-        if initial_state is not None:
-            h0, c0 = initial_state
-        bias = self.bias if self.use_bias else np.zeros(4 * self.units, self.dtype)
-        y, h_n, c_n = F.lstm(inputs, h0, c0, self.kernel, self.recurrent_kernel, bias)
-        out = y if self.return_sequences else h_n
-        return [out, h_n, c_n] if self.return_state else out
-
-    def compute_output_shape(self, input_shape):
-        seq = (input_shape[0], input_shape[1], self.units)
-        last = (input_shape[0], self.units)
-        out = seq if self.return_sequences else last
-        return [out, last, last] if self.return_state else out
+    def _run(self, x, states, mask):
+        return F.lstm(x, *states, self.kernel, self.recurrent_kernel, self._bias(), mask=mask)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "units": self.units,
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "activation": "tanh",
+            "recurrent_activation": "sigmoid",
             "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
         }
+
+
+@registry.register()
+class GRU(_RecurrentBase):
+    """Gated recurrent unit over a whole sequence, with Keras' weights and gate order.
+
+    Input shape: (batch, timesteps, features). Output: (batch, units), or
+    (batch, timesteps, units) with ``return_sequences``; with ``return_state`` a list
+    ``[output, h_n]``. Weights: ``kernel`` (features, 3*units), ``recurrent_kernel``
+    (units, 3*units), gates z, r, h, and ``bias``: (2, 3*units), an input and a
+    recurrent row, with ``reset_after=True`` (Keras 3's default, torch.nn.GRU's cell:
+    the reset gate multiplies the candidate's recurrent product), (3*units,) with
+    ``reset_after=False`` (it multiplies the state before that product).
+    Call arguments: ``mask`` (batch, timesteps), ``initial_state`` ``[h0]`` or ``h0``.
+    """
+
+    _gates = 3
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        **kwargs,
+    ):
+        self._check_activations(
+            "GRU",
+            {"activation": activation, "recurrent_activation": recurrent_activation},
+            {"activation": ("tanh",), "recurrent_activation": ("sigmoid",)},
+        )
+        super().__init__(units, **_shared(locals()), **kwargs)
+        self.reset_after = bool(reset_after)
+
+    def build(self, input_shape):
+        G = 3 * self.units
+        self._add_weights(input_shape, (2, G) if self.reset_after else (G,))
+
+    def _run(self, x, states, mask):
+        return F.gru(x, *states, self.kernel, self.recurrent_kernel, self._bias(),
+                     reset_after=self.reset_after, mask=mask)  # fmt: skip
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "activation": "tanh",
+            "recurrent_activation": "sigmoid",
+            "reset_after": self.reset_after,
+        }
+
+
+@registry.register()
+class SimpleRNN(_RecurrentBase):
+    """A fully connected recurrent layer, h_t = activation(x_t kernel + h_{t-1}
+    recurrent_kernel + bias), activation ``'tanh'`` (Keras' default) or ``'relu'``.
+
+    Input shape: (batch, timesteps, features). Output: (batch, units), or
+    (batch, timesteps, units) with ``return_sequences``; with ``return_state`` a list
+    ``[output, h_n]``. Weights: ``kernel`` (features, units), ``recurrent_kernel``
+    (units, units), ``bias`` (units,). Call arguments: ``mask`` (batch, timesteps),
+    ``initial_state`` ``[h0]`` or ``h0``.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        names = self._check_activations(
+            "SimpleRNN", {"activation": activation}, {"activation": ("tanh", "relu")}
+        )
+        super().__init__(units, **_shared(locals()), **kwargs)
+        self.activation = names["activation"]
+
+    def build(self, input_shape):
+        self._add_weights(input_shape, (self.units,))
+
+    def _run(self, x, states, mask):
+        return F.simple_rnn(x, *states, self.kernel, self.recurrent_kernel, self._bias(),
+                            activation=self.activation, mask=mask)  # fmt: skip
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}

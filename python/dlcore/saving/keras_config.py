@@ -117,6 +117,20 @@ def _loss_from_keras(config):
 for _name in losses.registry.names():
     TRANSLATIONS[_name] = (_loss_to_keras, _loss_from_keras)
 
+
+def _wrapped_layers_to_keras(config):
+    """A wrapper's layers (Bidirectional's layer and backward_layer, TimeDistributed's
+    layer), dlcore specs in its config, as Keras layer objects."""
+    config = dict(config)
+    for key in ("layer", "backward_layer"):
+        if isinstance(config.get(key), dict):
+            config[key] = layer_to_keras(layers_module.deserialize(config[key]))
+    return config
+
+
+for _name in ("Bidirectional", "TimeDistributed"):
+    TRANSLATIONS[_name] = (_wrapped_layers_to_keras, dict)
+
 # Keras module -> the dlcore registry of its objects
 _REGISTRIES = {
     "keras.layers": layers_module.base.registry,

@@ -122,15 +122,11 @@ def weight_layout(layer, path=""):
 
 
 def _trainable_order(model, layout):
-    """The model's trainable weights in Keras' order (the optimizer's slots follow it)."""
-    trainable = {id(w) for w in model.trainable_weights}
-    seen, out = set(), []
-    for _, _, weights in layout:
-        for w in weights:
-            if id(w) in trainable and id(w) not in seen:
-                seen.add(id(w))
-                out.append(w)
-    return out
+    """The model's trainable weights in Keras' order (the optimizer's slots follow it):
+    the layers' order, each layer's own weights then those of the layers it holds in the
+    order it tracks them (a Bidirectional's forward layer first), as Keras'
+    trainable_variables; the layout walks held layers by name instead."""
+    return list(model.trainable_weights)
 
 
 def _slot_names(optimizer):

@@ -13,6 +13,7 @@ its backward with :func:`dlcore.tensor.record`; gradients nobody needs are not c
 - :mod:`.rnn` recurrent sequences
 - :mod:`.regularization` dropout
 - :mod:`.losses` losses, Keras' argument order ``(y_true, y_pred)``
+- :mod:`.image` image resampling: flips, affine transforms, resizing
 
 Importing this package also gives :class:`dlcore.Tensor` its operators and methods
 (:mod:`.methods`).
@@ -37,6 +38,7 @@ from .elementwise import (
     square,
     sub,
 )
+from .image import affine_transform, flip, resize
 from .linalg import linear, matmul
 from .losses import (
     binary_crossentropy,
@@ -67,6 +69,8 @@ __all__ = [
     "concatenate", "stack",
     # arguments
     "conv_padding",
+    # images
+    "affine_transform", "flip", "resize",
 ]  # fmt: skip
 
 _install_methods(_Tensor)

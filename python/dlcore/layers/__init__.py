@@ -9,6 +9,8 @@
 - :mod:`.regularization` Dropout
 - :mod:`.reshaping` Flatten, Reshape
 - :mod:`.activations` LeakyReLU
+- :mod:`.preprocessing` Rescaling, Normalization, RandomFlip, RandomRotation,
+  RandomTranslation, RandomZoom, RandomContrast
 
 A family module's ``__all__`` is what this package exports, and every layer class
 registers itself (``@registry.register()``) under its Keras class name, which is how
@@ -22,6 +24,7 @@ from . import (
     core,
     merging,
     pooling,
+    preprocessing,
     recurrent,
     regularization,
     reshaping,
@@ -32,13 +35,14 @@ from .convolutional import *  # noqa: F403
 from .core import *  # noqa: F403
 from .merging import *  # noqa: F403
 from .pooling import *  # noqa: F403
+from .preprocessing import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping,
+    reshaping, preprocessing,
 )  # fmt: skip
 
 __all__ = [

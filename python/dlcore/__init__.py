@@ -37,6 +37,7 @@ from dlcore import (
     regularizers,
     saving,
     trainers,
+    tuning,
     utils,
 )
 from dlcore.layers import Input
@@ -83,5 +84,6 @@ __all__ = [
     "regularizers",
     "saving",
     "trainers",
+    "tuning",
     "utils",
 ]

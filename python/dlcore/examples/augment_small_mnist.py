@@ -12,8 +12,9 @@ anew (so the network never sees the same image twice) and are the identity in
 from __future__ import annotations
 
 import dlcore
-from dlcore import layers, models, optimizers
+from dlcore import layers, models
 from dlcore.examples._common import Stopwatch, load_mnist, parser
+from dlcore.examples.mnist_cnn import build_model as tutorial_cnn
 
 
 def augmentation(seed):
@@ -26,24 +27,11 @@ def augmentation(seed):
 
 def build_model(augment, seed=0):
     """The tutorial CNN, with the augmentation layers first when ``augment``."""
-    model = models.Sequential(
-        [
-            layers.Input(shape=(28, 28, 1)),
-            *(augmentation(seed) if augment else []),
-            layers.Conv2D(32, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=optimizers.Adam(learning_rate=1e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    cnn = tutorial_cnn()
+    if not augment:
+        return cnn
+    model = models.Sequential([layers.Input(shape=(28, 28, 1)), *augmentation(seed), *cnn.layers])
+    model.compile(optimizer=cnn.optimizer, loss=cnn.loss, metrics=["accuracy"])
     return model
 
 

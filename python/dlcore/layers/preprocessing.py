@@ -393,6 +393,17 @@ class _ResamplingLayer(_RandomImageLayer):
         }
 
 
+class _HeightWidthLayer(_ResamplingLayer):
+    """A resampling layer configured by ``height_factor`` and ``width_factor``."""
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "height_factor": _config_value(self.height_factor),
+            "width_factor": _config_value(self.width_factor),
+        }
+
+
 _FLIP_AXES = {"horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (1, 2)}
 
 
@@ -458,7 +469,7 @@ class RandomRotation(_ResamplingLayer):
 
 
 @registry.register()
-class RandomTranslation(_ResamplingLayer):
+class RandomTranslation(_HeightWidthLayer):
     """Shifts each image by a random fraction of its height and width in training:
     ``height_factor=0.2`` within ±20% of the height (positive: down),
     ``width_factor=(-0.1, 0.3)`` between 10% left and 30% right.
@@ -491,16 +502,9 @@ class RandomTranslation(_ResamplingLayer):
         matrices = np.stack([ones, zeros, -t[:, 0], zeros, ones, -t[:, 1], zeros, zeros], axis=1)
         return self._resample(images, matrices)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "height_factor": _config_value(self.height_factor),
-            "width_factor": _config_value(self.width_factor),
-        }
-
 
 @registry.register()
-class RandomZoom(_ResamplingLayer):
+class RandomZoom(_HeightWidthLayer):
     """Zooms each image about its centre by a random amount in training:
     ``height_factor=0.2`` scales the height's view by 1 ± 0.2 (positive: zoom out,
     negative: in); ``width_factor`` likewise, or None to keep the aspect ratio.
@@ -545,13 +549,6 @@ class RandomZoom(_ResamplingLayer):
                              zeros, zy, dtype.type((height - 1) / 2) * (1 - zy),
                              zeros, zeros], axis=1)  # fmt: skip
         return self._resample(images, matrices)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "height_factor": _config_value(self.height_factor),
-            "width_factor": _config_value(self.width_factor),
-        }
 
 
 @registry.register()

@@ -6,7 +6,7 @@ scored on the test digits.
 The trials are appended to ``--results`` as they finish: stop the search (Ctrl-C) and
 run the same command again, and it carries on where it stopped.
 
-    python -m dlcore.examples.tune_mlp --data ../shared/data/mnist [--trials 10]
+    python -m dlcore.examples.tune_mlp --data ../shared/data/mnist [--trials 8]
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def build_model(hp):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], epochs=10, batch_size=64, mnist_data=True)
-    p.add_argument("--trials", type=int, default=10)
-    p.add_argument("--train", type=int, default=5000, help="training digits searched over")
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--train", type=int, default=3000, help="training digits searched over")
     p.add_argument("--parallel", type=int, default=2, help="trials at a time")
     p.add_argument("--results", default="tune_mlp.jsonl", help="the trials' file (resumes)")
     args = p.parse_args(argv)

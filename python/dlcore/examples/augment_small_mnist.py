@@ -15,6 +15,7 @@ import dlcore
 from dlcore import layers, models
 from dlcore.examples._common import Stopwatch, load_mnist, parser
 from dlcore.examples.mnist_cnn import build_model as tutorial_cnn
+from dlcore.examples.mnist_cnn import compiled
 
 
 def augmentation(seed):
@@ -30,9 +31,9 @@ def build_model(augment, seed=0):
     cnn = tutorial_cnn()
     if not augment:
         return cnn
-    model = models.Sequential([layers.Input(shape=(28, 28, 1)), *augmentation(seed), *cnn.layers])
-    model.compile(optimizer=cnn.optimizer, loss=cnn.loss, metrics=["accuracy"])
-    return model
+    return compiled(
+        models.Sequential([layers.Input((28, 28, 1)), *augmentation(seed), *cnn.layers])
+    )
 
 
 def main(argv=None):

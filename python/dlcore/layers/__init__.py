@@ -1,14 +1,16 @@
 """Keras-style layers, one module per family as in Keras:
 
 - :mod:`.base` Layer, InputLayer
-- :mod:`.core` Dense, Activation, Input
+- :mod:`.core` Dense, Activation, Embedding, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 - :mod:`.convolutional` Conv2D
 - :mod:`.pooling` MaxPooling2D
 - :mod:`.recurrent` LSTM
-- :mod:`.regularization` Dropout
-- :mod:`.reshaping` Flatten, Reshape
-- :mod:`.activations` LeakyReLU
+- :mod:`.regularization` Dropout, SpatialDropout2D, GaussianNoise
+- :mod:`.reshaping` Flatten, Reshape, Permute, RepeatVector, UpSampling2D, ZeroPadding2D,
+  Cropping2D
+- :mod:`.activations` ReLU, LeakyReLU, ELU, PReLU, Softmax
+- :mod:`.normalization` BatchNormalization, LayerNormalization
 - :mod:`.preprocessing` Rescaling, Normalization, RandomFlip, RandomRotation,
   RandomTranslation, RandomZoom, RandomContrast
 
@@ -23,6 +25,7 @@ from . import (
     convolutional,
     core,
     merging,
+    normalization,
     pooling,
     preprocessing,
     recurrent,
@@ -34,6 +37,7 @@ from .base import *  # noqa: F403
 from .convolutional import *  # noqa: F403
 from .core import *  # noqa: F403
 from .merging import *  # noqa: F403
+from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .preprocessing import *  # noqa: F403
 from .recurrent import *  # noqa: F403
@@ -42,7 +46,7 @@ from .reshaping import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping, preprocessing,
+    reshaping, normalization, preprocessing,
 )  # fmt: skip
 
 __all__ = [

@@ -117,6 +117,16 @@ def _maxpool_round_trip(x, dy=None, **kwargs):
     return y, argmax, ops.maxpool2d_backward(y if dy is None else dy, argmax, x.shape)
 
 
+def _avgpool_round_trip(x, dy, **window):
+    y = ops.avgpool2d_forward(x, **window)
+    return y, ops.avgpool2d_backward(dy, x.shape, **window)
+
+
+def _global_avgpool_round_trip(x, dy, mask=None):
+    y = ops.global_avgpool_forward(x, mask)
+    return y, ops.global_avgpool_backward(dy, np.shape(x), mask)
+
+
 def _norm_round_trip(kind):
     """Forward, then backward with dy from the forward's statistics (and for batch norm
     the inference forward with them): every output."""
@@ -187,6 +197,11 @@ OPERATIONS = {
     "maxpool2d_forward": ops.maxpool2d_forward,
     "maxpool2d_backward": ops.maxpool2d_backward,
     "maxpool2d_round_trip": _maxpool_round_trip,
+    "conv2d_transpose_forward": ops.conv2d_transpose_forward,
+    "conv2d_transpose_backward": ops.conv2d_transpose_backward,
+    "avgpool2d_round_trip": _avgpool_round_trip,
+    "avgpool2d_backward": ops.avgpool2d_backward,
+    "global_avgpool_round_trip": _global_avgpool_round_trip,
     "lstm_forward": ops.lstm_forward,
     "lstm_backward": ops.lstm_backward,
     "lstm_round_trip": _lstm_round_trip(ops.lstm_forward, ops.lstm_backward, 3),
@@ -209,6 +224,11 @@ OPERATIONS = {
     "Dense": _layer(layers.Dense),
     "Conv2D": _layer(layers.Conv2D),
     "MaxPooling2D": _layer(layers.MaxPooling2D),
+    "Conv1D": _layer(layers.Conv1D),
+    "Conv2DTranspose": _layer(layers.Conv2DTranspose),
+    "AveragePooling2D": _layer(layers.AveragePooling2D),
+    "GlobalAveragePooling1D": _layer(layers.GlobalAveragePooling1D),
+    "GlobalMaxPooling2D": _layer(layers.GlobalMaxPooling2D),
     "Flatten": _layer(layers.Flatten),
     "LSTM": _layer(layers.LSTM),
 }
@@ -229,6 +249,9 @@ NOT_FUZZED = {
     "activation_forward": "fuzzed as activation_round_trip (every kind, forward and backward)",
     "activation_backward": "fuzzed as activation_round_trip",
     "activation_backward_needs": "a query of a kind's name; tests/test_activation.py covers every kind",
+    "avgpool2d_forward": "fuzzed as avgpool2d_round_trip (forward and backward)",
+    "global_avgpool_forward": "fuzzed as global_avgpool_round_trip (forward and backward)",
+    "global_avgpool_backward": "fuzzed as global_avgpool_round_trip",
 }
 
 

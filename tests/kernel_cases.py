@@ -3,9 +3,9 @@
 A case is a function of NumPy inputs that returns a tuple of arrays; it allocates its
 results afresh on every call, and the in-place optimizer updates run on copies of the
 parameter and its state, so one case may run on many threads at once. The shapes are
-chosen to reach the code paths that split work between threads: every conv2d plan, both
-ways an LSTM sequence is shared between threads, and element-wise sizes past the point
-where the element-wise kernels go parallel.
+chosen to reach the code paths that split work between threads: every conv2d plan (for
+convolutions and transposed ones), both ways an LSTM sequence is shared between threads,
+and element-wise sizes past the point where the element-wise kernels go parallel.
 """
 
 import numpy as np
@@ -21,6 +21,16 @@ CONV_SHAPES = {
     "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
     "direct": ((4, 16, 16, 3), (3, 3, 3, 16), 1),
     "pointwise": ((4, 16, 16, 16), (1, 1, 16, 32), 0),
+}
+
+# x shape, kernel shape (KH, KW, OC, C), strides and padding of transposed convolutions
+# whose passes take each conv2d plan that splits work its own way: the DCGAN layer's
+# geometry (pixel tiles: the forward by samples, dx and dkernel by pixel tiles), a 3x3
+# stride-1 one (Winograd) and a 1x1 (pointwise: Eigen-threaded GEMMs).
+CONV_TRANSPOSE_SHAPES = {
+    "pixel_tiles": ((4, 7, 7, 32), (4, 4, 16, 32), 2, 1),
+    "winograd": ((4, 16, 16, 16), (3, 3, 16, 16), 1, 1),
+    "pointwise": ((4, 16, 16, 16), (1, 1, 32, 16), 1, 0),
 }
 
 # x shapes of the normalisations: C = 3 read in wide rows of 8 rows, three chunks of rows
@@ -74,6 +84,16 @@ def _conv_inputs(rng, name):
     return x, kernel, bias, _f32(rng, *y_shape), padding
 
 
+def _conv_transpose_inputs(rng, name):
+    x_shape, k_shape, strides, padding = CONV_TRANSPOSE_SHAPES[name]
+    x, kernel, bias = _f32(rng, *x_shape), _f32(rng, *k_shape), _f32(rng, k_shape[2])
+    y = ops.conv2d_transpose_forward(x, kernel, strides=strides, padding=padding)
+    # the forward is the input-gradient pass of the convolution of an input of y's shape
+    plan = ops.conv2d_plan(y.shape, k_shape, strides=strides, padding=padding)["input_grad"]
+    assert plan == name, f"the {name} transposed shape now takes the {plan} plan"
+    return x, kernel, bias, _f32(rng, *y.shape), strides, padding
+
+
 def _lstm_inputs(rng, name):
     N, T, I, U = LSTM_SHAPES[name]
     x = _f32(rng, N, T, I)
@@ -103,6 +123,14 @@ def conv2d_backward(x, kernel, bias, dy, padding):
     return ops.conv2d_backward(dy, x, kernel, padding=padding)
 
 
+def conv2d_transpose_forward(x, kernel, bias, dy, strides, padding):
+    return (ops.conv2d_transpose_forward(x, kernel, bias, strides=strides, padding=padding),)
+
+
+def conv2d_transpose_backward(x, kernel, bias, dy, strides, padding):
+    return ops.conv2d_transpose_backward(dy, x, kernel, strides=strides, padding=padding)
+
+
 def maxpool2d_forward(x, dy):
     return ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
 
@@ -110,6 +138,29 @@ def maxpool2d_forward(x, dy):
 def maxpool2d_backward(x, dy):
     _, argmax = ops.maxpool2d_forward(x, pool_size=3, strides=2, padding=1)
     return (ops.maxpool2d_backward(dy, argmax, x.shape),)
+
+
+def avgpool2d_forward(x, dy):
+    return (ops.avgpool2d_forward(x, pool_size=3, strides=2, padding=1),)
+
+
+def avgpool2d_backward(x, dy):
+    return (ops.avgpool2d_backward(dy, x.shape, pool_size=3, strides=2, padding=1),)
+
+
+def _positions_kept(x):
+    """A mask over x's positions that keeps about two in three."""
+    return (np.arange(np.prod(x.shape[:-1])) % 3 != 1).reshape(x.shape[:-1])
+
+
+def global_avgpool_forward(x, dy):
+    return ops.global_avgpool_forward(x), ops.global_avgpool_forward(x, _positions_kept(x))
+
+
+def global_avgpool_backward(x, dy):
+    dy = dy[:, 0, 0]  # (N, C)
+    return (ops.global_avgpool_backward(dy, x.shape),
+            ops.global_avgpool_backward(dy, x.shape, _positions_kept(x)))  # fmt: skip
 
 
 def lstm_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n):
@@ -241,9 +292,11 @@ def make_inputs(name, rng):
     if kernel == "gemm_backward":
         # db = a^T @ dc reduces over the 1024 rows of a
         return _f32(rng, 1024, 80), _f32(rng, 1024, 96), _f32(rng, 96, 80)
+    if kernel.startswith("conv2d_transpose"):
+        return _conv_transpose_inputs(rng, variant)
     if kernel.startswith("conv2d"):
         return _conv_inputs(rng, variant)
-    if kernel.startswith("maxpool2d"):
+    if kernel.startswith(("maxpool2d", "avgpool2d", "global_avgpool")):
         return _pool_inputs(rng)
     if kernel.startswith("lstm_cell"):
         return _lstm_inputs(rng, "by_batch")
@@ -287,6 +340,12 @@ FUNCTIONS = {
         adam_update,
         sgd_update,
         rmsprop_update,
+        conv2d_transpose_forward,
+        conv2d_transpose_backward,
+        avgpool2d_forward,
+        avgpool2d_backward,
+        global_avgpool_forward,
+        global_avgpool_backward,
     )
 }
 
@@ -308,6 +367,17 @@ CASES = (
     + [f"layer_norm_{d}[rows]" for d in ("forward", "backward")]
     + ["embedding_forward", "embedding_backward"]
     + [f"activation_{d}[{kind}]" for d in ("forward", "backward") for kind in ACTIVATIONS]
+    + [
+        f"conv2d_transpose_{d}[{plan}]"
+        for d in ("forward", "backward")
+        for plan in CONV_TRANSPOSE_SHAPES
+    ]
+    + [
+        "avgpool2d_forward",
+        "avgpool2d_backward",
+        "global_avgpool_forward",
+        "global_avgpool_backward",
+    ]
 )
 
 
@@ -345,6 +415,13 @@ THREAD_DEPENDENT = {
     "conv2d_backward[pointwise]": ({1, 2}, EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS),
     # dbias: each thread sums the gate gradients of its own sequences
     "lstm_backward[by_batch]": ({5}, THREAD_PARTIALS),
+    # dkernel is the kernel gradient of the convolution transposed (its x is dy)
+    "conv2d_transpose_backward[pixel_tiles]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_transpose_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_transpose_backward[pointwise]": (
+        {1, 2},
+        EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS,
+    ),
 }
 
 

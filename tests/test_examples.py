@@ -132,6 +132,24 @@ def test_mnist_functional_learns_both_outputs(mnist_dir):
     )
 
 
+def test_conv_autoencoder_reconstructs(mnist_dir, tmp_path):
+    r = run("conv_autoencoder", "--quick", "--data", mnist_dir, "--out", str(tmp_path / "c.png"))
+    assert r["mse"] < 0.5 * r["baseline_mse"]
+    assert r["losses"][-1] < r["losses"][0] * 0.8
+    if r["png"]:
+        assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_sequence_embedding_learns_order():
+    from dlcore import layers
+
+    if not hasattr(layers, "Embedding"):
+        pytest.skip("dlcore.layers.Embedding is not in this build")
+    r = run("sequence_embedding", "--quick")
+    assert r["test_accuracy"] > 0.9  # a model blind to order scores 0.5
+    assert r["losses"][-1] < r["losses"][0] / 2
+
+
 def test_explain_mnist_attributions_are_complete_and_faithful(mnist_dir, tmp_path):
     r = run("explain_mnist", "--quick", "--data", mnist_dir, "--out", str(tmp_path / "x.png"))
     assert r["test_accuracy"] > 0.85

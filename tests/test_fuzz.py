@@ -331,9 +331,11 @@ def conv_cases(draw, crash_prone=False):
 
 def padding_pairs_or_zero(kw):
     try:
-        return padding_pairs(kw["padding"])
+        pads = padding_pairs(kw["padding"])
     except (TypeError, ValueError, IndexError):
         return ((0, 0), (0, 0))
+    # a bad padding such as "2" reads as (("2",),): not two pairs either
+    return pads if len(pads) == 2 and all(len(p) == 2 for p in pads) else ((0, 0), (0, 0))
 
 
 def pair_or_one(v):
@@ -354,22 +356,30 @@ def check_conv(case):
             assert set(result.values()) <= plan_names, result
 
         return check_plan
-    dtype = compute_dtype(*args)
-    finite = is_finite_case(*args)
     geometry = dict(
         strides=pair(kw["strides"]),
         padding=padding_pairs(kw["padding"]),
         dilation=pair(kw["dilation"]),
     )
 
+    return conv_reference_check(name == "conv2d_forward", ref_conv.conv2d, ref_conv.conv2d_grads,
+                                args, kw, geometry)  # fmt: skip
+
+
+def conv_reference_check(is_forward, reference, reference_grads, args, kw, geometry):
+    """Checks a convolution's forward (x, kernel, bias) or backward (dy, x, kernel)
+    result against the NumPy reference, gradients only where requested."""
+    dtype = compute_dtype(*args)
+    finite = is_finite_case(*args)
+
     def check(result):
         compare = assert_close if finite else assert_shapes
-        if name == "conv2d_forward":
+        if is_forward:
             x, kernel, bias = (value(a) for a in args)
-            compare(result, ref_conv.conv2d(x, kernel, bias, **geometry), dtype, *[50] * finite)
+            compare(result, reference(x, kernel, bias, **geometry), dtype, *[50] * finite)
             return
         dy, x, kernel = (value(a) for a in args)
-        wants = ref_conv.conv2d_grads(dy, x, kernel, **geometry)
+        wants = reference_grads(dy, x, kernel, **geometry)
         for got, want, need in zip(result, wants, ("need_dx", "need_dkernel", "need_dbias")):
             if not kw[need]:
                 assert got is None
@@ -474,6 +484,221 @@ def check_pool_backward(case):
         assert_close(result, want, compute_dtype(dy_spec), 10)
 
     return check
+
+
+# ---------------------------------------------------------------- conv2d_transpose
+
+
+@st.composite
+def conv_transpose_cases(draw, crash_prone=False):
+    N, H, W, C = (draw(st.integers(0, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 4)),
+                  draw(st.integers(0, 3)))  # fmt: skip
+    KH, KW, OC = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
+    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(padding_args())
+    output_padding = (draw(st.integers(0, strides[0] - 1)), draw(st.integers(0, strides[1] - 1)))
+    kw = dict(strides=strides, padding=padding, output_padding=output_padding, dilation=dilation)
+    sizes = transposed_sizes((H, W), (KH, KW), kw)
+    expect = VALID if min(sizes) >= 1 else INVALID
+    k_shape = (KH, KW, OC, C)
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 6
+            + ["channels", "window", "output_padding", "dtype", "none_arg"]
+            + ["huge"] * (3 if crash_prone else 0)
+        )
+    )
+    if fault == "channels":
+        k_shape, expect = (KH, KW, OC, C + 1), INVALID
+    elif fault == "window":
+        arg = draw(st.sampled_from(["strides", "padding", "dilation"]))
+        bad = draw(st.sampled_from(BAD_WINDOW_VALUES))
+        kw[arg], expect = (-1 if arg == "padding" and bad == 0 else bad), INVALID
+    elif fault == "output_padding":
+        kw["output_padding"], expect = draw(st.sampled_from([strides, -1, 1.5, (1, 2, 3)])), INVALID
+    elif fault == "huge":
+        arg = draw(st.sampled_from(["strides", "padding", "dilation", "output_padding"]))
+        kw[arg] = draw(st.sampled_from(HUGE + [(1, 2**62), ((0, 2**62), (2**62, 0))]))
+        expect = EITHER
+    x = draw(arrays((N, H, W, C), crash_prone))
+    kernel = draw(arrays(k_shape, crash_prone))
+    if fault == "dtype":
+        x, expect = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES))), INVALID
+    if fault == "none_arg":
+        kernel, expect = None, INVALID
+    if draw(st.booleans()):
+        bias = draw(st.one_of(st.none(), arrays((OC,), crash_prone)))
+        return ("conv2d_transpose_forward", (x, kernel, bias), kw), expect
+    # well-formed sizes stay below 20; the cap only bounds the faulty cases' dy
+    dy_shape = (N, *(min(max(n, 0), 64) for n in sizes), OC)
+    if draw(st.integers(0, 5)) == 0:
+        dy_shape, expect = (N, dy_shape[1] + 1, dy_shape[2], OC), INVALID
+    dy = draw(arrays(dy_shape, crash_prone))
+    need = {k: draw(st.booleans()) for k in ("need_dx", "need_dkernel", "need_dbias")}
+    return ("conv2d_transpose_backward", (dy, x, kernel), {**kw, **need}), expect
+
+
+def transposed_sizes(hw, kernel_hw, kw):
+    """(OH, OW) of a transposed convolution with well-formed arguments (else (0, 0))."""
+    try:
+        pads = padding_pairs(kw["padding"])
+        return tuple(
+            (n - 1) * s + d * (k - 1) + 1 - lo - hi + op
+            for n, k, s, d, (lo, hi), op in zip(hw, kernel_hw, kw["strides"], kw["dilation"], pads,
+                                                 kw["output_padding"])
+        )  # fmt: skip
+    except (TypeError, ValueError, IndexError):
+        return (0, 0)
+
+
+def check_conv_transpose(case):
+    name, args, kw = case
+    geometry = dict(
+        strides=kw["strides"],
+        padding=padding_pairs(kw["padding"]),
+        output_padding=kw["output_padding"],
+        dilation=kw["dilation"],
+    )
+
+    return conv_reference_check(name == "conv2d_transpose_forward", ref_conv.conv2d_transpose,
+                                ref_conv.conv2d_transpose_grads, args, kw, geometry)  # fmt: skip
+
+
+# ---------------------------------------------------------------- average pools
+
+
+@st.composite
+def avgpool_cases(draw, crash_prone=False):
+    """avgpool2d_round_trip (forward, then backward from a dy of y's shape) with the
+    windows and faults of the max-pool's cases."""
+    (_, (x,), kw), expect = draw(pool_cases(crash_prone))
+    OH, OW = pool_sizes(x.shape[1:3], kw)
+    dy = draw(arrays((x.shape[0], OH, OW, x.shape[3]), crash_prone))
+    return ("avgpool2d_round_trip", (x, dy), kw), expect
+
+
+def pool_sizes(hw, kw):
+    """(OH, OW) of a pooling with well-formed arguments (else (1, 1))."""
+    try:
+        size = pair(kw["pool_size"])
+        strides = pair(kw["strides"] or size)
+        pads = padding_pairs(kw["padding"])
+        sizes = tuple(min(max((n + lo + hi - p) // s + 1, 0), 8)
+                      for n, p, s, (lo, hi) in zip(hw, size, strides, pads))  # fmt: skip
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
+        return (1, 1)
+    return sizes if len(sizes) == 2 else (1, 1)
+
+
+def check_avgpool(case):
+    _, (x_spec, dy_spec), kw = case
+    x, dy = make_array(x_spec), make_array(dy_spec)
+    size = pair(kw["pool_size"])
+    window = (size, pair(kw["strides"] or size), padding_pairs(kw["padding"]))
+    dtype = compute_dtype(x_spec)
+
+    def check(result):
+        y, dx = result
+        compare = assert_close if is_finite_case(x_spec) else assert_shapes
+        compare(y, ref_pool.avgpool2d(x, *window), dtype)
+        compare = assert_close if is_finite_case(dy_spec) else assert_shapes
+        compare(dx, ref_pool.avgpool2d_backward(dy, x.shape, *window), compute_dtype(dy_spec))
+
+    return check
+
+
+@st.composite
+def avgpool_backward_cases(draw, crash_prone=False):
+    """avgpool2d_backward on its own, with x_shape and dy as a caller may get them wrong."""
+    N, H, W, C = (draw(st.integers(0, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5)),
+                  draw(st.integers(0, 3)))  # fmt: skip
+    window = dict(pool_size=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+                  strides=draw(st.one_of(st.none(), st.integers(1, 3))), padding=0)  # fmt: skip
+    x_shape = (N, H, W, C)
+    OH, OW = pool_sizes((H, W), window)
+    expect = (
+        VALID
+        if min(OH, OW) >= 1 and all(p <= n for p, n in zip(window["pool_size"], (H, W)))
+        else INVALID
+    )
+    dy_shape = (N, max(OH, 0), max(OW, 0), C)
+    fault = draw(st.sampled_from(["none"] * 3 + ["dy", "x_shape", "huge"]))
+    if fault == "dy":
+        dy_shape, expect = (N, dy_shape[1] + 1, dy_shape[2], C), INVALID
+    elif fault == "x_shape":
+        x_shape, expect = (
+            draw(st.sampled_from([(N, H, W), (N, -H, W, C), (N, H, W, C, 1), 7])),
+            INVALID,
+        )
+    elif fault == "huge" and crash_prone:
+        x_shape, expect = (N, draw(st.sampled_from(HUGE)), W, C), EITHER
+    dy = draw(arrays(dy_shape, crash_prone))
+    return ("avgpool2d_backward", (dy, x_shape), window), expect
+
+
+def check_avgpool_backward(case):
+    _, (dy_spec, x_shape), kw = case
+    dy = make_array(dy_spec)
+    size = pair(kw["pool_size"])
+
+    def check(result):
+        want = ref_pool.avgpool2d_backward(dy, x_shape, size, pair(kw["strides"] or size))
+        (assert_close if is_finite_case(dy_spec) else assert_shapes)(
+            result, want, compute_dtype(dy_spec)
+        )
+
+    return check
+
+
+@st.composite
+def global_avgpool_cases(draw, crash_prone=False):
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=3, max_size=4)))
+    expect = VALID
+    mask = None
+    if draw(st.booleans()):
+        layouts = ALL_LAYOUTS if crash_prone else SAFE_LAYOUTS
+        mask = ArraySpec(shape[:-1], "bool", draw(st.sampled_from(layouts)), draw(st.integers(0, 2**16)),
+                         "", -1.0, 1.0)  # fmt: skip
+    fault = draw(st.sampled_from(["none"] * 5 + ["rank", "mask_shape", "mask_dtype", "dtype"]))
+    x = draw(arrays(shape, crash_prone))
+    dy = draw(arrays((shape[0], shape[-1]), crash_prone))
+    if fault == "rank":
+        x, expect = x._replace(shape=shape[:2] if len(shape) == 3 else (*shape, 1)), INVALID
+    elif fault == "mask_shape":
+        mask, expect = ArraySpec((*shape[:-1], 2), "bool"), INVALID
+    elif fault == "mask_dtype":
+        mask, expect = (
+            ArraySpec(shape[:-1], draw(st.sampled_from(["int8", "float32", "uint8"]))),
+            INVALID,
+        )
+    elif fault == "dtype":
+        x, expect = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES))), INVALID
+    return ("global_avgpool_round_trip", (x, dy), {"mask": mask}), expect
+
+
+def check_global_avgpool(case):
+    _, (x_spec, dy_spec), kw = case
+    x, dy = make_array(x_spec), make_array(dy_spec)
+    mask = value(kw["mask"])
+
+    def check(result):
+        y, dx = result
+        with np.errstate(invalid="ignore", divide="ignore"):
+            want = ref_pool.global_avgpool(x, mask)
+        # a sample that keeps no position is NaN on both sides; compare the others
+        assert y.shape == want.shape and y.dtype == compute_dtype(x_spec)
+        if is_finite_case(x_spec):
+            np.testing.assert_allclose(y, want, **TOLERANCES[y.dtype.type])
+        want_dx = ref_pool.global_avgpool_backward(dy, x.shape, mask)
+        (assert_close if is_finite_case(dy_spec) else assert_shapes)(
+            dx, want_dx, compute_dtype(dy_spec)
+        )
+
+    return check
+
+
+TOLERANCES = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
 
 
 # ---------------------------------------------------------------- LSTM
@@ -948,7 +1173,12 @@ def check_update(case):
 
 @st.composite
 def layer_cases(draw, crash_prone=False):
-    kind = draw(st.sampled_from(["Dense", "Conv2D", "MaxPooling2D", "Flatten", "LSTM"]))
+    kind = draw(
+        st.sampled_from(
+            ["Dense", "Conv2D", "MaxPooling2D", "Flatten", "LSTM", "Conv1D", "Conv2DTranspose",
+             "AveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D"]
+        )
+    )  # fmt: skip
     N = draw(st.integers(1, 3))
     expect = VALID
     if kind == "Dense":
@@ -970,6 +1200,37 @@ def layer_cases(draw, crash_prone=False):
             config = dict(pool_size=size, strides=strides, padding=padding)
         if padding == "valid" and (size[0] > H or size[1] > W):
             expect = INVALID
+    elif kind == "AveragePooling2D":
+        H, W, C = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 3))
+        shape = (N, H, W, C)
+        size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        padding = draw(st.sampled_from(["valid", "same"]))
+        config = dict(pool_size=size, strides=draw(st.integers(1, 3)), padding=padding)
+        if padding == "valid" and (size[0] > H or size[1] > W):
+            expect = INVALID
+    elif kind == "Conv1D":
+        T, C = draw(st.integers(1, 7)), draw(st.integers(1, 3))
+        shape = (N, T, C)
+        config = dict(
+            filters=draw(st.integers(1, 3)), kernel_size=draw(st.integers(1, 3)),
+            strides=draw(st.integers(1, 3)), dilation_rate=draw(st.integers(1, 2)),
+            padding=draw(st.sampled_from(["valid", "same", "causal"])),
+        )  # fmt: skip
+        span = config["dilation_rate"] * (config["kernel_size"] - 1) + 1
+        if config["padding"] == "valid" and span > T:
+            expect = INVALID
+    elif kind == "Conv2DTranspose":
+        shape = (N, draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+        strides = draw(st.integers(1, 3))
+        config = dict(
+            filters=draw(st.integers(1, 3)), kernel_size=draw(st.integers(1, 4)), strides=strides,
+            padding=draw(st.sampled_from(["valid", "same"])),
+            output_padding=draw(st.one_of(st.none(), st.integers(0, strides - 1))),
+        )  # fmt: skip
+    elif kind in ("GlobalAveragePooling1D", "GlobalMaxPooling2D"):
+        axes = 1 if kind.endswith("1D") else 2
+        shape = (N, *(draw(st.integers(1, 5)) for _ in range(axes)), draw(st.integers(1, 3)))
+        config = dict(keepdims=draw(st.booleans()))
     elif kind == "Flatten":
         shape, config = (N, *draw(st.lists(st.integers(0, 3), max_size=3))), {}
     else:
@@ -1010,14 +1271,36 @@ def check_layer(case):
                 config["padding"], x.shape[1:3], config["pool_size"], config["strides"]
             )
             want, _ = ref_pool.maxpool2d(x, config["pool_size"], config["strides"], pad)
+        elif kind == "AveragePooling2D":
+            size, strides = config["pool_size"], (config["strides"],) * 2
+            pad = F.conv_padding(config["padding"], x.shape[1:3], size, strides)
+            want = ref_pool.avgpool2d(x, size, strides, pad)
+        elif kind == "Conv1D":
+            k, s, d = config["kernel_size"], config["strides"], config["dilation_rate"]
+            ((lo, hi),) = F.conv_padding(config["padding"], x.shape[1:2], k, s, d)
+            want = ref_conv.conv2d(x[:, None], weights[0][None], weights[1], (1, s),
+                                   ((0, 0), (lo, hi)), (1, d))[:, 0]  # fmt: skip
+        elif kind == "Conv2DTranspose":
+            s = (config["strides"],) * 2
+            k = (config["kernel_size"],) * 2
+            op = config["output_padding"]
+            crops, extra = F.conv_transpose_padding(config["padding"], k, s, 1,
+                                                    None if op is None else (op, op))  # fmt: skip
+            want = ref_conv.conv2d_transpose(x, weights[0], weights[1], s, crops, extra)
+        elif kind == "GlobalAveragePooling1D":
+            want = x.mean(axis=1, keepdims=config["keepdims"])
+        elif kind == "GlobalMaxPooling2D":
+            want = x.max(axis=(1, 2), keepdims=config["keepdims"])
         elif kind == "Flatten":
             want = x.reshape(x.shape[0], -1)
         else:
             seq, last, _, _ = ref_lstm.lstm_forward(x, None, None, *weights)
             want = seq if config["return_sequences"] else last
-        if config.get("padding") == "same":
-            strides = config["strides"]
-            assert y.shape[1:3] == tuple(-(-n // s) for n, s in zip(x.shape[1:3], strides))
+        if config.get("padding") == "same" and kind != "Conv2DTranspose":
+            axes = x.ndim - 2
+            strides = np.broadcast_to(config["strides"], axes)
+            sizes = y.shape[1 : 1 + axes]
+            assert sizes == tuple(-(-n // s) for n, s in zip(x.shape[1 : 1 + axes], strides))
         (assert_close if finite else assert_shapes)(y, want, np.float32, *[10] * finite)
 
     return check
@@ -1037,7 +1320,10 @@ def thread_cases(draw):
         st.one_of(
             gemm_cases(),
             conv_cases(),
+            conv_transpose_cases(),
             pool_cases(),
+            avgpool_cases(),
+            global_avgpool_cases(),
             lstm_cases(),
             relu_cases(),
             update_cases(),
@@ -1086,6 +1372,11 @@ CHECKERS = {
     "conv2d_plan": check_conv,
     "maxpool2d_round_trip": check_pool,
     "maxpool2d_backward": check_pool_backward,
+    "conv2d_transpose_forward": check_conv_transpose,
+    "conv2d_transpose_backward": check_conv_transpose,
+    "avgpool2d_round_trip": check_avgpool,
+    "avgpool2d_backward": check_avgpool_backward,
+    "global_avgpool_round_trip": check_global_avgpool,
     "lstm_round_trip": check_lstm,
     "lstm_cell_round_trip": check_lstm,
     "relu": check_relu,
@@ -1102,6 +1393,11 @@ CHECKERS = {
     "MaxPooling2D": check_layer,
     "Flatten": check_layer,
     "LSTM": check_layer,
+    "Conv1D": check_layer,
+    "Conv2DTranspose": check_layer,
+    "AveragePooling2D": check_layer,
+    "GlobalAveragePooling1D": check_layer,
+    "GlobalMaxPooling2D": check_layer,
     "set_num_threads": check_any,
     "with_threads": check_any,
     "peak_gflops": check_any,
@@ -1119,6 +1415,10 @@ FAMILIES = {
     "conv2d": conv_cases,
     "maxpool2d": pool_cases,
     "maxpool2d_backward": pool_backward_cases,
+    "conv2d_transpose": conv_transpose_cases,
+    "avgpool2d": avgpool_cases,
+    "avgpool2d_backward": avgpool_backward_cases,
+    "global_avgpool": global_avgpool_cases,
     "lstm": lstm_cases,
     "relu": relu_cases,
     "norm": norm_cases,
@@ -1188,7 +1488,27 @@ def test_fuzz_peak_gflops_in_a_child():
 def absurd_shape_cases(draw):
     """Zero-size arrays with huge dimensions, and shapes described to conv2d_plan."""
     huge = st.sampled_from([2**31, 2**40, 2**62, 2**63 - 1])
-    which = draw(st.sampled_from(["plan", "conv", "pool", "pool_backward", "lstm", "relu"]))
+    which = draw(
+        st.sampled_from(
+            ["plan", "conv", "pool", "pool_backward", "lstm", "relu", "conv_transpose", "avgpool",
+             "global_avgpool"]
+        )
+    )  # fmt: skip
+    if which == "conv_transpose":
+        x = ArraySpec((0, draw(huge) // 2**8, 5, 16), "float32")
+        k = ArraySpec((3, 3, draw(st.integers(0, 4)), 16), "float32")
+        return (
+            "conv2d_transpose_forward",
+            (x, k, None),
+            dict(padding=draw(st.sampled_from([0, 1]))),
+        ), ABSURD
+    if which == "avgpool":
+        x = ArraySpec((0, draw(huge) // 2**8, 4, 2), "float64")
+        dy = ArraySpec((0, x.shape[1] // 2, 2, 2), "float64")
+        return ("avgpool2d_round_trip", (x, dy), dict(pool_size=2)), ABSURD
+    if which == "global_avgpool":
+        x = ArraySpec((0, draw(huge) // 2**8, 3), "float32")
+        return ("global_avgpool_round_trip", (x, ArraySpec((0, 3), "float32")), {}), ABSURD
     if which == "plan":
         dims = st.one_of(st.integers(0, 4), huge, st.sampled_from([-1, 2**63, 2**64]))
         x = tuple(draw(dims) for _ in range(4))
@@ -1228,13 +1548,29 @@ def check_absurd(case, result):
     """The shapes a zero-size input with huge dimensions gives (no reference runs)."""
     name, args, kw = case
     shapes = None
-    if name in ("conv2d_forward", "maxpool2d_round_trip", "maxpool2d_backward", "relu"):
+    if name in (
+        "conv2d_forward",
+        "maxpool2d_round_trip",
+        "maxpool2d_backward",
+        "relu",
+        "conv2d_transpose_forward",
+        "avgpool2d_round_trip",
+        "global_avgpool_round_trip",
+    ):
         shapes = [r.shape for r in result] if isinstance(result, tuple) else result.shape
     if name == "conv2d_plan":
         assert set(result) == {"forward", "input_grad", "weight_grads"}, result
     elif name == "conv2d_forward":
         (N, H, W, _), OC, p = args[0].shape, args[1].shape[3], kw["padding"]
         assert shapes == (N, H + 2 * p - 2, W + 2 * p - 2, OC), (case, shapes)
+    elif name == "conv2d_transpose_forward":
+        (N, H, W, _), OC, p = args[0].shape, args[1].shape[2], kw["padding"]
+        assert shapes == (N, H + 2 - 2 * p, W + 2 - 2 * p, OC), (case, shapes)
+    elif name == "avgpool2d_round_trip":
+        N, H, W, C = args[0].shape
+        assert shapes == [(N, H // 2, W // 2, C), (N, H, W, C)], (case, shapes)
+    elif name == "global_avgpool_round_trip":
+        assert shapes == [(0, 3), args[0].shape], (case, shapes)
     elif name == "maxpool2d_round_trip":
         N, H, W, C = args[0].shape
         assert shapes == [(N, H // 2, W // 2, C)] * 2 + [(N, H, W, C)], (case, shapes)

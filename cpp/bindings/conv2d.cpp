@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <tuple>
+#include <utility>
 
 #include "arrays.hpp"
 #include "dlcore/checks.hpp"
@@ -12,29 +13,69 @@ namespace dlcore::bind {
 
 namespace {
 
-// x and kernel checked against each other and the window arguments.
-struct Conv2dArgs {
+// x and kernel checked against each other and the window arguments: a convolution's
+// Conv2dShape or a transposed one's Conv2dTransposeShape (both name x, y and the kernel's
+// sizes alike).
+template <typename Shape>
+struct ConvArgs {
   py::array x, kernel;
-  Conv2dShape shape;
+  Shape shape;
 };
 
-Conv2dArgs conv2d_args(const char* fn, py::handle x_obj, py::handle kernel_obj, py::handle strides,
-                       py::handle padding, py::handle dilation) {
+std::pair<py::array, py::array> conv_arrays(const char* fn, py::handle x_obj, py::handle kernel_obj,
+                                            const char* kernel_layout, int64_t (&xd)[4],
+                                            int64_t (&kd)[4]) {
   py::array x = to_numeric_array(x_obj, fn, "x");
   py::array kernel = to_numeric_array(kernel_obj, fn, "kernel");
   check_ndim(x, 4, fn, "x", "(N, H, W, C)");
-  check_ndim(kernel, 4, fn, "kernel", "(KH, KW, C, OC)");
-  int64_t xd[4], kd[4];
+  check_ndim(kernel, 4, fn, "kernel", kernel_layout);
   dims4(x, xd);
   dims4(kernel, kd);
+  return {x, kernel};
+}
+
+ConvArgs<Conv2dShape> conv2d_args(const char* fn, py::handle x_obj, py::handle kernel_obj,
+                                  py::handle strides, py::handle padding, py::handle dilation) {
+  int64_t xd[4], kd[4];
+  auto [x, kernel] = conv_arrays(fn, x_obj, kernel_obj, "(KH, KW, C, OC)", xd, kd);
   return {x, kernel, Conv2dShape(fn, xd, kd, window_arg(fn, strides, padding, dilation))};
 }
 
-py::array conv2d_forward(py::handle x_obj, py::handle kernel_obj, py::handle bias_obj,
-                         py::handle strides, py::handle padding, py::handle dilation) {
-  const char* fn = "conv2d_forward";
-  Conv2dArgs args = conv2d_args(fn, x_obj, kernel_obj, strides, padding, dilation);
-  const Conv2dShape& s = args.shape;
+ConvArgs<Conv2dTransposeShape> conv2d_transpose_args(const char* fn, py::handle x_obj,
+                                                     py::handle kernel_obj, py::handle strides,
+                                                     py::handle padding, py::handle output_padding,
+                                                     py::handle dilation) {
+  int64_t xd[4], kd[4];
+  auto [x, kernel] = conv_arrays(fn, x_obj, kernel_obj, "(KH, KW, OC, C)", xd, kd);
+  Conv2dTransposeParams p;
+  static_cast<Window2d&>(p) = window_arg(fn, strides, padding, dilation);
+  std::tie(p.output_pad_h, p.output_pad_w) = int_pair_arg(output_padding, fn, "output_padding");
+  return {x, kernel, Conv2dTransposeShape(fn, xd, kd, p)};
+}
+
+// The kernels of each kind, by the shape they take.
+template <typename T>
+void run_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  dlcore::conv2d_forward<T>(y, x, kernel, bias, s);
+}
+template <typename T>
+void run_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dTransposeShape& s) {
+  dlcore::conv2d_transpose_forward<T>(y, x, kernel, bias, s);
+}
+template <typename T>
+void run_backward(T* dx, T* dk, T* db, const T* dy, const T* x, const T* kernel,
+                  const Conv2dShape& s) {
+  dlcore::conv2d_backward<T>(dx, dk, db, dy, x, kernel, s);
+}
+template <typename T>
+void run_backward(T* dx, T* dk, T* db, const T* dy, const T* x, const T* kernel,
+                  const Conv2dTransposeShape& s) {
+  dlcore::conv2d_transpose_backward<T>(dx, dk, db, dy, x, kernel, s);
+}
+
+template <typename Shape>
+py::array conv_forward(const char* fn, const ConvArgs<Shape>& args, py::handle bias_obj) {
+  const Shape& s = args.shape;
   std::optional<py::array> bias;  // (a default py::array is an empty float64 array)
   if (!bias_obj.is_none()) {
     bias = to_numeric_array(bias_obj, fn, "bias");
@@ -51,28 +92,26 @@ py::array conv2d_forward(py::handle x_obj, py::handle kernel_obj, py::handle bia
     auto kernel = as_c_array<T>(args.kernel);
     std::optional<CArray<T>> b;
     if (bias) b = as_c_array<T>(*bias);
-    // Every element is written (bias, then the GEMMs accumulate), so no zeroing.
+    // Every element is written (bias, then the products accumulate), so no zeroing.
     py::array_t<T> y = new_array<T>({s.N, s.OH, s.OW, s.OC});
     {
       py::gil_scoped_release release;
-      dlcore::conv2d_forward<T>(y.mutable_data(), x.data(), kernel.data(), b ? b->data() : nullptr,
-                                s);
+      run_forward<T>(y.mutable_data(), x.data(), kernel.data(), b ? b->data() : nullptr, s);
     }
     return y;
   });
 }
 
-py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle kernel_obj,
-                          py::handle strides, py::handle padding, py::handle dilation, bool need_dx,
-                          bool need_dkernel, bool need_dbias) {
-  const char* fn = "conv2d_backward";
-  Conv2dArgs args = conv2d_args(fn, x_obj, kernel_obj, strides, padding, dilation);
-  const Conv2dShape& s = args.shape;
+// `op` says how x and kernel make y, for the message on a dy of the wrong shape.
+template <typename Shape>
+py::tuple conv_backward(const char* fn, const char* op, const ConvArgs<Shape>& args,
+                        py::handle dy_obj, bool need_dx, bool need_dkernel, bool need_dbias) {
+  const Shape& s = args.shape;
   py::array dy_arr = to_numeric_array(dy_obj, fn, "dy");
   check_ndim(dy_arr, 4, fn, "dy", "(N, OH, OW, OC)");
   if (shape_of(dy_arr) != std::vector<int64_t>{s.N, s.OH, s.OW, s.OC}) {
-    fail(fn, ": argument 'dy' has shape ", shape_str(dy_arr), " but x ", shape_str(args.x),
-         " convolved with kernel ", shape_str(args.kernel), " gives y of shape ",
+    fail(fn, ": argument 'dy' has shape ", shape_str(dy_arr), " but x ", shape_str(args.x), " ", op,
+         " kernel ", shape_str(args.kernel), " gives y of shape ",
          dlcore::shape_str({s.N, s.OH, s.OW, s.OC}), "; expected dy of that shape");
   }
   const FloatType type = common_float_type({&dy_arr, &args.x, &args.kernel});
@@ -99,11 +138,44 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle kernel
     }
     {
       py::gil_scoped_release release;
-      dlcore::conv2d_backward<T>(dx_p, dkernel_p, dbias_p, dy.data(), x ? x->data() : nullptr,
-                                 kernel ? kernel->data() : nullptr, s);
+      run_backward<T>(dx_p, dkernel_p, dbias_p, dy.data(), x ? x->data() : nullptr,
+                      kernel ? kernel->data() : nullptr, s);
     }
     return py::make_tuple(dx, dkernel, dbias);
   });
+}
+
+py::array conv2d_forward(py::handle x, py::handle kernel, py::handle bias, py::handle strides,
+                         py::handle padding, py::handle dilation) {
+  const char* fn = "conv2d_forward";
+  return conv_forward(fn, conv2d_args(fn, x, kernel, strides, padding, dilation), bias);
+}
+
+py::tuple conv2d_backward(py::handle dy, py::handle x, py::handle kernel, py::handle strides,
+                          py::handle padding, py::handle dilation, bool need_dx, bool need_dkernel,
+                          bool need_dbias) {
+  const char* fn = "conv2d_backward";
+  return conv_backward(fn, "convolved with", conv2d_args(fn, x, kernel, strides, padding, dilation),
+                       dy, need_dx, need_dkernel, need_dbias);
+}
+
+py::array conv2d_transpose_forward(py::handle x, py::handle kernel, py::handle bias,
+                                   py::handle strides, py::handle padding,
+                                   py::handle output_padding, py::handle dilation) {
+  const char* fn = "conv2d_transpose_forward";
+  return conv_forward(
+      fn, conv2d_transpose_args(fn, x, kernel, strides, padding, output_padding, dilation), bias);
+}
+
+py::tuple conv2d_transpose_backward(py::handle dy, py::handle x, py::handle kernel,
+                                    py::handle strides, py::handle padding,
+                                    py::handle output_padding, py::handle dilation, bool need_dx,
+                                    bool need_dkernel, bool need_dbias) {
+  const char* fn = "conv2d_transpose_backward";
+  return conv_backward(
+      fn, "transpose-convolved with",
+      conv2d_transpose_args(fn, x, kernel, strides, padding, output_padding, dilation), dy, need_dx,
+      need_dkernel, need_dbias);
 }
 
 const char* plan_name(Conv2dPlan plan) {
@@ -170,6 +242,51 @@ Args:
 
 Returns:
     ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, C, OC)`` and ``(OC,)``.
+    For a given thread count the results are the same, bit for bit, on every run.)doc");
+  m.def("conv2d_transpose_forward", &conv2d_transpose_forward, py::arg("x"), py::arg("kernel"),
+        py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
+        py::arg("output_padding") = 0, py::arg("dilation") = 1,
+        R"doc(2-D transposed convolution (the adjoint of :func:`conv2d_forward`), channels-last.
+
+Each input pixel scatters ``x[n, h, w] @ kernel[kh, kw].T`` to output pixel
+``(h * strides_h - top + kh * dilation_h, ...)``: the input gradient of the convolution
+whose kernel this is, so it runs that convolution's plans (``conv2d_plan`` of an input of
+y's shape gives them: this forward is its ``input_grad`` pass).
+
+Args:
+    x: ``(N, H, W, C)`` input.
+    kernel: ``(KH, KW, OC, C)`` filters, as Keras stores Conv2DTranspose's.
+    bias: ``(OC,)`` or None.
+    strides, dilation: int or ``(h, w)``, >= 1.
+    padding: int, ``(pad_h, pad_w)`` or ``((top, bottom), (left, right))`` rows and columns
+        cropped from the full output, as PyTorch's ConvTranspose2d ``padding`` (Keras'
+        ``'same'`` crops asymmetrically).
+    output_padding: int or ``(h, w)`` rows and columns added at the bottom and right,
+        each below its stride.
+
+Returns:
+    ``y`` of shape ``(N, OH, OW, OC)`` with ``OH = (H - 1) * strides_h + dilation_h *
+    (KH - 1) + 1 - top - bottom + output_padding_h`` (OW alike), float64 when NumPy would
+    promote the inputs to it, else float32.)doc");
+  m.def("conv2d_transpose_backward", &conv2d_transpose_backward, py::arg("dy"), py::arg("x"),
+        py::arg("kernel"), py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
+        py::arg("output_padding") = 0, py::arg("dilation") = 1, py::arg("need_dx") = true,
+        py::arg("need_dkernel") = true, py::arg("need_dbias") = true,
+        R"doc(Gradients of :func:`conv2d_transpose_forward`.
+
+``dx`` is the convolution of ``dy`` with the kernel (the ``forward`` pass of
+``conv2d_plan`` for an input of y's shape), ``dkernel`` that convolution's kernel gradient
+(its ``weight_grads`` pass), ``dbias`` the sums of ``dy`` over its pixels.
+
+Args:
+    dy: ``(N, OH, OW, OC)`` gradient of the loss with respect to ``y``.
+    x, kernel, strides, padding, output_padding, dilation: as given to
+        :func:`conv2d_transpose_forward`.
+    need_dx, need_dkernel, need_dbias: a gradient that is not needed comes back as
+        ``None`` and costs nothing.
+
+Returns:
+    ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, OC, C)`` and ``(OC,)``.
     For a given thread count the results are the same, bit for bit, on every run.)doc");
   m.def(
       "conv2d_plan", &conv2d_plan, py::arg("x_shape"), py::arg("kernel_shape"), py::kw_only(),

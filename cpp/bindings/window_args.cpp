@@ -73,18 +73,23 @@ std::array<int64_t, 4> padding_arg(py::handle obj, const char* fn) {
   return {ph, ph, pw, pw};
 }
 
-std::array<int64_t, 4> shape4_arg(py::handle obj, const char* fn, const char* name) {
-  const char* expected = "a tuple of 4 ints (N, H, W, C)";
+std::vector<int64_t> shape_arg(py::handle obj, const char* fn, const char* name, size_t min_size,
+                               size_t max_size, const char* expected) {
   if (!is_sequence(obj)) {
     throw py::type_error(std::string(fn) + ": argument '" + name + "' must be " + expected +
                          ", got " + repr_of(obj));
   }
   py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-  if (seq.size() != 4)
+  if (seq.size() < min_size || seq.size() > max_size)
     fail(fn, ": argument '", name, "' must be ", expected, ", got ", repr_of(obj));
-  std::array<int64_t, 4> out;
-  for (size_t i = 0; i < 4; ++i) out[i] = int_value(seq[i], fn, name, expected);
+  std::vector<int64_t> out(seq.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = int_value(seq[i], fn, name, expected);
   return out;
+}
+
+std::array<int64_t, 4> shape4_arg(py::handle obj, const char* fn, const char* name) {
+  const auto v = shape_arg(obj, fn, name, 4, 4, "a tuple of 4 ints (N, H, W, C)");
+  return {v[0], v[1], v[2], v[3]};
 }
 
 Window2d window_arg(const char* fn, py::handle strides, py::handle padding, py::handle dilation,

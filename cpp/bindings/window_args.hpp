@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "dlcore/window.hpp"
 
@@ -29,6 +30,11 @@ std::array<int64_t, 4> padding_arg(pybind11::handle obj, const char* fn);
 
 // A shape given as a tuple or list of 4 ints, e.g. x_shape.
 std::array<int64_t, 4> shape4_arg(pybind11::handle obj, const char* fn, const char* name);
+
+// A shape given as a tuple or list of min_size to max_size ints; `expected` describes it
+// for the error ("a tuple of 3 or 4 ints (N, ..., C)").
+std::vector<int64_t> shape_arg(pybind11::handle obj, const char* fn, const char* name,
+                               size_t min_size, size_t max_size, const char* expected);
 
 // The four dims of a 4-D array.
 template <typename A>

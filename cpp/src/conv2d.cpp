@@ -219,17 +219,41 @@ void sum_rows(T* dbias, const T* dy, int64_t rows, int64_t OC) {
   }
 }
 
+// y rows (P, OC) = bias, or 0, in parallel.
+template <typename T>
+void fill_bias_rows(T* y, const T* bias, int64_t P, int64_t OC) {
+  constexpr int64_t rows = 1024;
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t p0 = 0; p0 < P; p0 += rows) {
+    fill_bias(y + p0 * OC, bias, std::min(rows, P - p0), OC);
+  }
+}
+
+// out (C) += the column sums of rows (R, C): each thread sums a fixed, contiguous range
+// of rows (static schedule) into its own partial, added in thread order, so runs are
+// bit-identical for a thread count.
+template <typename T>
+void column_sums(T* out, const T* rows, int64_t R, int64_t C) {
+  constexpr int64_t chunk = 256;
+  const int threads = get_num_threads();
+  T* const* partials = thread_workspace<T>(C, threads);
+  for (int t = 0; t < threads; ++t) std::fill_n(partials[t], C, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r0 = 0; r0 < R; r0 += chunk) {
+    sum_rows(partials[thread_index()], rows + r0 * C, std::min(chunk, R - r0), C);
+  }
+  reduce_partials(out, partials, 0, C, threads);
+}
+
 // ------------------------------------------------------------------ pointwise
 // A 1x1 stride-1 unpadded conv is a GEMM over x seen as (N*H*W, C): no im2col, and one
 // product big enough for Eigen's own threading.
 
 template <typename T>
-void forward_pointwise(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
-  const int64_t P = s.pixels(), OC = s.OC, rows = 1024;
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
-  for (int64_t p0 = 0; p0 < P; p0 += rows) {
-    fill_bias(y + p0 * OC, bias, std::min(rows, P - p0), OC);
-  }
+void forward_pointwise(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
+                       bool accumulate) {
+  const int64_t P = s.pixels(), OC = s.OC;
+  if (!accumulate) fill_bias_rows(y, bias, P, OC);
   gemm_accumulate<T>({y, OC, false}, {x, s.C, false}, {kernel, OC, false}, P, OC, s.C);
 }
 
@@ -275,19 +299,24 @@ DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape
                });
 }
 
-// y (m, OC) columns oc0 .. oc0+V*lanes-1 = bias + colT^T @ kernel, V vectors per pixel,
-// two pixels at a time: one pixel's V accumulators alone wait on the FMA latency.
+// y (m, OC) columns oc0 .. oc0+V*lanes-1 = bias + colT^T @ kernel (y + colT^T @ kernel
+// when accumulating), V vectors per pixel, two pixels at a time: one pixel's V
+// accumulators alone wait on the FMA latency.
 template <int V, typename T>
 void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
-                            int64_t K, int64_t OC, int64_t oc0) {
+                            int64_t K, int64_t OC, int64_t oc0, bool accumulate) {
   using Vec = simd::Vec<T>;
   constexpr int L = simd::kLanes<T>;
   Vec b[V];
   for (int i = 0; i < V; ++i) b[i] = bias ? Vec::load(bias + oc0 + i * L) : Vec::zero();
+  const auto init = [&](Vec(&a)[V], int64_t p) {
+    for (int i = 0; i < V; ++i) a[i] = accumulate ? Vec::load(y + p * OC + oc0 + i * L) : b[i];
+  };
   int64_t p = 0;
   for (; p + 2 <= m; p += 2) {
     Vec a0[V], a1[V];
-    for (int i = 0; i < V; ++i) a0[i] = a1[i] = b[i];
+    init(a0, p);
+    init(a1, p + 1);
     for (int64_t k = 0; k < K; ++k) {
       const Vec v0 = Vec::broadcast(colT[k * m + p]), v1 = Vec::broadcast(colT[k * m + p + 1]);
       for (int i = 0; i < V; ++i) {
@@ -303,7 +332,7 @@ void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias,
   }
   for (; p < m; ++p) {
     Vec a[V];
-    for (int i = 0; i < V; ++i) a[i] = b[i];
+    init(a, p);
     for (int64_t k = 0; k < K; ++k) {
       const Vec v = Vec::broadcast(colT[k * m + p]);
       for (int i = 0; i < V; ++i)
@@ -315,15 +344,16 @@ void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias,
 
 template <typename T>
 void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, int64_t m, int64_t K,
-                         int64_t OC) {
+                         int64_t OC, bool accumulate) {
   constexpr int L = simd::kLanes<T>;
   int64_t oc0 = 0;
   for (; oc0 + 4 * L <= OC; oc0 += 4 * L)
-    direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0);
-  for (; oc0 + L <= OC; oc0 += L) direct_forward_columns<1>(y, colT, kernel, bias, m, K, OC, oc0);
+    direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0, accumulate);
+  for (; oc0 + L <= OC; oc0 += L)
+    direct_forward_columns<1>(y, colT, kernel, bias, m, K, OC, oc0, accumulate);
   for (; oc0 < OC; ++oc0) {
     for (int64_t p = 0; p < m; ++p) {
-      T acc = bias ? bias[oc0] : T(0);
+      T acc = accumulate ? y[p * OC + oc0] : bias ? bias[oc0] : T(0);
       for (int64_t k = 0; k < K; ++k) acc += colT[k * m + p] * kernel[k * OC + oc0];
       y[p * OC + oc0] = acc;
     }
@@ -394,7 +424,8 @@ void direct_weight_tile(T* dk, T* db, const T* colT, const T* dy, int64_t m, int
 
 // Pixel tiles with the direct kernels (small K) or im2col and a GEMM.
 template <typename T>
-void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
+                         bool accumulate) {
   const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
   const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
   const int threads = get_num_threads();
@@ -405,11 +436,11 @@ void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias, const
     const int64_t m = std::min(rows, P - p0);
     if (direct) {
       im2col_transposed(col, x, s, p0, m);
-      direct_forward_tile(y + p0 * OC, col, kernel, bias, m, K, OC);
+      direct_forward_tile(y + p0 * OC, col, kernel, bias, m, K, OC, accumulate);
       continue;
     }
     im2col(col, x, s, p0, m);
-    fill_bias(y + p0 * OC, bias, m, OC);
+    if (!accumulate) fill_bias(y + p0 * OC, bias, m, OC);
     gemm_accumulate<T>({y + p0 * OC, OC, false}, {col, K, false}, {kernel, OC, false}, m, OC, K);
   }
 }
@@ -493,18 +524,29 @@ size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backw
   return bytes;
 }
 
+namespace {
+
+// y = conv(x, kernel) + bias, or with accumulate (and no bias) y += conv(x, kernel).
 template <typename T>
-void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+void forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
+             bool accumulate) {
   if (s.pixels() == 0 || s.OC == 0) return;
   switch (conv2d_plan(s)) {
     case Conv2dPlan::pointwise:
-      return forward_pointwise(y, x, kernel, bias, s);
+      return forward_pointwise(y, x, kernel, bias, s, accumulate);
     case Conv2dPlan::winograd:
-      return winograd_forward(y, x, kernel, bias, s);
+      return winograd_forward(y, x, kernel, bias, s, accumulate);
     case Conv2dPlan::direct:
     case Conv2dPlan::pixel_tiles:
-      return forward_pixel_tiles(y, x, kernel, bias, s);
+      return forward_pixel_tiles(y, x, kernel, bias, s, accumulate);
   }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+  forward(y, x, kernel, bias, s, false);
 }
 
 template <typename T>
@@ -516,12 +558,12 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
     if (dx) gemm_accumulate<T>({dx, s.C, false}, {dy, OC, false}, {kernel, OC, true}, P, s.C, OC);
     if (dkernel)
       gemm_accumulate<T>({dkernel, OC, false}, {x, s.C, true}, {dy, OC, false}, s.C, OC, P);
-    if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
+    if (dbias) column_sums(dbias, dy, P, OC);
     return;
   }
   if (dkernel && conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::winograd) {
     winograd_kernel_grad(dkernel, dy, x, s);
-    if (dbias) weight_grads_pixel_tiles<T>(nullptr, dbias, dy, x, s);
+    if (dbias) column_sums(dbias, dy, P, OC);
   } else if (dkernel || dbias) {
     weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
   }
@@ -533,9 +575,79 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
   }
 }
 
-#define DLCORE_INSTANTIATE_CONV2D(T)                                                     \
-  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
-  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dShape&);
+// ------------------------------------------------------------------ transposed
+
+namespace {
+
+// The convolution a transposed one is the adjoint of: x of y's shape (N, OH, OW, OC),
+// the kernel as is, and y of x's shape.
+Conv2dShape transposed_conv(const char* fn, const int64_t (&x)[4], const int64_t (&k)[4],
+                            const Conv2dTransposeParams& p) {
+  const std::vector<int64_t> xs(x, x + 4), ks(k, k + 4);
+  if (k[3] != x[3]) {
+    fail(fn, ": kernel has shape ", shape_str(ks), " with ", k[3], " input channels but x ",
+         "has shape ", shape_str(xs), " with ", x[3], "; expected kernel (KH, KW, OC, ", x[3], ")");
+  }
+  if (k[0] < 1 || k[1] < 1) {
+    fail(fn, ": kernel has shape ", shape_str(ks), "; expected KH >= 1 and KW >= 1");
+  }
+  p.check(fn);
+  const int64_t y[4] = {x[0],
+                        transposed_window_size(fn, "height", x[1], p.pad_top, p.pad_bottom, k[0],
+                                               p.dilation_h, p.stride_h, p.output_pad_h),
+                        transposed_window_size(fn, "width", x[2], p.pad_left, p.pad_right, k[1],
+                                               p.dilation_w, p.stride_w, p.output_pad_w),
+                        k[2]};
+  return Conv2dShape(fn, y, k, p);
+}
+
+}  // namespace
+
+Conv2dTransposeShape::Conv2dTransposeShape(const char* fn, const int64_t (&x)[4],
+                                           const int64_t (&k)[4],
+                                           const Conv2dTransposeParams& params)
+    : N(x[0]),
+      H(x[1]),
+      W(x[2]),
+      C(x[3]),
+      KH(k[0]),
+      KW(k[1]),
+      OC(k[2]),
+      OH(0),
+      OW(0),
+      conv(transposed_conv(fn, x, k, params)) {
+  OH = conv.H, OW = conv.W;
+  // output_padding below the stride leaves the convolution's output size at x's.
+  if (conv.OH != H || conv.OW != W) {
+    fail(fn, ": internal error: y (", OH, ", ", OW, ") convolves back to (", conv.OH, ", ", conv.OW,
+         "), not x's (", H, ", ", W, ")");
+  }
+}
+
+template <typename T>
+void conv2d_transpose_forward(T* y, const T* x, const T* kernel, const T* bias,
+                              const Conv2dTransposeShape& s) {
+  fill_bias_rows(y, bias, s.N * s.OH * s.OW, s.OC);
+  // y += the convolution's input gradient for dy = x; x is not read.
+  conv2d_backward<T>(y, nullptr, nullptr, x, nullptr, kernel, s.conv);
+}
+
+template <typename T>
+void conv2d_transpose_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x,
+                               const T* kernel, const Conv2dTransposeShape& s) {
+  if (dx) forward<T>(dx, dy, kernel, nullptr, s.conv, true);
+  // The convolution's kernel gradient, with its x = dy and its dy = x.
+  if (dkernel) conv2d_backward<T>(nullptr, dkernel, nullptr, x, dy, nullptr, s.conv);
+  if (dbias) column_sums(dbias, dy, s.N * s.OH * s.OW, s.OC);
+}
+
+#define DLCORE_INSTANTIATE_CONV2D(T)                                                              \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&);          \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dShape&); \
+  template void conv2d_transpose_forward<T>(T*, const T*, const T*, const T*,                     \
+                                            const Conv2dTransposeShape&);                         \
+  template void conv2d_transpose_backward<T>(T*, T*, T*, const T*, const T*, const T*,            \
+                                             const Conv2dTransposeShape&);
 DLCORE_INSTANTIATE_CONV2D(float)
 DLCORE_INSTANTIATE_CONV2D(double)
 #undef DLCORE_INSTANTIATE_CONV2D

@@ -330,13 +330,13 @@ int rotated_tap(int k) {
 
 // out = A^T [U .* (B^T d B)] A (+ bias) over every tile, one block of tiles per
 // iteration: the inputs transformed into V, the 16 products M_k = V_k @ U_k, the outputs
-// transformed into out. Parallel over blocks, each thread with its own V and M
-// (single-threaded products inside the region). U is (16, Cin, Cout); for the input
-// gradient it is the forward's (16, Cout, Cin), read transposed at the rotated position,
-// and out is accumulated into.
+// transformed into out (added to it with accumulate). Parallel over blocks, each thread
+// with its own V and M (single-threaded products inside the region). U is (16, Cin,
+// Cout); for the input gradient it is the forward's (16, Cout, Cin), read transposed at
+// the rotated position.
 template <typename T>
 void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const WinogradGeometry& g,
-                    bool input_grad) {
+                    bool input_grad, bool accumulate) {
   const int64_t Cin = g.C, Cout = g.OC, tiles = g.tiles();
   const int threads = get_num_threads();
   const int64_t block = block_tiles(tiles, Cin, Cout, sizeof(T), threads);
@@ -356,7 +356,7 @@ void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const Winogr
       gemm_accumulate<T>({M + k * Cout, kTaps * Cout, false}, {V + k * Cin, kTaps * Cin, false},
                          {Uk, input_grad ? Cin : Cout, input_grad}, m, Cout, Cin);
     }
-    transform_outputs(out, M, bias, input_grad, g, t0, m);
+    transform_outputs(out, M, bias, accumulate, g, t0, m);
   }
 }
 
@@ -392,17 +392,18 @@ void winograd_kernel_tiles(T* dkernel, const T* dy, const T* x, const WinogradGe
 }  // namespace
 
 template <typename T>
-void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
+void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
+                      bool accumulate) {
   T* U = transformed_kernel_workspace<T>(s.C, s.OC);
   transform_kernel(U, kernel, s.C, s.OC);
-  winograd_tiles(y, x, U, bias, forward_geometry(s), false);
+  winograd_tiles(y, x, U, bias, forward_geometry(s), false, accumulate);
 }
 
 template <typename T>
 void winograd_input_grad(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
   T* U = transformed_kernel_workspace<T>(s.C, s.OC);
   transform_kernel(U, kernel, s.C, s.OC);
-  winograd_tiles(dx, dy, U, static_cast<const T*>(nullptr), input_grad_geometry(s), true);
+  winograd_tiles(dx, dy, U, static_cast<const T*>(nullptr), input_grad_geometry(s), true, true);
 }
 
 template <typename T>
@@ -421,9 +422,9 @@ size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool bac
   return static_cast<size_t>(kernel + std::max(s.C, s.OC) + per_thread) * elem_size;
 }
 
-#define DLCORE_INSTANTIATE_WINOGRAD(T)                                                     \
-  template void winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&); \
-  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);        \
+#define DLCORE_INSTANTIATE_WINOGRAD(T)                                                           \
+  template void winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&, bool); \
+  template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);              \
   template void winograd_kernel_grad<T>(T*, const T*, const T*, const Conv2dShape&);
 DLCORE_INSTANTIATE_WINOGRAD(float)
 DLCORE_INSTANTIATE_WINOGRAD(double)

@@ -8,9 +8,11 @@
 
 namespace dlcore {
 
-// y (N,OH,OW,OC) = conv(x (N,H,W,C), kernel (3,3,C,OC)) + bias; bias may be null.
+// y (N,OH,OW,OC) = conv(x (N,H,W,C), kernel (3,3,C,OC)) + bias; bias may be null. With
+// accumulate (and no bias), y += conv(x, kernel).
 template <typename T>
-void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s);
+void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
+                      bool accumulate);
 
 // dx (N,H,W,C) += the input gradient of dy (N,OH,OW,OC) through kernel (3,3,C,OC).
 template <typename T>

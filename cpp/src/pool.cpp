@@ -7,10 +7,38 @@
 #include <vector>
 
 #include "common/simd.hpp"
+#include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
 #include "dlcore/parallel.hpp"
 
 namespace dlcore {
+
+namespace {
+
+// An x_shape a backward allocates dx from: sizes >= 0 (`expected` says how many, and
+// which), and bytes (float64 at most) that are addressable, or NumPy refuses the
+// allocation with a message that names no argument.
+void check_x_shape(const char* fn, const std::vector<int64_t>& xs, const char* expected) {
+  if (*std::min_element(xs.begin(), xs.end()) < 0) {
+    fail(fn, ": argument 'x_shape' is ", shape_str(xs), "; expected ", expected);
+  }
+  if (checked_numel(xs, fn) > PTRDIFF_MAX / int64_t(sizeof(double))) {
+    fail(fn, ": argument 'x_shape' is ", shape_str(xs), ", ", checked_numel(xs, fn),
+         " elements; expected at most ", PTRDIFF_MAX / int64_t(sizeof(double)),
+         " (the gradient's bytes must fit in memory)");
+  }
+}
+
+constexpr const char* kFourSizes = "4 sizes >= 0 (N, H, W, C)";
+
+// x_shape itself, once checked as above.
+using Shape4 = int64_t[4];
+const Shape4& checked_x_shape(const char* fn, const Shape4& x) {
+  check_x_shape(fn, std::vector<int64_t>(x, x + 4), kFourSizes);
+  return x;
+}
+
+}  // namespace
 
 Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dParams& params)
     : N(x[0]), H(x[1]), W(x[2]), C(x[3]), p(params) {
@@ -34,20 +62,31 @@ Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dPara
 Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const int64_t (&dy)[4])
     : N(x[0]), H(x[1]), W(x[2]), C(x[3]), OH(dy[1]), OW(dy[2]), p() {
   const std::vector<int64_t> xs(x, x + 4), dys(dy, dy + 4);
-  if (*std::min_element(x, x + 4) < 0) {
-    fail(fn, ": argument 'x_shape' is ", shape_str(xs), "; expected 4 sizes >= 0 (N, H, W, C)");
-  }
-  // dx is allocated from x_shape: its bytes (float64 at most) must be addressable, or
-  // NumPy refuses the allocation with a message that names no argument.
-  if (checked_numel(xs, fn) > PTRDIFF_MAX / int64_t(sizeof(double))) {
-    fail(fn, ": argument 'x_shape' is ", shape_str(xs), ", ", checked_numel(xs, fn),
-         " elements; expected at most ", PTRDIFF_MAX / int64_t(sizeof(double)),
-         " (the gradient's bytes must fit in memory)");
-  }
+  check_x_shape(fn, xs, kFourSizes);
   if (dy[0] != N || dy[3] != C) {
     fail(fn, ": argument 'dy' has shape ", shape_str(dys), " but x_shape is ", shape_str(xs),
          "; expected dy (", N, ", OH, OW, ", C, ")");
   }
+}
+
+Pool2dShape::Pool2dShape(const char* fn, const int64_t (&x)[4], const Pool2dParams& params,
+                         const int64_t (&dy)[4])
+    : Pool2dShape(fn, checked_x_shape(fn, x), params) {
+  const std::vector<int64_t> dys(dy, dy + 4);
+  if (dys != std::vector<int64_t>{N, OH, OW, C}) {
+    fail(fn, ": argument 'dy' has shape ", shape_str(dys), " but x_shape ", shape_str({N, H, W, C}),
+         " pooled with this window gives y of shape ", shape_str({N, OH, OW, C}),
+         "; expected dy of that shape");
+  }
+}
+
+GlobalPoolShape::GlobalPoolShape(const char* fn, const std::vector<int64_t>& xs) {
+  if (xs.size() < 3) {
+    fail(fn, ": argument 'x_shape' is ", shape_str(xs), "; expected at least 3 sizes (N, ..., C)");
+  }
+  check_x_shape(fn, xs, "sizes >= 0 (N, ..., C)");
+  N = xs.front(), C = xs.back();
+  L = checked_numel(std::vector<int64_t>(xs.begin() + 1, xs.end() - 1), fn);
 }
 
 namespace {
@@ -163,9 +202,155 @@ void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dS
   }
 }
 
-#define DLCORE_INSTANTIATE_POOL(T)                                                \
-  template void maxpool2d_forward<T>(T*, int64_t*, const T*, const Pool2dShape&); \
-  template void maxpool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dShape&);
+// ------------------------------------------------------------------ average pool
+
+namespace {
+
+// The cells [begin, end) of x along one axis that output position o's window covers.
+struct Span {
+  int64_t begin, end;
+};
+Span window_span(int64_t o, int64_t stride, int64_t pad, int64_t size, int64_t in) {
+  const int64_t first = o * stride - pad;
+  return {std::max<int64_t>(first, 0), std::min(first + size, in)};
+}
+
+// 1 / the number of x's cells in each window, (OH, OW): every window holds one or more.
+template <typename T>
+std::vector<T> inverse_counts(const Pool2dShape& s) {
+  std::vector<T> inv(static_cast<size_t>(s.OH * s.OW));
+  for (int64_t oh = 0; oh < s.OH; ++oh) {
+    const Span h = window_span(oh, s.p.stride_h, s.p.pad_top, s.p.pool_h, s.H);
+    for (int64_t ow = 0; ow < s.OW; ++ow) {
+      const Span w = window_span(ow, s.p.stride_w, s.p.pad_left, s.p.pool_w, s.W);
+      inv[oh * s.OW + ow] = T(1) / static_cast<T>((h.end - h.begin) * (w.end - w.begin));
+    }
+  }
+  return inv;
+}
+
+// acc[0, C) += row[0, C), and the scaled form; plain loops the compiler vectorises.
+template <typename T>
+void add_row(T* __restrict acc, const T* __restrict row, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
+}
+template <typename T>
+void add_scaled_row(T* __restrict acc, const T* __restrict row, T scale, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) acc[c] += row[c] * scale;
+}
+
+}  // namespace
+
+template <typename T>
+void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s) {
+  const int64_t C = s.C;
+  const std::vector<T> inv = inverse_counts<T>(s);
+#pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const Span h = window_span(oh, s.p.stride_h, s.p.pad_top, s.p.pool_h, s.H);
+      for (int64_t ow = 0; ow < s.OW; ++ow) {
+        const Span w = window_span(ow, s.p.stride_w, s.p.pad_left, s.p.pool_w, s.W);
+        T* out = y + ((n * s.OH + oh) * s.OW + ow) * C;
+        std::fill_n(out, C, T(0));
+        for (int64_t ih = h.begin; ih < h.end; ++ih) {
+          for (int64_t iw = w.begin; iw < w.end; ++iw) {
+            add_row(out, x + ((n * s.H + ih) * s.W + iw) * C, C);
+          }
+        }
+        const T scale = inv[oh * s.OW + ow];
+        for (int64_t c = 0; c < C; ++c) out[c] *= scale;
+      }
+    }
+  }
+}
+
+namespace {
+
+// The outputs [begin, end) whose windows cover input cell i along one axis: o * stride -
+// pad <= i < o * stride - pad + size, within [0, out).
+Span covering_windows(int64_t i, int64_t stride, int64_t pad, int64_t size, int64_t out) {
+  const int64_t hi = i + pad;  // o * stride <= hi and o * stride > hi - size
+  const int64_t first = hi - size < 0 ? 0 : (hi - size) / stride + 1;
+  return {std::min(first, out), std::clamp<int64_t>(hi / stride + 1, std::min(first, out), out)};
+}
+
+}  // namespace
+
+template <typename T>
+void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
+  const int64_t C = s.C;
+  const std::vector<T> inv = inverse_counts<T>(s);
+  // Each cell of dx gathers from the windows that cover it: threads write disjoint rows
+  // and every sum runs in the same order whatever the thread count.
+#pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t ih = 0; ih < s.H; ++ih) {
+      const Span oh = covering_windows(ih, s.p.stride_h, s.p.pad_top, s.p.pool_h, s.OH);
+      for (int64_t iw = 0; iw < s.W; ++iw) {
+        const Span ow = covering_windows(iw, s.p.stride_w, s.p.pad_left, s.p.pool_w, s.OW);
+        T* cell = dx + ((n * s.H + ih) * s.W + iw) * C;
+        for (int64_t h = oh.begin; h < oh.end; ++h) {
+          for (int64_t w = ow.begin; w < ow.end; ++w) {
+            add_scaled_row(cell, dy + ((n * s.OH + h) * s.OW + w) * C, inv[h * s.OW + w], C);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ global average pool
+
+namespace {
+
+int64_t kept_positions(const bool* mask, int64_t L) {
+  return mask ? std::count(mask, mask + L, true) : L;
+}
+
+}  // namespace
+
+template <typename T>
+void global_avgpool_forward(T* y, const T* x, const bool* mask, const GlobalPoolShape& s) {
+  const int64_t L = s.L, C = s.C;
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t n = 0; n < s.N; ++n) {
+    T* out = y + n * C;
+    const bool* keep = mask ? mask + n * L : nullptr;
+    std::fill_n(out, C, T(0));
+    for (int64_t l = 0; l < L; ++l) {
+      if (!keep || keep[l]) add_row(out, x + (n * L + l) * C, C);
+    }
+    // A division, as Keras' sum / count: a sample with no position kept gives 0 / 0.
+    const T count = static_cast<T>(kept_positions(keep, L));
+    for (int64_t c = 0; c < C; ++c) out[c] /= count;
+  }
+}
+
+template <typename T>
+void global_avgpool_backward(T* dx, const T* dy, const bool* mask, const GlobalPoolShape& s) {
+  const int64_t L = s.L, C = s.C;
+  const int threads = get_num_threads();
+  T* const* rows = thread_workspace<T>(C, threads);  // dy / count of the sample at hand
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t n = 0; n < s.N; ++n) {
+    const bool* keep = mask ? mask + n * L : nullptr;
+    const T count = static_cast<T>(kept_positions(keep, L));
+    T* share = rows[thread_index()];
+    for (int64_t c = 0; c < C; ++c) share[c] = dy[n * C + c] / count;
+    for (int64_t l = 0; l < L; ++l) {
+      if (!keep || keep[l]) add_row(dx + (n * L + l) * C, share, C);
+    }
+  }
+}
+
+#define DLCORE_INSTANTIATE_POOL(T)                                                            \
+  template void maxpool2d_forward<T>(T*, int64_t*, const T*, const Pool2dShape&);             \
+  template void maxpool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dShape&);      \
+  template void avgpool2d_forward<T>(T*, const T*, const Pool2dShape&);                       \
+  template void avgpool2d_backward<T>(T*, const T*, const Pool2dShape&);                      \
+  template void global_avgpool_forward<T>(T*, const T*, const bool*, const GlobalPoolShape&); \
+  template void global_avgpool_backward<T>(T*, const T*, const bool*, const GlobalPoolShape&);
 DLCORE_INSTANTIATE_POOL(float)
 DLCORE_INSTANTIATE_POOL(double)
 #undef DLCORE_INSTANTIATE_POOL

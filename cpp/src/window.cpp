@@ -22,6 +22,32 @@ int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_
   return (padded - span) / stride + 1;
 }
 
+int64_t transposed_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
+                               int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride,
+                               int64_t output_padding) {
+  if (in < 1) {
+    fail(fn, ": x has ", what, " ", in, "; expected >= 1 (a transposed window needs an input)");
+  }
+  if (output_padding < 0 || output_padding >= stride) {
+    fail(fn, ": output_padding along the ", what, " is ", output_padding, " with stride ", stride,
+         "; expected 0 <= output_padding < stride");
+  }
+  int64_t size, span;
+  if (__builtin_mul_overflow(window - 1, dilation, &span) ||
+      __builtin_mul_overflow(in - 1, stride, &size) || __builtin_add_overflow(size, span, &size) ||
+      __builtin_add_overflow(size, 1 + output_padding, &size)) {
+    fail(fn, ": ", what, " size ", in, " with stride ", stride, ", window ", window,
+         " and dilation ", dilation, " overflows a 64-bit integer");
+  }
+  // pad_lo and pad_hi are >= 0 (Window2d::check) and size >= 1, so this cannot overflow.
+  if (pad_lo >= size || pad_hi >= size - pad_lo) {
+    fail(fn, ": padding (", pad_lo, ", ", pad_hi, ") crops the whole ", what, " of ", size, " (",
+         in, " inputs, stride ", stride, ", window ", window, ", dilation ", dilation,
+         "); expected padding that leaves at least one row");
+  }
+  return size - pad_lo - pad_hi;
+}
+
 void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w) {
   if (h < 1 || w < 1) fail(fn, ": ", name, " must be >= 1, got (", h, ", ", w, ")");
 }

@@ -237,3 +237,54 @@ def embedding_forward(idx: ArrayLike, table: ArrayLike) -> np.ndarray:
 def embedding_backward(dy: ArrayLike, idx: ArrayLike, input_dim: int) -> np.ndarray:
     """Dense dtable (input_dim, output_dim): the rows of dy added at idx, in position
     order (the same bits at any thread count)."""
+
+def conv2d_transpose_forward(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    output_padding: IntPair = 0,
+    dilation: IntPair = 1,
+) -> np.ndarray:
+    """The adjoint of conv2d_forward: x (N, H, W, C), kernel (KH, KW, OC, C) -> y (N, OH,
+    OW, OC); padding crops y, output_padding adds rows and columns at its bottom/right."""
+
+def conv2d_transpose_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    output_padding: IntPair = 0,
+    dilation: IntPair = 1,
+    need_dx: bool = True,
+    need_dkernel: bool = True,
+    need_dbias: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
+def avgpool2d_forward(
+    x: ArrayLike,
+    *,
+    pool_size: IntPair = 2,
+    strides: Optional[IntPair] = None,
+    padding: Padding = 0,
+) -> np.ndarray:
+    """Mean of each window over its cells inside x (padding is not counted)."""
+
+def avgpool2d_backward(
+    dy: ArrayLike,
+    x_shape: Sequence[int],
+    *,
+    pool_size: IntPair = 2,
+    strides: Optional[IntPair] = None,
+    padding: Padding = 0,
+) -> np.ndarray: ...
+def global_avgpool_forward(x: ArrayLike, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """(N, T, C) or (N, H, W, C) -> (N, C): the mean over the positions, or over those a
+    bool mask of x's shape without the channels keeps."""
+
+def global_avgpool_backward(
+    dy: ArrayLike, x_shape: Sequence[int], mask: Optional[np.ndarray] = None
+) -> np.ndarray: ...

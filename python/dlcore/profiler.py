@@ -52,11 +52,30 @@ def _conv_forward_flops(args, kwargs, out):
     return 2.0 * _prod(np.shape(out)) * _prod(kernel[:3])
 
 
+def _conv_grads_flops(multiply_adds, dy, out):
+    """A conv backward's FLOPs: one product of the forward's size per weight or input
+    gradient computed, and a sum over dy for dbias."""
+    dx, dk, db = out
+    return 2.0 * multiply_adds * ((dx is not None) + (dk is not None)) + (
+        _prod(dy) if db is not None else 0
+    )
+
+
 def _conv_backward_flops(args, kwargs, out):
     dy, kernel = np.shape(args[0]), np.shape(args[2])
-    dx, dk, db = out
-    per_grad = 2.0 * _prod(dy) * _prod(kernel[:3])
-    return per_grad * ((dx is not None) + (dk is not None)) + (_prod(dy) if db is not None else 0)
+    return _conv_grads_flops(_prod(dy) * _prod(kernel[:3]), dy, out)
+
+
+# A transposed convolution multiplies each element of x by a (KH, KW, OC) slice of the
+# kernel (y's size is not what counts: its padding is cropped).
+def _conv_transpose_forward_flops(args, kwargs, out):
+    x, kernel = np.shape(args[0]), np.shape(args[1])
+    return 2.0 * _prod(x) * _prod(kernel[:3])
+
+
+def _conv_transpose_backward_flops(args, kwargs, out):
+    dy, x, kernel = np.shape(args[0]), np.shape(args[1]), np.shape(args[2])
+    return _conv_grads_flops(_prod(x) * _prod(kernel[:3]), dy, out)
 
 
 def _lstm_forward_flops(args, kwargs, out):
@@ -92,6 +111,8 @@ FLOPS = {
     "gemm_backward": _gemm_backward_flops,
     "conv2d_forward": _conv_forward_flops,
     "conv2d_backward": _conv_backward_flops,
+    "conv2d_transpose_forward": _conv_transpose_forward_flops,
+    "conv2d_transpose_backward": _conv_transpose_backward_flops,
     "lstm_forward": _lstm_forward_flops,
     "lstm_backward": _lstm_backward_flops,
     "lstm_cell_forward": _lstm_cell_forward_flops,
@@ -115,6 +136,10 @@ NOT_COUNTED = {
     "embedding_backward",
     "activation_forward",
     "activation_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "global_avgpool_forward",
+    "global_avgpool_backward",
 }
 # Names in ops.__all__ that are not kernels: thread control, queries, the caches' types
 # (classes are recognised as such).

@@ -194,3 +194,44 @@ def test_embedding(tmp_path):
     masked = models.Sequential([layers.Embedding(5, 2, mask_zero=True, input_shape=(3,))])
     with pytest.raises(ValueError, match=r"mask_zero=True.*would not carry its mask"):
         masked.export(tmp_path / "masked.onnx")
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_transposed_convolution_and_pooling_2d(tmp_path, padding):
+    model = models.Sequential([
+        layers.Conv2DTranspose(3, 3, strides=2, padding=padding, activation="relu",
+                               input_shape=(5, 6, 2)),
+        layers.AveragePooling2D((2, 3), strides=(1, 2), padding=padding),
+        layers.Conv2DTranspose(4, (4, 3), strides=(2, 1), padding=padding, output_padding=(1, 0)),
+        layers.Conv2DTranspose(2, 3, dilation_rate=2, padding=padding, use_bias=False),
+        layers.AveragePooling2D(3, padding=padding),
+        layers.GlobalAveragePooling2D(keepdims=True),
+        layers.GlobalMaxPooling2D(),
+    ], name=f"transposed_{padding}")  # fmt: skip
+    _scramble(model)  # biases away from zero, so that the added rows show them
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 5, 6, 2, seed=n)])
+    assert [n.op_type for n in proto.graph.node].count("ConvTranspose") == 3
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+def test_sequence_convolution_and_pooling_1d(tmp_path, padding):
+    pool_padding = "same" if padding == "causal" else padding
+    x = dlcore.Input(shape=(17, 3), name="seq")
+    y = layers.Conv1D(4, 3, strides=2, padding=padding, activation="tanh")(x)
+    y = layers.Conv1D(5, 2, dilation_rate=2, padding=padding)(y)
+    y = layers.MaxPooling1D(2, padding=pool_padding)(y)
+    y = layers.AveragePooling1D(3, strides=1, padding=pool_padding)(y)
+    outputs = [layers.GlobalAveragePooling1D()(y), layers.GlobalMaxPooling1D(keepdims=True)(y)]
+    model = dlcore.Model(x, outputs, name=f"seq_{padding}")
+    assert_exports(model, tmp_path, lambda n: [normal(n, 17, 3, seed=n)])
+
+
+def test_unknown_sequence_length_pools_same_at_run_time(tmp_path):
+    x = dlcore.Input(shape=(None, 2), name="seq")
+    y = layers.Conv1D(3, 3, strides=2, padding="same")(x)
+    y = layers.AveragePooling1D(3, strides=2, padding="same")(y)
+    model = dlcore.Model(x, layers.GlobalMaxPooling1D()(y), name="any_length")
+    path = model.export(tmp_path / "any.onnx")
+    for shape in ((2, 7, 2), (1, 10, 2)):
+        x = normal(*shape)
+        np.testing.assert_allclose(run_onnx(path, [x])[0], model.predict(x), RTOL, ATOL)

@@ -1,5 +1,7 @@
-"""Max-pool 2-D, channels-last, in plain NumPy: each window's cells in scan order (kh,
-then kw), padding left out; the first NaN wins, else the first maximum."""
+"""Pooling, channels-last, in plain NumPy. Max-pool: each window's cells in scan order
+(kh, then kw), padding left out; the first NaN wins, else the first maximum. Average
+pool: the mean over a window's cells inside x. Global average pool: the mean over the
+positions (those a mask keeps)."""
 
 import numpy as np
 
@@ -35,3 +37,65 @@ def maxpool2d_backward(dy, argmax, x_shape):
         dx.reshape(-1), np.asarray(argmax).reshape(-1), np.asarray(dy, np.float64).reshape(-1)
     )
     return dx
+
+
+def _cells(o, stride, before, size, length):
+    """The input cells of output o's window along one axis, padding left out."""
+    return [i for i in range(o * stride - before, o * stride - before + size) if 0 <= i < length]
+
+
+def avgpool2d(x, pool_size=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0))):
+    """The mean of each window over its cells inside x (padding is not counted)."""
+    x = np.asarray(x, np.float64)
+    N, H, W, C = x.shape
+    (ph, pw), (sh, sw) = pool_size, strides
+    (top, bottom), (left, right) = padding
+    OH = (H + top + bottom - ph) // sh + 1
+    OW = (W + left + right - pw) // sw + 1
+    y = np.empty((N, OH, OW, C))
+    for oh in range(OH):
+        rows = _cells(oh, sh, top, ph, H)
+        for ow in range(OW):
+            cols = _cells(ow, sw, left, pw, W)
+            y[:, oh, ow] = x[:, rows][:, :, cols].mean(axis=(1, 2))
+    return y
+
+
+def avgpool2d_backward(dy, x_shape, pool_size=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0))):
+    dy = np.asarray(dy, np.float64)
+    N, H, W, C = x_shape
+    (ph, pw), (sh, sw) = pool_size, strides
+    (top, _), (left, _) = padding
+    dx = np.zeros(x_shape)
+    for oh in range(dy.shape[1]):
+        rows = _cells(oh, sh, top, ph, H)
+        for ow in range(dy.shape[2]):
+            cols = _cells(ow, sw, left, pw, W)
+            share = dy[:, oh, ow] / (len(rows) * len(cols))
+            for h in rows:
+                for w in cols:
+                    dx[:, h, w] += share
+    return dx
+
+
+def global_avgpool(x, mask=None):
+    """(N, ..., C) -> (N, C): the mean over the positions a mask (N, ...) keeps (all
+    without one); NaN where it keeps none."""
+    x = np.asarray(x, np.float64)
+    N, C = x.shape[0], x.shape[-1]
+    rows = x.reshape(N, int(np.prod(x.shape[1:-1])), C)
+    keep = (
+        np.ones(rows.shape[:2], bool) if mask is None else np.asarray(mask).reshape(rows.shape[:2])
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(keep[..., None], rows, 0).sum(axis=1) / keep.sum(axis=1)[:, None]
+
+
+def global_avgpool_backward(dy, x_shape, mask=None):
+    dy = np.asarray(dy, np.float64)
+    keep = np.ones((x_shape[0], int(np.prod(x_shape[1:-1]))), bool)
+    if mask is not None:
+        keep = np.asarray(mask).reshape(keep.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = dy / keep.sum(axis=1)[:, None]
+    return np.where(keep[..., None], share[:, None, :], 0.0).reshape(x_shape)

@@ -472,3 +472,51 @@ def test_schedules_dict_outputs_and_loss_and_metric_objects_travel(tmp_path, rng
     again = keras.models.load_model(tmp_path / "again.keras")
     assert type(again.optimizer._learning_rate).__name__ == "ExponentialDecay"
     assert int(again.optimizer.iterations) == 2
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+
+def conv_family(lib, which):
+    """Conv1D/Conv2DTranspose and the 1-D, 2-D and global pooling layers, written by the
+    same code for Keras and dlcore (their names and options are Keras')."""
+    L = lib.layers
+    if which == "images":
+        return lib.Sequential([
+            lib.Input((5, 6, 2)),
+            L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
+            L.AveragePooling2D((2, 3), strides=(1, 2), padding="same"),
+            L.Conv2DTranspose(4, (4, 3), strides=(2, 1), output_padding=(1, 0), use_bias=False),
+            L.AveragePooling2D(2),
+            L.GlobalMaxPooling2D(keepdims=True),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3, activation="softmax"),
+        ], name="images")  # fmt: skip
+    x = lib.Input(shape=(11, 3), name="seq")
+    y = L.Conv1D(4, 3, strides=2, padding="causal", activation="tanh")(x)
+    y = L.Conv1D(5, 2, dilation_rate=2, padding="same")(y)
+    y = L.MaxPooling1D(2, padding="same")(y)
+    y = L.AveragePooling1D(2, strides=1)(y)
+    joined = L.Concatenate()([L.GlobalAveragePooling1D()(y), L.GlobalMaxPooling1D()(y)])
+    return lib.Model(x, L.Dense(3, activation="softmax")(joined), name="sequences")
+
+
+@pytest.mark.parametrize("which", ["images", "sequences"])
+def test_convolution_and_pooling_files_both_ways(tmp_path, rng, which):
+    keras = keras_module()
+    shape = (6, 5, 6, 2) if which == "images" else (6, 11, 3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]
+    k_model, d_model = conv_family(keras, which), conv_family(dlcore, which)
+    for model, opt in ((k_model, keras.optimizers.Adam(0.01)), (d_model, optimizers.Adam(0.01))):
+        model.compile(optimizer=opt, loss="categorical_crossentropy")
+        model.train_on_batch(x, y)
+    k_model.save(tmp_path / "k.keras")
+    from_keras = models.load_model(tmp_path / "k.keras")
+    assert [l.name for l in from_keras.layers] == [l.name for l in k_model.layers]
+    assert_same(from_keras, k_model, x, f"Keras {which} loaded in dlcore")
+    assert_step_agrees(from_keras, k_model, x, y, f"Keras {which} loaded in dlcore")
+    d_model.save(tmp_path / "d.keras")
+    to_keras = keras.models.load_model(tmp_path / "d.keras")
+    assert_same(d_model, to_keras, x, f"dlcore {which} loaded in Keras")
+    assert_step_agrees(d_model, to_keras, x, y, f"dlcore {which} loaded in Keras")

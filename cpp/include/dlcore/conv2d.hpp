@@ -1,4 +1,5 @@
 // Conv2D, channels-last: x (N,H,W,C), kernel (KH,KW,C,OC), bias (OC), y (N,OH,OW,OC).
+// Conv2DTranspose: x (N,H,W,C), kernel (KH,KW,OC,C), bias (OC), y (N,OH,OW,OC).
 #pragma once
 
 #include <cstddef>
@@ -62,5 +63,45 @@ void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv
 template <typename T>
 void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const T* kernel,
                      const Conv2dShape& s);
+
+// ------------------------------------------------------------------ transposed
+// A transposed convolution is the adjoint of a convolution: its forward is that
+// convolution's input gradient and its backward the convolution's forward (dx) and
+// kernel gradient, so it runs conv2d's plans (Winograd included) with the roles of x
+// and y swapped. Its kernel (KH, KW, OC, C) is the convolution's (KH, KW, C, OC) read
+// as is, as Keras stores Conv2DTranspose's kernel.
+
+// The window as for Conv2dParams, where padding crops the output (as PyTorch's
+// ConvTranspose2d padding does, top/bottom and left/right apart), and output_padding
+// rows and columns are added at the bottom and right, each below the stride.
+struct Conv2dTransposeParams : Window2d {
+  int64_t output_pad_h = 0, output_pad_w = 0;
+};
+
+// The validated geometry, shared by forward and backward: y (N, OH, OW, OC) with
+// OH = (H - 1) * stride_h + dilation_h * (KH - 1) + 1 - pad_top - pad_bottom +
+// output_pad_h (OW alike). `conv` is the convolution it transposes: x of y's shape,
+// kernel (KH, KW, OC, C), giving y of x's shape.
+struct Conv2dTransposeShape {
+  int64_t N, H, W, C;  // x
+  int64_t KH, KW, OC;  // kernel (KH, KW, OC, C)
+  int64_t OH, OW;      // y (N, OH, OW, OC)
+  Conv2dShape conv;
+
+  Conv2dTransposeShape(const char* fn, const int64_t (&x_shape)[4],
+                       const int64_t (&kernel_shape)[4], const Conv2dTransposeParams& params);
+};
+
+// y = the transposed convolution of x with kernel, + bias (may be null).
+template <typename T>
+void conv2d_transpose_forward(T* y, const T* x, const T* kernel, const T* bias,
+                              const Conv2dTransposeShape& s);
+
+// dy (N,OH,OW,OC) -> dx (N,H,W,C), dkernel (KH,KW,OC,C), dbias (OC): each accumulated
+// (+=) into memory the caller zeroed; a null pointer skips that gradient. Bit-identical
+// from run to run for a given thread count.
+template <typename T>
+void conv2d_transpose_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x,
+                               const T* kernel, const Conv2dTransposeShape& s);
 
 }  // namespace dlcore

@@ -35,6 +35,15 @@ struct Window2d {
 int64_t sliding_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
                             int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride);
 
+// Output size along one axis of a transposed window (the adjoint of a sliding window):
+// (in - 1) * stride + span - pad_lo - pad_hi + output_padding, the rows of the input
+// whose sliding window of this geometry has `in` positions (output_padding picks one of
+// the stride's sizes that all have). Throws std::invalid_argument when in < 1, when
+// output_padding is not in [0, stride), when the padding crops every row, or on overflow.
+int64_t transposed_window_size(const char* fn, const char* what, int64_t in, int64_t pad_lo,
+                               int64_t pad_hi, int64_t window, int64_t dilation, int64_t stride,
+                               int64_t output_padding);
+
 // h and w >= 1 (strides, dilation, a window's size; `name` says which).
 void check_at_least_one(const char* fn, const char* name, int64_t h, int64_t w);
 

@@ -29,6 +29,12 @@ def main(argv=None):
             layers.Dense(784, activation="sigmoid"),
         ]
     )
+    return fit_and_show(model, x, x_test, args)
+
+
+def fit_and_show(model, x, x_test, args):
+    """Trains ``model`` to reproduce ``x``, prints its test reconstruction error beside
+    the mean image's, and saves originals above reconstructions at ``args.out``."""
     model.compile(optimizer=optimizers.Adam(2e-3), loss="binary_crossentropy")
     clock = Stopwatch()
     baseline = float(np.mean((x_test - x.mean(axis=0)) ** 2))  # predicting the mean image

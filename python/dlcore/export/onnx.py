@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcore import activations as activations_module
-from dlcore.functional.window import same_padding
+from dlcore.functional.window import conv_transpose_padding, same_padding
 from dlcore.layers.base import registry
 from dlcore.layers.symbolic import flatten, pack_like
 
@@ -260,15 +260,19 @@ _TO_NCHW, _TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 
 
 def _pads(layer, window, dilation=(1, 1)):
-    """ONNX pads [top, left, bottom, right] for the layer's padding at its input size."""
+    """ONNX pads [top, left, bottom, right] ([before, after] for one axis) for the
+    layer's padding at its input size."""
+    rank = len(window)
     if layer.padding == "valid":
-        return [0, 0, 0, 0]
-    rows, cols = layer.input_shape[1:3]
-    if rows is None or cols is None:
+        return [0] * (2 * rank)
+    if layer.padding == "causal":
+        return [dilation[0] * (window[0] - 1), 0]
+    sizes = layer.input_shape[1 : 1 + rank]
+    if any(n is None for n in sizes):
         return None  # unknown size: auto_pad SAME_UPPER (the odd pixel after, as Keras)
-    (t, b), (l, r) = (same_padding(n, k, s, d) for n, k, s, d in
-                      zip((rows, cols), window, layer.strides, dilation))  # fmt: skip
-    return [t, l, b, r]
+    befores, afters = zip(*(same_padding(n, k, s, d) for n, k, s, d in
+                            zip(sizes, window, layer.strides, dilation)))  # fmt: skip
+    return [*befores, *afters]
 
 
 def _window_attrs(layer, window, dilation=(1, 1)):
@@ -306,6 +310,78 @@ def _max_pooling2d(g, layer, x, **kwargs):
              kernel_shape=list(layer.pool_size), strides=list(layer.strides),
              **_window_attrs(layer, layer.pool_size))  # fmt: skip
     return g.op("Transpose", [y], perm=_TO_NHWC)
+
+
+@converter("Conv2DTranspose")
+def _conv2d_transpose(g, layer, x, **kwargs):
+    # Keras' (KH, KW, filters, channels) is ONNX's (C, M, kH, kW) under the same transpose
+    # as Conv2D's kernel; 'valid'/'same' become crops and output_padding, as the kernels
+    # take them, independent of the input size.
+    ((top, bottom), (left, right)), added = conv_transpose_padding(
+        layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate,
+        layer.output_padding,
+    )  # fmt: skip
+    inputs = [g.op("Transpose", [x], perm=_TO_NCHW), g.weight(layer.kernel, _OIHW)]
+    if layer.use_bias:
+        inputs.append(g.weight(layer.bias))
+    y = g.op("ConvTranspose", inputs, hint=layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate),
+             pads=[top, left, bottom, right], output_padding=list(added))  # fmt: skip
+    return g.activation(layer.activation, g.op("Transpose", [y], perm=_TO_NHWC))
+
+
+# ---------------------------------------------------------------- sequences (NLC <-> NCL)
+
+_SWAP_LAST = [0, 2, 1]
+
+
+def _OIK(kernel):
+    return kernel.transpose(2, 1, 0)  # (K, C, OC) -> (OC, C, K)
+
+
+@converter("Conv1D")
+def _conv1d(g, layer, x, **kwargs):
+    inputs = [g.op("Transpose", [x], perm=_SWAP_LAST), g.weight(layer.kernel, _OIK)]
+    if layer.use_bias:
+        inputs.append(g.weight(layer.bias))
+    y = g.op("Conv", inputs, hint=layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate),
+             **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))  # fmt: skip
+    return g.activation(layer.activation, g.op("Transpose", [y], perm=_SWAP_LAST))
+
+
+def _pooling(g, layer, x, op_type):
+    rank = len(layer.pool_size)
+    to_channels_first = _TO_NCHW if rank == 2 else _SWAP_LAST
+    to_channels_last = _TO_NHWC if rank == 2 else _SWAP_LAST
+    # count_include_pad=0: 'same' average pooling divides by the positions inside, as Keras.
+    extra = {"count_include_pad": 0} if op_type == "AveragePool" else {}
+    y = g.op(op_type, [g.op("Transpose", [x], perm=to_channels_first)], hint=layer.name,
+             kernel_shape=list(layer.pool_size), strides=list(layer.strides),
+             **_window_attrs(layer, layer.pool_size, (1,) * rank), **extra)  # fmt: skip
+    return g.op("Transpose", [y], perm=to_channels_last)
+
+
+@converter("MaxPooling1D")
+def _max_pooling1d(g, layer, x, **kwargs):
+    return _pooling(g, layer, x, "MaxPool")
+
+
+@converter("AveragePooling1D")
+@converter("AveragePooling2D")
+def _average_pooling(g, layer, x, **kwargs):
+    return _pooling(g, layer, x, "AveragePool")
+
+
+@converter("GlobalAveragePooling1D")
+@converter("GlobalAveragePooling2D")
+@converter("GlobalMaxPooling1D")
+@converter("GlobalMaxPooling2D")
+def _global_pooling(g, layer, x, **kwargs):
+    # A mask on GlobalAveragePooling1D's input is not exported: ONNX inputs carry none.
+    op_type = "ReduceMax" if "Max" in type(layer).__name__ else "ReduceMean"
+    axes = [1] if type(layer).__name__.endswith("1D") else [1, 2]
+    return g.op(op_type, [x], hint=layer.name, axes=axes, keepdims=int(layer.keepdims))
 
 
 # ---------------------------------------------------------------- recurrent

@@ -9,7 +9,8 @@ its backward with :func:`dlcore.tensor.record`; gradients nobody needs are not c
 - :mod:`.reductions` sum, mean, max, min
 - :mod:`.shape` reshape, transpose, indexing, concatenate, stack, repeat, pad
 - :mod:`.linalg` matmul, linear
-- :mod:`.conv`, :mod:`.pool` convolution and pooling (:mod:`.window` their arguments)
+- :mod:`.conv`, :mod:`.pool` convolution (1-D, 2-D, transposed) and pooling (max, average,
+  global) (:mod:`.window` their arguments)
 - :mod:`.rnn` recurrent sequences
 - :mod:`.normalization` batch and layer normalisation
 - :mod:`.embedding` embedding lookup
@@ -44,7 +45,7 @@ from .activations import (
     swish,
     tanh,
 )
-from .conv import conv2d
+from .conv import conv1d, conv2d, conv2d_transpose
 from .elementwise import (
     abs,
     add,
@@ -72,17 +73,26 @@ from .losses import (
 )
 from .methods import install as _install_methods
 from .normalization import batch_norm, layer_norm
-from .pool import max_pool2d
+from .pool import (
+    avg_pool1d,
+    avg_pool2d,
+    global_avg_pool,
+    global_max_pool,
+    max_pool1d,
+    max_pool2d,
+)
 from .reductions import max, mean, min, sum
 from .regularization import dropout, gaussian_noise
 from .rnn import lstm
 from .shape import concatenate, pad, repeat, reshape, stack, transpose
-from .window import conv_padding
+from .window import conv_padding, conv_transpose_padding
 
 __all__ = [
     # layers' maths
     "linear", "conv2d", "max_pool2d", "lstm", "dropout",
     "batch_norm", "layer_norm", "embedding", "upsample2d", "gaussian_noise",
+    "conv1d", "conv2d_transpose", "max_pool1d", "avg_pool1d", "avg_pool2d",
+    "global_avg_pool", "global_max_pool",
     # activations
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax",
     "relu6", "elu", "selu", "gelu", "silu", "swish", "softplus", "softsign",
@@ -95,7 +105,7 @@ __all__ = [
     "maximum", "minimum", "sum", "mean", "max", "min", "matmul", "reshape", "transpose",
     "concatenate", "stack", "repeat", "pad",
     # arguments
-    "conv_padding",
+    "conv_padding", "conv_transpose_padding",
     # images
     "affine_transform", "flip", "resize",
 ]  # fmt: skip

@@ -3,8 +3,9 @@
 - :mod:`.base` Layer, InputLayer
 - :mod:`.core` Dense, Activation, Embedding, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
-- :mod:`.convolutional` Conv2D
-- :mod:`.pooling` MaxPooling2D
+- :mod:`.convolutional` Conv1D, Conv2D, Conv2DTranspose
+- :mod:`.pooling` MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling1D/2D,
+  GlobalMaxPooling1D/2D
 - :mod:`.recurrent` LSTM
 - :mod:`.regularization` Dropout, SpatialDropout2D, GaussianNoise
 - :mod:`.reshaping` Flatten, Reshape, Permute, RepeatVector, UpSampling2D, ZeroPadding2D,

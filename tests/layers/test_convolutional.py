@@ -1,0 +1,314 @@
+"""Conv1D and Conv2DTranspose against Keras 3 (predict and training steps from copied
+weights, output shapes), through finite differences, and their arguments, configs,
+files and summary lines."""
+
+import numpy as np
+import pytest
+
+import dlcore
+from dlcore import layers, models
+from gradcheck import check_tensor_op
+from keras_parity import assert_layer_matches_keras, keras_module
+
+
+def _x(*shape, seed=1):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+# ------------------------------------------------------------ Keras parity
+
+CONV1D = [
+    dict(filters=4, kernel_size=3),
+    dict(filters=3, kernel_size=5, padding="same", activation="relu"),
+    dict(filters=2, kernel_size=3, padding="causal", dilation_rate=2),
+    dict(filters=3, kernel_size=4, strides=3, padding="same"),
+    dict(filters=2, kernel_size=2, strides=2, padding="causal", use_bias=False),
+    dict(filters=5, kernel_size=1),
+    dict(filters=2, kernel_size=7, padding="valid"),  # kernel = steps: one output
+]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("kwargs", CONV1D, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_conv1d_matches_keras(kwargs, optimizer):
+    assert_layer_matches_keras(
+        lambda: layers.Conv1D(**kwargs), lambda k: k.layers.Conv1D(**kwargs), _x(5, 7, 3),
+        optimizer=optimizer,
+    )  # fmt: skip
+
+
+CONV2D_TRANSPOSE = [
+    dict(filters=3, kernel_size=3),
+    dict(filters=2, kernel_size=4, strides=2, padding="same"),  # the DCGAN layer
+    dict(filters=2, kernel_size=3, strides=2, padding="same", activation="tanh"),
+    dict(filters=3, kernel_size=(3, 2), strides=(2, 3), padding="valid"),
+    dict(filters=2, kernel_size=2, strides=3),  # stride > kernel: Keras pads the output
+    dict(filters=2, kernel_size=3, strides=2, padding="same", output_padding=0),
+    dict(filters=2, kernel_size=3, strides=3, padding="valid", output_padding=2),
+    dict(filters=2, kernel_size=(2, 4), strides=(4, 2), padding="same", output_padding=(3, 1)),
+    dict(filters=2, kernel_size=3, dilation_rate=2, padding="same"),
+    dict(filters=4, kernel_size=1, use_bias=False),
+    dict(filters=16, kernel_size=3, padding="same"),  # 3x3 stride 1, 16 channels: Winograd
+]
+
+
+def _ids(kwargs):
+    return ",".join(f"{a}={b}" for a, b in kwargs.items())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("kwargs", CONV2D_TRANSPOSE, ids=_ids)
+def test_conv2d_transpose_matches_keras(kwargs, optimizer):
+    channels = 16 if kwargs["filters"] == 16 else 3
+    assert_layer_matches_keras(
+        lambda: layers.Conv2DTranspose(**kwargs), lambda k: k.layers.Conv2DTranspose(**kwargs),
+        _x(4, 5, 4, channels), optimizer=optimizer,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("strides", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("output_padding", [None, 0, 1, 2])
+def test_conv2d_transpose_output_shape_is_keras(kernel, strides, padding, output_padding):
+    if output_padding is not None and output_padding >= strides:
+        return  # refused by both (tested below)
+    keras = keras_module()
+    kwargs = dict(filters=2, kernel_size=(kernel, 3), strides=strides, padding=padding,
+                  output_padding=output_padding)  # fmt: skip
+    want = keras.layers.Conv2DTranspose(**kwargs).compute_output_shape((None, 3, 1, 2))
+    layer = layers.Conv2DTranspose(**kwargs)
+    assert layer.compute_output_shape((None, 3, 1, 2)) == tuple(want)
+    assert layer(np.zeros((1, 3, 1, 2), np.float32)).shape == (1, *want[1:])
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+@pytest.mark.parametrize("strides,dilation", [(1, 1), (2, 1), (3, 1), (1, 3)])
+def test_conv1d_output_shape_is_keras(padding, strides, dilation):
+    keras = keras_module()
+    kwargs = dict(filters=2, kernel_size=3, strides=strides, padding=padding,
+                  dilation_rate=dilation)  # fmt: skip
+    for steps in (1, 3, 7, 8):
+        if padding == "valid" and steps < 2 * dilation + 1:
+            continue
+        want = keras.layers.Conv1D(**kwargs).compute_output_shape((None, steps, 2))
+        layer = layers.Conv1D(**kwargs)
+        assert layer.compute_output_shape((None, steps, 2)) == tuple(want)
+        assert layer(np.zeros((2, steps, 2), np.float32)).shape == (2, *want[1:])
+
+
+def test_causal_conv1d_output_never_sees_the_future():
+    layer = layers.Conv1D(2, 3, padding="causal", dilation_rate=2)
+    x = _x(1, 9, 2)
+    y = layer(x).numpy()
+    later = x.copy()
+    later[0, 5:] += 10.0  # changing steps 5.. leaves outputs 0..4 as they were
+    np.testing.assert_array_equal(layer(later).numpy()[0, :5], y[0, :5])
+    assert not np.allclose(layer(later).numpy()[0, 5:], y[0, 5:])
+
+
+def test_conv_layers_in_a_keras_model_with_pooling_train_alike():
+    """Conv1D and Conv2DTranspose feeding other layers: Keras' losses and weights."""
+    from keras_parity import assert_models_match
+
+    keras = keras_module()
+    x = _x(6, 4, 4, 2)
+    y = np.random.default_rng(3).standard_normal((6, 3)).astype(np.float32)
+
+    def build(lib):
+        L = lib.layers
+        return [L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
+                L.Conv2D(2, 3), L.Reshape((-1, 2)), L.Conv1D(3, 3, padding="causal"),
+                L.GlobalAveragePooling1D()]  # fmt: skip
+
+    k_model = keras.Sequential([keras.Input((4, 4, 2)), *build(keras)])
+    d_model = models.Sequential(build(dlcore))
+    d_model.build((None, 4, 4, 2))
+    for optimizer in ("sgd", "adam"):
+        assert_models_match(d_model, k_model, x, y, optimizer=optimizer)
+
+
+# ------------------------------------------------------------ gradients and odd shapes
+
+
+def _grads_through(layer, x):
+    """Finite differences of a float64 layer w.r.t. its input and every weight."""
+    layer._ensure_built((None, *x.shape[1:]))
+    rng = np.random.default_rng(0)
+    layer.set_weights([rng.standard_normal(w.shape) * 0.5 for w in layer.weights])
+    own = list(layer._weights)
+
+    def fn(x_t, *ws):
+        layer._weights = list(ws)
+        layer.kernel = ws[0]
+        layer.bias = ws[1] if len(ws) > 1 else None
+        return layer(x_t)
+
+    try:
+        check_tensor_op(fn, x, *[w.data.copy() for w in own])
+    finally:
+        layer._weights = own
+
+
+@pytest.mark.parametrize(
+    "kwargs,shape",
+    [
+        (dict(kernel_size=3, padding="causal", dilation_rate=2), (2, 7, 3)),
+        (dict(kernel_size=2, strides=2, padding="same"), (1, 7, 1)),
+        (dict(kernel_size=1, use_bias=False), (3, 1, 2)),
+        (dict(kernel_size=3, strides=3, padding="same", activation="tanh"), (2, 3, 2)),
+    ],
+)
+def test_conv1d_gradients(kwargs, shape):
+    _grads_through(
+        layers.Conv1D(2, dtype="float64", **kwargs), np.random.default_rng(1).standard_normal(shape)
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs,shape",
+    [
+        (dict(kernel_size=3, strides=2, padding="same"), (1, 3, 7, 2)),
+        (dict(kernel_size=(2, 3), strides=(3, 1), output_padding=(2, 0)), (2, 1, 3, 1)),
+        (dict(kernel_size=4, strides=2, padding="same", use_bias=False), (2, 3, 3, 3)),
+        (dict(kernel_size=3, dilation_rate=2, activation="sigmoid"), (1, 2, 3, 2)),
+        (dict(kernel_size=3, padding="same"), (2, 3, 3, 16)),  # Winograd
+    ],
+)
+def test_conv2d_transpose_gradients(kwargs, shape):
+    _grads_through(layers.Conv2DTranspose(2, dtype="float64", **kwargs),
+                   np.random.default_rng(2).standard_normal(shape))  # fmt: skip
+
+
+def test_conv2d_transpose_is_the_adjoint_of_conv2d():
+    """<conv2d(a, k), b> == <a, conv2d_transpose(b, k)> for a 'same' stride-2 pair, the
+    kernel read in the same (KH, KW, C, OC) array."""
+    rng = np.random.default_rng(4)
+    a, k = rng.standard_normal((2, 8, 6, 3)), rng.standard_normal((4, 4, 3, 5))
+    conv = dlcore.functional.conv2d(a, k, strides=2, padding=((1, 1), (1, 1))).numpy()
+    b = rng.standard_normal(conv.shape)
+    up = dlcore.functional.conv2d_transpose(b, k, strides=2, padding=((1, 1), (1, 1))).numpy()
+    assert up.shape == a.shape
+    np.testing.assert_allclose((conv * b).sum(), (a * up).sum(), rtol=1e-12)
+
+
+# ------------------------------------------------------------ arguments and input shapes
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: layers.Conv1D(0, 3), r"Conv1D: filters must be a positive int, got 0"),
+        (
+            lambda: layers.Conv1D(2, (3, 3)),
+            r"Conv1D: kernel_size must be an int, each positive; got \(3, 3\)",
+        ),
+        (
+            lambda: layers.Conv1D(2, 3, strides=0),
+            r"Conv1D: strides must be an int, each positive; got 0",
+        ),
+        (
+            lambda: layers.Conv1D(2, 3, padding="full"),
+            r"Conv1D: padding must be 'valid' or 'same' or 'causal', got 'full'",
+        ),
+        (lambda: layers.Conv1D(2, 3, dilation_rate=-1), r"Conv1D: dilation_rate must be an int"),
+        (lambda: layers.Conv1D(2, 3, groups=2), r"Conv1D: groups=2 is not supported; expected 1"),
+        (
+            lambda: layers.Conv1D(2, 3, data_format="channels_first"),
+            r"Conv1D: dlcore is channels-last",
+        ),
+        (
+            lambda: layers.Conv2DTranspose(2, 3, padding="causal"),
+            r"Conv2DTranspose: padding must be 'valid' or 'same', got 'causal'",
+        ),
+        (
+            lambda: layers.Conv2DTranspose(2, 0),
+            r"Conv2DTranspose: kernel_size must be an int or a tuple of 2 ints, each positive; got 0",
+        ),
+        (
+            lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=2),
+            r"Conv2DTranspose: output_padding must be smaller than strides on each axis; got output_padding=\(2, 2\) with strides \(2, 2\)",
+        ),
+        (
+            lambda: layers.Conv2DTranspose(2, 3, output_padding=-1),
+            r"Conv2DTranspose: output_padding must be an int or a tuple of 2 ints, each >= 0; got -1",
+        ),
+        (
+            lambda: layers.Conv2DTranspose(-2, 3),
+            r"Conv2DTranspose: filters must be a positive int, got -2",
+        ),
+    ],
+)
+def test_bad_arguments_are_named(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_input_shapes_are_named():
+    with pytest.raises(
+        ValueError,
+        match=r"conv1d: Conv1D needs inputs \(batch, steps, channels\), got shape \(2, 5\)",
+    ):
+        layers.Conv1D(2, 3, name="conv1d")(np.zeros((2, 5), np.float32))
+    with pytest.raises(
+        ValueError,
+        match=r"Conv2DTranspose needs inputs \(batch, rows, cols, channels\), got shape \(2, 5, 3\)",
+    ):
+        layers.Conv2DTranspose(2, 3)(np.zeros((2, 5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"the width window spans 3 .* padded input has width 2"):
+        layers.Conv1D(2, 3)(np.zeros((1, 2, 1), np.float32))  # 'valid': fewer steps than the kernel
+    layer = layers.Conv2DTranspose(2, 3)
+    layer(np.zeros((1, 4, 4, 3), np.float32))
+    with pytest.raises(
+        ValueError,
+        match=r"kernel has shape \(3, 3, 2, 3\) with 3 input channels but x has shape \(1, 4, 4, 5\) with 5",
+    ):
+        layer(np.zeros((1, 4, 4, 5), np.float32))
+
+
+# ------------------------------------------------------------ configs, files, summary
+
+
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (
+            layers.Conv1D(3, 3, strides=2, padding="causal", dilation_rate=1, activation="relu"),
+            (9, 2),
+        ),
+        (layers.Conv2DTranspose(2, (3, 2), strides=2, padding="same", output_padding=1), (4, 3, 2)),
+        (layers.Conv2DTranspose(2, 3, use_bias=False), (4, 3, 2)),
+    ],
+)
+def test_config_and_file_round_trip(tmp_path, layer, shape):
+    x = _x(2, *shape)
+    model = models.Sequential([layers.Input(shape), layer])
+    y = model.predict(x, verbose=0)
+    clone = layers.deserialize(layers.serialize(layer))
+    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    model.save(tmp_path / "m.dlc")
+    loaded = models.load_model(tmp_path / "m.dlc")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), y)
+
+
+def test_keras_aliases_name_the_same_layers():
+    assert layers.Convolution1D is layers.Conv1D
+    assert layers.Convolution2DTranspose is layers.Conv2DTranspose
+    config = layers.serialize(layers.Conv1D(2, 3))
+    config["class_name"] = "Convolution1D"
+    assert type(layers.deserialize(config)) is layers.Conv1D
+
+
+def test_summary_lines(capsys):
+    model = models.Sequential(
+        [
+            layers.Input((7, 7, 128)),
+            layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
+            layers.Reshape((196, 64)),
+            layers.Conv1D(32, 5, padding="causal"),
+        ]
+    )
+    model.summary()
+    out = capsys.readouterr().out
+    assert "conv2d_transpose" in out and "(None, 14, 14, 64)" in out and "131,136" in out
+    assert "conv1d" in out and "(None, 196, 32)" in out and "10,272" in out

@@ -157,3 +157,40 @@ def test_sequence_classifier_reads_order_through_the_padding(rnn):
     # to 30 steps, which the quick run's 5 epochs only begin to learn
     assert r["test_accuracy"] >= (0.9 if rnn == "bilstm" else 0.7)
     assert r["losses"][-1] < r["losses"][0] / (2 if rnn == "bilstm" else 1.3)
+
+
+def test_explain_mnist_attributions_are_complete_and_faithful(mnist_dir, tmp_path):
+    r = run("explain_mnist", "--quick", "--data", mnist_dir, "--out", str(tmp_path / "x.png"))
+    assert r["test_accuracy"] > 0.85
+    n = len(r["predicted"])
+    assert r["saliency"].shape == r["integrated_gradients"].shape == (n, 28, 28, 1)
+    assert r["grad_cam"].shape == (n, 28, 28) and r["grad_cam"].max() == pytest.approx(1)
+    assert r["completeness"] < 0.01  # 64 steps: the sum is f(x) - f(0) to 1%
+    # blanking the most-attributed ink hurts the prediction; blanking random ink hardly
+    assert r["drop_top"].mean() > 0.05 and r["drop_top"].mean() > 3 * abs(r["drop_random"].mean())
+    assert (tmp_path / "x.png").stat().st_size > 10000
+
+
+def test_augment_small_mnist(mnist_dir):
+    r = run("augment_small_mnist", "--quick", "--data", mnist_dir)
+    plain, augmented = r["plain"], r["augmented"]
+    assert plain["test_accuracy"] > 0.8 and augmented["test_accuracy"] > 0.8
+    # augmentation is on in training only: harder training batches, same test inputs
+    assert augmented["train_accuracy"] < plain["train_accuracy"]
+    model = augmented["model"]
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+    head = model.layers[0]
+    assert np.array_equal(head(x).data, x) and not np.array_equal(head(x, training=True).data, x)
+
+
+def test_tune_mlp_searches_and_resumes(mnist_dir, tmp_path):
+    path = tmp_path / "trials.jsonl"
+    r = run("tune_mlp", "--quick", "--data", mnist_dir, "--results", str(path))
+    results = r["results"]
+    assert len(results) == 4 and all(len(t["fold_scores"]) == 3 for t in results)
+    assert results[0]["score"] > 0.8 and results[0]["hp"] == r["best_hp"]
+    assert r["test_accuracy"] > 0.75
+    assert len(path.read_text().splitlines()) == 4
+    again = run("tune_mlp", "--quick", "--data", mnist_dir, "--results", str(path))
+    assert again["search_seconds"] < r["search_seconds"] / 2  # every trial came from the file
+    assert [t["score"] for t in again["results"]] == [t["score"] for t in results]

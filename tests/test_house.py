@@ -26,6 +26,7 @@ LEVELS = {
     "trainers": 6,
     "models": 7,
     "model_selection": 8, "examples": 8, "keras": 8, "show_config": 8, "__init__": 9,
+    "explain": 8, "tuning": 8,
 }  # fmt: skip
 
 

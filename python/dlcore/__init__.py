@@ -22,6 +22,7 @@ from dlcore import (
     activations,
     callbacks,
     datasets,
+    explain,
     export,
     functional,
     info,
@@ -36,6 +37,7 @@ from dlcore import (
     regularizers,
     saving,
     trainers,
+    tuning,
     utils,
 )
 from dlcore.layers import Input
@@ -68,6 +70,7 @@ __all__ = [
     "activations",
     "callbacks",
     "datasets",
+    "explain",
     "export",
     "functional",
     "info",
@@ -81,5 +84,6 @@ __all__ = [
     "regularizers",
     "saving",
     "trainers",
+    "tuning",
     "utils",
 ]

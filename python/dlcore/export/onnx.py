@@ -763,6 +763,30 @@ def _cropping2d(g, layer, x, **kwargs):
                           g.ints([1, 2], "axes")], hint=layer.name)  # fmt: skip
 
 
+# ---------------------------------------------------------------- preprocessing
+
+for _name in ("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast"):
+    converter(_name)(_identity)  # augmentation is the identity in inference
+
+
+@converter("Rescaling")
+def _rescaling(g, layer, x, **kwargs):
+    scale = g.const(layer.scale, f"{layer.name}_scale")
+    return g.op("Add", [g.op("Mul", [x, scale]), g.const(layer.offset, f"{layer.name}_offset")],
+                hint=layer.name)  # fmt: skip
+
+
+@converter("Normalization")
+def _normalization(g, layer, x, **kwargs):
+    mean = layer.mean
+    scale = np.maximum(np.sqrt(layer.variance), 1e-7)
+    if layer.invert:
+        y = g.op("Mul", [x, g.const(scale, f"{layer.name}_scale")])
+        return g.op("Add", [y, g.const(mean, f"{layer.name}_mean")], hint=layer.name)
+    y = g.op("Sub", [x, g.const(mean, f"{layer.name}_mean")])
+    return g.op("Div", [y, g.const(scale, f"{layer.name}_scale")], hint=layer.name)
+
+
 # ---------------------------------------------------------------- the whole model
 
 

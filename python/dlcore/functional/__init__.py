@@ -14,7 +14,7 @@ its backward with :func:`dlcore.tensor.record`; gradients nobody needs are not c
 - :mod:`.rnn` recurrent sequences
 - :mod:`.normalization` batch and layer normalisation
 - :mod:`.embedding` embedding lookup
-- :mod:`.image` upsampling
+- :mod:`.image` upsampling, flips, affine transforms, resizing
 - :mod:`.regularization` dropout, gaussian_noise
 - :mod:`.losses` losses, Keras' argument order ``(y_true, y_pred)``
 
@@ -62,7 +62,7 @@ from .elementwise import (
     sub,
 )
 from .embedding import embedding
-from .image import upsample2d
+from .image import affine_transform, flip, resize, upsample2d
 from .linalg import linear, matmul
 from .losses import (
     binary_crossentropy,
@@ -107,6 +107,8 @@ __all__ = [
     "concatenate", "stack", "repeat", "pad",
     # arguments
     "conv_padding", "conv_transpose_padding",
+    # images
+    "affine_transform", "flip", "resize",
 ]  # fmt: skip
 
 _install_methods(_Tensor)

@@ -13,6 +13,8 @@
 - :mod:`.activations` ReLU, LeakyReLU, ELU, PReLU, Softmax
 - :mod:`.normalization` BatchNormalization, LayerNormalization
 - :mod:`.wrappers` Bidirectional, TimeDistributed
+- :mod:`.preprocessing` Rescaling, Normalization, RandomFlip, RandomRotation,
+  RandomTranslation, RandomZoom, RandomContrast
 
 A family module's ``__all__`` is what this package exports, and every layer class
 registers itself (``@registry.register()``) under its Keras class name, which is how
@@ -27,6 +29,7 @@ from . import (
     merging,
     normalization,
     pooling,
+    preprocessing,
     recurrent,
     regularization,
     reshaping,
@@ -39,6 +42,7 @@ from .core import *  # noqa: F403
 from .merging import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
+from .preprocessing import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
 from .reshaping import *  # noqa: F403
@@ -46,7 +50,7 @@ from .wrappers import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping, normalization, wrappers,
+    reshaping, normalization, wrappers, preprocessing,
 )  # fmt: skip
 
 __all__ = [

@@ -237,8 +237,9 @@ class Layer:
     ):
         """Creates, tracks and returns a weight Tensor; its name is ``<layer>/<name>``."""
         init = initializers.get(initializer)
+        shape = tuple(shape)  # reshaped: ascontiguousarray makes a scalar's shape (1,)
         w = Tensor(
-            np.ascontiguousarray(init(tuple(shape), self.dtype), dtype=self.dtype),
+            np.ascontiguousarray(init(shape, self.dtype), dtype=self.dtype).reshape(shape),
             requires_grad=bool(trainable),
         )
         w.name = f"{self.name}/{name}"

@@ -425,7 +425,8 @@ def _read_h5(model, source, where, optimizer):
                     f"weights in the file, {len(weights)} in the model"
                 )
             for i, (ds, w) in enumerate(zip(datasets, weights)):
-                values.append((w, _read(ds, w.shape, "f", where, f"weight {i} of {name!r}")))
+                # integers too: Keras keeps a Normalization's count as one
+                values.append((w, _read(ds, w.shape, "fiu", where, f"weight {i} of {name!r}")))
         state = _read_optimizer(model, f, layout, where) if optimizer else None
     except KerasFormatError:
         raise

@@ -43,6 +43,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -216,6 +217,9 @@ def _abort_job(world, reason):
         f"dlcore.distributed: rank {world.rank} of {world.size}: {reason}; aborting all ranks\n"
     )
     sys.stderr.flush()
+    # MPI_Abort tears the job down at once, and the process manager drops whatever of this
+    # rank's output it has not forwarded yet: give it a moment to pass the reason on.
+    time.sleep(0.5)
     # mpi4py initialises MPI with MPI_THREAD_MULTIPLE (its default), so the watchdog
     # thread may abort while the main thread is blocked inside a collective.
     world.comm.Abort(1)
@@ -224,8 +228,12 @@ def _abort_job(world, reason):
 def _abort_on_uncaught_exception(world):
     previous = sys.excepthook
 
-    def abort(kind, value, traceback):
-        previous(kind, value, traceback)
+    def abort(kind, value, tb):
+        if previous is sys.__excepthook__:
+            # the whole report in one write, so that it reaches the process manager whole
+            sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
+        else:
+            previous(kind, value, tb)
         _abort_job(
             world,
             f"an uncaught {kind.__name__} stopped this rank, and the others "

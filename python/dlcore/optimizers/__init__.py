@@ -170,8 +170,8 @@ class Optimizer:
     def step(self, params=None):
         """Applies one update from the parameters' ``.grad`` (those without one are
         left alone) and advances the step count."""
-        params = self._params(params)
-        self._apply([(p.grad, p) for p in params if p.grad is not None])
+        params = self._params(params)  # checked: each listed once
+        self._apply([(p.grad, p) for p in params if p.grad is not None], checked=True)
 
     # ------------------------------------------------------------ Keras face
     def apply_gradients(self, grads_and_vars):
@@ -207,6 +207,8 @@ class Optimizer:
                     f"constructor, to step(params), or compile a model with it"
                 )
             return self.params
+        if params is self._params_list:  # checked when it was set
+            return params
         params = list(params)
         _check_unique(params, f"{type(self).__name__}.step")
         return params
@@ -226,8 +228,9 @@ class Optimizer:
                 return [(g * (self.global_clipnorm / norm), p) for g, p in pairs]
         return pairs
 
-    def _apply(self, pairs):
-        _check_unique([p for _, p in pairs], type(self).__name__, "the gradients' variables")
+    def _apply(self, pairs, checked=False):
+        if not checked:
+            _check_unique([p for _, p in pairs], type(self).__name__, "the gradients' variables")
         lr = self.current_learning_rate
         params, grads, slots = [], [], []
         for g, p in self._clip(pairs):

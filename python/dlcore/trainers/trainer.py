@@ -197,8 +197,8 @@ class Trainer:
         """The trainable weights of the training in progress, fixed at its first step
         (the model builds on its first batch) and handed to the optimizer."""
         if self._step_params is None:
-            self._step_params = self.compiled_trainable_weights()
-            self.optimizer.params = self._step_params
+            self.optimizer.params = self.compiled_trainable_weights()
+            self._step_params = self.optimizer.params  # the optimizer's checked list
             self._step_regularizers = [
                 pair for layer in _all_layers(self) for pair in layer._penalties
             ]
@@ -557,5 +557,7 @@ class Trainer:
         else:
             batches = prefetch(data.batches())
         outs = [self.predict_step(xb) for xb, _, _ in batches]
+        if len(outs) == 1:  # one batch: its arrays are the answer, no copy
+            return outs[0]
         leaves = [np.concatenate(parts) for parts in zip(*(flatten(o) for o in outs))]
         return pack_like(outs[0], leaves)

@@ -43,7 +43,7 @@ import time
 import numpy as np
 
 from workloads import Case
-from workloads.train import SMALL
+from workloads.train import SMALL, keras_layers, torch_net
 
 SUITE = "predict"
 IMPLS = ("dlcore", "torch", "onnxruntime", "keras-jax", "keras-tf")
@@ -179,19 +179,7 @@ def _keras(p, w):
     import keras
 
     if p["model"] == "cnn":
-        L = keras.layers
-        net = keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                L.Conv2D(32, (3, 3), activation="relu"),
-                L.MaxPooling2D((2, 2)),
-                L.Conv2D(64, (3, 3), activation="relu"),
-                L.MaxPooling2D((2, 2)),
-                L.Flatten(),
-                L.Dense(128, activation="relu"),
-                L.Dense(10, activation="softmax"),
-            ]
-        )
+        net = keras.Sequential(keras_layers("cnn"))
     else:
         _, I, U, T = LSTM_SHAPE
         net = keras.Sequential([keras.Input((T, I)), keras.layers.LSTM(U, return_sequences=True)])
@@ -210,19 +198,7 @@ def torch_model(model, w):
 
     t = {i: torch.from_numpy(np.ascontiguousarray(a)) for i, a in enumerate(w)}
     if model == "cnn":
-        net = nn.Sequential(
-            nn.Conv2d(1, 32, 3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(1600, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-            nn.Softmax(dim=1),
-        )
+        net = nn.Sequential(*torch_net("cnn")[0], nn.Softmax(dim=1))
         with torch.no_grad():
             net[0].weight.copy_(t[0].permute(3, 2, 0, 1))
             net[0].bias.copy_(t[1])

@@ -225,7 +225,23 @@ def _dlcore(model, x, y, xt, yt, batch, epochs, memory):
 
     net = dlcore_model(model)
 
-    class Timer(callbacks.Callback):
+    timer = epoch_timer(callbacks.Callback)
+    if x.dtype == np.uint8:
+        net.fit(_Batches(dlcore.utils.PyDataset, x, y, batch), epochs=epochs, verbose=0,
+                callbacks=[timer])  # fmt: skip
+    else:
+        net.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer], seed=SEED)
+    memory.stop()
+    result = net.evaluate(xt, yt, batch_size=256, verbose=0)
+    score = result[1] if isinstance(result, list) else result
+    return timer.seconds, float(score), {}
+
+
+def epoch_timer(base):
+    """A callback of the framework's Callback class `base` that keeps every epoch's
+    seconds in `.seconds`."""
+
+    class Timer(base):
         def __init__(self):
             super().__init__()
             self.seconds = []
@@ -236,16 +252,7 @@ def _dlcore(model, x, y, xt, yt, batch, epochs, memory):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.t)
 
-    timer = Timer()
-    if x.dtype == np.uint8:
-        net.fit(_Batches(dlcore.utils.PyDataset, x, y, batch), epochs=epochs, verbose=0,
-                callbacks=[timer])  # fmt: skip
-    else:
-        net.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer], seed=SEED)
-    memory.stop()
-    result = net.evaluate(xt, yt, batch_size=256, verbose=0)
-    score = result[1] if isinstance(result, list) else result
-    return timer.seconds, float(score), {}
+    return Timer()
 
 
 def _make_batch(x, y, idx):
@@ -388,14 +395,14 @@ def _torch(model, x, y, xt, yt, batch, epochs, memory, fmt=None):
     return seconds, score, layout
 
 
-def _keras(model, x, y, xt, yt, batch, epochs, memory):
-    """The same model in Keras 3 (the backend is KERAS_BACKEND, set by the worker)."""
+def keras_layers(model):
+    """The layers of a case's model in Keras 3, from its keras.Input (also used by
+    predict.py for the cnn)."""
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(SEED)
     if model == "cnn":
-        stack = [
+        return [
             keras.Input((28, 28, 1)),
             layers.Conv2D(32, (3, 3), activation="relu"),
             layers.MaxPooling2D((2, 2)),
@@ -405,19 +412,26 @@ def _keras(model, x, y, xt, yt, batch, epochs, memory):
             layers.Dense(128, activation="relu"),
             layers.Dense(10, activation="softmax"),
         ]
-    elif model == "mlp":
-        stack = [
+    if model == "mlp":
+        return [
             keras.Input((784,)),
             layers.Dense(512, activation="relu"),
             layers.Dense(10, activation="softmax"),
         ]
-    else:
-        stack = [
-            keras.Input((50, 1)),
-            layers.LSTM(50, return_sequences=True),
-            layers.LSTM(50),
-            layers.Dense(1),
-        ]
+    return [
+        keras.Input((50, 1)),
+        layers.LSTM(50, return_sequences=True),
+        layers.LSTM(50),
+        layers.Dense(1),
+    ]
+
+
+def _keras(model, x, y, xt, yt, batch, epochs, memory):
+    """The same model in Keras 3 (the backend is KERAS_BACKEND, set by the worker)."""
+    import keras
+
+    keras.utils.set_random_seed(SEED)
+    stack = keras_layers(model)
     net = keras.Sequential(stack)
     if model == "lstm":
         net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
@@ -428,18 +442,7 @@ def _keras(model, x, y, xt, yt, batch, epochs, memory):
             metrics=["accuracy"],
         )
 
-    class Timer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.t)
-
-    timer = Timer()
+    timer = epoch_timer(keras.callbacks.Callback)
     # The first epoch traces and compiles the train step (and the last, smaller batch's):
     # it is kept as an extra and left out of the timed epochs. 2 epochs in all, as the
     # others train, so that the test scores compare.

@@ -66,3 +66,28 @@ def check_tensor_op(fn, *arrays, seed=0, rtol=1e-5, atol=1e-7, eps=1e-6):
         np.testing.assert_allclose(
             t.grad, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}"
         )
+
+
+def check_layer(layer, x, training=False, seed=0, rtol=1e-5, atol=1e-7, eps=1e-6, wrt_input=True):
+    """Checks a float64 layer's gradients with respect to its input (unless not
+    ``wrt_input``: indices, say) and each trainable weight against finite differences of
+    sum(layer(x) * w), w fixed random weights. The weights' own arrays are perturbed in
+    place (and restored)."""
+    from dlcore import Tensor
+
+    x = np.array(x, dtype=np.float64 if wrt_input else None)
+    w_out = np.random.default_rng(seed).standard_normal(np.shape(layer(Tensor(x)).data))
+
+    def loss():
+        return float((layer(Tensor(x), training=training).data * w_out).sum())
+
+    xt = Tensor(x, requires_grad=wrt_input)
+    weights = layer.trainable_weights
+    for w in weights:
+        w.grad = None
+    (layer(xt, training=training) * w_out).sum().backward()
+    checked = [("input", x, xt.grad)] if wrt_input else []
+    for name, array, analytic in checked + [(w.name, w.data, w.grad) for w in weights]:
+        assert analytic is not None, f"{name} got no gradient"
+        np.testing.assert_allclose(analytic, numerical_grad(loss, array, eps), rtol=rtol,
+                                   atol=atol, err_msg=f"gradient of {name}")  # fmt: skip

@@ -113,15 +113,33 @@ def assert_models_match(
 
 def assert_layer_matches_keras(make_dl, make_k, x, y=None, *, seed=0, **kwargs):
     """One layer in a Sequential of each library, from the same input shape; ``make_dl``
-    and ``make_k`` build the layer (``make_k`` gets the keras module). ``y`` defaults to
-    random targets of the output's shape."""
+    and ``make_k`` build the layer, or a list of layers (``make_k`` gets the keras
+    module). ``y`` defaults to random targets of the output's shape."""
     keras = keras_module()
     x = np.asarray(x)
-    k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), make_k(keras)])
-    dl_model = dlcore.models.Sequential([make_dl()])
+    k_layers, dl_layers = make_k(keras), make_dl()
+    k_layers = k_layers if isinstance(k_layers, list) else [k_layers]
+    dl_layers = dl_layers if isinstance(dl_layers, list) else [dl_layers]
+    k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=str(x.dtype)), *k_layers])
+    dl_model = dlcore.models.Sequential(dl_layers)
     dl_model.build((None, *x.shape[1:]))
     if y is None:
         out = k_model.predict(x, verbose=0)
         y = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
     assert_models_match(dl_model, k_model, x, y, **kwargs)
     return dl_model, k_model
+
+
+def assert_round_trip(model, x, path):
+    """Saves ``model`` at ``path`` (``.dlc`` or ``.keras``), loads it back and compares
+    ``predict`` bit for bit (and, for a ``.keras`` file, Keras' ``predict`` of the same
+    file to float32 rounding); returns the loaded model and ``model.summary()``'s lines."""
+    model.save(path)
+    back = dlcore.models.load_model(path)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    if str(path).endswith(".keras"):
+        k_model = keras_module().models.load_model(path)
+        assert_close(k_model.predict(x, verbose=0), model.predict(x), "the file in Keras")
+    lines = []
+    model.summary(print_fn=lines.append)
+    return back, lines

@@ -97,6 +97,26 @@ def test_mnist_cnn_one_full_epoch_reaches_97_percent(mnist_dir):
     assert r["test_accuracy"] >= 0.97
 
 
+def test_mnist_cnn_bn_learns_and_predicts_with_its_moving_statistics(mnist_dir):
+    r = run("mnist_cnn_bn", "--quick", "--data", mnist_dir)
+    assert r["test_accuracy"] > 0.9
+    model = r["model"]
+    norms = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) == 2
+    for norm in norms:  # training moved the statistics away from their initial 0 and 1
+        assert np.abs(norm.moving_mean.numpy()).max() > 0.01
+        assert np.abs(norm.moving_variance.numpy() - 1).max() > 0.01
+    # inference normalises with the moving statistics: an image's prediction does not
+    # depend on the batch it comes in, as it would with the batch's statistics
+    from dlcore.examples._common import load_mnist
+
+    _, (x, _) = load_mnist(mnist_dir, test=64)
+    together = model.predict(x, batch_size=64, verbose=0)
+    one_by_one = np.concatenate([model.predict(x[i : i + 1], verbose=0) for i in range(8)])
+    np.testing.assert_allclose(one_by_one, together[:8], rtol=1e-4, atol=1e-5)
+    assert r["seconds_per_epoch"] > 0
+
+
 def test_stacked_lstm_forecasts_better_than_repeating():
     r = run("stacked_lstm", "--quick")
     assert r["test_mse"] < 0.5 * r["naive_mse"]

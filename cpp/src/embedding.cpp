@@ -58,15 +58,14 @@ template <typename I>
 
 int threads_for(int64_t work) { return work >= kParallelMin ? get_num_threads() : 1; }
 
-// The position of the first index outside [0, V), or N.
+// The position of the first index outside [0, V), or N. One thread: a scan of N indices
+// costs less than a thread team's barrier (N is D times smaller than the scatter's work).
 template <typename I>
-int64_t first_bad_index(const I* idx, const EmbeddingShape& s, int threads) {
-  int64_t first = s.N;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(min : first)
+int64_t first_bad_index(const I* idx, const EmbeddingShape& s) {
   for (int64_t p = 0; p < s.N; ++p) {
-    if (out_of_range(idx[p], s.V)) first = std::min(first, p);
+    if (out_of_range(idx[p], s.V)) return p;
   }
-  return first;
+  return s.N;
 }
 
 // Row boundaries of `parts` ranges of table rows with about as many hits each: bounds[k]
@@ -112,7 +111,7 @@ template <typename T, typename I>
 void embedding_backward(T* dtable, const T* dy, const I* idx, const EmbeddingShape& s) {
   const int64_t D = s.D;
   const int threads = threads_for(s.N * D);
-  const int64_t first = first_bad_index(idx, s, threads);
+  const int64_t first = first_bad_index(idx, s);
   if (first < s.N) bad_index("embedding_backward", idx, first, s);
   if (s.V == 0 || D == 0) return;
   int64_t* bounds = kept_buffer<EmbeddingScratch>().get<int64_t>(size_t(threads + 1 + kBuckets));

@@ -231,7 +231,7 @@ void batch_norm_forward(T* y, T* mean, T* variance, T* inv_std, const T* x, cons
     chunk_moments(shifts + i * P, offsets + i * P, m2s + i * P, x + ch.first(i) * C, ch.size(i, M),
                   ch, C);
   }
-#pragma omp parallel for num_threads(threads) schedule(static)
+  // One thread merges: C x (at most kMaxChunks) steps cost less than a team's barrier.
   for (int64_t c = 0; c < C; ++c) {
     const auto [mu, var] = merged_moments(shifts, offsets, m2s, c, ch, M);
     const double is = 1.0 / std::sqrt(var + epsilon);
@@ -292,8 +292,8 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     }
   }
   if (!sums) return;
-  // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is
-#pragma omp parallel for num_threads(threads) schedule(static)
+  // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is; the chunk
+  // totals on one thread, as the forward's merge
   for (int64_t c = 0; c < C; ++c) {
     const double s_dy = chunk_total(sum_dy, P, c, ch), s_dyx = chunk_total(sum_dyx, P, c, ch);
     const double is = double(inv_std[c]);

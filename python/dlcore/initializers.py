@@ -135,7 +135,7 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
-@registry.register(aliases=("random_normal",))
+@registry.register(aliases=("random_normal", "normal"))
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean, self.stddev, self.seed = mean, stddev, seed
@@ -148,7 +148,7 @@ class RandomNormal(Initializer):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
-@registry.register(aliases=("random_uniform",))
+@registry.register(aliases=("random_uniform", "uniform"))
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval, self.maxval, self.seed = minval, maxval, seed

@@ -124,3 +124,73 @@ def test_what_cannot_be_exported_is_named(tmp_path):
         model.export(tmp_path / "m", format="tf_saved_model")
     with pytest.raises(ValueError, match="build the model"):
         models.Sequential([layers.Dense(2)]).export(tmp_path / "u.onnx")
+
+
+def _scramble(model, seed=2):
+    """Weights (and moving statistics) away from their initial values, so that a wrong
+    axis or order shows; variances stay positive."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        value = rng.standard_normal(w.shape).astype(np.float32) * 0.5
+        w.data[...] = np.abs(value) + 0.5 if "variance" in w.name else value
+
+
+def test_normalisation_activations_and_image_reshaping(tmp_path):
+    model = models.Sequential([
+        layers.ZeroPadding2D(((1, 2), (0, 3)), input_shape=(6, 5, 3)),
+        layers.Conv2D(4, 3, activation="gelu"),
+        layers.BatchNormalization(),
+        layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
+        layers.UpSampling2D((2, 3)),
+        layers.Cropping2D(((1, 0), (2, 3))),
+        layers.Conv2D(3, 2, activation="mish", use_bias=False),
+        layers.BatchNormalization(axis=1, center=False, scale=False, epsilon=0.01),
+        layers.UpSampling2D(2, interpolation="bilinear"),
+        layers.SpatialDropout2D(0.5),
+        layers.GaussianNoise(0.3),
+        layers.PReLU(shared_axes=[1, 2]),
+        layers.LayerNormalization(axis=[1, 3]),
+        layers.Permute((2, 1, 3)),
+        layers.Reshape((-1, 3)),
+        layers.LayerNormalization(center=False),
+        layers.ELU(alpha=0.7),
+        layers.ReLU(),
+        layers.Flatten(),
+        layers.Dense(6, activation="selu"),
+        layers.RepeatVector(4),
+        layers.Softmax(axis=[1, 2]),
+        layers.Softmax(axis=1),
+        layers.ReLU(max_value=0.5),
+    ], name="norm_images")  # fmt: skip
+    _scramble(model)
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 6, 5, 3, seed=n)])
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("BatchNormalization") == 2 and ops.count("LayerNormalization") == 2
+    assert ops.count("Resize") == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["gelu", "silu", "swish", "elu", "selu", "softplus", "softsign", "hard_sigmoid",
+             "hard_silu", "exponential", "relu6", "mish", "log_softmax"],
+)  # fmt: skip
+def test_activations_by_name(tmp_path, name):
+    twice = [] if name == "exponential" else [layers.Activation(name)]  # e^e^x overflows
+    model = models.Sequential([layers.Dense(7, activation=name, input_shape=(5,)), *twice],
+                              name=f"act_{name}")  # fmt: skip
+    _scramble(model)
+    assert_exports(model, tmp_path, lambda n: [normal(n, 5, seed=n) * 2])
+
+
+def test_embedding(tmp_path):
+    tokens = dlcore.Input(shape=(7,), name="tokens")
+    y = layers.Embedding(50, 4)(tokens)
+    y = layers.LayerNormalization()(y)
+    y = layers.BatchNormalization(axis=-1)(y)
+    model = dlcore.Model(tokens, layers.Flatten()(y), name="embed")
+    _scramble(model)
+    tokens = lambda n: [np.random.default_rng(n).integers(0, 50, (n, 7)).astype(np.float32)]  # noqa: E731
+    proto = assert_exports(model, tmp_path, tokens)
+    assert "Gather" in [n.op_type for n in proto.graph.node]
+    masked = models.Sequential([layers.Embedding(5, 2, mask_zero=True, input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"mask_zero=True.*would not carry its mask"):
+        masked.export(tmp_path / "masked.onnx")

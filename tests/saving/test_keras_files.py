@@ -186,6 +186,70 @@ def test_uncompiled_and_float64_models_round_trip(tmp_path, rng):
     )
 
 
+def normalisation_stack(lib, tokens):
+    """Normalisation, activation, embedding and reshaping layers, the same code for both
+    libraries (their names and arguments are Keras'); noise and dropout at rate 0, so
+    that training steps compare."""
+    L = lib.layers
+    if tokens:
+        return lib.Sequential([
+            lib.Input((6,), dtype="int32"),
+            L.Embedding(20, 4),  # mask_zero: tests/layers/test_normalization.py
+            L.BatchNormalization(),  # before LayerNormalization, whose beta it would cancel
+            L.LayerNormalization(epsilon=0.01),
+            L.Permute((2, 1)),
+            L.Flatten(),
+            L.Dense(5, activation="gelu"),
+            L.RepeatVector(2),
+            L.Softmax(axis=[1, 2]),
+            L.Flatten(),
+        ], name="tokens")  # fmt: skip
+    return lib.Sequential([
+        lib.Input((5, 4, 2)),
+        L.ZeroPadding2D(((1, 0), (2, 1))),
+        L.Conv2D(3, 2, use_bias=False),  # a bias would cancel in the batch statistics
+        L.BatchNormalization(momentum=0.9, center=False),
+        L.Activation("silu"),
+        L.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.1),
+        L.UpSampling2D((2, 1), interpolation="bilinear"),
+        L.Cropping2D(((1, 2), (0, 1))),
+        L.UpSampling2D(2),
+        L.PReLU(shared_axes=[1, 2]),
+        L.SpatialDropout2D(0.0),
+        L.GaussianNoise(0.0),
+        L.ELU(alpha=0.5),
+        L.LayerNormalization(axis=[2, 3], scale=False),
+        L.Flatten(),
+        L.Dense(5, activation="mish"),
+        L.Softmax(),
+    ], name="images")  # fmt: skip
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_normalisation_layers_both_ways(tmp_path, rng, tokens):
+    keras = keras_module()
+    n = 6
+    x = (rng.integers(0, 20, (n, 6)) if tokens
+         else rng.standard_normal((n, 5, 4, 2)).astype(np.float32))  # fmt: skip
+    y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, n)]
+    y = np.tile(y, 2) / 2 if tokens else y
+    k_model = normalisation_stack(keras, tokens)
+    compile_both(k_model, None, "adam")
+    k_model.train_on_batch(x, y)
+    k_model.save(tmp_path / "k.keras")
+    d_model = models.load_model(tmp_path / "k.keras")
+    assert [type(l).__name__ for l in d_model.layers] == [type(l).__name__ for l in k_model.layers]
+    assert_same(d_model, k_model, x, "Keras normalisation layers loaded in dlcore")
+    assert_step_agrees(d_model, k_model, x, y, "Keras normalisation layers loaded in dlcore")
+    d_model = normalisation_stack(dlcore, tokens)
+    compile_both(None, d_model, "sgd")
+    d_model.train_on_batch(x, y)
+    d_model.save(tmp_path / "d.keras")
+    k_model = keras.models.load_model(tmp_path / "d.keras")
+    assert_same(d_model, k_model, x, "dlcore normalisation layers loaded in Keras")
+    assert_step_agrees(d_model, k_model, x, y, "dlcore normalisation layers loaded in Keras")
+
+
 # ---------------------------------------------------------------- formats by extension
 
 

@@ -29,6 +29,12 @@ def build_model():
             layers.Dense(10, activation="softmax"),
         ]
     )
+    return compiled(model)
+
+
+def compiled(model):
+    """``model`` compiled as the tutorials do: Adam at 1e-3, the sparse categorical
+    cross-entropy, accuracy."""
     model.compile(
         optimizer=optimizers.Adam(learning_rate=1e-3),
         loss="sparse_categorical_crossentropy",
@@ -38,11 +44,19 @@ def build_model():
 
 
 def main(argv=None):
+    return train(argv, build_model, __doc__, fit_distributed=True)
+
+
+def train(argv, build, doc, fit_distributed):
+    """Trains ``build()``'s model on MNIST with the example programs' arguments, then
+    scores it on the test set; returns what it measured."""
     args = parser(
-        __doc__.splitlines()[0], epochs=3, batch_size=32, mnist_data=True, fit_distributed=True
-    ).parse_args(argv)
+        doc.splitlines()[0], epochs=3, batch_size=32, mnist_data=True,
+        fit_distributed=fit_distributed,
+    ).parse_args(argv)  # fmt: skip
     if args.quick:
         args.epochs = 1
+    args.distributed = getattr(args, "distributed", False)
     join_distributed(args)
     dlcore.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_mnist(
@@ -52,7 +66,7 @@ def main(argv=None):
         f"dlcore {dlcore.__version__}, {dlcore.ops.get_num_threads()} threads; "
         f"{len(x_train)} training and {len(x_test)} test images"
     )
-    model = build_model()
+    model = build()
     model.summary()
     timer = EpochTimer()
     start = time.perf_counter()
@@ -78,6 +92,7 @@ def main(argv=None):
         "test_loss": test_loss,
         "seconds_per_epoch": per_epoch,
         "loss": history.history["loss"],
+        "model": model,
     }
 
 

@@ -14,7 +14,9 @@ Activations likewise (:func:`activation`). Models (Sequential, functional, neste
 inlined. Images stay channels-last as in dlcore: a convolution or pooling transposes to
 ONNX's NCHW and back, and pairs of transposes that cancel are removed afterwards.
 LSTM becomes ONNX's ``LSTM`` operator (gates reordered from Keras' i, f, c, o to ONNX's
-i, o, f, c); Dropout is the identity.
+i, o, f, c); Dropout is the identity, as are GaussianNoise and SpatialDropout2D.
+BatchNormalization is exported in inference mode (its moving statistics). An Embedding
+with ``mask_zero`` is refused: the graph would not carry its mask.
 """
 
 from __future__ import annotations
@@ -154,6 +156,41 @@ def _leaky_relu(g, x):
     return g.op("LeakyRelu", [x], alpha=0.2)  # F.leaky_relu's default slope
 
 
+for _name, _op, _attrs in (
+    ("elu", "Elu", {"alpha": 1.0}),
+    ("selu", "Selu", {"alpha": 1.6732632423543772, "gamma": 1.0507009873554805}),
+    ("softplus", "Softplus", {}),
+    ("softsign", "Softsign", {}),
+    ("hard_sigmoid", "HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}),  # relu6(x + 3) / 6
+    ("hard_silu", "HardSwish", {}),
+    ("exponential", "Exp", {}),
+    ("log_softmax", "LogSoftmax", {"axis": -1}),
+):
+    activation(_name)(lambda g, x, op=_op, attrs=_attrs: g.op(op, [x], **attrs))
+
+
+@activation("relu6")
+def _relu6(g, x):
+    return g.op("Clip", [x, g.const(0.0, "zero"), g.const(6.0, "six")])
+
+
+@activation("gelu")
+def _gelu(g, x):  # the exact form, x Phi(x); ONNX's Gelu operator comes in opset 20
+    erf = g.op("Erf", [g.op("Mul", [x, g.const(1 / np.sqrt(2), "rsqrt2")])])
+    half_x = g.op("Mul", [x, g.const(0.5, "half")])
+    return g.op("Mul", [half_x, g.op("Add", [erf, g.const(1.0, "one")])])
+
+
+@activation("silu")
+def _silu(g, x):
+    return g.op("Mul", [x, g.op("Sigmoid", [x])])
+
+
+@activation("mish")
+def _mish(g, x):
+    return g.op("Mul", [x, g.op("Tanh", [g.op("Softplus", [x])])])
+
+
 # ---------------------------------------------------------------- models
 
 
@@ -254,7 +291,9 @@ def _conv2d(g, layer, x, **kwargs):
     return g.activation(layer.activation, g.op("Transpose", [y], perm=_TO_NHWC))
 
 
-_ELEMENTWISE = {"linear", "relu", "sigmoid", "tanh", "leaky_relu"}
+_ELEMENTWISE = {"linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softplus",
+                "softsign", "hard_sigmoid", "hard_silu", "exponential", "relu6", "gelu",
+                "silu", "mish"}  # fmt: skip
 
 
 def _OIHW(kernel):
@@ -346,6 +385,149 @@ def _dot(g, layer, xs, **kwargs):
     out = g.op("MatMul", [a2, b2], hint=layer.name)
     shape = [shape_a[i] for i in rest_a] + [shape_b[i] for i in rest_b]
     return g.op("Reshape", [out, g.ints([0, *shape] if shape else [0, 1])])
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def _to_axis1(rank, axis):
+    """The permutation bringing ``axis`` to position 1 (ONNX's channel axis); its
+    inverse is itself only for a swap, so both are returned."""
+    perm = [0, axis, *(i for i in range(1, rank) if i != axis)]
+    return perm, [perm.index(i) for i in range(rank)]
+
+
+@converter("BatchNormalization")
+def _batch_normalization(g, layer, x, **kwargs):
+    # exported in inference mode: the moving statistics
+    (axis,) = layer._axes
+    C = layer.moving_mean.shape[0]
+    scale = g.weight(layer.gamma) if layer.scale else g.const(np.ones(C), f"{layer.name}_ones")
+    bias = g.weight(layer.beta) if layer.center else g.const(np.zeros(C), f"{layer.name}_zeros")
+    stats = [g.weight(layer.moving_mean), g.weight(layer.moving_variance)]
+    rank = len(layer.input_shape)
+    if axis != 1:
+        to, back = _to_axis1(rank, axis)
+        x = g.op("Transpose", [x], perm=to)
+    y = g.op("BatchNormalization", [x, scale, bias, *stats], hint=layer.name,
+             epsilon=layer.epsilon)  # fmt: skip
+    return y if axis == 1 else g.op("Transpose", [y], perm=back)
+
+
+@converter("LayerNormalization")
+def _layer_normalization(g, layer, x, **kwargs):
+    # ONNX normalises over the trailing axes from ``axis``: other axes are moved there
+    axes, rank = layer._axes, len(layer.input_shape)
+    shape = tuple(layer.input_shape[a] for a in axes)
+    perm = [i for i in range(rank) if i not in axes] + axes
+    if perm != list(range(rank)):
+        x = g.op("Transpose", [x], perm=perm)
+    scale = g.weight(layer.gamma) if layer.scale else g.const(np.ones(shape), f"{layer.name}_ones")
+    inputs = [x, scale] + ([g.weight(layer.beta)] if layer.center else [])
+    y = g.op("LayerNormalization", inputs, hint=layer.name, axis=rank - len(axes),
+             epsilon=layer.epsilon)  # fmt: skip
+    if perm == list(range(rank)):
+        return y
+    return g.op("Transpose", [y], perm=[perm.index(i) for i in range(rank)])
+
+
+# ---------------------------------------------------------------- embedding, activation layers
+
+
+@converter("Embedding")
+def _embedding(g, layer, x, **kwargs):
+    if layer.mask_zero:
+        raise ValueError(
+            f"ONNX export: layer {layer.name!r} is an Embedding with mask_zero=True; the "
+            f"exported graph would not carry its mask to the layers after it"
+        )
+    indices = g.op("Cast", [x], to=g.onnx.TensorProto.INT64)
+    return g.op("Gather", [g.weight(layer.embeddings), indices], hint=layer.name, axis=0)
+
+
+@converter("ReLU")
+def _relu_layer(g, layer, x, **kwargs):
+    # as Keras: x above the threshold (clipped to max_value), slope * (x - threshold) below
+    t, slope, top = layer.threshold, layer.negative_slope, layer.max_value
+    if t == 0 and slope == 0:
+        y = g.op("Relu", [x], hint=layer.name)
+    else:
+        y = g.op("Where", [g.op("Greater", [x, g.const(t, "threshold")]), x,
+                           g.const(0.0, "zero")], hint=layer.name)  # fmt: skip
+    if top is not None:
+        y = g.op("Clip", [y, g.const(0.0, "zero"), g.const(top, "max_value")], hint=layer.name)
+    if slope != 0:
+        below = g.op("Relu", [g.op("Sub", [g.const(t, "threshold"), x])])
+        y = g.op("Sub", [y, g.op("Mul", [below, g.const(slope, "slope")])], hint=layer.name)
+    return y
+
+
+@converter("ELU")
+def _elu_layer(g, layer, x, **kwargs):
+    return g.op("Elu", [x], hint=layer.name, alpha=layer.alpha)
+
+
+@converter("PReLU")
+def _prelu(g, layer, x, **kwargs):
+    return g.op("PRelu", [x, g.weight(layer.alpha)], hint=layer.name)
+
+
+@converter("Softmax")
+def _softmax_layer(g, layer, x, mask=None, **kwargs):
+    if mask is not None:
+        raise ValueError(f"ONNX export: layer {layer.name!r} is a Softmax called with a mask")
+    if not isinstance(layer.axis, list):
+        return g.op("Softmax", [x], hint=layer.name, axis=layer.axis)
+    # several axes normalised together: x - logsumexp(x) over them
+    lse = g.op("ReduceLogSumExp", [x], axes=layer.axis, keepdims=1)
+    return g.op("Exp", [g.op("Sub", [x, lse])], hint=layer.name)
+
+
+# ---------------------------------------------------------------- reshaping, regularisation
+
+
+@converter("GaussianNoise")
+@converter("SpatialDropout2D")
+def _inference_identity(g, layer, x, **kwargs):
+    return x
+
+
+@converter("Permute")
+def _permute(g, layer, x, **kwargs):
+    return g.op("Transpose", [x], hint=layer.name, perm=[0, *layer.dims])
+
+
+@converter("RepeatVector")
+def _repeat_vector(g, layer, x, **kwargs):
+    rows = g.op("Unsqueeze", [x, g.ints([1], "axis1")])
+    return g.op("Expand", [rows, g.ints([1, layer.n, 1])], hint=layer.name)
+
+
+@converter("UpSampling2D")
+def _upsampling2d(g, layer, x, **kwargs):
+    if layer.interpolation == "nearest":  # each pixel repeated: source index floor(i / size)
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}  # fmt: skip
+    else:  # pixel centres, edges clamped, as Keras' bilinear resize
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    scales = g.const([1, 1, *layer.size], f"{layer.name}_scales")
+    y = g.op("Resize", [g.op("Transpose", [x], perm=_TO_NCHW), "", scales], hint=layer.name,
+             **attrs)  # fmt: skip
+    return g.op("Transpose", [y], perm=_TO_NHWC)
+
+
+@converter("ZeroPadding2D")
+def _zero_padding2d(g, layer, x, **kwargs):
+    (t, b), (l, r) = layer.padding
+    return g.op("Pad", [x, g.ints([0, t, l, 0, 0, b, r, 0], "pads")], hint=layer.name)
+
+
+@converter("Cropping2D")
+def _cropping2d(g, layer, x, **kwargs):
+    (t, b), (l, r) = layer.cropping
+    ends = [-b if b else np.iinfo(np.int64).max, -r if r else np.iinfo(np.int64).max]
+    return g.op("Slice", [x, g.ints([t, l], "starts"), g.ints(ends, "ends"),
+                          g.ints([1, 2], "axes")], hint=layer.name)  # fmt: skip
 
 
 # ---------------------------------------------------------------- the whole model

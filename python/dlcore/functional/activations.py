@@ -1,4 +1,5 @@
-"""Activation functions as differentiable ops.
+"""Activation functions as differentiable ops, with Keras 3's formulas and parameters.
+The element-wise ones run on the C++ activation kernels (one vectorised pass each way).
 
 ``sigmoid`` and ``softmax`` return an :class:`ActivatedTensor`, which remembers the
 logits it came from: a cross-entropy loss given one computes from the logits (exact,
@@ -15,13 +16,26 @@ from dlcore.tensor import Tensor, as_tensor, record
 
 __all__ = [
     "ActivatedTensor",
+    "elu",
+    "exponential",
+    "gelu",
+    "hard_sigmoid",
+    "hard_silu",
     "leaky_relu",
     "log_softmax",
     "log_softmax_array",
+    "mish",
+    "prelu",
     "relu",
+    "relu6",
+    "selu",
     "sigmoid",
     "sigmoid_array",
+    "silu",
     "softmax",
+    "softplus",
+    "softsign",
+    "swish",
     "tanh",
 ]
 
@@ -73,13 +87,125 @@ def log_softmax_array(z, axis=-1):
 # ---------------------------------------------------------------- ops
 
 
-def relu(a):
+def _kernel_activation(x, kind, name=None, tensor_type=None, **params):
+    """``kind`` element-wise on the activation kernels; the backward reads x or the
+    output, whichever the kind's derivative needs."""
+    x = as_tensor(x)
+    xd = x.data
+    y = ops.activation_forward(xd, kind, **params)
+    from_output = _BACKWARD_READS_OUTPUT.get(kind)
+    if from_output is None:
+        from_output = _BACKWARD_READS_OUTPUT[kind] = ops.activation_backward_needs(kind) == "y"
+    saved = {"y": y} if from_output else {"x": xd}
+
+    def backward(g):
+        return (ops.activation_backward(g[0], kind, **saved, **params),)
+
+    if tensor_type is None:
+        return record(y, (x,), backward, name or kind)
+    return _activated(y, x, backward, name or kind)
+
+
+_BACKWARD_READS_OUTPUT = {}  # kind -> whether its backward reads y (else x)
+
+
+def relu(a, negative_slope=0.0, max_value=None, threshold=0.0):
+    """max(x, 0); with Keras' parameters, ``x`` above ``threshold`` (clipped to
+    ``max_value``) and ``negative_slope * (x - threshold)`` below it."""
     a = as_tensor(a)
+    if negative_slope or max_value is not None or threshold:
+        return _kernel_activation(a, "relu", negative_slope=negative_slope,
+                                  max_value=max_value, threshold=threshold)  # fmt: skip
     if a.dtype not in (np.float32, np.float64):
         ad = a.data
         return record(np.maximum(ad, 0), (a,), lambda g: (g[0] * (ad > 0),), "relu")
     out = ops.relu(a.data)  # one parallel pass each way, instead of NumPy's three
     return record(out, (a,), lambda g: (ops.relu_backward(g[0], out),), "relu")
+
+
+def relu6(x):
+    """min(max(x, 0), 6)."""
+    return _kernel_activation(x, "relu6")
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    return _kernel_activation(x, "elu", alpha=alpha)
+
+
+def selu(x):
+    """Scaled ELU with the self-normalising constants (alpha 1.67326..., scale 1.05070...)."""
+    return _kernel_activation(x, "selu")
+
+
+def gelu(x, approximate=False):
+    """x Phi(x), Phi the standard normal CDF; ``approximate=True``: the tanh formula."""
+    return _kernel_activation(x, "gelu", approximate=approximate)
+
+
+def silu(x):
+    """x sigmoid(x), also called swish."""
+    return _kernel_activation(x, "silu")
+
+
+swish = silu
+
+
+def softplus(x):
+    """log(1 + e^x), without overflow."""
+    return _kernel_activation(x, "softplus")
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return _kernel_activation(x, "softsign")
+
+
+def hard_sigmoid(x):
+    """relu6(x + 3) / 6 (Keras 3's definition)."""
+    return _kernel_activation(x, "hard_sigmoid")
+
+
+def hard_silu(x):
+    """x hard_sigmoid(x), also called hard_swish."""
+    return _kernel_activation(x, "hard_silu")
+
+
+def mish(x):
+    """x tanh(softplus(x))."""
+    return _kernel_activation(x, "mish")
+
+
+def exponential(x):
+    """e^x."""
+    from .elementwise import exp
+
+    return exp(x)
+
+
+def prelu(x, alpha):
+    """x for x > 0, alpha * x otherwise, with a learned ``alpha`` broadcast against x
+    (Keras' PReLU: relu(x) - alpha relu(-x))."""
+    x, alpha = as_tensor(x), as_tensor(alpha)
+    xd, ad = x.data, alpha.data
+    positive = xd > 0
+    negative = np.where(positive, 0, xd).astype(np.result_type(xd, ad), copy=False)
+
+    def backward(g):
+        dy = g[0]
+        return (
+            np.where(positive, dy, dy * ad) if x.requires_grad else None,
+            _sum_to(dy * negative, ad.shape) if alpha.requires_grad else None,
+        )
+
+    return record(np.where(positive, xd, ad * xd), (x, alpha), backward, "prelu")
+
+
+def _sum_to(g, shape):
+    """g summed over the axes it was broadcast along to reach its shape from ``shape``."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g
 
 
 def leaky_relu(x, negative_slope=0.2):
@@ -90,15 +216,11 @@ def leaky_relu(x, negative_slope=0.2):
 
 
 def sigmoid(a):
-    a = as_tensor(a)
-    out = sigmoid_array(a.data)
-    return _activated(out, a, lambda g: (g[0] * out * (1 - out),), "sigmoid")
+    return _kernel_activation(a, "sigmoid", tensor_type=ActivatedTensor)
 
 
 def tanh(a):
-    a = as_tensor(a)
-    out = np.tanh(a.data)
-    return record(out, (a,), lambda g: (g[0] * (1 - out * out),), "tanh")
+    return _kernel_activation(a, "tanh")
 
 
 def softmax(a, axis=-1):

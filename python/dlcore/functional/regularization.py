@@ -1,4 +1,4 @@
-"""Random regularisation in training: dropout."""
+"""Random regularisation in training: dropout and additive Gaussian noise."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from dlcore import random as _random
 from dlcore.tensor import as_tensor, record
 
-__all__ = ["dropout"]
+__all__ = ["dropout", "gaussian_noise"]
 
 
 def dropout(x, rate, training=True, noise_shape=None, seed=None):
@@ -19,10 +19,7 @@ def dropout(x, rate, training=True, noise_shape=None, seed=None):
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
     if not training or rate == 0:
         return x
-    if seed is None:
-        rng = _random.generator()
-    else:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = _generator(seed)
     shape = x.shape if noise_shape is None else _noise_shape(noise_shape, x.shape)
     mask = (rng.random(shape, dtype=np.float32) >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
     return record(x.data * mask, (x,), lambda g: (g[0] * mask,), "dropout")
@@ -39,3 +36,24 @@ def _noise_shape(noise_shape, shape):
             f"entry per axis, each the input's size, None or 1"
         )
     return resolved
+
+
+def gaussian_noise(x, stddev, training=True, seed=None):
+    """x plus zero-mean normal noise of standard deviation ``stddev``, in training only
+    (identity otherwise); ``seed`` as dropout's. The gradient passes unchanged."""
+    x = as_tensor(x)
+    if not stddev >= 0:
+        raise ValueError(f"gaussian_noise: stddev must be >= 0, got {stddev}")
+    if not training or stddev == 0:
+        return x
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    noise = _generator(seed).standard_normal(x.shape, dtype=dtype)
+    noise *= dtype(stddev)
+    return record(x.data + noise, (x,), lambda g: (g[0],), "gaussian_noise")
+
+
+def _generator(seed):
+    """dlcore's generator (None), a fresh one from an int, or the Generator given."""
+    if seed is None:
+        return _random.generator()
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

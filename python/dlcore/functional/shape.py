@@ -1,4 +1,5 @@
-"""Shape operations: reshape, transpose, indexing, concatenation, stacking."""
+"""Shape operations: reshape, transpose, indexing, concatenation, stacking, repetition
+and zero padding."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import numpy as np
 
 from dlcore.tensor import Tensor, as_tensor, record
 
-__all__ = ["concatenate", "expand_dims", "getitem", "reshape", "squeeze", "stack", "transpose"]
+__all__ = [
+    "concatenate",
+    "expand_dims",
+    "getitem",
+    "pad",
+    "repeat",
+    "reshape",
+    "squeeze",
+    "stack",
+    "transpose",
+]
 
 
 def reshape(a, shape):
@@ -76,3 +87,25 @@ def stack(tensors, axis=0):
         lambda g: tuple(np.take(g[0], i, axis=axis) for i in range(n)),
         "stack",
     )
+
+
+def repeat(a, repeats, axis):
+    """Each element repeated ``repeats`` times along ``axis`` (numpy.repeat with an int):
+    (..., n, ...) -> (..., n * repeats, ...); the gradient sums each run of copies."""
+    a = as_tensor(a)
+    axis = axis % a.ndim
+    shape = a.shape
+
+    def backward(g):
+        runs = g[0].reshape(*shape[:axis], shape[axis], repeats, *shape[axis + 1 :])
+        return (runs.sum(axis=axis + 1),)
+
+    return record(np.repeat(a.data, repeats, axis=axis), (a,), backward, "repeat")
+
+
+def pad(a, pad_width):
+    """Zeros added around ``a``: ``pad_width`` is one (before, after) pair per axis, as
+    numpy.pad takes it; the gradient is the inner part."""
+    a = as_tensor(a)
+    inner = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, a.shape))
+    return record(np.pad(a.data, pad_width), (a,), lambda g: (g[0][inner],), "pad")

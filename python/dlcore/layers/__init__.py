@@ -1,14 +1,16 @@
 """Keras-style layers, one module per family as in Keras:
 
 - :mod:`.base` Layer, InputLayer
-- :mod:`.core` Dense, Activation, Input
+- :mod:`.core` Dense, Activation, Embedding, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 - :mod:`.convolutional` Conv2D
 - :mod:`.pooling` MaxPooling2D
 - :mod:`.recurrent` LSTM
-- :mod:`.regularization` Dropout
-- :mod:`.reshaping` Flatten, Reshape
-- :mod:`.activations` LeakyReLU
+- :mod:`.regularization` Dropout, SpatialDropout2D, GaussianNoise
+- :mod:`.reshaping` Flatten, Reshape, Permute, RepeatVector, UpSampling2D, ZeroPadding2D,
+  Cropping2D
+- :mod:`.activations` ReLU, LeakyReLU, ELU, PReLU, Softmax
+- :mod:`.normalization` BatchNormalization, LayerNormalization
 
 A family module's ``__all__`` is what this package exports, and every layer class
 registers itself (``@registry.register()``) under its Keras class name, which is how
@@ -21,6 +23,7 @@ from . import (
     convolutional,
     core,
     merging,
+    normalization,
     pooling,
     recurrent,
     regularization,
@@ -31,6 +34,7 @@ from .base import *  # noqa: F403
 from .convolutional import *  # noqa: F403
 from .core import *  # noqa: F403
 from .merging import *  # noqa: F403
+from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .regularization import *  # noqa: F403
@@ -38,7 +42,7 @@ from .reshaping import *  # noqa: F403
 
 _FAMILIES = (
     activations, base, convolutional, core, merging, pooling, recurrent, regularization,
-    reshaping,
+    reshaping, normalization,
 )  # fmt: skip
 
 __all__ = [

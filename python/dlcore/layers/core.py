@@ -1,9 +1,14 @@
-"""Core layers: Dense, Activation, and the Input declaration."""
+"""Core layers: Dense, Activation, Embedding, and the Input declaration."""
 
 from __future__ import annotations
 
-from dlcore import activations
+import warnings
+
+import numpy as np
+
+from dlcore import activations, initializers, regularizers
 from dlcore import functional as F
+from dlcore.functional.embedding import embedding_indices
 
 from .base import (
     InputLayer,
@@ -14,7 +19,7 @@ from .base import (
     registry,
 )
 
-__all__ = ["Activation", "Dense", "Input"]
+__all__ = ["Activation", "Dense", "Embedding", "Input"]
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
@@ -103,3 +108,83 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+@registry.register()
+class Embedding(Layer):
+    """Turns integer indices in [0, input_dim) into rows of a learned (input_dim,
+    output_dim) table, ``embeddings``.
+
+    Inputs are integers (floats holding whole numbers are cast, as Keras does); an index
+    out of range is a ValueError naming it and its position. With ``mask_zero=True``,
+    index 0 is padding: the output carries the mask ``inputs != 0`` to the layers after
+    it that take one (a recurrent layer skips those steps).
+
+    Input shape: (batch, ...) integers. Output shape: (batch, ..., output_dim).
+    """
+
+    casts_inputs = False  # indices stay integers
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        mask_zero=False,
+        weights=None,
+        input_length=None,
+        **kwargs,
+    ):
+        if input_length is not None:
+            warnings.warn(
+                "Embedding: input_length is deprecated in Keras 3; dlcore takes it as the "
+                "input_shape (input_length,)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if "input_shape" not in kwargs:
+                kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        self.input_dim = positive_int(input_dim, "input_dim", self.name)
+        self.output_dim = positive_int(output_dim, "output_dim", self.name)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        self.embeddings = None
+        self._initial_weights = (
+            None
+            if weights is None
+            else list(weights if isinstance(weights, (list, tuple)) else [weights])
+        )
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer,
+                                          self.embeddings_regularizer)  # fmt: skip
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def call(self, inputs):
+        idx = embedding_indices(inputs, self.name)
+        return F.embedding(idx, self.embeddings)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return np.asarray(getattr(inputs, "data", inputs)) != 0
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+            "mask_zero": self.mask_zero,
+        }

@@ -67,6 +67,15 @@ KERAS_DEFAULTS = {
     "name": ANY,  # a learning-rate schedule's, say: names never change what is computed
     "input_axes": (None,),
     "output_axes": (None,),
+    "beta_constraint": (None,),
+    "gamma_constraint": (None,),
+    "embeddings_constraint": (None,),
+    "alpha_constraint": (None,),
+    "renorm": (False,),
+    "renorm_clipping": (None,),
+    "renorm_momentum": ANY,  # used with renorm only
+    "synchronized": (False,),
+    "rms_scaling": (False,),
     # optimizers
     "weight_decay": (None, 0, 0.0),
     "use_ema": (False,),

@@ -1,7 +1,10 @@
 """Times one implementation's cases in a process of its own; prints JSON to stdout.
 
 Run by bench/run.py, which sets OMP_NUM_THREADS (and the BLAS equivalents) before this
-process starts, so every library sees the thread count from its first import.
+process starts, so every library sees the thread count from its first import. The
+peers set their own thread counts here, before their first operation: TensorFlow's
+intra- and inter-op pools; JAX (whose XLA CPU pool has no setting) by this process's CPU
+affinity, which XLA sizes its pool from; ONNX Runtime per session (workloads/predict.py).
 """
 
 import argparse
@@ -25,6 +28,22 @@ def set_threads(impl, threads):
 
         torch.set_num_threads(threads)
         torch.set_grad_enabled(True)
+    elif impl in KERAS_BACKENDS:
+        os.environ["KERAS_BACKEND"] = KERAS_BACKENDS[impl]
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if impl == "keras-jax" and threads < len(os.sched_getaffinity(0)):
+            os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+        if impl == "keras-tf":
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        import keras  # noqa: F401  (imported before any memory or time baseline)
+    elif impl == "onnxruntime":
+        import onnxruntime  # noqa: F401
+
+
+KERAS_BACKENDS = {"keras-jax": "jax", "keras-tf": "tensorflow"}
 
 
 def time_call(fn, repeats, min_time):

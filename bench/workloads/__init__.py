@@ -1,8 +1,11 @@
 """Benchmark workloads. Each module defines:
 
     SUITE: str                       the name --filter matches against (with the case name)
-    IMPLS: tuple[str, ...]           implementations it has ("dlcore", "numpy", "torch")
-    cases(quick: bool) -> list[Case]
+    IMPLS: tuple[str, ...]           implementations it has ("dlcore", "numpy", "torch",
+                                     "onnxruntime", "keras-jax", "keras-tf")
+    ONE_PROCESS_PER_CASE: bool       optional: run.py starts a worker per case, not per suite
+    METRICS: dict                    optional: extra name -> (label, unit), shown as rows
+    cases(quick: bool) -> list[Case] (a Case's `impls`, when given, narrows IMPLS)
     make(impl: str, case: Case) -> Callable[[], object]
         builds inputs and returns the zero-argument function to time. It runs inside a
         worker process that has imported only that implementation's library.
@@ -28,6 +31,7 @@ class Case:
     name: str
     params: dict = field(default_factory=dict, hash=False, compare=False)
     flops: float = 0.0  # floating-point operations per call (0: not a FLOP-bound case)
+    impls: tuple = field(default=(), compare=False)  # () = all of the workload's IMPLS
 
     @property
     def key(self):

@@ -70,8 +70,8 @@ def test_rnn_matches_keras(x_seq, which, optimizer, options):
                                      dict(return_sequences=True, go_backwards=True)])  # fmt: skip
 def test_rnn_masked_matches_keras(which, options):
     """Masking(0) before the layer: masked steps carry the state, and with
-    return_sequences output it, as Keras does. (A Flatten ends the mask: Keras weights
-    the loss by the output's mask, dlcore's trainer does not.)"""
+    return_sequences output it, as Keras does. (A Flatten ends the mask, so every output
+    counts in the loss; the loss masking has its own test below.)"""
     keras = keras_module()
     x = padded(np.random.default_rng(4))
 
@@ -83,6 +83,28 @@ def test_rnn_masked_matches_keras(which, options):
     d_model.build((None, *x.shape[1:]))
     y = np.random.default_rng(5).standard_normal(k_model.predict(x, verbose=0).shape)
     assert_models_match(d_model, k_model, x, y.astype(np.float32), optimizer="adam")
+
+
+@pytest.mark.parametrize("which", RNNS)
+def test_masked_sequence_loss_is_the_mean_over_real_steps_as_in_keras(which):
+    """return_sequences output with a mask and no Flatten: the loss weighs padded steps
+    0 and averages over the real ones, as Keras' loss masking does (compile's loss and
+    the training steps from copied weights)."""
+    keras = keras_module()
+    x = padded(np.random.default_rng(14))
+
+    def build(module):
+        return [module.Masking(), rnn(module, which, return_sequences=True), module.Dense(2)]
+
+    k_model = keras.Sequential([keras.Input(x.shape[1:]), *build(keras.layers)])
+    d_model = dlcore.models.Sequential(build(layers))
+    d_model.build((None, *x.shape[1:]))
+    y = np.random.default_rng(15).standard_normal((*x.shape[:2], 2)).astype(np.float32)
+    assert_models_match(d_model, k_model, x, y, optimizer="adam")
+    # the padded steps' targets do not matter
+    y2 = y.copy()
+    y2[(x == 0).all(axis=-1)] = 100.0
+    assert d_model.evaluate(x, y2, verbose=0) == pytest.approx(d_model.evaluate(x, y, verbose=0))
 
 
 @pytest.mark.parametrize("which", ["lstm", "gru", "simple_rnn"])

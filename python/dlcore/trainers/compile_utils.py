@@ -13,6 +13,7 @@ import numpy as np
 
 from dlcore import losses as losses_module
 from dlcore import metrics as metrics_module
+from dlcore.layers import base as layer_base
 from dlcore.tensor import Tensor
 
 __all__ = ["CompiledLoss", "CompiledMetrics", "per_output"]
@@ -58,6 +59,22 @@ def _weighted(per_sample, weight):
     return (per_sample * w).sum() / max(per_sample.size, 1)
 
 
+def _masked(weight, mask):
+    """Keras' loss masking: a padded step weighs 0 and a real one total / real (times its
+    sample weight), so the loss is the mean over the real steps only."""
+    m = np.asarray(mask, dtype=np.float64)
+    m = m * (m.size / (m.sum() + 1e-7))  # Keras' backend epsilon
+    if weight is not None:
+        w = np.asarray(weight, dtype=np.float64)
+        if w.ndim > m.ndim or w.shape != m.shape[: w.ndim]:
+            raise ValueError(
+                f"sample_weight of shape {w.shape} does not fit the output's mask of shape "
+                f"{m.shape}"
+            )
+        m = m * w.reshape(w.shape + (1,) * (m.ndim - w.ndim))
+    return m
+
+
 class CompiledLoss:
     """The compiled loss of each output and their weights."""
 
@@ -100,6 +117,10 @@ class CompiledLoss:
                 continue
             if y is None:
                 raise ValueError("fit: a loss is compiled for an output that got no targets")
+            if layer_base._masks:  # an output that carries a mask (return_sequences)
+                mask = layer_base.get_mask(pred)
+                if mask is not None:
+                    w = _masked(w, mask)
             value = self._one(loss, y, pred, w)
             parts.append(value)
             term = value if weight == 1.0 else value * weight

@@ -108,6 +108,12 @@ struct WindowMax {
     return sizeof(T) == 8 || (rows * s.W + cols) * s.C < (int64_t(1) << 31);
   }
 
+  // The lanes where v replaces best: v > best, or v is the first NaN (v != v while
+  // best == best).
+  static auto takes(const P& best, const P& v) {
+    return simd::mask_or(simd::lt(best, v), simd::mask_and(simd::ne(v, v), simd::eq(best, best)));
+  }
+
   static void run(T* y, int64_t* argmax, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
                   int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
     const int64_t first = ((row0 + h_begin) * W + w_begin) * C + c;
@@ -117,9 +123,7 @@ struct WindowMax {
       for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
         const int64_t cell = ((row0 + ih) * W + iw) * C + c;
         const P v = simd::load(x + cell);
-        // v > best, or v is the first NaN (v != v while best == best)
-        const auto take =
-            simd::mask_or(simd::lt(best, v), simd::mask_and(simd::ne(v, v), simd::eq(best, best)));
+        const auto take = takes(best, v);
         best = simd::select(take, v, best);
         at =
             simd::select(take, simd::int_lanes<T>(static_cast<simd::IntLane<T>>(cell - first)), at);
@@ -137,10 +141,7 @@ struct WindowMax {
     for (int64_t ih = h_begin; ih < h_end; ++ih) {
       for (int64_t iw = (ih == h_begin ? w_begin + 1 : w_begin); iw < w_end; ++iw) {
         const P v = simd::load(x + ((row0 + ih) * W + iw) * C + c);
-        // the same result as run's select: v > best, or v is the first NaN
-        const auto take =
-            simd::mask_or(simd::lt(best, v), simd::mask_and(simd::ne(v, v), simd::eq(best, best)));
-        best = simd::select(take, v, best);
+        best = simd::select(takes(best, v), v, best);
       }
     }
     simd::store(y, best);

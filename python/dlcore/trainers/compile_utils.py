@@ -46,16 +46,18 @@ def per_output(value, names, what, single_ok=True):
     return [value] * n if n > 1 else [value]
 
 
+def _leading(weight, shape, dtype, what):
+    """weight (N,) or (N, ...) as an array that broadcasts over ``shape``'s trailing axes."""
+    w = np.asarray(weight, dtype=dtype)
+    if w.ndim > len(shape) or w.shape != shape[: w.ndim]:
+        raise ValueError(f"sample_weight of shape {w.shape} does not fit {what} of shape {shape}")
+    return w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
+
+
 def _weighted(per_sample, weight):
     """sum(loss * weight) / number of loss values (Keras' sum_over_batch_size); the
     weight (N,) or (N, ...) broadcasts over the loss's trailing axes."""
-    w = np.asarray(weight, dtype=per_sample.dtype)
-    if w.ndim > per_sample.ndim or w.shape != per_sample.shape[: w.ndim]:
-        raise ValueError(
-            f"sample_weight of shape {w.shape} does not fit per-sample losses of shape "
-            f"{per_sample.shape}"
-        )
-    w = w.reshape(w.shape + (1,) * (per_sample.ndim - w.ndim))
+    w = _leading(weight, per_sample.shape, per_sample.dtype, "per-sample losses")
     return (per_sample * w).sum() / max(per_sample.size, 1)
 
 
@@ -65,13 +67,7 @@ def _masked(weight, mask):
     m = np.asarray(mask, dtype=np.float64)
     m = m * (m.size / (m.sum() + 1e-7))  # Keras' backend epsilon
     if weight is not None:
-        w = np.asarray(weight, dtype=np.float64)
-        if w.ndim > m.ndim or w.shape != m.shape[: w.ndim]:
-            raise ValueError(
-                f"sample_weight of shape {w.shape} does not fit the output's mask of shape "
-                f"{m.shape}"
-            )
-        m = m * w.reshape(w.shape + (1,) * (m.ndim - w.ndim))
+        m = m * _leading(weight, m.shape, np.float64, "the output's mask")
     return m
 
 

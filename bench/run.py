@@ -24,6 +24,9 @@ be left out), and "vs NAME" is NAME's time over the first dlcore's:
     python bench/run.py --impls dlcore --also "old=/path/to/other-venv/bin/python"
     python bench/run.py --impls dlcore --also "baseline=DLCORE_ISA=baseline"
 
+A build that lacks a case (an older one without dlcore.utils.PyDataset, say) fails that
+case's worker and so the run: leave such cases out with --exclude "from a dataset".
+
 Besides the figures, a case may report per-process metrics: the training epochs give
 each process's peak resident memory during the epochs, above its resident memory before
 the model is built ("peak RSS growth") and in all ("peak RSS total"), as rows of their
@@ -387,6 +390,11 @@ def main():
         default="",
         help="only cases whose 'suite/name' contains this (comma-separated: any of these)",
     )
+    p.add_argument(
+        "--exclude",
+        default="",
+        help="leave out cases whose 'suite/name' contains this (comma-separated: any of these)",
+    )
     p.add_argument("--threads", default=None, help="comma-separated thread counts (1,2)")
     p.add_argument("--rounds", type=int, default=None, help="rounds over the implementations")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per case per round")
@@ -437,11 +445,16 @@ def main():
     cases = {}
     for w in all_workloads():
         for c in w.cases(args.quick):
-            if any(f in c.key for f in args.filter.split(",")):
+            excluded = any(e in c.key for e in args.exclude.split(",") if e)
+            if any(f in c.key for f in args.filter.split(",")) and not excluded:
                 if c.key in TARGETS or not args.targets:
                     cases[c.key] = (w, c)
     if not cases:
-        sys.exit(f"no case matches --filter {args.filter!r}" + " among --targets" * args.targets)
+        sys.exit(
+            f"no case matches --filter {args.filter!r}"
+            + f" outside --exclude {args.exclude!r}" * bool(args.exclude)
+            + " among --targets" * args.targets
+        )
 
     machine = machine_info()
     peaks = {t: measure_peak(t) for t in threads_list} if "dlcore" in impls else {}

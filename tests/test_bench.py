@@ -109,3 +109,14 @@ def test_run_end_to_end(tmp_path):
         if impl != "dlcore":  # every output was checked against NumPy's before the timing
             assert (impl, "max_abs_err") in names
     assert len(list(tmp_path.glob("*.md"))) == 1
+
+
+def test_exclude_leaves_cases_out():
+    """--exclude drops the cases it names: with every filtered case excluded, none is left."""
+    cmd = [sys.executable, os.path.join(BENCH, "run.py"), "--filter", "train/cnn epoch"]
+    cmd += ["--exclude", "train/cnn epoch", "--impls", "dlcore", "--out", ""]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "no case matches --filter 'train/cnn epoch' outside --exclude 'train/cnn epoch'" in (
+        out.stderr
+    )

@@ -576,9 +576,13 @@ def test_conv2d_plan_rejects_bad_input():
 
 
 def test_conv2d_plan_of_an_empty_batch_with_huge_dimensions():
-    # N = 0 makes every size product 0, so H = W = INT64_MAX passes validation; the
-    # Winograd tile count once computed (H + 1) / 2 and overflowed.
+    # As NumPy counts, an empty batch does not make an uncountable shape valid: x of
+    # (0, INT64_MAX, INT64_MAX, 16) is the overflow error a full batch of it is (it once
+    # passed, and the Winograd tile count (H + 1) / 2 overflowed).
     big = 2**63 - 1
-    got = ops.conv2d_plan((0, big, big, 16), (3, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"its number of elements overflows a 64-bit integer"):
+        ops.conv2d_plan((0, big, big, 16), (3, 3, 16, 16))
+    # The largest countable empty batch still plans.
+    got = ops.conv2d_plan((0, 2**20, 2**20, 16), (3, 3, 16, 16))
     assert set(got) == {"forward", "input_grad", "weight_grads"}
     assert set(got.values()) <= {"pointwise", "direct", "pixel_tiles", "winograd"}

@@ -267,6 +267,9 @@ DY = np.ones((2, 5, 5, 2), np.float32)
         (lambda: F(np.ones((2, 0, 3, 4)), K), ValueError,
          r"x has height 0; expected >= 1"),
         (lambda: F(X, K, strides=2**62), ValueError, r"overflows a 64-bit integer"),
+        # An empty batch does not make an impossible y possible (NumPy counts alike).
+        (lambda: F(np.ones((0, 2, 4, 4)), K, strides=(3, 2), dilation=2**31), ValueError,
+         r"shape \(0, 4294967300, 4294967303, 2\): its number of elements overflows a 64-bit integer"),
         (lambda: F(X, K, padding=2**63), ValueError, r"argument 'padding' = 9223372036854775808 does not fit"),
         (lambda: F(X, K, padding=2**62), ValueError, r"padding \(4611686018427387904, 4611686018427387904\) crops the whole height"),
         (lambda: F(None, K), TypeError, r"argument 'x' must be an array, got None"),

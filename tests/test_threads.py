@@ -34,7 +34,9 @@ def test_omp_num_threads_is_the_default(omp, expected):
 
 
 def test_peak_probe_reports_a_rate():
-    assert ops.peak_gflops(1, 0.01) > 0.5  # any real CPU does more than 0.5 GFLOP/s
+    # Any real CPU does more than 0.5 GFLOP/s; under the sanitizers, beside other
+    # processes, 0.31 was seen: there the probe need only report a positive rate.
+    assert ops.peak_gflops(1, 0.01) > (0.01 if SANITIZED else 0.5)
     with pytest.raises(ValueError, match="threads must be >= 1 and <= 1024, got 0"):
         ops.peak_gflops(0)
     with pytest.raises(ValueError, match="threads must be >= 1 and <= 1024, got 100000"):

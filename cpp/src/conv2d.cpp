@@ -617,6 +617,7 @@ Conv2dTransposeShape::Conv2dTransposeShape(const char* fn, const int64_t (&x)[4]
       OW(0),
       conv(transposed_conv(fn, x, k, params)) {
   OH = conv.H, OW = conv.W;
+  checked_numel({N, OH, OW, OC}, fn);  // y, which the convolution takes as its x
   // output_padding below the stride leaves the convolution's output size at x's.
   if (conv.OH != H || conv.OW != W) {
     fail(fn, ": internal error: y (", OH, ", ", OW, ") convolves back to (", conv.OH, ", ", conv.OW,

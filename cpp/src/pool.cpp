@@ -269,6 +269,8 @@ void add_scaled_row(T* __restrict acc, const T* __restrict row, T scale, int64_t
 template <typename T>
 void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s) {
   const int64_t C = s.C;
+  // Nothing to write; the (OH, OW) table is sized by the window grid, not the batch.
+  if (s.N == 0 || C == 0) return;
   const std::vector<T> inv = inverse_counts<T>(s);
 #pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
@@ -305,6 +307,8 @@ Span covering_windows(int64_t i, int64_t stride, int64_t pad, int64_t size, int6
 template <typename T>
 void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
   const int64_t C = s.C;
+  // Nothing to write; the (OH, OW) table is sized by the window grid, not the batch.
+  if (s.N == 0 || C == 0) return;
   const std::vector<T> inv = inverse_counts<T>(s);
   // Each cell of dx gathers from the windows that cover it: threads write disjoint rows
   // and every sum runs in the same order whatever the thread count.

@@ -4,8 +4,9 @@ A case is a function of NumPy inputs that returns a tuple of arrays; it allocate
 results afresh on every call, and the in-place optimizer updates run on copies of the
 parameter and its state, so one case may run on many threads at once. The shapes are
 chosen to reach the code paths that split work between threads: every conv2d plan (for
-convolutions and transposed ones), both ways an LSTM sequence is shared between threads,
-and element-wise sizes past the point where the element-wise kernels go parallel.
+convolutions and transposed ones), depthwise convolutions of many samples and of one,
+both ways an LSTM sequence is shared between threads, and element-wise sizes past the
+point where the element-wise kernels go parallel.
 """
 
 import numpy as np
@@ -31,6 +32,16 @@ CONV_TRANSPOSE_SHAPES = {
     "pixel_tiles": ((4, 7, 7, 32), (4, 4, 16, 32), 2, 1),
     "winograd": ((4, 16, 16, 16), (3, 3, 16, 16), 1, 1),
     "pointwise": ((4, 16, 16, 16), (1, 1, 32, 16), 1, 0),
+}
+
+# x shape, kernel shape (KH, KW, C, M) and window of depthwise convolutions: MobileNet's
+# 3x3 over a batch (96 channels: two blocks of the kernel gradient's channels), one large
+# sample with a depth multiplier, strides and asymmetric padding (work split inside a
+# sample), and a dilated non-square kernel.
+DEPTHWISE_SHAPES = {
+    "batch": ((4, 16, 16, 96), (3, 3, 96, 1), dict(padding=1)),
+    "one_sample": ((1, 33, 31, 24), (3, 3, 24, 2), dict(strides=2, padding=((0, 1), (1, 0)))),
+    "dilated": ((2, 20, 18, 17), (2, 5, 17, 3), dict(padding=(1, 4), dilation=(2, 1))),
 }
 
 # x shapes of the normalisations: C = 3 read in wide rows of 8 rows, three chunks of rows
@@ -101,6 +112,14 @@ def _conv_transpose_inputs(rng, name):
     return x, kernel, bias, _f32(rng, *y.shape), strides, padding
 
 
+def _depthwise_inputs(rng, name):
+    x_shape, k_shape, window = DEPTHWISE_SHAPES[name]
+    x, kernel = _f32(rng, *x_shape), _f32(rng, *k_shape)
+    bias = _f32(rng, k_shape[2] * k_shape[3])
+    y = ops.depthwise_conv2d_forward(x, kernel, **window)
+    return x, kernel, bias, _f32(rng, *y.shape), window
+
+
 def _right_padded(rng, N, T):
     return np.arange(T)[None, :] < rng.integers(1, T + 1, N)[:, None]
 
@@ -151,6 +170,14 @@ def conv2d_transpose_forward(x, kernel, bias, dy, strides, padding):
 
 def conv2d_transpose_backward(x, kernel, bias, dy, strides, padding):
     return ops.conv2d_transpose_backward(dy, x, kernel, strides=strides, padding=padding)
+
+
+def depthwise_conv2d_forward(x, kernel, bias, dy, window):
+    return (ops.depthwise_conv2d_forward(x, kernel, bias, **window),)
+
+
+def depthwise_conv2d_backward(x, kernel, bias, dy, window):
+    return ops.depthwise_conv2d_backward(dy, x, kernel, **window)
 
 
 def maxpool2d_forward(x, dy):
@@ -350,6 +377,8 @@ def make_inputs(name, rng):
         return _f32(rng, 1024, 80), _f32(rng, 1024, 96), _f32(rng, 96, 80)
     if kernel.startswith("conv2d_transpose"):
         return _conv_transpose_inputs(rng, variant)
+    if kernel.startswith("depthwise_conv2d"):
+        return _depthwise_inputs(rng, variant)
     if kernel.startswith("conv2d"):
         return _conv_inputs(rng, variant)
     if kernel.startswith(("maxpool2d", "avgpool2d", "global_avgpool")):
@@ -408,6 +437,8 @@ FUNCTIONS = {
         rmsprop_update,
         conv2d_transpose_forward,
         conv2d_transpose_backward,
+        depthwise_conv2d_forward,
+        depthwise_conv2d_backward,
         avgpool2d_forward,
         avgpool2d_backward,
         global_avgpool_forward,
@@ -444,6 +475,7 @@ CASES = (
         for d in ("forward", "backward")
         for plan in CONV_TRANSPOSE_SHAPES
     ]
+    + [f"depthwise_conv2d_{d}[{how}]" for d in ("forward", "backward") for how in DEPTHWISE_SHAPES]
     + [
         "avgpool2d_forward",
         "avgpool2d_backward",
@@ -489,7 +521,14 @@ THREAD_DEPENDENT = {
     "lstm_backward[by_batch]": ({5}, THREAD_PARTIALS),
     # dkernel is the kernel gradient of the convolution transposed (its x is dy)
     "conv2d_transpose_backward[pixel_tiles]": ({1, 2}, THREAD_PARTIALS),
-    "conv2d_transpose_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
+    # The transposed forward is conv2d's input-gradient Winograd pass, and its dx
+    # conv2d's forward one: which rows fall in a remainder panel differs with the
+    # register panel's height (16-float packets at the avx512 level, 8 at avx2).
+    "conv2d_transpose_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
+    "conv2d_transpose_backward[winograd]": (
+        {0, 1, 2},
+        WINOGRAD_BLOCKS + "; dkernel and dbias: " + THREAD_PARTIALS,
+    ),
     "conv2d_transpose_backward[pointwise]": (
         {1, 2},
         EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS,

@@ -266,14 +266,17 @@ BAD_WINDOW_VALUES = [0, -1, -(2**63), 1.5, "2", None, (1,), (1, 2, 3), ((1, 1), 
 
 
 @st.composite
-def conv_cases(draw, crash_prone=False):
+def conv_cases(draw, crash_prone=False, depthwise=False):
+    """conv2d's cases, or with ``depthwise`` depthwise_conv2d's: the same kernel shape
+    (KH, KW, C, M) read as M filters of each input channel, y of C*M channels."""
     N, H, W, C = (
         draw(st.integers(0, 2)),
         draw(st.integers(1, 6)),
         draw(st.integers(1, 6)),
         draw(st.integers(0, 3)),
     )
-    KH, KW, OC = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
+    KH, KW, M = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 3))
+    OC = C * M if depthwise else M
     kw = dict(
         strides=draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))),
         padding=draw(padding_args()),
@@ -283,7 +286,7 @@ def conv_cases(draw, crash_prone=False):
     )
     fits = window_fits((H, W), (KH, KW), kw["padding"], kw["dilation"])
     expect = VALID if fits else INVALID
-    k_shape = (KH, KW, C, OC)
+    k_shape = (KH, KW, C, M)
     fault = draw(
         st.sampled_from(
             ["none"] * 6
@@ -292,7 +295,7 @@ def conv_cases(draw, crash_prone=False):
         )
     )
     if fault == "channels":
-        k_shape, expect = (KH, KW, C + 1, OC), INVALID
+        k_shape, expect = (KH, KW, C + 1, M), INVALID
     elif fault == "window":
         arg = draw(st.sampled_from(["strides", "padding", "dilation"]))
         bad = draw(st.sampled_from(BAD_WINDOW_VALUES))
@@ -309,13 +312,16 @@ def conv_cases(draw, crash_prone=False):
         x, expect = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES))), INVALID
     if fault == "none_arg":
         kernel, expect = None, INVALID
-    which = draw(st.sampled_from(["forward", "backward", "plan"]))
+    if depthwise and M == 0:  # a depth multiplier of 0 is refused (Keras' is >= 1)
+        expect = INVALID
+    op = "depthwise_conv2d" if depthwise else "conv2d"
+    which = draw(st.sampled_from(["forward", "backward"] + ([] if depthwise else ["plan"])))
     if which == "plan":  # shapes only: a bad dtype or a None array does not concern it
         plan_expect = (VALID if fits else INVALID) if fault in ("dtype", "none_arg") else expect
         return ("conv2d_plan", ((N, H, W, C), k_shape), kw), plan_expect
     if which == "forward":
         bias = draw(st.one_of(st.none(), arrays((OC,), crash_prone)))
-        return ("conv2d_forward", (x, kernel, bias), kw), expect
+        return (f"{op}_forward", (x, kernel, bias), kw), expect
     OH, OW = (
         max(0, (n + lo + hi - d * (k - 1) - 1) // s + 1)
         for n, k, (lo, hi), d, s in zip(
@@ -330,7 +336,12 @@ def conv_cases(draw, crash_prone=False):
     if expect == VALID and (OH > 8 or OW > 8):  # the capped dy is not y's shape
         expect = INVALID
     need = {k: draw(st.booleans()) for k in ("need_dx", "need_dkernel", "need_dbias")}
-    return ("conv2d_backward", (dy, x, kernel), {**kw, **need}), expect
+    return (f"{op}_backward", (dy, x, kernel), {**kw, **need}), expect
+
+
+@st.composite
+def depthwise_conv_cases(draw, crash_prone=False):
+    return draw(conv_cases(crash_prone, depthwise=True))
 
 
 def padding_pairs_or_zero(kw):
@@ -366,8 +377,11 @@ def check_conv(case):
         dilation=pair(kw["dilation"]),
     )
 
-    return conv_reference_check(name == "conv2d_forward", ref_conv.conv2d, ref_conv.conv2d_grads,
-                                args, kw, geometry)  # fmt: skip
+    if name.startswith("depthwise"):
+        references = ref_conv.depthwise_conv2d, ref_conv.depthwise_conv2d_grads
+    else:
+        references = ref_conv.conv2d, ref_conv.conv2d_grads
+    return conv_reference_check(name.endswith("_forward"), *references, args, kw, geometry)
 
 
 def conv_reference_check(is_forward, reference, reference_grads, args, kw, geometry):
@@ -1279,7 +1293,8 @@ def layer_cases(draw, crash_prone=False):
     kind = draw(
         st.sampled_from(
             ["Dense", "Conv2D", "MaxPooling2D", "Flatten", "LSTM", "Conv1D", "Conv2DTranspose",
-             "AveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D"]
+             "AveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D",
+             "DepthwiseConv2D", "SeparableConv2D"]
         )
     )  # fmt: skip
     N = draw(st.integers(1, 3))
@@ -1289,18 +1304,20 @@ def layer_cases(draw, crash_prone=False):
         config = dict(
             units=draw(st.integers(1, 4)), activation=draw(st.sampled_from([None, "relu", "tanh"]))
         )
-    elif kind in ("Conv2D", "MaxPooling2D"):
+    elif kind in ("Conv2D", "MaxPooling2D", "DepthwiseConv2D", "SeparableConv2D"):
         H, W, C = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 3))
         shape = (N, H, W, C)
         size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         padding = draw(st.sampled_from(["valid", "same"]))
-        if kind == "Conv2D":
-            config = dict(
-                filters=draw(st.integers(1, 3)), kernel_size=size, strides=strides, padding=padding
-            )
-        else:
+        if kind == "MaxPooling2D":
             config = dict(pool_size=size, strides=strides, padding=padding)
+        else:
+            config = dict(kernel_size=size, strides=strides, padding=padding)
+            if kind != "DepthwiseConv2D":
+                config["filters"] = draw(st.integers(1, 3))
+            if kind != "Conv2D":
+                config["depth_multiplier"] = draw(st.integers(1, 3))
         if padding == "valid" and (size[0] > H or size[1] > W):
             expect = INVALID
     elif kind == "AveragePooling2D":
@@ -1370,11 +1387,17 @@ def check_layer(case):
             want = {None: want, "relu": np.maximum(want, 0), "tanh": np.tanh(want)}[
                 config["activation"]
             ]
-        elif kind == "Conv2D":
+        elif kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
             pad = F.conv_padding(
                 config["padding"], x.shape[1:3], config["kernel_size"], config["strides"]
             )
-            want = ref_conv.conv2d(x, weights[0], weights[1], config["strides"], pad)
+            if kind == "Conv2D":
+                want = ref_conv.conv2d(x, weights[0], weights[1], config["strides"], pad)
+            elif kind == "DepthwiseConv2D":
+                want = ref_conv.depthwise_conv2d(x, weights[0], weights[1], config["strides"], pad)
+            else:  # the depthwise kernel, then the pointwise one
+                depthwise = ref_conv.depthwise_conv2d(x, weights[0], None, config["strides"], pad)
+                want = ref_conv.conv2d(depthwise, weights[1], weights[2])
         elif kind == "MaxPooling2D":
             pad = F.conv_padding(
                 config["padding"], x.shape[1:3], config["pool_size"], config["strides"]
@@ -1430,6 +1453,7 @@ def thread_cases(draw):
             gemm_cases(),
             conv_cases(),
             conv_transpose_cases(),
+            depthwise_conv_cases(),
             pool_cases(),
             avgpool_cases(),
             global_avgpool_cases(),
@@ -1484,6 +1508,8 @@ CHECKERS = {
     "maxpool2d_backward": check_pool_backward,
     "conv2d_transpose_forward": check_conv_transpose,
     "conv2d_transpose_backward": check_conv_transpose,
+    "depthwise_conv2d_forward": check_conv,
+    "depthwise_conv2d_backward": check_conv,
     "avgpool2d_round_trip": check_avgpool,
     "avgpool2d_backward": check_avgpool_backward,
     "global_avgpool_round_trip": check_global_avgpool,
@@ -1507,6 +1533,8 @@ CHECKERS = {
     "LSTM": check_layer,
     "Conv1D": check_layer,
     "Conv2DTranspose": check_layer,
+    "DepthwiseConv2D": check_layer,
+    "SeparableConv2D": check_layer,
     "AveragePooling2D": check_layer,
     "GlobalAveragePooling1D": check_layer,
     "GlobalMaxPooling2D": check_layer,
@@ -1528,6 +1556,7 @@ FAMILIES = {
     "maxpool2d": pool_cases,
     "maxpool2d_backward": pool_backward_cases,
     "conv2d_transpose": conv_transpose_cases,
+    "depthwise_conv2d": depthwise_conv_cases,
     "avgpool2d": avgpool_cases,
     "avgpool2d_backward": avgpool_backward_cases,
     "global_avgpool": global_avgpool_cases,
@@ -1604,7 +1633,7 @@ def absurd_shape_cases(draw):
     which = draw(
         st.sampled_from(
             ["plan", "conv", "pool", "pool_backward", "lstm", "relu", "conv_transpose", "avgpool",
-             "global_avgpool"]
+             "global_avgpool", "depthwise"]
         )
     )  # fmt: skip
     if which == "conv_transpose":
@@ -1627,10 +1656,11 @@ def absurd_shape_cases(draw):
         x = tuple(draw(dims) for _ in range(4))
         k = (draw(dims), draw(dims), draw(st.sampled_from([x[3], draw(dims)])), draw(dims))
         return ("conv2d_plan", (x, k), dict(padding=draw(st.sampled_from([0, 1, 2**62])))), ABSURD
-    if which == "conv":
+    if which in ("conv", "depthwise"):  # kernel (3, 3, 16, OC) or (3, 3, 16, M)
         x = ArraySpec((0, draw(huge) // 2**8, 5, 16), "float32")
         k = ArraySpec((3, 3, 16, draw(st.integers(0, 4))), "float32")
-        return ("conv2d_forward", (x, k, None), dict(padding=draw(st.sampled_from([0, 1])))), ABSURD
+        name = "conv2d_forward" if which == "conv" else "depthwise_conv2d_forward"
+        return (name, (x, k, None), dict(padding=draw(st.sampled_from([0, 1])))), ABSURD
     if which == "pool":
         x = ArraySpec((0, draw(huge) // 2**8, 4, 2), "float64")
         return ("maxpool2d_round_trip", (x,), dict(pool_size=2, strides=None, padding=0)), ABSURD
@@ -1663,6 +1693,7 @@ def check_absurd(case, result):
     shapes = None
     if name in (
         "conv2d_forward",
+        "depthwise_conv2d_forward",
         "maxpool2d_round_trip",
         "maxpool2d_backward",
         "relu",
@@ -1673,8 +1704,9 @@ def check_absurd(case, result):
         shapes = [r.shape for r in result] if isinstance(result, tuple) else result.shape
     if name == "conv2d_plan":
         assert set(result) == {"forward", "input_grad", "weight_grads"}, result
-    elif name == "conv2d_forward":
-        (N, H, W, _), OC, p = args[0].shape, args[1].shape[3], kw["padding"]
+    elif name in ("conv2d_forward", "depthwise_conv2d_forward"):
+        (N, H, W, C), M, p = args[0].shape, args[1].shape[3], kw["padding"]
+        OC = C * M if name.startswith("depthwise") else M
         assert shapes == (N, H + 2 * p - 2, W + 2 * p - 2, OC), (case, shapes)
     elif name == "conv2d_transpose_forward":
         (N, H, W, _), OC, p = args[0].shape, args[1].shape[2], kw["padding"]

@@ -40,7 +40,7 @@ assert "manylinux" in sys.argv[1], f"not a manylinux wheel: {sys.argv[1]}"
 assert any("/_cpu." in n for n in names), "the CPU probe is missing"
 import platform
 
-levels = ["avx2", "baseline"] if platform.machine() in ("x86_64", "AMD64") else ["default"]
+levels = ["avx512", "avx2", "baseline"] if platform.machine() in ("x86_64", "AMD64") else ["default"]
 for level in levels:
     assert any(f"/_core_{level}." in n for n in names), f"level {level} is missing"
 assert any("libgomp" in n for n in names), "the OpenMP runtime was not grafted"

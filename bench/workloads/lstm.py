@@ -74,14 +74,17 @@ def make(impl, case):
     if impl == "dlcore":
         from dlcore import ops
 
-        mask = (
-            np.broadcast_to(np.arange(p["T"]) < live, (p["N"], p["T"])) if p.get("masked") else None
+        # mask only when masked: a build from before masks (run with --also) takes none.
+        masked = (
+            {"mask": np.broadcast_to(np.arange(p["T"]) < live, (p["N"], p["T"]))}
+            if p.get("masked")
+            else {}
         )
         if not p["backward"]:
             return lambda: ops.lstm_forward(x, None, None, kernel, rec, bias)
 
         def forward_backward():
-            cache = ops.lstm_forward(x, None, None, kernel, rec, bias, mask=mask)[3]
+            cache = ops.lstm_forward(x, None, None, kernel, rec, bias, **masked)[3]
             return ops.lstm_backward(dy, None, None, cache)
 
         return forward_backward

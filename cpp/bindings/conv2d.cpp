@@ -53,6 +53,14 @@ ConvArgs<Conv2dTransposeShape> conv2d_transpose_args(const char* fn, py::handle 
   return {x, kernel, Conv2dTransposeShape(fn, xd, kd, p)};
 }
 
+ConvArgs<DepthwiseConv2dShape> depthwise_conv2d_args(const char* fn, py::handle x_obj,
+                                                     py::handle kernel_obj, py::handle strides,
+                                                     py::handle padding, py::handle dilation) {
+  int64_t xd[4], kd[4];
+  auto [x, kernel] = conv_arrays(fn, x_obj, kernel_obj, "(KH, KW, C, M)", xd, kd);
+  return {x, kernel, DepthwiseConv2dShape(fn, xd, kd, window_arg(fn, strides, padding, dilation))};
+}
+
 // The kernels of each kind, by the shape they take.
 template <typename T>
 void run_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s) {
@@ -71,6 +79,16 @@ template <typename T>
 void run_backward(T* dx, T* dk, T* db, const T* dy, const T* x, const T* kernel,
                   const Conv2dTransposeShape& s) {
   dlcore::conv2d_transpose_backward<T>(dx, dk, db, dy, x, kernel, s);
+}
+
+template <typename T>
+void run_forward(T* y, const T* x, const T* kernel, const T* bias, const DepthwiseConv2dShape& s) {
+  dlcore::depthwise_conv2d_forward<T>(y, x, kernel, bias, s);
+}
+template <typename T>
+void run_backward(T* dx, T* dk, T* db, const T* dy, const T* x, const T* kernel,
+                  const DepthwiseConv2dShape& s) {
+  dlcore::depthwise_conv2d_backward<T>(dx, dk, db, dy, x, kernel, s);
 }
 
 template <typename Shape>
@@ -176,6 +194,21 @@ py::tuple conv2d_transpose_backward(py::handle dy, py::handle x, py::handle kern
       fn, "transpose-convolved with",
       conv2d_transpose_args(fn, x, kernel, strides, padding, output_padding, dilation), dy, need_dx,
       need_dkernel, need_dbias);
+}
+
+py::array depthwise_conv2d_forward(py::handle x, py::handle kernel, py::handle bias,
+                                   py::handle strides, py::handle padding, py::handle dilation) {
+  const char* fn = "depthwise_conv2d_forward";
+  return conv_forward(fn, depthwise_conv2d_args(fn, x, kernel, strides, padding, dilation), bias);
+}
+
+py::tuple depthwise_conv2d_backward(py::handle dy, py::handle x, py::handle kernel,
+                                    py::handle strides, py::handle padding, py::handle dilation,
+                                    bool need_dx, bool need_dkernel, bool need_dbias) {
+  const char* fn = "depthwise_conv2d_backward";
+  return conv_backward(fn, "depthwise-convolved with",
+                       depthwise_conv2d_args(fn, x, kernel, strides, padding, dilation), dy,
+                       need_dx, need_dkernel, need_dbias);
 }
 
 const char* plan_name(Conv2dPlan plan) {
@@ -288,6 +321,44 @@ Args:
 Returns:
     ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, OC, C)`` and ``(OC,)``.
     For a given thread count the results are the same, bit for bit, on every run.)doc");
+  m.def("depthwise_conv2d_forward", &depthwise_conv2d_forward, py::arg("x"), py::arg("kernel"),
+        py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
+        py::arg("dilation") = 1,
+        R"doc(Depthwise 2-D convolution, channels-last: each input channel convolved with its own
+``M`` filters (Keras' DepthwiseConv2D; PyTorch's conv2d with ``groups=C``).
+
+``y[n, oh, ow, c * M + m] = bias[c * M + m] + sum over (kh, kw) of
+x[n, oh * strides_h - top + kh * dilation_h, ow * strides_w - left + kw * dilation_w, c]
+* kernel[kh, kw, c, m]``, zero outside ``x``.
+
+Args:
+    x: ``(N, H, W, C)`` input.
+    kernel: ``(KH, KW, C, M)`` filters, as Keras stores DepthwiseConv2D's (``M`` is the
+        depth multiplier).
+    bias: ``(C * M,)`` or None.
+    strides, dilation: int or ``(h, w)``, >= 1.
+    padding: int, ``(pad_h, pad_w)`` or ``((top, bottom), (left, right))``, as for
+        :func:`conv2d_forward`.
+
+Returns:
+    ``y`` of shape ``(N, OH, OW, C * M)``, OH and OW as for :func:`conv2d_forward`,
+    float64 when NumPy would promote the inputs to it, else float32.)doc");
+  m.def("depthwise_conv2d_backward", &depthwise_conv2d_backward, py::arg("dy"), py::arg("x"),
+        py::arg("kernel"), py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
+        py::arg("dilation") = 1, py::arg("need_dx") = true, py::arg("need_dkernel") = true,
+        py::arg("need_dbias") = true,
+        R"doc(Gradients of :func:`depthwise_conv2d_forward`.
+
+Args:
+    dy: ``(N, OH, OW, C * M)`` gradient of the loss with respect to ``y``.
+    x, kernel, strides, padding, dilation: as given to :func:`depthwise_conv2d_forward`.
+    need_dx, need_dkernel, need_dbias: a gradient that is not needed comes back as
+        ``None`` and costs nothing.
+
+Returns:
+    ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, C, M)`` and ``(C * M,)``.
+    Each element is summed by one thread in a fixed order: the same bits on every run
+    and at every thread count.)doc");
   m.def(
       "conv2d_plan", &conv2d_plan, py::arg("x_shape"), py::arg("kernel_shape"), py::kw_only(),
       py::arg("strides") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,

@@ -267,6 +267,30 @@ def conv2d_transpose_backward(
     need_dkernel: bool = True,
     need_dbias: bool = True,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
+def depthwise_conv2d_forward(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+) -> np.ndarray:
+    """Each channel of x (N, H, W, C) convolved with its own M filters, kernel (KH, KW, C,
+    M) -> y (N, OH, OW, C * M), y[..., c * M + m] from channel c and filter m."""
+
+def depthwise_conv2d_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    need_dx: bool = True,
+    need_dkernel: bool = True,
+    need_dbias: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
 def avgpool2d_forward(
     x: ArrayLike,
     *,

@@ -78,6 +78,17 @@ def _conv_transpose_backward_flops(args, kwargs, out):
     return _conv_grads_flops(_prod(x) * _prod(kernel[:3]), dy, out)
 
 
+# A depthwise convolution multiplies each element of y by its KH * KW taps alone.
+def _depthwise_forward_flops(args, kwargs, out):
+    kernel = np.shape(args[1])
+    return 2.0 * _prod(np.shape(out)) * _prod(kernel[:2])
+
+
+def _depthwise_backward_flops(args, kwargs, out):
+    dy, kernel = np.shape(args[0]), np.shape(args[2])
+    return _conv_grads_flops(_prod(dy) * _prod(kernel[:2]), dy, out)
+
+
 def _lstm_forward_flops(args, kwargs, out):
     x, rk = np.shape(args[0]), np.shape(args[4])
     N, T, I = x
@@ -133,6 +144,8 @@ FLOPS = {
     "conv2d_backward": _conv_backward_flops,
     "conv2d_transpose_forward": _conv_transpose_forward_flops,
     "conv2d_transpose_backward": _conv_transpose_backward_flops,
+    "depthwise_conv2d_forward": _depthwise_forward_flops,
+    "depthwise_conv2d_backward": _depthwise_backward_flops,
     "lstm_forward": _lstm_forward_flops,
     "lstm_backward": _lstm_backward_flops,
     "lstm_cell_forward": _lstm_cell_forward_flops,

@@ -197,6 +197,23 @@ def test_embedding(tmp_path):
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
+def test_depthwise_and_separable_convolutions(tmp_path, padding):
+    model = models.Sequential([
+        layers.DepthwiseConv2D(3, strides=2, padding=padding, depth_multiplier=2,
+                               activation="relu", input_shape=(15, 14, 3)),
+        layers.SeparableConv2D(4, (2, 3), padding=padding, dilation_rate=2, activation="tanh"),
+        layers.DepthwiseConv2D(2, padding=padding, use_bias=False),
+        layers.SeparableConv2D(3, 1, depth_multiplier=3, use_bias=False),
+    ], name=f"depthwise_{padding}")  # fmt: skip
+    _scramble(model)
+    proto = assert_exports(model, tmp_path, lambda n: [normal(n, 15, 14, 3, seed=n)])
+    groups = [next((a.i for a in n.attribute if a.name == "group"), 1)
+              for n in proto.graph.node if n.op_type == "Conv"]  # fmt: skip
+    # each depthwise Conv has one group per input channel; the pointwise ones one group
+    assert groups == [3, 6, 1, 4, 4, 1]
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
 def test_transposed_convolution_and_pooling_2d(tmp_path, padding):
     model = models.Sequential([
         layers.Conv2DTranspose(3, 3, strides=2, padding=padding, activation="relu",

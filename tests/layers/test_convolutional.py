@@ -1,14 +1,14 @@
-"""Conv1D and Conv2DTranspose against Keras 3 (predict and training steps from copied
-weights, output shapes), through finite differences, and their arguments, configs,
-files and summary lines."""
+"""Conv1D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D against Keras 3 (predict
+and training steps from copied weights, weight and output shapes), through finite
+differences, and their arguments, configs, files and summary lines."""
 
 import numpy as np
 import pytest
 
 import dlcore
 from dlcore import layers, models
-from gradcheck import check_tensor_op
-from keras_parity import assert_layer_matches_keras, keras_module
+from gradcheck import check_layer, check_tensor_op
+from keras_parity import assert_layer_matches_keras, assert_round_trip, keras_module
 
 
 def _x(*shape, seed=1):
@@ -237,8 +237,22 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d():
             lambda: layers.Conv2DTranspose(-2, 3),
             r"Conv2DTranspose: filters must be a positive int, got -2",
         ),
+        (lambda: layers.DepthwiseConv2D(3, depth_multiplier=0),
+         r"DepthwiseConv2D: depth_multiplier must be a positive int, got 0"),
+        (lambda: layers.SeparableConv2D(2, 3, depth_multiplier=-1),
+         r"SeparableConv2D: depth_multiplier must be a positive int, got -1"),
+        (lambda: layers.SeparableConv2D(0, 3), r"SeparableConv2D: filters must be a positive int, got 0"),
+        (lambda: layers.DepthwiseConv2D(0), r"DepthwiseConv2D: kernel_size must be an int or a tuple of 2 ints"),
+        (lambda: layers.SeparableConv2D(2, (3, 3, 3)), r"SeparableConv2D: kernel_size must be"),
+        (lambda: layers.DepthwiseConv2D(3, strides=0), r"DepthwiseConv2D: strides must be"),
+        (lambda: layers.SeparableConv2D(2, 3, dilation_rate=0),
+         r"SeparableConv2D: dilation_rate must be"),
+        (lambda: layers.DepthwiseConv2D(3, padding="causal"),
+         r"DepthwiseConv2D: padding must be 'valid' or 'same', got 'causal'"),
+        (lambda: layers.SeparableConv2D(2, 3, data_format="channels_first"),
+         r"SeparableConv2D: dlcore is channels-last"),
     ],
-)
+)  # fmt: skip
 def test_bad_arguments_are_named(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -294,6 +308,7 @@ def test_config_and_file_round_trip(tmp_path, layer, shape):
 def test_keras_aliases_name_the_same_layers():
     assert layers.Convolution1D is layers.Conv1D
     assert layers.Convolution2DTranspose is layers.Conv2DTranspose
+    assert layers.SeparableConvolution2D is layers.SeparableConv2D
     config = layers.serialize(layers.Conv1D(2, 3))
     config["class_name"] = "Convolution1D"
     assert type(layers.deserialize(config)) is layers.Conv1D
@@ -312,3 +327,183 @@ def test_summary_lines(capsys):
     out = capsys.readouterr().out
     assert "conv2d_transpose" in out and "(None, 14, 14, 64)" in out and "131,136" in out
     assert "conv1d" in out and "(None, 196, 32)" in out and "10,272" in out
+
+
+# ------------------------------------------------------------ DepthwiseConv2D, SeparableConv2D
+
+DEPTHWISE = [
+    dict(kernel_size=3),
+    dict(kernel_size=3, depth_multiplier=2, padding="same"),
+    dict(kernel_size=(3, 2), strides=2, padding="same", activation="relu"),
+    dict(kernel_size=(2, 3), strides=(2, 1), depth_multiplier=2, padding="valid"),
+    dict(kernel_size=3, dilation_rate=2, depth_multiplier=2),
+    dict(kernel_size=3, dilation_rate=(2, 1), padding="same", use_bias=False),
+    dict(kernel_size=1, depth_multiplier=3),
+    # (not l1 on the zero bias: JAX differentiates |b| at 0 as 1, dlcore as 0)
+    dict(kernel_size=2, depthwise_regularizer="l1", bias_regularizer="l2"),
+]
+
+SEPARABLE = [
+    dict(filters=4, kernel_size=3),
+    dict(filters=2, kernel_size=3, depth_multiplier=2, padding="same", activation="tanh"),
+    dict(filters=3, kernel_size=(2, 3), strides=2, padding="same"),
+    dict(filters=3, kernel_size=3, strides=(2, 1), depth_multiplier=2, padding="valid"),
+    dict(filters=2, kernel_size=3, dilation_rate=2, padding="same", use_bias=False),
+    dict(filters=5, kernel_size=1, depth_multiplier=3),
+    dict(filters=2, kernel_size=2, depthwise_regularizer="l1", pointwise_regularizer="l2"),
+]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize(
+    "cls,kwargs",
+    [("DepthwiseConv2D", k) for k in DEPTHWISE] + [("SeparableConv2D", k) for k in SEPARABLE],
+    ids=lambda a: _ids(a) if isinstance(a, dict) else a,
+)
+def test_depthwise_and_separable_match_keras(cls, kwargs, optimizer):
+    assert_layer_matches_keras(
+        lambda: getattr(layers, cls)(**kwargs), lambda k: getattr(k.layers, cls)(**kwargs),
+        _x(4, 7, 6, 3), optimizer=optimizer,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "cls,kwargs,names",
+    [
+        ("DepthwiseConv2D", dict(kernel_size=(3, 2), depth_multiplier=2), ["kernel", "bias"]),
+        ("DepthwiseConv2D", dict(kernel_size=3, use_bias=False), ["kernel"]),
+        ("SeparableConv2D", dict(filters=5, kernel_size=(2, 3), depth_multiplier=3),
+         ["depthwise_kernel", "pointwise_kernel", "bias"]),
+        ("SeparableConv2D", dict(filters=4, kernel_size=3, use_bias=False),
+         ["depthwise_kernel", "pointwise_kernel"]),
+    ],
+)  # fmt: skip
+def test_depthwise_and_separable_weights_are_keras(cls, kwargs, names):
+    """Weight count, order, shapes and names as Keras 3 builds them on 3 channels."""
+    keras = keras_module()
+    k_layer, layer = getattr(keras.layers, cls)(**kwargs), getattr(layers, cls)(**kwargs)
+    k_layer.build((None, 7, 6, 3))
+    layer(np.zeros((1, 7, 6, 3), np.float32))
+    assert [tuple(w.shape) for w in layer.weights] == [tuple(w.shape) for w in k_layer.weights]
+    assert [w.name.split("/")[-1] for w in layer.weights] == names
+    assert [w.path.split("/")[-1] for w in k_layer.weights] == names
+
+
+@pytest.mark.parametrize("cls", ["DepthwiseConv2D", "SeparableConv2D"])
+@pytest.mark.parametrize("kernel", [1, 2, 3, (3, 2)])
+@pytest.mark.parametrize("strides", [1, 2, (3, 1)])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_depthwise_and_separable_output_shapes_are_keras(cls, kernel, strides, padding):
+    keras = keras_module()
+    kwargs = dict(kernel_size=kernel, strides=strides, padding=padding, depth_multiplier=2)
+    if cls == "SeparableConv2D":
+        kwargs["filters"] = 3
+    for rows, cols in ((3, 3), (7, 4), (8, 5)):
+        want = getattr(keras.layers, cls)(**kwargs).compute_output_shape((None, rows, cols, 2))
+        layer = getattr(layers, cls)(**kwargs)
+        assert layer.compute_output_shape((None, rows, cols, 2)) == tuple(want)
+        assert layer(np.zeros((2, rows, cols, 2), np.float32)).shape == (2, *want[1:])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_mobilenet_block_trains_as_keras(optimizer):
+    """DepthwiseConv2D and SeparableConv2D between other layers: Keras' losses and weights."""
+
+    def block(lib):
+        L = lib.layers
+        return [L.Conv2D(4, 3, padding="same", activation="relu"),
+                L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2,
+                                  activation="relu"),
+                L.SeparableConv2D(3, 3, padding="same"), L.GlobalAveragePooling2D()]  # fmt: skip
+
+    y = np.random.default_rng(3).standard_normal((6, 3)).astype(np.float32)
+    assert_layer_matches_keras(lambda: block(dlcore), block, _x(6, 8, 8, 2), y, optimizer=optimizer)
+
+
+@pytest.mark.parametrize(
+    "cls,kwargs,shape",
+    [
+        ("DepthwiseConv2D", dict(kernel_size=3, strides=2, padding="same", depth_multiplier=2),
+         (1, 5, 3, 2)),
+        ("DepthwiseConv2D", dict(kernel_size=(2, 3), dilation_rate=(2, 1), use_bias=False,
+                                 activation="tanh"), (2, 5, 4, 3)),
+        ("SeparableConv2D", dict(filters=2, kernel_size=3, padding="same", depth_multiplier=2),
+         (2, 3, 4, 2)),
+        ("SeparableConv2D", dict(filters=3, kernel_size=(3, 2), strides=(2, 1), use_bias=False,
+                                 activation="sigmoid"), (1, 5, 3, 2)),
+    ],
+)  # fmt: skip
+def test_depthwise_and_separable_gradients(cls, kwargs, shape):
+    layer = getattr(layers, cls)(dtype="float64", **kwargs)
+    check_layer(layer, np.random.default_rng(5).standard_normal(shape))
+
+
+@pytest.mark.parametrize("suffix", [".dlc", ".keras"])
+def test_depthwise_and_separable_files_and_summary(tmp_path, suffix):
+    model = models.Sequential([
+        layers.Input((7, 6, 3)),
+        layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"),
+        layers.SeparableConv2D(4, 3, strides=2, activation="relu"),
+        layers.SeparableConv2D(2, 1, use_bias=False),
+    ])  # fmt: skip
+    model.set_weights([w + 0.1 for w in model.get_weights()])  # a nonzero bias
+    x = _x(2, 7, 6, 3)
+    back, lines = assert_round_trip(model, x, tmp_path / f"m{suffix}")
+    for a, b in zip(back.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for layer in model.layers:
+        clone = layers.deserialize(layers.serialize(layer))
+        assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    # kernel 3*3*3*2 + bias 6; depthwise 3*3*6 + pointwise 6*4 + bias 4; 4*2
+    expected = [("(DepthwiseConv2D)", "(None, 7, 6, 6)", " 60"),
+                ("(SeparableConv2D)", "(None, 3, 2, 4)", " 82"),
+                ("(SeparableConv2D)", "(None, 3, 2, 2)", " 12")]  # fmt: skip
+    for name, shape, params in expected:
+        assert any(name in l and shape in l and l.endswith(params) for l in lines), (name, lines)
+
+
+def test_keras_saved_depthwise_and_separable_load_in_dlcore(tmp_path):
+    keras = keras_module()
+    pytest.importorskip("h5py")
+    x = _x(8, 6, 5, 2)
+    k_model = keras.Sequential([
+        keras.Input((6, 5, 2)),
+        keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu"),
+        keras.layers.SeparableConv2D(3, (2, 3), strides=2, depth_multiplier=2),
+    ])  # fmt: skip
+    k_model.compile("sgd", "mse")
+    k_model.fit(x, np.ones((8, *k_model.output_shape[1:]), np.float32), epochs=1, verbose=0)
+    k_model.save(tmp_path / "k.keras")
+    model = models.load_model(tmp_path / "k.keras")
+    assert [type(l).__name__ for l in model.layers] == ["DepthwiseConv2D", "SeparableConv2D"]
+    np.testing.assert_allclose(model.predict(x, verbose=0), k_model.predict(x, verbose=0),
+                               rtol=2e-5, atol=2e-6)  # fmt: skip
+
+
+def _built(layer, shape):
+    layer(np.zeros(shape, np.float32))
+    return layer
+
+
+@pytest.mark.parametrize(
+    "make,x_shape,match",
+    [
+        (lambda: layers.DepthwiseConv2D(3), (2, 5, 3),
+         r"DepthwiseConv2D needs inputs \(batch, rows, cols, channels\), got shape \(2, 5, 3\)"),
+        (lambda: layers.SeparableConv2D(2, 3), (2, 5, 3),
+         r"SeparableConv2D needs inputs \(batch, rows, cols, channels\)"),
+        (lambda: layers.DepthwiseConv2D(3), (1, 2, 5, 1),  # 'valid': fewer rows than the kernel
+         r"the height window spans 3 .* padded input has height 2"),
+        (lambda: layers.SeparableConv2D(2, (1, 4), dilation_rate=2), (1, 5, 5, 1),
+         r"the width window spans 7 .* padded input has width 5"),
+        (lambda: _built(layers.DepthwiseConv2D(3, depth_multiplier=2), (1, 4, 4, 3)), (1, 4, 4, 5),
+         r"kernel has shape \(3, 3, 3, 2\) with 3 input channels but x has shape \(1, 4, 4, 5\) "
+         r"with 5"),
+        (lambda: _built(layers.SeparableConv2D(2, 3), (1, 4, 4, 3)), (1, 4, 4, 2),
+         r"kernel has shape \(3, 3, 3, 1\) with 3 input channels but x has shape \(1, 4, 4, 2\)"),
+    ],
+)  # fmt: skip
+def test_depthwise_and_separable_bad_inputs_are_named(make, x_shape, match):
+    layer = make()
+    with pytest.raises(ValueError, match=match):
+        layer(np.zeros(x_shape, np.float32))

@@ -1,7 +1,8 @@
 """Conv2D, channels-last, in plain NumPy (float64): windows from sliding_window_view,
 products from einsum. x (N, H, W, C), kernel (KH, KW, C, OC), padding ((t, b), (l, r)).
 Conv2DTranspose: x (N, H, W, C), kernel (KH, KW, OC, C), each input pixel scattered to
-the full output by every tap, which padding then crops."""
+the full output by every tap, which padding then crops. DepthwiseConv2D: x (N, H, W, C),
+kernel (KH, KW, C, M), output channel c*M + m the window of input channel c alone."""
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -101,3 +102,37 @@ def conv2d_transpose_grads(dy, x, kernel, strides=(1, 1), padding=((0, 0), (0, 0
             dx += np.einsum("nhwo,oc->nhwc", tap, kernel[i, j])
             dkernel[i, j] = np.einsum("nhwo,nhwc->oc", tap, x)
     return dx, dkernel, dy.sum(axis=(0, 1, 2))
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=(1, 1), padding=((0, 0), (0, 0)),
+                     dilation=(1, 1)):  # fmt: skip
+    """x (N, H, W, C), kernel (KH, KW, C, M) -> y (N, OH, OW, C*M): y[..., c*M + m] is the
+    sum over the window of x[..., c] * kernel[i, j, c, m] (+ bias[c*M + m])."""
+    x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+    _, _, C, M = kernel.shape
+    win = _windows(x, kernel.shape[:2], strides, padding, dilation)
+    y = np.einsum("nhwcij,ijcm->nhwcm", win, kernel)
+    y = y.reshape(*y.shape[:3], C * M)
+    return y if bias is None else y + np.asarray(bias, np.float64)
+
+
+def depthwise_as_conv2d_kernel(kernel):
+    """The (KH, KW, C, C*M) kernel of the ordinary convolution a depthwise one is: zero
+    but where input channel c meets its own outputs c*M .. c*M + M - 1."""
+    kernel = np.asarray(kernel, np.float64)
+    KH, KW, C, M = kernel.shape
+    dense = np.zeros((KH, KW, C, C, M))
+    c = np.arange(C)
+    dense[:, :, c, c] = kernel
+    return dense.reshape(KH, KW, C, C * M)
+
+
+def depthwise_conv2d_grads(dy, x, kernel, strides=(1, 1), padding=((0, 0), (0, 0)),
+                           dilation=(1, 1)):  # fmt: skip
+    """(dx, dkernel, dbias) of sum(depthwise_conv2d(x, kernel, bias) * dy): conv2d_grads of
+    the equivalent ordinary convolution, its kernel gradient read back on the diagonal."""
+    KH, KW, C, M = np.shape(kernel)
+    dx, dense, dbias = conv2d_grads(dy, x, depthwise_as_conv2d_kernel(kernel), strides,
+                                    padding, dilation)  # fmt: skip
+    c = np.arange(C)
+    return dx, dense.reshape(KH, KW, C, C, M)[:, :, c, c], dbias

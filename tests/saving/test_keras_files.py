@@ -478,8 +478,9 @@ def test_schedules_dict_outputs_and_loss_and_metric_objects_travel(tmp_path, rng
 
 
 def conv_family(lib, which):
-    """Conv1D/Conv2DTranspose and the 1-D, 2-D and global pooling layers, written by the
-    same code for Keras and dlcore (their names and options are Keras')."""
+    """Conv1D/Conv2DTranspose/DepthwiseConv2D/SeparableConv2D and the 1-D, 2-D and global
+    pooling layers, written by the same code for Keras and dlcore (their names and options
+    are Keras')."""
     L = lib.layers
     if which == "images":
         return lib.Sequential([
@@ -487,6 +488,8 @@ def conv_family(lib, which):
             L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
             L.AveragePooling2D((2, 3), strides=(1, 2), padding="same"),
             L.Conv2DTranspose(4, (4, 3), strides=(2, 1), output_padding=(1, 0), use_bias=False),
+            L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu"),
+            L.SeparableConv2D(4, (2, 3), strides=(1, 2), depthwise_regularizer="l2"),
             L.AveragePooling2D(2),
             L.GlobalMaxPooling2D(keepdims=True),
             L.GlobalAveragePooling2D(),

@@ -104,4 +104,34 @@ template <typename T>
 void conv2d_transpose_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x,
                                const T* kernel, const Conv2dTransposeShape& s);
 
+// ------------------------------------------------------------------ depthwise
+// Each input channel convolved with its own M filters: x (N,H,W,C), kernel (KH,KW,C,M)
+// (Keras' DepthwiseConv2D layout), bias (C*M), y (N,OH,OW,C*M) with
+// y[.., c*M + m] = bias[c*M + m] + sum over the window of x[.., c] * kernel[kh, kw, c, m].
+
+// The validated geometry, shared by forward and backward; the window as Conv2dParams.
+struct DepthwiseConv2dShape {
+  int64_t N, H, W, C;  // x
+  int64_t KH, KW, M;   // kernel (KH, KW, C, M)
+  int64_t OC;          // C * M
+  int64_t OH, OW;      // y (N, OH, OW, OC)
+  Conv2dParams p;
+
+  DepthwiseConv2dShape(const char* fn, const int64_t (&x_shape)[4],
+                       const int64_t (&kernel_shape)[4], const Conv2dParams& params);
+};
+
+// y = the depthwise convolution of x with kernel, + bias (may be null).
+template <typename T>
+void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
+                              const DepthwiseConv2dShape& s);
+
+// dy (N,OH,OW,C*M) -> dx (N,H,W,C), dkernel (KH,KW,C,M), dbias (C*M): each accumulated
+// (+=) into memory the caller zeroed; a null pointer skips that gradient. Every element
+// is summed by one thread in a fixed order, so the results are the same bits at any
+// thread count.
+template <typename T>
+void depthwise_conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x,
+                               const T* kernel, const DepthwiseConv2dShape& s);
+
 }  // namespace dlcore

@@ -284,19 +284,57 @@ def _window_attrs(layer, window, dilation=(1, 1)):
     return {"pads": pads} if pads is not None else {"auto_pad": "SAME_UPPER"}
 
 
-@converter("Conv2D")
-def _conv2d(g, layer, x, **kwargs):
-    kernel = g.weight(layer.kernel, _OIHW)
+def _windowed_conv(g, layer, x, kernel, group=1):
+    """ONNX's Conv of NHWC x (transposed to NCHW) over the layer's window, with its bias."""
     inputs = [g.op("Transpose", [x], perm=_TO_NCHW), kernel]
     if layer.use_bias:
         inputs.append(g.weight(layer.bias))
-    y = g.op("Conv", inputs, hint=layer.name, kernel_shape=list(layer.kernel_size),
-             strides=list(layer.strides), dilations=list(layer.dilation_rate),
-             **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))  # fmt: skip
+    return g.op("Conv", inputs, hint=layer.name, kernel_shape=list(layer.kernel_size),
+                strides=list(layer.strides), dilations=list(layer.dilation_rate), group=group,
+                **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))  # fmt: skip
+
+
+def _activation_to_nhwc(g, layer, y):
+    """The layer's activation on NCHW y, and y back to NHWC."""
     if activations_module.registry.name_of(layer.activation) in _ELEMENTWISE:
         y = g.activation(layer.activation, y)  # before the transpose: it may cancel
         return g.op("Transpose", [y], perm=_TO_NHWC)
     return g.activation(layer.activation, g.op("Transpose", [y], perm=_TO_NHWC))
+
+
+@converter("Conv2D")
+def _conv2d(g, layer, x, **kwargs):
+    return _activation_to_nhwc(g, layer, _windowed_conv(g, layer, x, g.weight(layer.kernel, _OIHW)))
+
+
+def _depthwise_OIHW(kernel):
+    # (KH, KW, C, M) -> (C * M, 1, KH, KW): output channel c * M + m, one input channel each
+    KH, KW, C, M = kernel.shape
+    return kernel.transpose(2, 3, 0, 1).reshape(C * M, 1, KH, KW)
+
+
+@converter("DepthwiseConv2D")
+def _depthwise_conv2d(g, layer, x, **kwargs):
+    kernel = g.weight(layer.kernel, _depthwise_OIHW)
+    return _activation_to_nhwc(
+        g, layer, _windowed_conv(g, layer, x, kernel, group=layer.kernel.shape[2])
+    )
+
+
+@converter("SeparableConv2D")
+def _separable_conv2d(g, layer, x, **kwargs):
+    # The depthwise Conv (group = channels, no bias), then a 1x1 Conv with the bias.
+    depthwise = layer.depthwise_kernel
+    inputs = [g.op("Transpose", [x], perm=_TO_NCHW), g.weight(depthwise, _depthwise_OIHW)]
+    y = g.op("Conv", inputs, hint=f"{layer.name}_depthwise",
+             kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+             dilations=list(layer.dilation_rate), group=depthwise.shape[2],
+             **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))  # fmt: skip
+    inputs = [y, g.weight(layer.pointwise_kernel, _OIHW)]
+    if layer.use_bias:
+        inputs.append(g.weight(layer.bias))
+    y = g.op("Conv", inputs, hint=layer.name, kernel_shape=[1, 1])
+    return _activation_to_nhwc(g, layer, y)
 
 
 _ELEMENTWISE = {"linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softplus",

@@ -9,8 +9,8 @@ its backward with :func:`dlcore.tensor.record`; gradients nobody needs are not c
 - :mod:`.reductions` sum, mean, max, min
 - :mod:`.shape` reshape, transpose, indexing, concatenate, stack, repeat, pad
 - :mod:`.linalg` matmul, linear
-- :mod:`.conv`, :mod:`.pool` convolution (1-D, 2-D, transposed) and pooling (max, average,
-  global) (:mod:`.window` their arguments)
+- :mod:`.conv`, :mod:`.pool` convolution (1-D, 2-D, transposed, depthwise, separable) and
+  pooling (max, average, global) (:mod:`.window` their arguments)
 - :mod:`.rnn` recurrent sequences
 - :mod:`.normalization` batch and layer normalisation
 - :mod:`.embedding` embedding lookup
@@ -45,7 +45,7 @@ from .activations import (
     swish,
     tanh,
 )
-from .conv import conv1d, conv2d, conv2d_transpose
+from .conv import conv1d, conv2d, conv2d_transpose, depthwise_conv2d, separable_conv2d
 from .elementwise import (
     abs,
     add,
@@ -91,7 +91,7 @@ __all__ = [
     # layers' maths
     "linear", "conv2d", "max_pool2d", "lstm", "dropout",
     "batch_norm", "layer_norm", "embedding", "upsample2d", "gaussian_noise",
-    "conv1d", "conv2d_transpose", "max_pool1d", "avg_pool1d", "avg_pool2d",
+    "conv1d", "conv2d_transpose", "depthwise_conv2d", "separable_conv2d", "max_pool1d", "avg_pool1d", "avg_pool2d",
     "global_avg_pool", "global_max_pool",
     "gru", "simple_rnn",
     # activations

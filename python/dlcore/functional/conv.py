@@ -9,7 +9,7 @@ from dlcore.tensor import as_tensor, record
 from .shape import reshape
 from .window import conv_padding, conv_transpose_padding, explicit_padding_1d, int_tuple
 
-__all__ = ["conv1d", "conv2d", "conv2d_transpose"]
+__all__ = ["conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "separable_conv2d"]
 
 
 def _conv(forward, backward, name, x, kernel, bias, **args):
@@ -89,3 +89,27 @@ def conv2d_transpose(x, kernel, bias=None, strides=1, padding=0, output_padding=
     return _conv(ops.conv2d_transpose_forward, ops.conv2d_transpose_backward,
                  "conv2d_transpose", x, kernel, bias, strides=strides, padding=padding,
                  output_padding=output_padding, dilation=dilation)  # fmt: skip
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, padding=0, dilation=1):
+    """Depthwise 2-D convolution, channels-last: x (N, H, W, C), kernel (KH, KW, C, M) ->
+    (N, OH, OW, C * M), output channel c * M + m the convolution of input channel c with
+    filter m (Keras' DepthwiseConv2D; PyTorch's conv2d with groups=C).
+
+    padding: as for :func:`conv2d`.
+    """
+    x, kernel = as_tensor(x), as_tensor(kernel)
+    padding = conv_padding(padding, x.shape[1:3], kernel.shape[:2], strides, dilation)
+    return _conv(ops.depthwise_conv2d_forward, ops.depthwise_conv2d_backward,
+                 "depthwise_conv2d", x, kernel, bias, strides=strides, padding=padding,
+                 dilation=dilation)  # fmt: skip
+
+
+def separable_conv2d(x, depthwise_kernel, pointwise_kernel, bias=None, strides=1, padding=0,
+                     dilation=1):  # fmt: skip
+    """Depthwise-separable 2-D convolution (Keras' SeparableConv2D): :func:`depthwise_conv2d`
+    of x with depthwise_kernel (KH, KW, C, M) over the window given, then the 1x1
+    :func:`conv2d` of that with pointwise_kernel (1, 1, C * M, OC), + bias (OC)."""
+    y = depthwise_conv2d(x, depthwise_kernel, None, strides=strides, padding=padding,
+                         dilation=dilation)  # fmt: skip
+    return conv2d(y, pointwise_kernel, bias)

@@ -3,7 +3,7 @@
 - :mod:`.base` Layer, InputLayer
 - :mod:`.core` Dense, Activation, Embedding, Masking, Input
 - :mod:`.merging` Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
-- :mod:`.convolutional` Conv1D, Conv2D, Conv2DTranspose
+- :mod:`.convolutional` Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 - :mod:`.pooling` MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling1D/2D,
   GlobalMaxPooling1D/2D
 - :mod:`.recurrent` LSTM, GRU, SimpleRNN

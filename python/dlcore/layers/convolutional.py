@@ -1,8 +1,9 @@
-"""Convolution layers, channels-last: Conv1D, Conv2D and Conv2DTranspose, with Keras'
-arguments, weight shapes and output sizes."""
+"""Convolution layers, channels-last: Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and
+SeparableConv2D, with Keras' arguments, weight shapes and output sizes."""
 
 from __future__ import annotations
 
+from dlcore import activations, initializers, regularizers
 from dlcore import functional as F
 from dlcore.functional.window import (
     int_tuple,
@@ -13,8 +14,9 @@ from dlcore.functional.window import (
 
 from .base import Layer, kernel_bias_config, kernel_bias_options, positive_int, registry
 
-__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D",
-           "Convolution2DTranspose"]  # fmt: skip
+__all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
+           "Convolution1D", "Convolution2D", "Convolution2DTranspose",
+           "SeparableConvolution2D"]  # fmt: skip
 
 
 def check_channels_last(owner, data_format):
@@ -24,14 +26,55 @@ def check_channels_last(owner, data_format):
         )
 
 
-class BaseConv(Layer):
-    """What the convolution layers share: Keras' arguments checked once, the kernel and
-    bias created in Keras' order, the config. A subclass sets ``rank``, ``input_axes``
-    (its input's axes, for messages) and computes in ``call``."""
+class ConvWindow(Layer):
+    """What every convolution layer shares: Keras' window arguments (kernel_size, strides,
+    padding, dilation_rate, data_format) checked once, the input's shape checked in
+    ``build``, the output's sizes and the config. A subclass sets ``rank``,
+    ``input_axes`` (its input's axes, for messages) and ``paddings``."""
 
     rank = 2
     input_axes = "batch, rows, cols, channels"
     paddings = ("valid", "same")
+
+    def __init__(self, kernel_size, strides, padding, dilation_rate, data_format, **kwargs):
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        check_channels_last(owner, data_format)
+        self.kernel_size = int_tuple(kernel_size, self.rank, "kernel_size", owner)
+        self.strides = int_tuple(strides, self.rank, "strides", owner)
+        self.dilation_rate = int_tuple(dilation_rate, self.rank, "dilation_rate", owner)
+        self.padding = padding_mode(padding, owner, self.paddings)
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) != self.rank + 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"{self.name}: {type(self).__name__} needs inputs ({self.input_axes}), "
+                f"got shape {input_shape}"
+            )
+        return input_shape[-1]
+
+    def output_sizes(self, input_shape):
+        """The output's sizes along the window's axes."""
+        return tuple(
+            output_length(n, k, s, d, self.padding)
+            for n, k, s, d in zip(
+                input_shape[1 : 1 + self.rank], self.kernel_size, self.strides, self.dilation_rate
+            )
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+        }
+
+
+class BaseConv(ConvWindow):
+    """The convolutions with ``filters``: the kernel and bias created in Keras' order, the
+    config. A subclass computes in ``call``."""
 
     def __init__(
         self,
@@ -49,14 +92,8 @@ class BaseConv(Layer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        owner = type(self).__name__
-        check_channels_last(owner, data_format)
-        self.filters = positive_int(filters, "filters", owner)
-        self.kernel_size = int_tuple(kernel_size, self.rank, "kernel_size", owner)
-        self.strides = int_tuple(strides, self.rank, "strides", owner)
-        self.dilation_rate = int_tuple(dilation_rate, self.rank, "dilation_rate", owner)
-        self.padding = padding_mode(padding, owner, self.paddings)
+        super().__init__(kernel_size, strides, padding, dilation_rate, data_format, **kwargs)
+        self.filters = positive_int(filters, "filters", type(self).__name__)
         kernel_bias_options(
             self,
             activation,
@@ -72,13 +109,9 @@ class BaseConv(Layer):
         return (*self.kernel_size, channels, self.filters)
 
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2 or input_shape[-1] is None:
-            raise ValueError(
-                f"{self.name}: {type(self).__name__} needs inputs ({self.input_axes}), "
-                f"got shape {input_shape}"
-            )
+        channels = self.check_input_shape(input_shape)
         self.kernel = self.add_weight(
-            "kernel", self.kernel_shape(input_shape[-1]), self.kernel_initializer,
+            "kernel", self.kernel_shape(channels), self.kernel_initializer,
             self.kernel_regularizer,
         )  # fmt: skip
         if self.use_bias:
@@ -86,16 +119,11 @@ class BaseConv(Layer):
                 "bias", (self.filters,), self.bias_initializer, self.bias_regularizer
             )
 
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_sizes(input_shape), self.filters)
+
     def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-            "dilation_rate": list(self.dilation_rate),
-            **kernel_bias_config(self),
-        }
+        return {**super().get_config(), "filters": self.filters, **kernel_bias_config(self)}
 
 
 @registry.register(aliases=("Convolution1D",))
@@ -141,11 +169,6 @@ class Conv1D(BaseConv):
                      padding=self.padding, dilation=self.dilation_rate)  # fmt: skip
         return self.activation(y)
 
-    def compute_output_shape(self, input_shape):
-        steps = output_length(input_shape[1], self.kernel_size[0], self.strides[0],
-                              self.dilation_rate[0], self.padding)  # fmt: skip
-        return (input_shape[0], steps, self.filters)
-
 
 @registry.register(aliases=("Convolution2D",))
 class Conv2D(BaseConv):
@@ -187,15 +210,6 @@ class Conv2D(BaseConv):
             dilation=self.dilation_rate,
         )
         return self.activation(y)
-
-    def compute_output_shape(self, input_shape):
-        rows, cols = (
-            output_length(n, k, s, d, self.padding)
-            for n, k, s, d in zip(
-                input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate
-            )
-        )
-        return (input_shape[0], rows, cols, self.filters)
 
 
 @registry.register(aliases=("Convolution2DTranspose",))
@@ -266,4 +280,165 @@ class Conv2DTranspose(BaseConv):
         return {**super().get_config(), "output_padding": None if out is None else list(out)}
 
 
+class BaseDepthwise(ConvWindow):
+    """The depthwise convolutions: depth_multiplier filters of their own for each input
+    channel, the depthwise kernel (*kernel_size, channels, depth_multiplier) as Keras
+    stores it, an activation and a bias."""
+
+    def __init__(self, kernel_size, strides, padding, depth_multiplier, data_format,
+                 dilation_rate, activation, use_bias, depthwise_initializer,
+                 depthwise_regularizer, bias_initializer, bias_regularizer, **kwargs):  # fmt: skip
+        super().__init__(kernel_size, strides, padding, dilation_rate, data_format, **kwargs)
+        owner = type(self).__name__
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", owner)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.bias = None
+
+    def add_depthwise_kernel(self, name, channels):
+        return self.add_weight(
+            name, (*self.kernel_size, channels, self.depth_multiplier),
+            self.depthwise_initializer, self.depthwise_regularizer,
+        )  # fmt: skip
+
+    def add_bias(self, size):
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (size,), self.bias_initializer,
+                                        self.bias_regularizer)  # fmt: skip
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        }
+
+
+@registry.register()
+class DepthwiseConv2D(BaseDepthwise):
+    """Depthwise 2-D convolution, channels-last: each input channel convolved with its own
+    ``depth_multiplier`` filters, no sum over channels.
+
+    Input shape: (batch, rows, cols, channels). Output shape: (batch, new_rows, new_cols,
+    channels * depth_multiplier), channel c * depth_multiplier + m from input channel c and
+    its filter m. Weights, in Keras' order: kernel (kernel_rows, kernel_cols, channels,
+    depth_multiplier), bias (channels * depth_multiplier,).
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate,
+            activation, use_bias, depthwise_initializer, depthwise_regularizer,
+            bias_initializer, bias_regularizer, **kwargs,
+        )  # fmt: skip
+        self.kernel = None
+
+    def build(self, input_shape):
+        channels = self.check_input_shape(input_shape)
+        self.kernel = self.add_depthwise_kernel("kernel", channels)
+        self.add_bias(channels * self.depth_multiplier)
+
+    def call(self, inputs, training=False):
+        y = F.depthwise_conv2d(inputs, self.kernel, self.bias, strides=self.strides,
+                               padding=self.padding, dilation=self.dilation_rate)  # fmt: skip
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        return (input_shape[0], *self.output_sizes(input_shape),
+                None if channels is None else channels * self.depth_multiplier)  # fmt: skip
+
+
+@registry.register(aliases=("SeparableConvolution2D",))
+class SeparableConv2D(BaseDepthwise):
+    """Depthwise-separable 2-D convolution, channels-last: a depthwise convolution over the
+    window, then a 1x1 convolution mixing its channels into ``filters``.
+
+    Input shape: (batch, rows, cols, channels). Output shape: (batch, new_rows, new_cols,
+    filters). Weights, in Keras' order: depthwise_kernel (kernel_rows, kernel_cols,
+    channels, depth_multiplier), pointwise_kernel (1, 1, channels * depth_multiplier,
+    filters), bias (filters,).
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate,
+            activation, use_bias, depthwise_initializer, depthwise_regularizer,
+            bias_initializer, bias_regularizer, **kwargs,
+        )  # fmt: skip
+        self.filters = positive_int(filters, "filters", "SeparableConv2D")
+        self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.depthwise_kernel = self.pointwise_kernel = None
+
+    def build(self, input_shape):
+        channels = self.check_input_shape(input_shape)
+        self.depthwise_kernel = self.add_depthwise_kernel("depthwise_kernel", channels)
+        self.pointwise_kernel = self.add_weight(
+            "pointwise_kernel", (1, 1, channels * self.depth_multiplier, self.filters),
+            self.pointwise_initializer, self.pointwise_regularizer,
+        )  # fmt: skip
+        self.add_bias(self.filters)
+
+    def call(self, inputs, training=False):
+        y = F.separable_conv2d(inputs, self.depthwise_kernel, self.pointwise_kernel, self.bias,
+                               strides=self.strides, padding=self.padding,
+                               dilation=self.dilation_rate)  # fmt: skip
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_sizes(input_shape), self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
+            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+        }
+
+
 Convolution1D, Convolution2D, Convolution2DTranspose = Conv1D, Conv2D, Conv2DTranspose
+SeparableConvolution2D = SeparableConv2D

@@ -71,6 +71,8 @@ KERAS_DEFAULTS = {
     "gamma_constraint": (None,),
     "embeddings_constraint": (None,),
     "alpha_constraint": (None,),
+    "depthwise_constraint": (None,),
+    "pointwise_constraint": (None,),
     "renorm": (False,),
     "renorm_clipping": (None,),
     "renorm_momentum": ANY,  # used with renorm only

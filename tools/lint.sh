@@ -4,7 +4,8 @@
 # `tools/lint.sh --fix` rewrites the files instead of checking them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t cxx < <(git ls-files '*.cpp' '*.hpp')
+# The C++ sources git tracks, and new ones it does not ignore.
+mapfile -t cxx < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp')
 if [[ "${1:-}" == "--fix" ]]; then
   ruff check --fix python tests bench tools
   ruff format python tests bench tools

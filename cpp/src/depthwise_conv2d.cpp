@@ -209,8 +209,8 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
           const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
           for (int64_t j = kw.begin; j < kw.end; ++j) {
             const int64_t iw = ow * p.stride_w - p.pad_left + j * p.dilation_w;
-            multiply_add_row(out, x + ((n * s.H + ih) * s.W + iw) * C,
-                             kernel + (i * s.KW + j) * OC, C, M);
+            multiply_add_row(out, x + ((n * s.H + ih) * s.W + iw) * C, kernel + (i * s.KW + j) * OC,
+                             C, M);
           }
         }
       }
@@ -264,8 +264,8 @@ void depthwise_conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T
   if (!dkernel && !dbias) return;
   const GradChunks ch(s);
   ScratchBuffer own;
-  T* parts = static_cast<T*>(take_scratch(kept_buffer<DepthwiseScratch>(), own,
-                                          size_t(ch.count * ch.width) * sizeof(T)));
+  T* parts = static_cast<T*>(
+      take_scratch(kept_buffer<DepthwiseScratch>(), own, size_t(ch.count * ch.width) * sizeof(T)));
   const int64_t rows = s.N * s.OH, taps_width = s.KH * s.KW * OC;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
@@ -297,7 +297,8 @@ void depthwise_conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T
   // The chunks' partials added in chunk order.
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t j = 0; j < ch.width; ++j) {
-    T* target = j < taps_width ? (dkernel ? dkernel + j : nullptr) : (dbias ? dbias + (j - taps_width) : nullptr);
+    T* target = j < taps_width ? (dkernel ? dkernel + j : nullptr)
+                               : (dbias ? dbias + (j - taps_width) : nullptr);
     if (!target) continue;
     T sum = 0;
     for (int64_t i = 0; i < ch.count; ++i) sum += parts[i * ch.width + j];
@@ -305,10 +306,10 @@ void depthwise_conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T
   }
 }
 
-#define DLCORE_INSTANTIATE_DEPTHWISE(T)                                                    \
-  template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*,             \
-                                            const DepthwiseConv2dShape&);                 \
-  template void depthwise_conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*,    \
+#define DLCORE_INSTANTIATE_DEPTHWISE(T)                                                \
+  template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*,          \
+                                            const DepthwiseConv2dShape&);              \
+  template void depthwise_conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, \
                                              const DepthwiseConv2dShape&);
 DLCORE_INSTANTIATE_DEPTHWISE(float)
 DLCORE_INSTANTIATE_DEPTHWISE(double)

@@ -179,6 +179,30 @@ def test_zero_channels():
     assert (dx.shape, dk.shape, db.shape) == ((2, 4, 4, 0), (3, 3, 0, 2), (0,))
 
 
+def test_zero_channels_with_a_window_no_array_bounds():
+    # With no channel, x and kernel hold nothing whatever their sizes: a 2**20 x 2**20
+    # window over a 2**20 x 2**20 image is 2**40 taps, which the kernels must not walk.
+    big = 2**20
+    x = np.ones((1, big, big, 0), np.float32)
+    kernel = np.ones((big, big, 0, 1), np.float32)
+    y = ops.depthwise_conv2d_forward(x, kernel)
+    assert y.shape == (1, 1, 1, 0)
+    dx, dk, db = ops.depthwise_conv2d_backward(y, x, kernel)
+    assert (dx.shape, dk.shape, db.shape) == (x.shape, kernel.shape, (0,))
+
+
+@pytest.mark.parametrize("strides", [1, 3])
+def test_a_window_as_tall_as_a_tall_input(rng, strides):
+    # H * KH past the tap tables' limit (2**20 entries): dx finds each pixel's taps itself.
+    x = rng.standard_normal((1, 1100, 2, 2))
+    kernel = rng.standard_normal((1000, 2, 2, 1))
+    kw = dict(strides=(strides, 1), padding=((3, 1), (1, 0)), dilation=(1, 1))
+    dy = rng.standard_normal(reference(x, kernel, **kw).shape)
+    got = ops.depthwise_conv2d_backward(dy, x, kernel, **kw)
+    for name, g, e in zip(("dx", "dkernel", "dbias"), got, reference_grads(dy, x, kernel, **kw)):
+        np.testing.assert_allclose(g, e, **TOL[np.float64], err_msg=name)
+
+
 F32, F64 = np.float32, np.float64
 
 

@@ -50,25 +50,41 @@ TapRange taps_inside(int64_t o, int64_t stride, int64_t pad, int64_t dilation, i
   return {std::min(begin, window), std::clamp<int64_t>(end, std::min(begin, window), window)};
 }
 
+// The output position o whose tap k reads input position i (o * stride - pad + k *
+// dilation == i), or -1 when no o in [0, out) does.
+int64_t output_of_tap(int64_t i, int64_t k, int64_t stride, int64_t pad, int64_t dilation,
+                      int64_t out) {
+  const int64_t t = i + pad - k * dilation;
+  if (t < 0 || t % stride != 0 || t / stride >= out) return -1;
+  return t / stride;
+}
+
+// Entries a TapTable may hold: enough for any real window (a 7x7 kernel over 1e5 rows);
+// beyond it (a kernel as tall as a tall input) the pairs are found per pixel instead, so
+// memory stays within the inputs' own.
+constexpr int64_t kMaxTableEntries = int64_t(1) << 20;
+
 // For each input position i along one axis, the (tap, output) pairs whose window reads
-// it, tap ascending: pairs[i * window + j] for j < count[i]. The input gradient gathers
-// over them; built once per call (the divisions stay out of the pixel loops).
+// it, tap ascending: tap/out[i * window + j] for j < count[i]. The input gradient
+// gathers over them; built once per call (the divisions stay out of the pixel loops).
+// Empty (built false) when in * window exceeds kMaxTableEntries.
 struct TapTable {
   std::vector<int64_t> tap, out, count;
-  int64_t window;
+  bool built;
 
   TapTable(int64_t in, int64_t out_size, int64_t stride, int64_t pad, int64_t dilation,
-           int64_t window_)
-      : tap(static_cast<size_t>(in * window_)),
-        out(static_cast<size_t>(in * window_)),
-        count(static_cast<size_t>(in)),
-        window(window_) {
+           int64_t window)
+      : built(in <= kMaxTableEntries / std::max<int64_t>(window, 1)) {
+    if (!built) return;
+    tap.resize(static_cast<size_t>(in * window));
+    out.resize(static_cast<size_t>(in * window));
+    count.resize(static_cast<size_t>(in));
     for (int64_t i = 0; i < in; ++i) {
       int64_t n = 0;
       for (int64_t k = 0; k < window; ++k) {
-        const int64_t t = i + pad - k * dilation;  // o * stride when tap k of o reads i
-        if (t < 0 || t % stride != 0 || t / stride >= out_size) continue;
-        tap[i * window + n] = k, out[i * window + n] = t / stride, ++n;
+        const int64_t o = output_of_tap(i, k, stride, pad, dilation, out_size);
+        if (o < 0) continue;
+        tap[i * window + n] = k, out[i * window + n] = o, ++n;
       }
       count[i] = n;
     }
@@ -177,6 +193,7 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
                               const DepthwiseConv2dShape& s) {
   const int64_t C = s.C, M = s.M, OC = s.OC;
   const Conv2dParams& p = s.p;
+  if (s.N == 0 || C == 0) return;  // y is empty
 #pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t oh = 0; oh < s.OH; ++oh) {
@@ -184,7 +201,7 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
       for (int64_t ow = 0; ow < s.OW; ++ow) {
         const TapRange kw = taps_inside(ow, p.stride_w, p.pad_left, p.dilation_w, s.KW, s.W);
         T* out = y + ((n * s.OH + oh) * s.OW + ow) * OC;
-        const int taps = int((kh.end - kh.begin) * (kw.end - kw.begin));
+        const int64_t taps = (kh.end - kh.begin) * (kw.end - kw.begin);
         if (M == 1 && taps <= kMaxTaps) {
           const T* a[kMaxTaps];
           const T* b[kMaxTaps];
@@ -197,7 +214,7 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
               b[t] = kernel + (i * s.KW + j) * OC;
             }
           }
-          sum_of_products(out, bias, a, b, taps, C);
+          sum_of_products(out, bias, a, b, int(taps), C);
           continue;
         }
         if (bias) {
@@ -224,15 +241,33 @@ void depthwise_conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T
   const int64_t C = s.C, M = s.M, OC = s.OC;
   const Conv2dParams& p = s.p;
   const int threads = get_num_threads();
+  // Nothing to add: every gradient is empty or stays zero (and the window, which no
+  // array's size bounds when there is no channel, is never walked).
+  if (s.N == 0 || C == 0) return;
   if (dx) {
     // Each cell of dx gathers from the taps that read it: threads write disjoint rows.
     const TapTable rows(s.H, s.OH, p.stride_h, p.pad_top, p.dilation_h, s.KH);
     const TapTable cols(s.W, s.OW, p.stride_w, p.pad_left, p.dilation_w, s.KW);
+    const bool tables = rows.built && cols.built;
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int64_t n = 0; n < s.N; ++n) {
       for (int64_t ih = 0; ih < s.H; ++ih) {
         for (int64_t iw = 0; iw < s.W; ++iw) {
           T* cell = dx + ((n * s.H + ih) * s.W + iw) * C;
+          if (!tables) {  // a window as large as the input: each tap checked here
+            for (int64_t kh = 0; kh < s.KH; ++kh) {
+              const int64_t oh = output_of_tap(ih, kh, p.stride_h, p.pad_top, p.dilation_h, s.OH);
+              if (oh < 0) continue;
+              for (int64_t kw = 0; kw < s.KW; ++kw) {
+                const int64_t ow =
+                    output_of_tap(iw, kw, p.stride_w, p.pad_left, p.dilation_w, s.OW);
+                if (ow < 0) continue;
+                reduce_multiply_add_row(cell, dy + ((n * s.OH + oh) * s.OW + ow) * OC,
+                                        kernel + (kh * s.KW + kw) * OC, C, M);
+              }
+            }
+            continue;
+          }
           const int64_t* row_tap = &rows.tap[ih * s.KH];
           const int64_t* row_out = &rows.out[ih * s.KH];
           const int64_t* col_tap = &cols.tap[iw * s.KW];

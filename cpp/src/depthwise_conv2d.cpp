@@ -35,19 +35,22 @@ DepthwiseConv2dShape::DepthwiseConv2dShape(const char* fn, const int64_t (&x)[4]
 
 namespace {
 
-// The taps [begin, end) of a window along one axis whose input position o * stride - pad
-// + k * dilation falls inside [0, in): a contiguous range.
+// The taps [begin, end) of output o's window along one axis whose input position
+// at(k) = o * stride - pad + k * dilation falls inside [0, in): a contiguous range.
 struct TapRange {
   int64_t begin, end;
+  int64_t first, dilation;  // at(k) = first + k * dilation
+
+  int64_t at(int64_t k) const { return first + k * dilation; }
 };
 TapRange taps_inside(int64_t o, int64_t stride, int64_t pad, int64_t dilation, int64_t window,
                      int64_t in) {
   const int64_t first = o * stride - pad;  // input position of tap 0
   // first + k * dilation >= 0  <=>  k >= ceil(-first / dilation)
-  const int64_t begin = first >= 0 ? 0 : (-first + dilation - 1) / dilation;
+  const int64_t begin = std::min(first >= 0 ? 0 : (-first + dilation - 1) / dilation, window);
   // first + k * dilation < in  <=>  k < ceil((in - first) / dilation)
   const int64_t end = in - first <= 0 ? 0 : (in - first + dilation - 1) / dilation;
-  return {std::min(begin, window), std::clamp<int64_t>(end, std::min(begin, window), window)};
+  return {begin, std::clamp<int64_t>(end, begin, window), first, dilation};
 }
 
 // The output position o whose tap k reads input position i (o * stride - pad + k *
@@ -207,10 +210,8 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
           const T* b[kMaxTaps];
           int t = 0;
           for (int64_t i = kh.begin; i < kh.end; ++i) {
-            const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
             for (int64_t j = kw.begin; j < kw.end; ++j, ++t) {
-              const int64_t iw = ow * p.stride_w - p.pad_left + j * p.dilation_w;
-              a[t] = x + ((n * s.H + ih) * s.W + iw) * C;
+              a[t] = x + ((n * s.H + kh.at(i)) * s.W + kw.at(j)) * C;
               b[t] = kernel + (i * s.KW + j) * OC;
             }
           }
@@ -223,11 +224,9 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* kernel, const T* bias,
           std::fill_n(out, OC, T(0));
         }
         for (int64_t i = kh.begin; i < kh.end; ++i) {
-          const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
           for (int64_t j = kw.begin; j < kw.end; ++j) {
-            const int64_t iw = ow * p.stride_w - p.pad_left + j * p.dilation_w;
-            multiply_add_row(out, x + ((n * s.H + ih) * s.W + iw) * C, kernel + (i * s.KW + j) * OC,
-                             C, M);
+            multiply_add_row(out, x + ((n * s.H + kh.at(i)) * s.W + kw.at(j)) * C,
+                             kernel + (i * s.KW + j) * OC, C, M);
           }
         }
       }
@@ -319,11 +318,9 @@ void depthwise_conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T
         if (!dkernel) continue;
         const TapRange kw = taps_inside(ow, p.stride_w, p.pad_left, p.dilation_w, s.KW, s.W);
         for (int64_t a = kh.begin; a < kh.end; ++a) {
-          const int64_t ih = oh * p.stride_h - p.pad_top + a * p.dilation_h;
           for (int64_t b = kw.begin; b < kw.end; ++b) {
-            const int64_t iw = ow * p.stride_w - p.pad_left + b * p.dilation_w;
-            multiply_add_row(dk + (a * s.KW + b) * OC, x + ((n * s.H + ih) * s.W + iw) * C, g, C,
-                             M);
+            multiply_add_row(dk + (a * s.KW + b) * OC,
+                             x + ((n * s.H + kh.at(a)) * s.W + kw.at(b)) * C, g, C, M);
           }
         }
       }

@@ -284,12 +284,13 @@ def _window_attrs(layer, window, dilation=(1, 1)):
     return {"pads": pads} if pads is not None else {"auto_pad": "SAME_UPPER"}
 
 
-def _windowed_conv(g, layer, x, kernel, group=1):
-    """ONNX's Conv of NHWC x (transposed to NCHW) over the layer's window, with its bias."""
+def _windowed_conv(g, layer, x, kernel, group=1, bias=True, hint=None):
+    """ONNX's Conv of NHWC x (transposed to NCHW) over the layer's window, with its bias
+    unless ``bias`` is False; the result stays NCHW."""
     inputs = [g.op("Transpose", [x], perm=_TO_NCHW), kernel]
-    if layer.use_bias:
+    if bias and layer.use_bias:
         inputs.append(g.weight(layer.bias))
-    return g.op("Conv", inputs, hint=layer.name, kernel_shape=list(layer.kernel_size),
+    return g.op("Conv", inputs, hint=hint or layer.name, kernel_shape=list(layer.kernel_size),
                 strides=list(layer.strides), dilations=list(layer.dilation_rate), group=group,
                 **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))  # fmt: skip
 
@@ -325,11 +326,8 @@ def _depthwise_conv2d(g, layer, x, **kwargs):
 def _separable_conv2d(g, layer, x, **kwargs):
     # The depthwise Conv (group = channels, no bias), then a 1x1 Conv with the bias.
     depthwise = layer.depthwise_kernel
-    inputs = [g.op("Transpose", [x], perm=_TO_NCHW), g.weight(depthwise, _depthwise_OIHW)]
-    y = g.op("Conv", inputs, hint=f"{layer.name}_depthwise",
-             kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-             dilations=list(layer.dilation_rate), group=depthwise.shape[2],
-             **_window_attrs(layer, layer.kernel_size, layer.dilation_rate))  # fmt: skip
+    y = _windowed_conv(g, layer, x, g.weight(depthwise, _depthwise_OIHW),
+                       group=depthwise.shape[2], bias=False, hint=f"{layer.name}_depthwise")  # fmt: skip
     inputs = [y, g.weight(layer.pointwise_kernel, _OIHW)]
     if layer.use_bias:
         inputs.append(g.weight(layer.bias))

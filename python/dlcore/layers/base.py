@@ -559,6 +559,26 @@ class InputLayer(Layer):
         }
 
 
+def weight_options(layer, name, initializer, regularizer):
+    """Sets a weight's options under Keras' names: ``<name>_initializer`` and
+    ``<name>_regularizer`` (name "kernel", "bias", "depthwise", ...)."""
+    setattr(layer, f"{name}_initializer", initializers.get(initializer))
+    setattr(layer, f"{name}_regularizer", regularizers.get(regularizer))
+
+
+def weight_config(layer, *names):
+    """The config entries of the weights' options that :func:`weight_options` set."""
+    config = {}
+    for name in names:
+        config[f"{name}_initializer"] = initializers.serialize(
+            getattr(layer, f"{name}_initializer")
+        )
+        config[f"{name}_regularizer"] = regularizers.serialize(
+            getattr(layer, f"{name}_regularizer")
+        )
+    return config
+
+
 def kernel_bias_options(
     layer, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
     bias_regularizer,
@@ -566,10 +586,8 @@ def kernel_bias_options(
     """Sets the options every layer with a kernel and a bias takes."""
     layer.activation = activations.get(activation)
     layer.use_bias = bool(use_bias)
-    layer.kernel_initializer = initializers.get(kernel_initializer)
-    layer.bias_initializer = initializers.get(bias_initializer)
-    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
-    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    weight_options(layer, "kernel", kernel_initializer, kernel_regularizer)
+    weight_options(layer, "bias", bias_initializer, bias_regularizer)
     layer.kernel = layer.bias = None
 
 
@@ -577,10 +595,7 @@ def kernel_bias_config(layer):
     return {
         "activation": activations.serialize(layer.activation),
         "use_bias": layer.use_bias,
-        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
-        "bias_initializer": initializers.serialize(layer.bias_initializer),
-        "kernel_regularizer": regularizers.serialize(layer.kernel_regularizer),
-        "bias_regularizer": regularizers.serialize(layer.bias_regularizer),
+        **weight_config(layer, "kernel", "bias"),
     }
 
 

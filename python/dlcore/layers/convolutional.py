@@ -3,7 +3,7 @@ SeparableConv2D, with Keras' arguments, weight shapes and output sizes."""
 
 from __future__ import annotations
 
-from dlcore import activations, initializers, regularizers
+from dlcore import activations
 from dlcore import functional as F
 from dlcore.functional.window import (
     int_tuple,
@@ -12,7 +12,15 @@ from dlcore.functional.window import (
     transposed_output_length,
 )
 
-from .base import Layer, kernel_bias_config, kernel_bias_options, positive_int, registry
+from .base import (
+    Layer,
+    kernel_bias_config,
+    kernel_bias_options,
+    positive_int,
+    registry,
+    weight_config,
+    weight_options,
+)
 
 __all__ = ["Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
            "Convolution1D", "Convolution2D", "Convolution2DTranspose",
@@ -293,10 +301,8 @@ class BaseDepthwise(ConvWindow):
         self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", owner)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.depthwise_initializer = initializers.get(depthwise_initializer)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        weight_options(self, "depthwise", depthwise_initializer, depthwise_regularizer)
+        weight_options(self, "bias", bias_initializer, bias_regularizer)
         self.bias = None
 
     def add_depthwise_kernel(self, name, channels):
@@ -316,10 +322,7 @@ class BaseDepthwise(ConvWindow):
             "depth_multiplier": self.depth_multiplier,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
-            "depthwise_regularizer": regularizers.serialize(self.depthwise_regularizer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            **weight_config(self, "depthwise", "bias"),
         }
 
 
@@ -409,8 +412,7 @@ class SeparableConv2D(BaseDepthwise):
             bias_initializer, bias_regularizer, **kwargs,
         )  # fmt: skip
         self.filters = positive_int(filters, "filters", "SeparableConv2D")
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        weight_options(self, "pointwise", pointwise_initializer, pointwise_regularizer)
         self.depthwise_kernel = self.pointwise_kernel = None
 
     def build(self, input_shape):
@@ -435,8 +437,7 @@ class SeparableConv2D(BaseDepthwise):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
-            "pointwise_regularizer": regularizers.serialize(self.pointwise_regularizer),
+            **weight_config(self, "pointwise"),
         }
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcore import activations, initializers, regularizers
+from dlcore import activations
 from dlcore import functional as F
 from dlcore.tensor import Tensor
 
-from .base import Layer, positive_int, registry
+from .base import Layer, positive_int, registry, weight_config, weight_options
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
 
@@ -94,12 +94,9 @@ class _RecurrentBase(Layer):
                 f"the {cls} instead (or SpatialDropout1D on its inputs)"
             )
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        weight_options(self, "kernel", kernel_initializer, kernel_regularizer)
+        weight_options(self, "recurrent", recurrent_initializer, recurrent_regularizer)
+        weight_options(self, "bias", bias_initializer, bias_regularizer)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -220,12 +217,7 @@ class _RecurrentBase(Layer):
             **super().get_config(),
             "units": self.units,
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            **weight_config(self, "kernel", "recurrent", "bias"),
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,

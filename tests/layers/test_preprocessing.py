@@ -143,7 +143,8 @@ def test_random_layers_are_the_identity_in_inference_as_in_keras(name, images):
         lambda: getattr(layers, name)(*args), lambda k: getattr(k.layers, name)(*args),
         images, train=False, rtol=0, atol=0,
     )  # fmt: skip
-    layer = getattr(layers, name)(*args)
+    # Seeded: unseeded, RandomFlip leaves all 5 images as they are once in 1,024 draws.
+    layer = getattr(layers, name)(*args, seed=3)
     assert layer(images).data is images  # a plain call is inference
     assert not np.array_equal(draw(layer, images), images)
 

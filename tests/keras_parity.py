@@ -143,3 +143,27 @@ def assert_round_trip(model, x, path):
     lines = []
     model.summary(print_fn=lines.append)
     return back, lines
+
+
+def assert_keras_refuses(cases):
+    """Keras 3 also raises a ValueError for each (make, input shape, ...) of ``cases``:
+    the dlcore layer ``make()``'s config, as a Keras layer, called on a Keras Input."""
+    keras = keras_module()
+    for make, shape, *_ in cases:
+        config = make().get_config()
+        cls = getattr(keras.layers, type(make()).__name__)
+        config.pop("name")
+        with pytest.raises(ValueError):
+            cls(**config)(keras.Input(shape))
+
+
+def assert_output_shapes(make, shape, want):
+    """A layer ``make()`` gives output shape ``want`` for input ``shape`` (no batch) three
+    ways, as a Keras layer does: a symbolic call, compute_output_shape and, when every
+    size is known, an eager call on a batch of 2."""
+    from dlcore import layers
+
+    assert make()(layers.Input(shape)).shape == want
+    assert make().compute_output_shape((None, *shape)) == want
+    if None not in shape:
+        assert make()(np.zeros((2, *shape), np.float32)).shape == (2, *want[1:])

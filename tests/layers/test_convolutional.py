@@ -8,7 +8,13 @@ import pytest
 import dlcore
 from dlcore import layers, models
 from gradcheck import check_layer, check_tensor_op
-from keras_parity import assert_layer_matches_keras, assert_round_trip, keras_module
+from keras_parity import (
+    assert_keras_refuses,
+    assert_layer_matches_keras,
+    assert_output_shapes,
+    assert_round_trip,
+    keras_module,
+)
 
 
 def _x(*shape, seed=1):
@@ -269,8 +275,15 @@ def test_bad_input_shapes_are_named():
         match=r"Conv2DTranspose needs inputs \(batch, rows, cols, channels\), got shape \(2, 5, 3\)",
     ):
         layers.Conv2DTranspose(2, 3)(np.zeros((2, 5, 3), np.float32))
+    with pytest.raises(  # 'valid': fewer steps than the kernel, refused before any weight
+        ValueError,
+        match=r"short: the window spans 3 steps \(kernel_size 3, dilation_rate 1\) but the input "
+        r"has 2 steps \(input shape \(1, 2, 1\)\)",
+    ):
+        layers.Conv1D(2, 3, name="short")(np.zeros((1, 2, 1), np.float32))
+    built = _built(layers.Conv1D(2, 3), (1, 5, 1))  # built for 5 steps: the kernel refuses 2
     with pytest.raises(ValueError, match=r"the width window spans 3 .* padded input has width 2"):
-        layers.Conv1D(2, 3)(np.zeros((1, 2, 1), np.float32))  # 'valid': fewer steps than the kernel
+        built(np.zeros((1, 2, 1), np.float32))
     layer = layers.Conv2DTranspose(2, 3)
     layer(np.zeros((1, 4, 4, 3), np.float32))
     with pytest.raises(
@@ -278,6 +291,112 @@ def test_bad_input_shapes_are_named():
         match=r"kernel has shape \(3, 3, 2, 3\) with 3 input channels but x has shape \(1, 4, 4, 5\) with 5",
     ):
         layer(np.zeros((1, 4, 4, 5), np.float32))
+
+
+# ------------------------------------------------------------ inputs smaller than the window
+
+TOO_SMALL = [
+    (lambda: layers.Conv1D(2, 7, name="c1"), (5, 2),
+     r"c1: the window spans 7 steps \(kernel_size 7, dilation_rate 1\) but the input has 5 steps "
+     r"\(input shape \(None, 5, 2\)\) and padding='valid' adds none; expected an input size >= 7 "
+     r"\(the effective window\)"),
+    (lambda: layers.Conv1D(2, 3, dilation_rate=3, name="c1_dilated"), (6, 2),
+     r"c1_dilated: the window spans 7 steps \(kernel_size 3, dilation_rate 3\) but the input has "
+     r"6 steps .*expected an input size >= 7"),
+    (lambda: layers.Conv2D(4, 7, name="c2"), (5, 5, 2),
+     r"c2: the window spans 7 rows \(kernel_size 7, dilation_rate 1\) but the input has 5 rows "
+     r"\(input shape \(None, 5, 5, 2\)\) and padding='valid' adds none; expected an input size >= 7"),
+    (lambda: layers.Conv2D(4, (1, 3), strides=2, dilation_rate=(1, 2), name="c2_cols"), (5, 4, 2),
+     r"c2_cols: the window spans 5 cols \(kernel_size 3, dilation_rate 2\) but the input has 4 cols"),
+    (lambda: layers.Conv2D(4, 7, name="c2_unknown_rows"), (None, 5, 2),  # the known size is checked
+     r"c2_unknown_rows: the window spans 7 cols .*\(input shape \(None, None, 5, 2\)"),
+    (lambda: layers.DepthwiseConv2D(7, name="dw"), (5, 5, 2),
+     r"dw: the window spans 7 rows \(kernel_size 7, dilation_rate 1\) but the input has 5 rows "
+     r".*padding='valid'.*>= 7"),
+    (lambda: layers.SeparableConv2D(3, (1, 4), dilation_rate=2, name="sep"), (5, 5, 2),
+     r"sep: the window spans 7 cols \(kernel_size 4, dilation_rate 2\) but the input has 5 cols "
+     r".*padding='valid'.*>= 7"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make,shape,match", TOO_SMALL)
+def test_inputs_smaller_than_the_window_are_named(make, shape, match):
+    """'valid' padding and a known size below the dilated kernel: a ValueError naming the
+    layer, the window, the padding and the size, symbolically (as Keras 3) and from
+    compute_output_shape, where the sizes were -1 or 0."""
+    with pytest.raises(ValueError, match=match):
+        make()(layers.Input(shape))
+    with pytest.raises(ValueError, match=match):
+        make().compute_output_shape((None, *shape))
+
+
+def test_inputs_smaller_than_the_window_make_no_weights():
+    """An eager first call too small for the window is refused before build makes weights;
+    the layer builds once on a later input that fits."""
+    for layer, small, fits, n_weights in [
+        (layers.Conv1D(2, 7), (1, 5, 2), (1, 7, 2), 2),
+        (layers.Conv2D(4, 7), (1, 5, 5, 2), (1, 7, 7, 2), 2),
+        (layers.DepthwiseConv2D(7), (1, 7, 5, 2), (1, 7, 7, 2), 2),
+        (layers.SeparableConv2D(3, 7), (1, 5, 9, 2), (1, 7, 9, 2), 3),
+    ]:
+        with pytest.raises(ValueError, match=r"the window spans 7 .* expected an input size >= 7"):
+            layer(np.zeros(small, np.float32))
+        assert not layer.built and layer.weights == []
+        layer(np.zeros(fits, np.float32))
+        assert layer.built and len(layer.weights) == n_weights
+
+
+def test_inputs_smaller_than_the_window_fail_in_keras_too():
+    assert_keras_refuses(TOO_SMALL)
+
+
+def test_conv2d_transpose_that_leaves_no_output_is_named():
+    """'same', an even kernel and output_padding 0 leave no row of one input row: where
+    Keras' shape says 0 (and the kernel refuses it), a ValueError before any weight."""
+    match = (r"ct: kernel_size 2 \(dilation_rate 1\), strides 2, padding='same' and "
+             r"output_padding 0 leave 0 output rows for an input of 1 rows \(input shape "
+             r"\(None, 1, 3, 1\)\); expected at least 1")  # fmt: skip
+
+    def make():
+        return layers.Conv2DTranspose(2, 2, strides=2, padding="same", output_padding=0, name="ct")
+
+    with pytest.raises(ValueError, match=match):
+        make()(layers.Input((1, 3, 1)))
+    with pytest.raises(ValueError, match=match):
+        make().compute_output_shape((None, 1, 3, 1))
+    layer = make()
+    with pytest.raises(ValueError, match=match.replace("None", "2")):
+        layer(np.zeros((2, 1, 3, 1), np.float32))
+    assert layer.weights == []
+    assert make()(layers.Input((None, 3, 1))).shape == (None, None, 4, 2)  # (3 - 1) * 2
+
+
+@pytest.mark.parametrize(
+    "make,shape,want",
+    [
+        # the input exactly as large as the (dilated) window: one position
+        (lambda: layers.Conv1D(2, 7), (7, 3), (None, 1, 2)),
+        (lambda: layers.Conv1D(2, 3, strides=2, dilation_rate=3), (7, 3), (None, 1, 2)),
+        (lambda: layers.Conv2D(4, 7, strides=3), (7, 7, 2), (None, 1, 1, 4)),
+        (lambda: layers.Conv2D(4, (5, 3), dilation_rate=(1, 2)), (5, 5, 2), (None, 1, 1, 4)),
+        (lambda: layers.DepthwiseConv2D(7, depth_multiplier=2), (7, 7, 2), (None, 1, 1, 4)),
+        (lambda: layers.SeparableConv2D(3, (1, 4), dilation_rate=2), (1, 7, 2), (None, 1, 1, 3)),
+        # unknown sizes stay unknown, whatever the window
+        (lambda: layers.Conv1D(2, 7), (None, 3), (None, None, 2)),
+        (lambda: layers.Conv2D(4, 7), (None, 7, 2), (None, None, 1, 4)),
+        (lambda: layers.DepthwiseConv2D(7), (None, None, 2), (None, None, None, 2)),
+        (lambda: layers.SeparableConv2D(3, 7), (7, None, 2), (None, 1, None, 3)),
+        # 'same' and 'causal' pad any input to fit, and a transposed convolution fits any
+        (lambda: layers.Conv1D(2, 7, padding="same"), (5, 3), (None, 5, 2)),
+        (lambda: layers.Conv1D(2, 3, padding="causal", dilation_rate=4), (5, 3), (None, 5, 2)),
+        (lambda: layers.Conv2D(4, 7, strides=2, padding="same"), (5, 5, 2), (None, 3, 3, 4)),
+        (lambda: layers.DepthwiseConv2D(7, padding="same"), (2, 3, 2), (None, 2, 3, 2)),
+        (lambda: layers.SeparableConv2D(3, 7, padding="same"), (5, 1, 2), (None, 5, 1, 3)),
+        (lambda: layers.Conv2DTranspose(3, 7), (2, 2, 2), (None, 8, 8, 3)),
+    ],
+)  # fmt: skip
+def test_windows_that_fit_unknown_sizes_and_same_padding(make, shape, want):
+    assert_output_shapes(make, shape, want)
 
 
 # ------------------------------------------------------------ configs, files, summary
@@ -493,9 +612,13 @@ def _built(layer, shape):
         (lambda: layers.SeparableConv2D(2, 3), (2, 5, 3),
          r"SeparableConv2D needs inputs \(batch, rows, cols, channels\)"),
         (lambda: layers.DepthwiseConv2D(3), (1, 2, 5, 1),  # 'valid': fewer rows than the kernel
-         r"the height window spans 3 .* padded input has height 2"),
+         r"the window spans 3 rows \(kernel_size 3, dilation_rate 1\) but the input has 2 rows"),
         (lambda: layers.SeparableConv2D(2, (1, 4), dilation_rate=2), (1, 5, 5, 1),
-         r"the width window spans 7 .* padded input has width 5"),
+         r"the window spans 7 cols \(kernel_size 4, dilation_rate 2\) but the input has 5 cols"),
+        (lambda: _built(layers.DepthwiseConv2D(3), (1, 5, 5, 1)), (1, 2, 5, 1),  # the kernel's own
+         r"the height window spans 3 .* padded input has height 2"),
+        (lambda: _built(layers.SeparableConv2D(2, (1, 4), dilation_rate=2), (1, 7, 7, 1)),
+         (1, 5, 5, 1), r"the width window spans 7 .* padded input has width 5"),
         (lambda: _built(layers.DepthwiseConv2D(3, depth_multiplier=2), (1, 4, 4, 3)), (1, 4, 4, 5),
          r"kernel has shape \(3, 3, 3, 2\) with 3 input channels but x has shape \(1, 4, 4, 5\) "
          r"with 5"),

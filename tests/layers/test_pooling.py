@@ -8,11 +8,21 @@ import pytest
 import dlcore
 from dlcore import layers, models
 from gradcheck import check_tensor_op
-from keras_parity import assert_models_match, keras_module
+from keras_parity import (
+    assert_keras_refuses,
+    assert_models_match,
+    assert_output_shapes,
+    keras_module,
+)
 
 
 def _x(*shape, seed=1):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _built(layer, shape):
+    layer(np.zeros(shape, np.float32))
+    return layer
 
 
 def _after_a_conv(make, x, optimizer, dense=False):
@@ -236,6 +246,12 @@ def test_bad_arguments_are_named(make, error, match):
         (
             layers.AveragePooling2D(4),
             (1, 3, 5, 2),
+            r"the window spans 4 rows \(pool_size 4\) but the input has 3 rows \(input shape "
+            r"\(1, 3, 5, 2\)\) and padding='valid' adds none; expected an input size >= 4",
+        ),
+        (
+            _built(layers.AveragePooling2D(4), (1, 4, 5, 2)),  # the kernel's own check
+            (1, 3, 5, 2),
             r"the height window spans 4 .* padded input has height 3",
         ),
         (
@@ -248,6 +264,65 @@ def test_bad_arguments_are_named(make, error, match):
 def test_bad_input_shapes_are_named(layer, shape, match):
     with pytest.raises(ValueError, match=match):
         layer(np.zeros(shape, np.float32))
+
+
+TOO_SMALL = [
+    (lambda: layers.MaxPooling1D(7, name="mp1"), (5, 2),
+     r"mp1: the window spans 7 steps \(pool_size 7\) but the input has 5 steps \(input shape "
+     r"\(None, 5, 2\)\) and padding='valid' adds none; expected an input size >= 7 "
+     r"\(the effective window\)"),
+    (lambda: layers.AveragePooling1D(4, strides=1, name="ap1"), (3, 2),
+     r"ap1: the window spans 4 steps \(pool_size 4\) but the input has 3 steps .*>= 4"),
+    (lambda: layers.MaxPooling2D(7, name="mp2"), (5, 5, 2),
+     r"mp2: the window spans 7 rows \(pool_size 7\) but the input has 5 rows \(input shape "
+     r"\(None, 5, 5, 2\)\) and padding='valid' adds none; expected an input size >= 7"),
+    (lambda: layers.MaxPooling2D((2, 3), name="mp2_cols"), (None, 2, 1),  # known size checked
+     r"mp2_cols: the window spans 3 cols \(pool_size 3\) but the input has 2 cols"),
+    (lambda: layers.AveragePooling2D((1, 5), strides=1, name="ap2"), (4, 4, 3),
+     r"ap2: the window spans 5 cols \(pool_size 5\) but the input has 4 cols .*padding='valid'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make,shape,match", TOO_SMALL)
+def test_inputs_smaller_than_the_window_are_named(make, shape, match):
+    """'valid' padding and a known size below pool_size: a ValueError naming the layer, the
+    window, the padding and the size, symbolically (as Keras 3), from compute_output_shape
+    and on a first eager call, where the sizes were 0 or less."""
+    with pytest.raises(ValueError, match=match):
+        make()(layers.Input(shape))
+    with pytest.raises(ValueError, match=match):
+        make().compute_output_shape((None, *shape))
+    if None not in shape:
+        with pytest.raises(ValueError, match=match.replace("None", "2")):
+            make()(np.zeros((2, *shape), np.float32))
+
+
+def test_inputs_smaller_than_the_window_fail_in_keras_too():
+    assert_keras_refuses(TOO_SMALL)
+
+
+@pytest.mark.parametrize(
+    "make,shape,want",
+    [
+        # the input exactly as large as the window: one position
+        (lambda: layers.MaxPooling1D(7), (7, 2), (None, 1, 2)),
+        (lambda: layers.AveragePooling1D(3, strides=5), (3, 2), (None, 1, 2)),
+        (lambda: layers.MaxPooling2D((2, 3)), (2, 3, 1), (None, 1, 1, 1)),
+        (lambda: layers.AveragePooling2D(5, strides=2), (5, 5, 3), (None, 1, 1, 3)),
+        # unknown sizes stay unknown, whatever the window
+        (lambda: layers.MaxPooling1D(7), (None, 2), (None, None, 2)),
+        (lambda: layers.AveragePooling1D(7), (None, 2), (None, None, 2)),
+        (lambda: layers.MaxPooling2D(7), (None, None, 2), (None, None, None, 2)),
+        (lambda: layers.AveragePooling2D(3), (None, 6, 2), (None, None, 2, 2)),
+        # 'same' pads any input to fit
+        (lambda: layers.MaxPooling1D(7, padding="same"), (5, 2), (None, 1, 2)),
+        (lambda: layers.AveragePooling1D(7, strides=2, padding="same"), (5, 2), (None, 3, 2)),
+        (lambda: layers.MaxPooling2D(7, strides=1, padding="same"), (2, 3, 1), (None, 2, 3, 1)),
+        (lambda: layers.AveragePooling2D(7, padding="same"), (5, 5, 3), (None, 1, 1, 3)),
+    ],
+)  # fmt: skip
+def test_windows_that_fit_unknown_sizes_and_same_padding(make, shape, want):
+    assert_output_shapes(make, shape, want)
 
 
 def test_global_average_pooling_of_no_steps_is_nan_as_keras():

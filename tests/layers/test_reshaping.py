@@ -108,6 +108,19 @@ def test_bad_arguments_and_inputs():
             layer(x.astype(np.float32))
 
 
+def test_cropping2d_larger_than_the_input_is_named_symbolically():
+    """Crops that leave no row or column: a ValueError naming ``cropping`` from a symbolic
+    call and from compute_output_shape (once a size of 0 or less), unknown sizes unchecked."""
+    match = (
+        r"crop: cropping \(\(3, 3\), \(0, 0\)\) leaves no rows of inputs of shape \(None, 5, 5, 2\)"
+    )
+    with pytest.raises(ValueError, match=match):
+        layers.Cropping2D(((3, 3), (0, 0)), name="crop")(layers.Input((5, 5, 2)))
+    with pytest.raises(ValueError, match=r"cropping \(\(0, 0\), \(2, 3\)\) leaves no cols"):
+        layers.Cropping2D(((0, 0), (2, 3))).compute_output_shape((None, 5, 5, 2))
+    assert layers.Cropping2D(3)(layers.Input((None, 7, 2))).shape == (None, None, 1, 2)
+
+
 @pytest.mark.parametrize("suffix", [".dlc", ".keras"])
 def test_save_load_round_trip_and_summary(tmp_path, suffix):
     model = models.Sequential([

@@ -21,6 +21,7 @@ __all__ = [
     "explicit_padding_1d",
     "int_tuple",
     "output_length",
+    "output_sizes",
     "padding_mode",
     "same_padding",
     "transposed_output_length",
@@ -144,9 +145,14 @@ def transposed_output_length(size, window, stride, dilation=1, padding="valid",
     return (size - 1) * stride + (window - 1) * dilation + 1 - before - after + extra
 
 
-def output_length(size, window, stride, dilation=1, padding="valid"):
+def output_length(size, window, stride, dilation=1, padding="valid", *, owner=None,
+                  names=("window", "dilation"), axis=None, shape=None):  # fmt: skip
     """Output positions along one axis: ``padding`` is 'valid', 'same', 'causal' or
-    (before, after). None when the input size is unknown."""
+    (before, after). None when the input size is unknown; a known input smaller than
+    the padded window's span, (window - 1) * dilation + 1, is a ValueError, as in Keras.
+    ``owner`` (the layer's name), ``names`` (the window's and dilation's argument names,
+    the dilation's None when it has none), ``axis`` (e.g. 'rows') and ``shape`` (the
+    whole input's) only word that error."""
     if size is None:
         return None
     if padding == "same":
@@ -155,4 +161,34 @@ def output_length(size, window, stride, dilation=1, padding="valid"):
     if not isinstance(padding, str):
         before, after = padding
     span = dilation * (window - 1) + 1
+    if size + before + after < span:
+        raise ValueError(_too_small(size, window, dilation, padding, before + after, span,
+                                    owner, names, axis, shape))  # fmt: skip
     return (size + before + after - span) // stride + 1
+
+
+def _too_small(size, window, dilation, padding, pad, span, owner, names, axis, shape):
+    window_name, dilation_name = names
+    arg = f"{window_name} {window}" + (f", {dilation_name} {dilation}" if dilation_name else "")
+    unit = f" {axis}" if axis else ""
+    received = f" (input shape {tuple(shape)})" if shape is not None else ""
+    adds = f"adds {pad}" if pad else "adds none"
+    less = " less the padding" if pad else ""
+    prefix = f"{owner}: " if owner else ""
+    return (
+        f"{prefix}the window spans {span}{unit} ({arg}) but the input has {size}{unit}"
+        f"{received} and padding={padding!r} {adds}; expected an input size >= "
+        f"{span - pad} (the effective window{less})"
+    )
+
+
+def output_sizes(shape, windows, strides, dilations, padding, *, owner=None,
+                 names=("window", "dilation"), axes=None):  # fmt: skip
+    """:func:`output_length` along each window axis of a (batch, *spatial, channels)
+    ``shape``; ``axes`` names those axes for the error (e.g. ('rows', 'cols'))."""
+    spatial = tuple(shape[1 : 1 + len(windows)])
+    axes = axes or (None,) * len(windows)
+    return tuple(
+        output_length(n, k, s, d, padding, owner=owner, names=names, axis=axis, shape=shape)
+        for n, k, s, d, axis in zip(spatial, windows, strides, dilations, axes)
+    )

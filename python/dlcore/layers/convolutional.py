@@ -7,7 +7,7 @@ from dlcore import activations
 from dlcore import functional as F
 from dlcore.functional.window import (
     int_tuple,
-    output_length,
+    output_sizes,
     padding_mode,
     transposed_output_length,
 )
@@ -54,21 +54,24 @@ class ConvWindow(Layer):
         self.padding = padding_mode(padding, owner, self.paddings)
 
     def check_input_shape(self, input_shape):
+        """The input's channels, once its rank is right and its known sizes fit the
+        window (checked before ``build`` makes any weight)."""
         if len(input_shape) != self.rank + 2 or input_shape[-1] is None:
             raise ValueError(
                 f"{self.name}: {type(self).__name__} needs inputs ({self.input_axes}), "
                 f"got shape {input_shape}"
             )
+        self.output_sizes(input_shape)
         return input_shape[-1]
 
     def output_sizes(self, input_shape):
-        """The output's sizes along the window's axes."""
-        return tuple(
-            output_length(n, k, s, d, self.padding)
-            for n, k, s, d in zip(
-                input_shape[1 : 1 + self.rank], self.kernel_size, self.strides, self.dilation_rate
-            )
-        )
+        """The output's sizes along the window's axes; a known size smaller than the
+        dilated kernel under 'valid' padding is a ValueError, as in Keras."""
+        return output_sizes(
+            input_shape, self.kernel_size, self.strides, self.dilation_rate, self.padding,
+            owner=self.name, names=("kernel_size", "dilation_rate"),
+            axes=self.input_axes.split(", ")[1:-1],
+        )  # fmt: skip
 
     def get_config(self):
         return {
@@ -273,15 +276,28 @@ class Conv2DTranspose(BaseConv):
                                dilation=self.dilation_rate)  # fmt: skip
         return self.activation(y)
 
-    def compute_output_shape(self, input_shape):
+    def output_sizes(self, input_shape):
+        """The output's rows and columns. Any input fits the window, but 'same' with an
+        even kernel and output_padding 0 leaves no row of one input row: a ValueError (the
+        kernel's too), where Keras gives 0."""
         extras = self.output_padding or (None, None)
-        rows, cols = (
+        sizes = tuple(
             transposed_output_length(n, k, s, d, self.padding, op)
             for n, k, s, d, op in zip(
                 input_shape[1:3], self.kernel_size, self.strides, self.dilation_rate, extras
             )
         )
-        return (input_shape[0], rows, cols, self.filters)
+        for n, size, axis, k, s, d, op in zip(input_shape[1:3], sizes, ("rows", "cols"),
+                                              self.kernel_size, self.strides,
+                                              self.dilation_rate, extras):  # fmt: skip
+            if size is not None and size < 1:
+                raise ValueError(
+                    f"{self.name}: kernel_size {k} (dilation_rate {d}), strides {s}, "
+                    f"padding={self.padding!r} and output_padding {op} leave {size} output "
+                    f"{axis} for an input of {n} {axis} (input shape {tuple(input_shape)}); "
+                    f"expected at least 1"
+                )
+        return sizes
 
     def get_config(self):
         out = self.output_padding

@@ -4,7 +4,7 @@ global average and max pooling, with Keras' arguments and output sizes."""
 from __future__ import annotations
 
 from dlcore import functional as F
-from dlcore.functional.window import int_tuple, output_length, padding_mode
+from dlcore.functional.window import int_tuple, output_sizes, padding_mode
 
 from .base import Layer, registry
 from .convolutional import check_channels_last
@@ -61,6 +61,7 @@ class BasePooling(Layer):
 
     def build(self, input_shape):
         _check_rank(self, input_shape)
+        self.compute_output_shape(input_shape)  # the window fits the input's known sizes
 
     def call(self, inputs, training=False):
         size, strides = self.pool_size, self.strides
@@ -68,10 +69,13 @@ class BasePooling(Layer):
                     strides[0] if self.rank == 1 else strides, self.padding)  # fmt: skip
 
     def compute_output_shape(self, input_shape):
-        sizes = (
-            output_length(n, k, s, 1, self.padding)
-            for n, k, s in zip(input_shape[1:-1], self.pool_size, self.strides)
-        )
+        """A known size smaller than pool_size under 'valid' padding is a ValueError,
+        as in Keras."""
+        sizes = output_sizes(
+            input_shape, self.pool_size, self.strides, (1,) * self.rank, self.padding,
+            owner=self.name, names=("pool_size", None),
+            axes=_input_axes(self.rank).split(", ")[1:-1],
+        )  # fmt: skip
         return (input_shape[0], *sizes, input_shape[-1])
 
     def get_config(self):

@@ -232,8 +232,9 @@ class Cropping2D(_Image2D):
         self.cropping = _two_pairs(cropping, "cropping", "Cropping2D")
 
     def build(self, input_shape):
+        _check_rank(self, input_shape, 4, "(batch, rows, cols, channels)")
+        self._check_size(input_shape)  # before the base build records the output's shape
         super().build(input_shape)
-        self._check_size(input_shape)
 
     def _check_size(self, shape):
         for n, (a, b), what in zip(shape[1:3], self.cropping, ("rows", "cols")):
@@ -250,6 +251,7 @@ class Cropping2D(_Image2D):
         return inputs[:, top : H - bottom, left : W - right, :]
 
     def compute_output_shape(self, input_shape):
+        self._check_size(input_shape)
         rows, cols = (None if n is None else n - sum(c)
                       for n, c in zip(input_shape[1:3], self.cropping))  # fmt: skip
         return (input_shape[0], rows, cols, input_shape[3])

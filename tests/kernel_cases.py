@@ -22,6 +22,7 @@ CONV_SHAPES = {
     "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
     "direct": ((4, 16, 16, 3), (3, 3, 3, 16), 1),
     "pointwise": ((4, 16, 16, 16), (1, 1, 16, 32), 0),
+    "row_views": ((4, 1, 48, 16), (1, 5, 16, 24), ((0, 0), (2, 2))),  # a 'same' Conv1D
 }
 
 # x shape, kernel shape (KH, KW, OC, C), strides and padding of transposed convolutions
@@ -90,6 +91,7 @@ def _conv_plan_matches(name):
         "im2col": "pixel_tiles",
         "direct": "direct",
         "pointwise": "pointwise",
+        "row_views": "row_views",
     }[name]
     return plan["forward"] == expected
 
@@ -515,6 +517,7 @@ THREAD_DEPENDENT = {
     ),
     "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[direct]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_backward[row_views]": ({1, 2}, THREAD_PARTIALS),
     # dkernel is one GEMM over all N*H*W = 1024 pixels
     "conv2d_backward[pointwise]": ({1, 2}, EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS),
     # dbias: each thread sums the gate gradients of its own sequences

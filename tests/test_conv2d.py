@@ -53,6 +53,24 @@ WINOGRAD_SHAPES = [
 ]
 WINOGRAD_IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} p{s[8]}" for s in WINOGRAD_SHAPES]
 
+# 1-high undilated windows over rows of >= 32 outputs (every Conv1D) read their windows
+# in place, one GEMM per output row; outputs whose window hangs over padding go through
+# im2col, and dx at stride 1 reads a zero-padded copy of dy's row. Each shape's plan is
+# checked by test_row_views_plan (R: row_views, D: direct, P: pixel_tiles).
+ROW_VIEW_SHAPES = [
+    ((1, 1, 40, 8, 5, 1, 5, (1, 1), ((0, 0), (0, 0)), (1, 1)), "RRR"),  # batch 1, 'valid'
+    ((3, 1, 37, 7, 3, 1, 5, (1, 1), ((0, 0), (2, 2)), (1, 1)), "RRR"),  # 'same', odd sizes
+    ((2, 1, 45, 9, 4, 1, 4, (1, 1), ((0, 0), (3, 0)), (1, 1)), "RRR"),  # 'causal'
+    ((2, 1, 70, 16, 6, 1, 3, (1, 2), ((0, 0), (1, 1)), (1, 1)), "RPR"),  # stride 2: dx tiles
+    ((2, 3, 40, 11, 5, 1, 3, (2, 1), ((0, 0), (0, 0)), (1, 1)), "RRR"),  # rows stride_h skips
+    ((2, 1, 40, 6, 65, 1, 7, (1, 1), ((0, 0), (7, 1)), (1, 1)), "RRR"),  # windows all padding
+    ((1, 1, 40, 8, 3, 1, 2, (1, 1), ((0, 0), (0, 4)), (1, 1)), "DRD"),  # dy past dx's reach
+]
+ROW_VIEW_IDS = [
+    f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]} k{s[6]} s{s[7]} p{s[8]}" for s, _ in ROW_VIEW_SHAPES
+]
+ROW_VIEWS = [s for s, _ in ROW_VIEW_SHAPES]
+
 
 def make(rng, shape, dtype):
     N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
@@ -63,7 +81,9 @@ def make(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES + WINOGRAD_SHAPES, ids=IDS + WINOGRAD_IDS)
+@pytest.mark.parametrize(
+    "shape", SHAPES + WINOGRAD_SHAPES + ROW_VIEWS, ids=IDS + WINOGRAD_IDS + ROW_VIEW_IDS
+)
 def test_conv2d_forward_matches_reference(rng, shape, dtype):
     x, kernel, bias, kw = make(rng, shape, dtype)
     y = ops.conv2d_forward(x, kernel, bias, **kw)
@@ -74,7 +94,9 @@ def test_conv2d_forward_matches_reference(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES + WINOGRAD_SHAPES, ids=IDS + WINOGRAD_IDS)
+@pytest.mark.parametrize(
+    "shape", SHAPES + WINOGRAD_SHAPES + ROW_VIEWS, ids=IDS + WINOGRAD_IDS + ROW_VIEW_IDS
+)
 def test_conv2d_backward_matches_reference(rng, shape, dtype):
     x, kernel, bias, kw = make(rng, shape, dtype)
     dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(dtype)
@@ -105,6 +127,20 @@ def test_conv2d_backward_finite_differences(rng, shape):
     if x.size <= 200:
         inputs["x"], analytic["x"] = x, dx
     check_gradients(loss, inputs, analytic)
+
+
+def check_all_gradients(rng, shape):
+    """Float64 finite differences of x, kernel and bias through a weighted sum of y."""
+    x, kernel, bias, kw = make(rng, shape, np.float64)
+    w = rng.standard_normal(reference(x, kernel, **kw).shape)
+
+    def loss():
+        return float((ops.conv2d_forward(x, kernel, bias, **kw) * w).sum())
+
+    dx, dkernel, dbias = ops.conv2d_backward(w, x, kernel, **kw)
+    check_gradients(
+        loss, {"x": x, "kernel": kernel, "bias": bias}, {"x": dx, "kernel": dkernel, "bias": dbias}
+    )
 
 
 def test_conv2d_backward_skips_unneeded(rng):
@@ -474,6 +510,54 @@ def test_winograd_plan(shape):
     assert plan(shape) == {"forward": "winograd", "input_grad": "winograd", "weight_grads": weights}
 
 
+@pytest.mark.parametrize("shape,expected", ROW_VIEW_SHAPES, ids=ROW_VIEW_IDS)
+def test_row_views_plan(shape, expected):
+    names = {"R": "row_views", "D": "direct", "P": "pixel_tiles"}
+    got = plan(shape)
+    assert "".join(
+        k for pass_ in ("forward", "input_grad", "weight_grads") for k, v in names.items()
+        if got[pass_] == v
+    ) == expected  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "x_shape,kernel_shape,kw,expected",
+    [
+        ((64, 1, 200, 64), (1, 5, 64, 128), dict(), "row_views"),  # the benchmark's Conv1D
+        ((8, 1, 31, 64), (1, 5, 64, 64), dict(padding=((0, 0), (2, 2))), "pixel_tiles"),  # OW 31
+        ((8, 1, 64, 64), (1, 3, 64, 64), dict(dilation=(1, 2)), "pixel_tiles"),
+        ((8, 1, 64, 64), (1, 3, 64, 64), dict(padding=((1, 0), (1, 1))), "pixel_tiles"),
+        ((8, 17, 17, 64), (1, 7, 64, 64), dict(padding=((0, 0), (3, 3))), "pixel_tiles"),
+        ((8, 40, 40, 64), (3, 1, 64, 64), dict(padding=((1, 1), (0, 0))), "pixel_tiles"),
+    ],
+)
+def test_row_views_only_where_they_fit(x_shape, kernel_shape, kw, expected):
+    assert ops.conv2d_plan(x_shape, kernel_shape, **kw)["forward"] == expected
+
+
+@pytest.mark.parametrize(
+    "shape", [ROW_VIEWS[i] for i in (1, 3, 5)], ids=[ROW_VIEW_IDS[i] for i in (1, 3, 5)]
+)
+def test_row_views_finite_differences(rng, shape):
+    N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
+    shape = (1, H, W, min(C, 4), 2, KH, KW, strides, padding, dilation)  # x of <= 480 values
+    check_all_gradients(rng, shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape", [ROW_VIEWS[i] for i in (0, 2, 4)], ids=[ROW_VIEW_IDS[i] for i in (0, 2, 4)]
+)
+def test_row_views_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
+    N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
+    shape = (3 * N + 2, H, W, C, OC, KH, KW, strides, padding, dilation)
+    results = results_at_thread_counts(rng, shape, dtype)
+    # y and dx: each output row is one thread's product, whatever the thread count
+    for got in results.values():
+        np.testing.assert_array_equal(got[0], results[1][0])
+        np.testing.assert_array_equal(got[1], results[1][1])
+
+
 def test_winograd_float32_error_is_small(rng):
     # F(2x2, 3x3) adds a few roundings per output: at 128 channels its float32 error
     # should stay near that of a plain dot product (~1e-6 of the values' scale).
@@ -497,16 +581,7 @@ def test_winograd_float32_error_is_small(rng):
 )
 def test_winograd_finite_differences(rng, shape):
     # x of 144 and 256 values: every gradient is checked; dkernel runs Winograd in the second
-    x, kernel, bias, kw = make(rng, shape, np.float64)
-    w = rng.standard_normal(reference(x, kernel, **kw).shape)
-
-    def loss():
-        return float((ops.conv2d_forward(x, kernel, bias, **kw) * w).sum())
-
-    dx, dkernel, dbias = ops.conv2d_backward(w, x, kernel, **kw)
-    check_gradients(
-        loss, {"x": x, "kernel": kernel, "bias": bias}, {"x": dx, "kernel": dkernel, "bias": dbias}
-    )
+    check_all_gradients(rng, shape)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -514,9 +589,16 @@ def test_winograd_finite_differences(rng, shape):
     "shape", [WINOGRAD_SHAPES[i] for i in (0, 1, 6)], ids=[WINOGRAD_IDS[i] for i in (0, 1, 6)]
 )
 def test_winograd_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
+    results_at_thread_counts(rng, shape, dtype)
+
+
+def results_at_thread_counts(rng, shape, dtype):
+    """y, dx, dkernel, dbias at 1, 2 and 3 threads: at each count the same bits twice
+    running, and the reference's values to the dtype's tolerance."""
     x, kernel, bias, kw = make(rng, shape, dtype)
     dy = rng.standard_normal(reference(x, kernel, **kw).shape).astype(dtype)
     expected = [reference(x, kernel, bias, **kw), *reference_grads(dy, x, kernel, **kw)]
+    results = {}
     for n in (1, 2, 3):
         ops.set_num_threads(n)
         got = [ops.conv2d_forward(x, kernel, bias, **kw), *ops.conv2d_backward(dy, x, kernel, **kw)]
@@ -527,6 +609,8 @@ def test_winograd_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
         for a, b, e in zip(got, again, expected):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_allclose(a, e, **TOL[dtype])
+        results[n] = got
+    return results
 
 
 # The benchmark's layers (bench/workloads/conv.py): the three deeper ones run Winograd

@@ -221,6 +221,8 @@ const char* plan_name(Conv2dPlan plan) {
       return "pixel_tiles";
     case Conv2dPlan::winograd:
       return "winograd";
+    case Conv2dPlan::row_views:
+      return "row_views";
   }
   return "unknown";
 }

@@ -125,7 +125,7 @@ py::array avgpool2d_backward(py::handle dy_obj, py::handle x_shape_obj, py::hand
   return dispatch(float_type_of(dy_arr), [&](auto zero) -> py::array {
     using T = decltype(zero);
     auto dy = as_c_array<T>(dy_arr);
-    auto dx = new_zeros<T>({s.N, s.H, s.W, s.C});
+    auto dx = new_array<T>({s.N, s.H, s.W, s.C});  // every element written
     {
       py::gil_scoped_release release;
       dlcore::avgpool2d_backward<T>(dx.mutable_data(), dy.data(), s);

@@ -75,16 +75,27 @@ bool winograd_pays(const Conv2dShape& s, int64_t out_h, int64_t out_w, double mi
   return s.is_winograd() && s.C >= kWinogradMinC && 9 * pixels >= min_ratio * 16 * tiles;
 }
 
+// Outputs per row from which the row views' one GEMM per row beats pixel tiles of
+// several rows (a Conv1D's rows are whole sequences; a 1x7 layer's 17 outputs are not).
+constexpr int64_t kRowViewsMinOW = 32;
+
+// A 1-high, undilated window that pads no row: output row (n, oh)'s windows lie along
+// input row oh*stride_h, each stride_w*C after the last (dx also needs stride_w = 1).
+bool row_views_fit(const Conv2dShape& s, Conv2dPass pass) {
+  return s.KH == 1 && s.p.dilation_w == 1 && s.p.pad_top == 0 && s.p.pad_bottom == 0 &&
+         s.OW >= kRowViewsMinOW && (pass != Conv2dPass::input_grad || s.p.stride_w == 1);
+}
+
 Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass) {
   if (s.is_pointwise()) return Conv2dPlan::pointwise;
+  if (pass != Conv2dPass::input_grad && s.K() <= kDirectMaxK) return Conv2dPlan::direct;
+  if (row_views_fit(s, pass)) return Conv2dPlan::row_views;
   switch (pass) {
     case Conv2dPass::forward:
-      if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
       return winograd_pays(s, s.OH, s.OW, 1) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
     case Conv2dPass::input_grad:
       return winograd_pays(s, s.H, s.W, 1) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
     case Conv2dPass::weight_grads:
-      if (s.K() <= kDirectMaxK) return Conv2dPlan::direct;
       return winograd_pays(s, s.OH, s.OW, 1.5) ? Conv2dPlan::winograd : Conv2dPlan::pixel_tiles;
   }
   return Conv2dPlan::pixel_tiles;
@@ -508,6 +519,127 @@ void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dSha
   }
 }
 
+// ------------------------------------------------------------------ row views
+// With a 1-high window (every Conv1D) and no dilation, the im2col rows of output row
+// (n, oh) are x's input row itself, read with a row stride of stride_w*C: consecutive
+// windows overlap in memory, and the GEMMs read them in place. Only the few outputs
+// whose window hangs over a padded edge go through im2col. At stride 1, dx is the full
+// correlation of dy with the kernel flipped: the same in-place reading, of a copy of
+// dy's row with zeros around it, and no col2im.
+
+// The outputs [lo, hi) of a row whose whole window lies inside x; the outputs before
+// and after it are the edges.
+Span whole_windows(const Conv2dShape& s) {
+  const Span first = inside_row(s, 0), last = inside_row(s, s.KW - 1);
+  const int64_t lo = std::max(first.lo, last.lo);
+  return {lo, std::max(lo, std::min(first.hi, last.hi))};
+}
+
+int64_t edge_rows(const Conv2dShape& s, Span whole) {
+  return std::max<int64_t>({whole.lo, s.OW - whole.hi, 1});
+}
+
+// The first element of output row r's first whole window in x.
+template <typename T>
+const T* window_row(const T* x, const Conv2dShape& s, int64_t r, Span whole) {
+  const int64_t n = r / s.OH, ih = r % s.OH * s.p.stride_h;
+  return x + ((n * s.H + ih) * s.W + whole.lo * s.p.stride_w - s.p.pad_left) * s.C;
+}
+
+template <typename T>
+void forward_row_views(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
+                       bool accumulate) {
+  const int64_t K = s.K(), OC = s.OC, OW = s.OW, lda = s.p.stride_w * s.C;
+  const Span whole = whole_windows(s);
+  const int threads = get_num_threads();
+  T* const* cols = thread_workspace<T>(edge_rows(s, whole) * K, threads);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < s.N * s.OH; ++r) {
+    T* yr = y + r * OW * OC;
+    if (!accumulate) fill_bias(yr, bias, OW, OC);
+    if (whole.hi > whole.lo) {
+      gemm_accumulate<T>({yr + whole.lo * OC, OC, false}, {window_row(x, s, r, whole), lda, false},
+                         {kernel, OC, false}, whole.hi - whole.lo, OC, K);
+    }
+    for (const Span e : {Span{0, whole.lo}, Span{whole.hi, OW}}) {
+      if (e.hi == e.lo) continue;
+      T* col = cols[thread_index()];
+      im2col(col, x, s, r * OW + e.lo, e.hi - e.lo);
+      gemm_accumulate<T>({yr + e.lo * OC, OC, false}, {col, K, false}, {kernel, OC, false},
+                         e.hi - e.lo, OC, K);
+    }
+  }
+}
+
+// dkernel += the windows^T @ dy and dbias += the column sums of dy, row by row. Each
+// thread sums its rows (a fixed, contiguous range: static schedule) into its own
+// partials, added in thread order: bit-identical runs for a thread count.
+template <typename T>
+void weight_grads_row_views(T* dkernel, T* dbias, const T* dy, const T* x, const Conv2dShape& s) {
+  const int64_t K = s.K(), OC = s.OC, OW = s.OW, lda = s.p.stride_w * s.C;
+  const Span whole = whole_windows(s);
+  const int64_t edge = edge_rows(s, whole) * K, partial = K * OC + OC;  // dkernel then dbias
+  const int threads = get_num_threads();
+  T* const* bufs = thread_workspace<T>(edge + partial, threads);
+  for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + edge, partial, T(0));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < s.N * s.OH; ++r) {
+    T* col = bufs[thread_index()];
+    T* dk = col + edge;
+    const T* dyr = dy + r * OW * OC;
+    if (dbias) sum_rows(dk + K * OC, dyr, OW, OC);
+    if (!dkernel) continue;
+    if (whole.hi > whole.lo) {
+      // the windows^T: the in-place rows read column-major
+      gemm_accumulate<T>({dk, OC, false}, {window_row(x, s, r, whole), lda, true},
+                         {dyr + whole.lo * OC, OC, false}, K, OC, whole.hi - whole.lo);
+    }
+    for (const Span e : {Span{0, whole.lo}, Span{whole.hi, OW}}) {
+      if (e.hi == e.lo) continue;
+      im2col(col, x, s, r * OW + e.lo, e.hi - e.lo);
+      gemm_accumulate<T>({dk, OC, false}, {col, K, true}, {dyr + e.lo * OC, OC, false}, K, OC,
+                         e.hi - e.lo);
+    }
+  }
+  if (dkernel) reduce_partials(dkernel, bufs, edge, K * OC, threads);
+  if (dbias) reduce_partials(dbias, bufs, edge + K * OC, OC, threads);
+}
+
+// Rows of dy's zero-padded copy that dx's stride-1 windows read: dy sits after KW - 1
+// zeros, and input column w's window starts at row w + pad_left.
+int64_t padded_dy_rows(const Conv2dShape& s) { return s.W + s.p.pad_left + s.KW - 1; }
+
+struct FlippedKernelScratch {};
+
+// dx row (W, C) += the padded dy row read in place, (W, KW*OC) with a row stride of OC,
+// @ the kernel flipped and transposed, (KW*OC, C): dx[w] = sum over j of
+// dy_padded[w + pad_left + j] @ kernel[KW - 1 - j]^T. One row of dx per output row: threads
+// write disjoint rows (rows of x that stride_h skips keep their zeros).
+template <typename T>
+void input_grad_row_views(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
+  const int64_t C = s.C, OC = s.OC, OW = s.OW, KW = s.KW, lead = KW - 1;
+  const int64_t rows = padded_dy_rows(s), copied = std::clamp<int64_t>(rows - lead, 0, OW);
+  T* flipped = kept_buffer<FlippedKernelScratch>().get<T>(static_cast<size_t>(KW * OC * C));
+  for (int64_t j = 0; j < KW; ++j) {
+    const T* tap = kernel + (KW - 1 - j) * C * OC;  // (C, OC)
+    for (int64_t o = 0; o < OC; ++o) {
+      for (int64_t c = 0; c < C; ++c) flipped[(j * OC + o) * C + c] = tap[c * OC + o];
+    }
+  }
+  const int threads = get_num_threads();
+  T* const* pads = thread_workspace<T>(rows * OC, threads);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t r = 0; r < s.N * s.OH; ++r) {
+    T* pad = pads[thread_index()];
+    std::fill_n(pad, lead * OC, T(0));
+    std::copy_n(dy + r * OW * OC, copied * OC, pad + lead * OC);
+    std::fill(pad + (lead + copied) * OC, pad + rows * OC, T(0));
+    const int64_t n = r / s.OH, ih = r % s.OH * s.p.stride_h;
+    gemm_accumulate<T>({dx + (n * s.H + ih) * s.W * C, C, false},
+                       {pad + s.p.pad_left * OC, OC, false}, {flipped, C, false}, s.W, C, KW * OC);
+  }
+}
+
 }  // namespace
 
 size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
@@ -521,6 +653,10 @@ size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backw
       winograd_in(Conv2dPass::forward) ||
       (backward && (winograd_in(Conv2dPass::input_grad) || winograd_in(Conv2dPass::weight_grads)));
   if (winograd) bytes = std::max(bytes, winograd_workspace_bytes(s, elem_size, backward));
+  if (backward && conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::row_views) {
+    const int64_t pad = padded_dy_rows(s) * s.OC, flipped = s.KW * s.OC * s.C;
+    bytes = std::max(bytes, static_cast<size_t>(pad + flipped) * elem_size);
+  }
   return bytes;
 }
 
@@ -536,6 +672,8 @@ void forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape
       return forward_pointwise(y, x, kernel, bias, s, accumulate);
     case Conv2dPlan::winograd:
       return winograd_forward(y, x, kernel, bias, s, accumulate);
+    case Conv2dPlan::row_views:
+      return forward_row_views(y, x, kernel, bias, s, accumulate);
     case Conv2dPlan::direct:
     case Conv2dPlan::pixel_tiles:
       return forward_pixel_tiles(y, x, kernel, bias, s, accumulate);
@@ -561,17 +699,23 @@ void conv2d_backward(T* dx, T* dkernel, T* dbias, const T* dy, const T* x, const
     if (dbias) column_sums(dbias, dy, P, OC);
     return;
   }
-  if (dkernel && conv2d_plan(s, Conv2dPass::weight_grads) == Conv2dPlan::winograd) {
+  const Conv2dPlan weights = conv2d_plan(s, Conv2dPass::weight_grads);
+  if (dkernel && weights == Conv2dPlan::winograd) {
     winograd_kernel_grad(dkernel, dy, x, s);
     if (dbias) column_sums(dbias, dy, P, OC);
+  } else if ((dkernel || dbias) && weights == Conv2dPlan::row_views) {
+    weight_grads_row_views(dkernel, dbias, dy, x, s);
   } else if (dkernel || dbias) {
     weight_grads_pixel_tiles(dkernel, dbias, dy, x, s);
   }
   if (!dx) return;
-  if (conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::winograd) {
-    winograd_input_grad(dx, dy, kernel, s);
-  } else {
-    input_grad_pixel_tiles(dx, dy, kernel, s);
+  switch (conv2d_plan(s, Conv2dPass::input_grad)) {
+    case Conv2dPlan::winograd:
+      return winograd_input_grad(dx, dy, kernel, s);
+    case Conv2dPlan::row_views:
+      return input_grad_row_views(dx, dy, kernel, s);
+    default:
+      return input_grad_pixel_tiles(dx, dy, kernel, s);
   }
 }
 

@@ -254,14 +254,54 @@ std::vector<T> inverse_counts(const Pool2dShape& s) {
   return inv;
 }
 
-// acc[0, C) += row[0, C), and the scaled form; plain loops the compiler vectorises.
-template <typename T>
-void add_row(T* __restrict acc, const T* __restrict row, int64_t C) {
-  for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
-}
-template <typename T>
-void add_scaled_row(T* __restrict acc, const T* __restrict row, T scale, int64_t C) {
-  for (int64_t c = 0; c < C; ++c) acc[c] += row[c] * scale;
+// out[0, C) = the sum over a rectangle of rows of C values, tap (i, j) at base + i * rs +
+// j * C for i < hn, j < wn, each times its weight: `scale` alone, or with Weighted the
+// weight table's entry wt[i * ws + j] (and scale 1). The sums stay in registers, four
+// packets of channels at a time, and out is written once; an empty rectangle writes
+// zeros. Every channel sums its taps in the same order, so the bits do not depend on C's
+// blocking.
+template <bool Weighted, typename T>
+void window_sum(T* __restrict out, const T* base, int64_t rs, int64_t hn, int64_t wn, int64_t C,
+                T scale, const T* wt = nullptr, int64_t ws = 0) {
+  using namespace simd;
+  using P = Packet<T>;
+  constexpr int64_t L = kLanes<T>;
+  const P sc = broadcast(scale);
+  auto tap_weight = [&](int64_t i, int64_t j) { return broadcast(wt[i * ws + j]); };
+  int64_t c = 0;
+  for (; c + 4 * L <= C; c += 4 * L) {
+    P a0 = zero<T>(), a1 = zero<T>(), a2 = zero<T>(), a3 = zero<T>();
+    for (int64_t i = 0; i < hn; ++i) {
+      for (int64_t j = 0; j < wn; ++j) {
+        const T* r = base + i * rs + j * C + c;
+        if constexpr (Weighted) {
+          const P w = tap_weight(i, j);
+          a0 = madd(load(r), w, a0), a1 = madd(load(r + L), w, a1);
+          a2 = madd(load(r + 2 * L), w, a2), a3 = madd(load(r + 3 * L), w, a3);
+        } else {
+          a0 = ei::padd(a0, load(r)), a1 = ei::padd(a1, load(r + L));
+          a2 = ei::padd(a2, load(r + 2 * L)), a3 = ei::padd(a3, load(r + 3 * L));
+        }
+      }
+    }
+    store(out + c, ei::pmul(a0, sc)), store(out + c + L, ei::pmul(a1, sc));
+    store(out + c + 2 * L, ei::pmul(a2, sc)), store(out + c + 3 * L, ei::pmul(a3, sc));
+  }
+  for (; c < C; c += L) {
+    const int64_t n = C - c;  // load_first / store_first take a whole packet when n >= L
+    P a = zero<T>();
+    for (int64_t i = 0; i < hn; ++i) {
+      for (int64_t j = 0; j < wn; ++j) {
+        const P v = load_first(base + i * rs + j * C + c, n);
+        if constexpr (Weighted) {
+          a = madd(v, tap_weight(i, j), a);
+        } else {
+          a = ei::padd(a, v);
+        }
+      }
+    }
+    store_first(out + c, ei::pmul(a, sc), n);
+  }
 }
 
 }  // namespace
@@ -278,15 +318,9 @@ void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s) {
       const Span h = window_span(oh, s.p.stride_h, s.p.pad_top, s.p.pool_h, s.H);
       for (int64_t ow = 0; ow < s.OW; ++ow) {
         const Span w = window_span(ow, s.p.stride_w, s.p.pad_left, s.p.pool_w, s.W);
-        T* out = y + ((n * s.OH + oh) * s.OW + ow) * C;
-        std::fill_n(out, C, T(0));
-        for (int64_t ih = h.begin; ih < h.end; ++ih) {
-          for (int64_t iw = w.begin; iw < w.end; ++iw) {
-            add_row(out, x + ((n * s.H + ih) * s.W + iw) * C, C);
-          }
-        }
-        const T scale = inv[oh * s.OW + ow];
-        for (int64_t c = 0; c < C; ++c) out[c] *= scale;
+        window_sum<false>(y + ((n * s.OH + oh) * s.OW + ow) * C,
+                          x + ((n * s.H + h.begin) * s.W + w.begin) * C, s.W * C, h.end - h.begin,
+                          w.end - w.begin, C, inv[oh * s.OW + ow]);
       }
     }
   }
@@ -310,20 +344,18 @@ void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
   // Nothing to write; the (OH, OW) table is sized by the window grid, not the batch.
   if (s.N == 0 || C == 0) return;
   const std::vector<T> inv = inverse_counts<T>(s);
-  // Each cell of dx gathers from the windows that cover it: threads write disjoint rows
-  // and every sum runs in the same order whatever the thread count.
+  // Each cell of dx gathers from the windows that cover it (none: a zero): threads
+  // write disjoint rows, and every sum runs in the same order whatever the thread count.
 #pragma omp parallel for collapse(2) num_threads(get_num_threads()) schedule(static)
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t ih = 0; ih < s.H; ++ih) {
       const Span oh = covering_windows(ih, s.p.stride_h, s.p.pad_top, s.p.pool_h, s.OH);
       for (int64_t iw = 0; iw < s.W; ++iw) {
         const Span ow = covering_windows(iw, s.p.stride_w, s.p.pad_left, s.p.pool_w, s.OW);
-        T* cell = dx + ((n * s.H + ih) * s.W + iw) * C;
-        for (int64_t h = oh.begin; h < oh.end; ++h) {
-          for (int64_t w = ow.begin; w < ow.end; ++w) {
-            add_scaled_row(cell, dy + ((n * s.OH + h) * s.OW + w) * C, inv[h * s.OW + w], C);
-          }
-        }
+        window_sum<true>(dx + ((n * s.H + ih) * s.W + iw) * C,
+                         dy + ((n * s.OH + oh.begin) * s.OW + ow.begin) * C, s.OW * C,
+                         oh.end - oh.begin, ow.end - ow.begin, C, T(1),
+                         inv.data() + oh.begin * s.OW + ow.begin, s.OW);
       }
     }
   }
@@ -332,6 +364,12 @@ void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
 // ------------------------------------------------------------------ global average pool
 
 namespace {
+
+// acc[0, C) += row[0, C); a plain loop the compiler vectorises.
+template <typename T>
+void add_row(T* __restrict acc, const T* __restrict row, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
+}
 
 int64_t kept_positions(const bool* mask, int64_t L) {
   return mask ? std::count(mask, mask + L, true) : L;

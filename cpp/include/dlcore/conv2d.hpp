@@ -41,6 +41,9 @@ enum class Conv2dPlan {
   pixel_tiles,  // im2col over tiles of the N*OH*OW output pixels, parallel over tiles
   winograd,     // 3x3 stride 1, C >= 16: Winograd F(2x2, 3x3), parallel over blocks of
                 // 2x2 output tiles (y, dx and dkernel; dbias stays on pixel tiles)
+  row_views,    // KH = 1 (every Conv1D), undilated, rows of >= 32 outputs: each output row's
+                // im2col rows read in place from x (dx: at stride 1, from a padded copy
+                // of dy's row), one GEMM per row, parallel over rows
 };
 enum class Conv2dPass {
   forward,       // y

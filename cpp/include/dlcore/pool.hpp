@@ -51,8 +51,9 @@ void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dS
 template <typename T>
 void avgpool2d_forward(T* y, const T* x, const Pool2dShape& s);
 
-// dy (N,OH,OW,C) -> dx (N,H,W,C) += each window's dy / its count over its cells
-// (overlapping windows add up), into memory the caller zeroed.
+// dy (N,OH,OW,C) -> dx (N,H,W,C) = the sum of each covering window's dy / its count
+// over its cells (overlapping windows add up; a cell no window covers gets 0). Every
+// element of dx is written: the caller need not zero it.
 template <typename T>
 void avgpool2d_backward(T* dx, const T* dy, const Pool2dShape& s);
 

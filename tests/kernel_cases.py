@@ -20,6 +20,8 @@ ELTWISE_SIZE = 1 << 16
 CONV_SHAPES = {
     "winograd": ((4, 16, 16, 16), (3, 3, 16, 16), 1),
     "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
+    # a 1600 x 96 kernel gradient: pixel tiles, each thread summing its taps of it
+    "im2col_taps": ((2, 8, 8, 64), (5, 5, 64, 96), 2),
     "direct": ((4, 16, 16, 3), (3, 3, 3, 16), 1),
     "pointwise": ((4, 16, 16, 16), (1, 1, 16, 32), 0),
     "row_views": ((4, 1, 48, 16), (1, 5, 16, 24), ((0, 0), (2, 2))),  # a 'same' Conv1D
@@ -89,6 +91,7 @@ def _conv_plan_matches(name):
     expected = {
         "winograd": "winograd",
         "im2col": "pixel_tiles",
+        "im2col_taps": "pixel_tiles",
         "direct": "direct",
         "pointwise": "pointwise",
         "row_views": "row_views",
@@ -516,6 +519,12 @@ THREAD_DEPENDENT = {
         WINOGRAD_BLOCKS + "; dkernel and dbias: " + THREAD_PARTIALS,
     ),
     "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_backward[im2col_taps]": (
+        {1, 2},
+        "dkernel: each thread multiplies its share of the taps, so the products' heights "
+        "(and which rows fall in Eigen's remainder panel) follow the thread count; dbias: "
+        + THREAD_PARTIALS,
+    ),
     "conv2d_backward[direct]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[row_views]": ({1, 2}, THREAD_PARTIALS),
     # dkernel is one GEMM over all N*H*W = 1024 pixels

@@ -558,6 +558,26 @@ def test_row_views_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
         np.testing.assert_array_equal(got[1], results[1][1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # dx of 9-pixel samples: two samples to a tile, 10 groups, the last one short
+        (19, 6, 5, 8, 16, 3, 3, (2, 2), ((1, 1), (1, 1)), (1, 1)),
+        # a 1152 x 128 kernel gradient (590 KB in float32): each thread sums its taps
+        (3, 6, 6, 128, 128, 3, 3, (2, 2), ((1, 0), (0, 1)), (1, 1)),
+    ],
+    ids=["samples grouped", "taps split"],
+)
+def test_pixel_tile_groupings(rng, threads, shape, dtype):
+    assert plan(shape) == dict.fromkeys(("forward", "input_grad", "weight_grads"), "pixel_tiles")
+    results = results_at_thread_counts(rng, shape, dtype)
+    # y and dx: each tile is one thread's product, at any thread count
+    for got in results.values():
+        np.testing.assert_array_equal(got[0], results[1][0])
+        np.testing.assert_array_equal(got[1], results[1][1])
+
+
 def test_winograd_float32_error_is_small(rng):
     # F(2x2, 3x3) adds a few roundings per output: at 128 channels its float32 error
     # should stay near that of a plain dot product (~1e-6 of the values' scale).

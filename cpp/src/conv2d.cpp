@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common/simd.hpp"
@@ -314,47 +315,41 @@ DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape
                });
 }
 
+// Independent FMA chains the direct kernels keep going at once: FMA latency (4 cycles)
+// times its throughput (2 a cycle). With fewer, each step waits on the one before; at
+// the avx512 level a 32-channel layer is only V = 2 vectors wide, and two pixels (or
+// kernel rows) of those left the first layer slower than at the avx2 level.
+constexpr int kChains = 8;
+
 // y (m, OC) columns oc0 .. oc0+V*lanes-1 = bias + colT^T @ kernel (y + colT^T @ kernel
-// when accumulating), V vectors per pixel, two pixels at a time: one pixel's V
-// accumulators alone wait on the FMA latency.
+// when accumulating), V vectors per pixel, PB = kChains / V pixels at a time.
 template <int V, typename T>
 void direct_forward_columns(T* y, const T* colT, const T* kernel, const T* bias, int64_t m,
                             int64_t K, int64_t OC, int64_t oc0, bool accumulate) {
   using Vec = simd::Vec<T>;
-  constexpr int L = simd::kLanes<T>;
+  constexpr int L = simd::kLanes<T>, PB = std::max(2, kChains / V);
   Vec b[V];
   for (int i = 0; i < V; ++i) b[i] = bias ? Vec::load(bias + oc0 + i * L) : Vec::zero();
-  const auto init = [&](Vec(&a)[V], int64_t p) {
-    for (int i = 0; i < V; ++i) a[i] = accumulate ? Vec::load(y + p * OC + oc0 + i * L) : b[i];
-  };
-  int64_t p = 0;
-  for (; p + 2 <= m; p += 2) {
-    Vec a0[V], a1[V];
-    init(a0, p);
-    init(a1, p + 1);
+  const auto block = [&](int64_t p, auto pixels) {
+    constexpr int n = decltype(pixels)::value;
+    Vec a[n][V];
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < V; ++i)
+        a[j][i] = accumulate ? Vec::load(y + (p + j) * OC + oc0 + i * L) : b[i];
     for (int64_t k = 0; k < K; ++k) {
-      const Vec v0 = Vec::broadcast(colT[k * m + p]), v1 = Vec::broadcast(colT[k * m + p + 1]);
-      for (int i = 0; i < V; ++i) {
-        const Vec w = Vec::load(kernel + k * OC + oc0 + i * L);
-        a0[i] = simd::madd(v0, w, a0[i]);
-        a1[i] = simd::madd(v1, w, a1[i]);
+      Vec w[V];
+      for (int i = 0; i < V; ++i) w[i] = Vec::load(kernel + k * OC + oc0 + i * L);
+      for (int j = 0; j < n; ++j) {
+        const Vec v = Vec::broadcast(colT[k * m + p + j]);
+        for (int i = 0; i < V; ++i) a[j][i] = simd::madd(v, w[i], a[j][i]);
       }
     }
-    for (int i = 0; i < V; ++i) {
-      a0[i].store(y + p * OC + oc0 + i * L);
-      a1[i].store(y + (p + 1) * OC + oc0 + i * L);
-    }
-  }
-  for (; p < m; ++p) {
-    Vec a[V];
-    init(a, p);
-    for (int64_t k = 0; k < K; ++k) {
-      const Vec v = Vec::broadcast(colT[k * m + p]);
-      for (int i = 0; i < V; ++i)
-        a[i] = simd::madd(v, Vec::load(kernel + k * OC + oc0 + i * L), a[i]);
-    }
-    for (int i = 0; i < V; ++i) a[i].store(y + p * OC + oc0 + i * L);
-  }
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < V; ++i) a[j][i].store(y + (p + j) * OC + oc0 + i * L);
+  };
+  int64_t p = 0;
+  for (; p + PB <= m; p += PB) block(p, std::integral_constant<int, PB>{});
+  for (; p < m; ++p) block(p, std::integral_constant<int, 1>{});
 }
 
 template <typename T>
@@ -364,6 +359,8 @@ void direct_forward_tile(T* y, const T* colT, const T* kernel, const T* bias, in
   int64_t oc0 = 0;
   for (; oc0 + 4 * L <= OC; oc0 += 4 * L)
     direct_forward_columns<4>(y, colT, kernel, bias, m, K, OC, oc0, accumulate);
+  for (; oc0 + 2 * L <= OC; oc0 += 2 * L)
+    direct_forward_columns<2>(y, colT, kernel, bias, m, K, OC, oc0, accumulate);
   for (; oc0 + L <= OC; oc0 += L)
     direct_forward_columns<1>(y, colT, kernel, bias, m, K, OC, oc0, accumulate);
   for (; oc0 < OC; ++oc0) {
@@ -407,7 +404,9 @@ template <int V, typename T>
 void direct_weight_columns(T* dk, T* db, const T* colT, const T* dy, int64_t m, int64_t K,
                            int64_t OC, int64_t oc0) {
   constexpr int L = simd::kLanes<T>;
+  constexpr int KB = std::max(2, kChains / V);
   int64_t k = 0;
+  for (; dk && k + KB <= K; k += KB) direct_dkernel_rows<V, KB>(dk, colT, dy, m, k, OC, oc0);
   for (; dk && k + 2 <= K; k += 2) direct_dkernel_rows<V, 2>(dk, colT, dy, m, k, OC, oc0);
   for (; dk && k < K; ++k) direct_dkernel_rows<V, 1>(dk, colT, dy, m, k, OC, oc0);
   if (!db) return;
@@ -426,6 +425,7 @@ void direct_weight_tile(T* dk, T* db, const T* colT, const T* dy, int64_t m, int
   constexpr int L = simd::kLanes<T>;
   int64_t oc0 = 0;
   for (; oc0 + 4 * L <= OC; oc0 += 4 * L) direct_weight_columns<4>(dk, db, colT, dy, m, K, OC, oc0);
+  for (; oc0 + 2 * L <= OC; oc0 += 2 * L) direct_weight_columns<2>(dk, db, colT, dy, m, K, OC, oc0);
   for (; oc0 + L <= OC; oc0 += L) direct_weight_columns<1>(dk, db, colT, dy, m, K, OC, oc0);
   for (; oc0 < OC; ++oc0) {
     for (int64_t p = 0; p < m; ++p) {

@@ -86,7 +86,7 @@ py::array maxpool2d_backward(py::handle dy_obj, py::handle argmax_obj, py::handl
     using T = decltype(zero);
     auto dy = as_c_array<T>(dy_arr);
     auto argmax = as_c_array<int64_t>(argmax_arr);
-    auto dx = new_zeros<T>({s.N, s.H, s.W, s.C});
+    auto dx = new_array<T>({s.N, s.H, s.W, s.C});  // every element written
     {
       py::gil_scoped_release release;
       dlcore::maxpool2d_backward<T>(dx.mutable_data(), dy.data(), argmax.data(), s);
@@ -191,7 +191,7 @@ py::array global_avgpool_backward(py::handle dy_obj, py::handle x_shape_obj, py:
   return dispatch(float_type_of(dy_arr), [&](auto zero) -> py::array {
     using T = decltype(zero);
     auto dy = as_c_array<T>(dy_arr);
-    auto dx = new_zeros<T>(xs);
+    auto dx = new_array<T>(xs);  // every element written
     {
       py::gil_scoped_release release;
       dlcore::global_avgpool_backward<T>(dx.mutable_data(), dy.data(),

@@ -209,6 +209,7 @@ void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dS
 #pragma omp parallel for num_threads(get_num_threads()) schedule(static) reduction(min : first_bad)
   for (int64_t n = 0; n < s.N; ++n) {
     T* dxn = dx + n * per_x;
+    std::fill_n(dxn, per_x, T(0));  // while the sample's part of dx is in cache
     const int64_t lo = n * per_x;
     for (int64_t i = n * per_y; i < (n + 1) * per_y; ++i) {
       const uint64_t at = static_cast<uint64_t>(argmax[i]) - static_cast<uint64_t>(lo);
@@ -406,7 +407,12 @@ void global_avgpool_backward(T* dx, const T* dy, const bool* mask, const GlobalP
     T* share = rows[thread_index()];
     for (int64_t c = 0; c < C; ++c) share[c] = dy[n * C + c] / count;
     for (int64_t l = 0; l < L; ++l) {
-      if (!keep || keep[l]) add_row(dx + (n * L + l) * C, share, C);
+      T* row = dx + (n * L + l) * C;
+      if (!keep || keep[l]) {
+        std::copy_n(share, C, row);
+      } else {
+        std::fill_n(row, C, T(0));
+      }
     }
   }
 }

@@ -40,9 +40,9 @@ struct Pool2dShape {
 template <typename T>
 void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s);
 
-// dy (N,OH,OW,C) -> dx (N,H,W,C) += dy scattered to argmax (overlapping windows add up),
-// into memory the caller zeroed. Each argmax must index x within its own sample (as the
-// forward's do); otherwise throws std::invalid_argument naming the first bad one.
+// dy (N,OH,OW,C) -> dx (N,H,W,C) = dy scattered to argmax (overlapping windows add up;
+// zeros elsewhere: every element of dx is written). Each argmax must index x within its own sample
+// (as the forward's do); otherwise throws std::invalid_argument naming the first bad one.
 template <typename T>
 void maxpool2d_backward(T* dx, const T* dy, const int64_t* argmax, const Pool2dShape& s);
 
@@ -73,8 +73,8 @@ struct GlobalPoolShape {
 template <typename T>
 void global_avgpool_forward(T* y, const T* x, const bool* mask, const GlobalPoolShape& s);
 
-// dy (N, C) -> dx (N, L, C) += dy / the count, at the positions the mask keeps (all
-// without one), into memory the caller zeroed.
+// dy (N, C) -> dx (N, L, C) = dy / the count at the positions the mask keeps (all
+// without one), 0 at the others: every element of dx is written.
 template <typename T>
 void global_avgpool_backward(T* dx, const T* dy, const bool* mask, const GlobalPoolShape& s);
 

@@ -169,6 +169,15 @@ def conv2d_backward(x, kernel, bias, dy, padding):
     return ops.conv2d_backward(dy, x, kernel, padding=padding)
 
 
+def conv2d_relu_forward(x, kernel, bias, dy, padding):
+    return (ops.conv2d_forward(x, kernel, bias, padding=padding, activation="relu"),)
+
+
+def conv2d_relu_backward(x, kernel, bias, dy, padding):
+    y = ops.conv2d_forward(x, kernel, bias, padding=padding, activation="relu")
+    return ops.conv2d_backward(dy, x, kernel, padding=padding, activation="relu", y=y)
+
+
 def conv2d_transpose_forward(x, kernel, bias, dy, strides, padding):
     return (ops.conv2d_transpose_forward(x, kernel, bias, strides=strides, padding=padding),)
 
@@ -416,6 +425,8 @@ FUNCTIONS = {
         gemm_backward,
         conv2d_forward,
         conv2d_backward,
+        conv2d_relu_forward,
+        conv2d_relu_backward,
         maxpool2d_forward,
         maxpool2d_backward,
         lstm_forward,
@@ -454,6 +465,7 @@ FUNCTIONS = {
 CASES = (
     ["gemm", "gemm_backward"]
     + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
+    + [f"conv2d_relu_{d}[winograd]" for d in ("forward", "backward")]
     + ["maxpool2d_forward", "maxpool2d_backward"]
     + [f"lstm_{d}[{how}]" for d in ("forward", "backward") for how in RNN_VARIANTS]
     + [
@@ -517,6 +529,13 @@ THREAD_DEPENDENT = {
     "conv2d_backward[winograd]": (
         {0, 1, 2},
         WINOGRAD_BLOCKS + "; dkernel and dbias: " + THREAD_PARTIALS,
+    ),
+    "conv2d_relu_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
+    "conv2d_relu_backward[winograd]": (
+        {0, 1, 2},
+        WINOGRAD_BLOCKS
+        + " (y, whose sign picks dy's entries, too); dkernel and dbias: "
+        + THREAD_PARTIALS,
     ),
     "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[im2col_taps]": (

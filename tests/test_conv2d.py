@@ -143,6 +143,42 @@ def check_all_gradients(rng, shape):
     )
 
 
+# One shape of each plan (pointwise, direct, pixel tiles, Winograd, row views).
+FUSED_RELU_SHAPES = [SHAPES[8], SHAPES[10], SHAPES[5], WINOGRAD_SHAPES[2], ROW_VIEWS[1]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", FUSED_RELU_SHAPES, ids=lambda s: "x".join(map(str, s[:5])))
+def test_fused_relu_is_relu_of_the_plain_convolution(rng, shape, dtype):
+    # The same bits as relu after the plain convolution, and as relu_backward before
+    # the plain backward: the kernel applies the very same elementwise functions.
+    x, kernel, bias, kw = make(rng, shape, dtype)
+    plain = ops.conv2d_forward(x, kernel, bias, **kw)
+    y = ops.conv2d_forward(x, kernel, bias, **kw, activation="relu")
+    np.testing.assert_array_equal(y, ops.relu(plain))
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    fused = ops.conv2d_backward(dy, x, kernel, **kw, activation="relu", y=y)
+    for got, want in zip(fused, ops.conv2d_backward(ops.relu_backward(dy, y), x, kernel, **kw)):
+        np.testing.assert_array_equal(got, want)
+    # y is the forward's output: given, it is only read
+    np.testing.assert_array_equal(y, ops.relu(plain))
+
+
+def test_fused_relu_finite_differences(rng):
+    x, kernel, bias, kw = make(rng, SHAPES[5], np.float64)
+    w = rng.standard_normal(reference(x, kernel, **kw).shape)
+
+    def loss():
+        return float((ops.conv2d_forward(x, kernel, bias, **kw, activation="relu") * w).sum())
+
+    y = ops.conv2d_forward(x, kernel, bias, **kw, activation="relu")
+    dx, dkernel, dbias = ops.conv2d_backward(w, x, kernel, **kw, activation="relu", y=y)
+    check_gradients(
+        loss, {"x": x, "kernel": kernel, "bias": bias}, {"x": dx, "kernel": dkernel, "bias": dbias}
+    )
+
+
 def test_conv2d_backward_skips_unneeded(rng):
     x, kernel, _, kw = make(rng, SHAPES[2], np.float32)
     dy = np.ones((2, 7, 7, 7), np.float32)
@@ -457,6 +493,35 @@ X, K = np.ones((2, 5, 5, 3), np.float32), np.ones((3, 3, 3, 4), np.float32)
             lambda: ops.conv2d_backward(None, X, K),
             TypeError,
             r"argument 'dy' must be an array, got None",
+        ),
+        (
+            lambda: ops.conv2d_forward(X, K, activation="tanh"),
+            ValueError,
+            r"conv2d_forward: argument 'activation' is 'tanh'; expected None or 'relu'",
+        ),
+        (
+            lambda: ops.conv2d_forward(X, K, activation=1),
+            TypeError,
+            r"conv2d_forward: argument 'activation' is a int; expected None or 'relu'",
+        ),
+        (
+            lambda: ops.conv2d_backward(np.ones((2, 3, 3, 4)), X, K, activation="relu"),
+            ValueError,
+            r"activation='relu' needs argument 'y', the forward's output; got None",
+        ),
+        (
+            lambda: ops.conv2d_backward(
+                np.ones((2, 3, 3, 4)), X, K, activation="relu", y=np.ones((2, 3, 4, 4))
+            ),
+            ValueError,
+            r"argument 'y' has shape \(2, 3, 4, 4\) but dy has shape \(2, 3, 3, 4\)",
+        ),
+        (
+            lambda: ops.conv2d_backward(
+                np.ones((2, 3, 3, 4)), X, K, activation="relu", y=np.ones((2, 3, 3, 4), complex)
+            ),
+            TypeError,
+            r"argument 'y' has dtype complex128",
         ),
     ],
 )

@@ -321,6 +321,8 @@ def conv_cases(draw, crash_prone=False, depthwise=False):
         return ("conv2d_plan", ((N, H, W, C), k_shape), kw), plan_expect
     if which == "forward":
         bias = draw(st.one_of(st.none(), arrays((OC,), crash_prone)))
+        if not depthwise and draw(st.booleans()):
+            kw["activation"] = "relu"  # applied by the kernel
         return (f"{op}_forward", (x, kernel, bias), kw), expect
     OH, OW = (
         max(0, (n + lo + hi - d * (k - 1) - 1) // s + 1)
@@ -363,7 +365,7 @@ def pair_or_one(v):
 
 def check_conv(case):
     name, args, kw = case
-    plan_names = {"pointwise", "direct", "pixel_tiles", "winograd"}
+    plan_names = {"pointwise", "direct", "pixel_tiles", "winograd", "row_views"}
     if name == "conv2d_plan":
 
         def check_plan(result):
@@ -379,6 +381,12 @@ def check_conv(case):
 
     if name.startswith("depthwise"):
         references = ref_conv.depthwise_conv2d, ref_conv.depthwise_conv2d_grads
+    elif kw.get("activation") == "relu":
+
+        def conv2d_relu(*a, **k):
+            return np.maximum(ref_conv.conv2d(*a, **k), 0)
+
+        references = conv2d_relu, ref_conv.conv2d_grads
     else:
         references = ref_conv.conv2d, ref_conv.conv2d_grads
     return conv_reference_check(name.endswith("_forward"), *references, args, kw, geometry)

@@ -6,6 +6,7 @@
 
 #include "arrays.hpp"
 #include "dlcore/checks.hpp"
+#include "dlcore/eltwise.hpp"
 #include "module.hpp"
 #include "window_args.hpp"
 
@@ -91,8 +92,26 @@ void run_backward(T* dx, T* dk, T* db, const T* dy, const T* x, const T* kernel,
   dlcore::depthwise_conv2d_backward<T>(dx, dk, db, dy, x, kernel, s);
 }
 
+// The activation a convolution may apply to its own output: None, or "relu" (Keras'
+// plain relu, the common case: it then costs no separate pass, array or Python call).
+bool fused_relu(const char* fn, py::handle activation) {
+  if (activation.is_none()) return false;
+  if (!py::isinstance<py::str>(activation)) {
+    throw py::type_error(std::string(fn) + ": argument 'activation' is a " +
+                         std::string(py::str(py::type::of(activation).attr("__name__"))) +
+                         "; expected None or 'relu'");
+  }
+  const auto name = activation.cast<std::string>();
+  if (name != "relu") {
+    fail(fn, ": argument 'activation' is '", name,
+         "'; expected None or 'relu' (the one activation fused into the convolution)");
+  }
+  return true;
+}
+
 template <typename Shape>
-py::array conv_forward(const char* fn, const ConvArgs<Shape>& args, py::handle bias_obj) {
+py::array conv_forward(const char* fn, const ConvArgs<Shape>& args, py::handle bias_obj,
+                       bool relu = false) {
   const Shape& s = args.shape;
   std::optional<py::array> bias;  // (a default py::array is an empty float64 array)
   if (!bias_obj.is_none()) {
@@ -115,15 +134,19 @@ py::array conv_forward(const char* fn, const ConvArgs<Shape>& args, py::handle b
     {
       py::gil_scoped_release release;
       run_forward<T>(y.mutable_data(), x.data(), kernel.data(), b ? b->data() : nullptr, s);
+      if (relu) relu_forward<T>(y.mutable_data(), y.data(), static_cast<int64_t>(y.size()));
     }
     return y;
   });
 }
 
 // `op` says how x and kernel make y, for the message on a dy of the wrong shape.
+// With relu, dy is the gradient of relu's output y (the forward's, which must be given)
+// and the products take dy where y > 0, 0 elsewhere, as relu_backward gives it.
 template <typename Shape>
 py::tuple conv_backward(const char* fn, const char* op, const ConvArgs<Shape>& args,
-                        py::handle dy_obj, bool need_dx, bool need_dkernel, bool need_dbias) {
+                        py::handle dy_obj, bool need_dx, bool need_dkernel, bool need_dbias,
+                        bool relu = false, py::handle y_obj = py::none()) {
   const Shape& s = args.shape;
   py::array dy_arr = to_numeric_array(dy_obj, fn, "dy");
   check_ndim(dy_arr, 4, fn, "dy", "(N, OH, OW, OC)");
@@ -132,10 +155,27 @@ py::tuple conv_backward(const char* fn, const char* op, const ConvArgs<Shape>& a
          " kernel ", shape_str(args.kernel), " gives y of shape ",
          dlcore::shape_str({s.N, s.OH, s.OW, s.OC}), "; expected dy of that shape");
   }
+  std::optional<py::array> y_arr;
+  if (relu) {
+    if (y_obj.is_none()) {
+      fail(fn, ": activation='relu' needs argument 'y', the forward's output; got None");
+    }
+    y_arr = to_numeric_array(y_obj, fn, "y");
+    if (shape_of(*y_arr) != shape_of(dy_arr)) {
+      fail(fn, ": argument 'y' has shape ", shape_str(*y_arr), " but dy has shape ",
+           shape_str(dy_arr), "; expected the same shape (the forward's output)");
+    }
+  }
   const FloatType type = common_float_type({&dy_arr, &args.x, &args.kernel});
   return dispatch(type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     auto dy = as_c_array<T>(dy_arr);
+    std::optional<CArray<T>> y;
+    std::optional<py::array_t<T>> dz;  // dy through relu's gradient
+    if (relu) {
+      y = as_c_array<T>(*y_arr);
+      dz = new_array<T>(shape_of(dy_arr));
+    }
     // x is read only for dkernel and kernel only for dx: the other is never converted.
     std::optional<CArray<T>> x, kernel;
     if (need_dkernel) x = as_c_array<T>(args.x);
@@ -156,7 +196,12 @@ py::tuple conv_backward(const char* fn, const char* op, const ConvArgs<Shape>& a
     }
     {
       py::gil_scoped_release release;
-      run_backward<T>(dx_p, dkernel_p, dbias_p, dy.data(), x ? x->data() : nullptr,
+      const T* g = dy.data();
+      if (relu) {
+        relu_backward<T>(dz->mutable_data(), g, y->data(), static_cast<int64_t>(dz->size()));
+        g = dz->data();
+      }
+      run_backward<T>(dx_p, dkernel_p, dbias_p, g, x ? x->data() : nullptr,
                       kernel ? kernel->data() : nullptr, s);
     }
     return py::make_tuple(dx, dkernel, dbias);
@@ -164,17 +209,19 @@ py::tuple conv_backward(const char* fn, const char* op, const ConvArgs<Shape>& a
 }
 
 py::array conv2d_forward(py::handle x, py::handle kernel, py::handle bias, py::handle strides,
-                         py::handle padding, py::handle dilation) {
+                         py::handle padding, py::handle dilation, py::handle activation) {
   const char* fn = "conv2d_forward";
-  return conv_forward(fn, conv2d_args(fn, x, kernel, strides, padding, dilation), bias);
+  const bool relu = fused_relu(fn, activation);
+  return conv_forward(fn, conv2d_args(fn, x, kernel, strides, padding, dilation), bias, relu);
 }
 
 py::tuple conv2d_backward(py::handle dy, py::handle x, py::handle kernel, py::handle strides,
                           py::handle padding, py::handle dilation, bool need_dx, bool need_dkernel,
-                          bool need_dbias) {
+                          bool need_dbias, py::handle activation, py::handle y) {
   const char* fn = "conv2d_backward";
+  const bool relu = fused_relu(fn, activation);
   return conv_backward(fn, "convolved with", conv2d_args(fn, x, kernel, strides, padding, dilation),
-                       dy, need_dx, need_dkernel, need_dbias);
+                       dy, need_dx, need_dkernel, need_dbias, relu, y);
 }
 
 py::array conv2d_transpose_forward(py::handle x, py::handle kernel, py::handle bias,
@@ -246,7 +293,7 @@ py::dict conv2d_plan(py::handle x_shape_obj, py::handle kernel_shape_obj, py::ha
 void register_conv2d(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("kernel"),
         py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0,
-        py::arg("dilation") = 1,
+        py::arg("dilation") = 1, py::arg("activation") = py::none(),
         R"doc(2-D convolution (cross-correlation, as in Keras and PyTorch), channels-last.
 
 Args:
@@ -256,6 +303,8 @@ Args:
     strides, dilation: int or ``(h, w)``, >= 1.
     padding: int, ``(pad_h, pad_w)`` or ``((top, bottom), (left, right))`` zeros
         around the input; asymmetric padding is what Keras ``'same'`` needs.
+    activation: None, or ``'relu'``: ``y = max(conv + bias, 0)``, applied by the kernel
+        (the same bits as :func:`relu` of the plain result, without its pass and array).
 
 Returns:
     ``y`` of shape ``(N, OH, OW, OC)`` with
@@ -267,13 +316,17 @@ kernel runs.)doc");
   m.def("conv2d_backward", &conv2d_backward, py::arg("dy"), py::arg("x"), py::arg("kernel"),
         py::kw_only(), py::arg("strides") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
         py::arg("need_dx") = true, py::arg("need_dkernel") = true, py::arg("need_dbias") = true,
+        py::arg("activation") = py::none(), py::arg("y") = py::none(),
         R"doc(Gradients of :func:`conv2d_forward`.
 
 Args:
     dy: ``(N, OH, OW, OC)`` gradient of the loss with respect to ``y``.
-    x, kernel, strides, padding, dilation: as given to :func:`conv2d_forward`.
+    x, kernel, strides, padding, dilation, activation: as given to
+        :func:`conv2d_forward`.
     need_dx, need_dkernel, need_dbias: a gradient that is not needed comes back as
         ``None`` and costs nothing (a first layer needs no ``dx``).
+    y: with ``activation='relu'``, the forward's output (relu's gradient is dy where
+        y > 0, as :func:`relu_backward` gives it); otherwise not read.
 
 Returns:
     ``(dx, dkernel, dbias)`` shaped ``(N, H, W, C)``, ``(KH, KW, C, OC)`` and ``(OC,)``.

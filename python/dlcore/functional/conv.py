@@ -12,13 +12,17 @@ from .window import conv_padding, conv_transpose_padding, explicit_padding_1d, i
 __all__ = ["conv1d", "conv2d", "conv2d_transpose", "depthwise_conv2d", "separable_conv2d"]
 
 
-def _conv(forward, backward, name, x, kernel, bias, **args):
+def _conv(forward, backward, name, x, kernel, bias, activation=None, **args):
     """y = forward(x, kernel, bias, **args), recorded with the gradients that backward
-    computes for the inputs that need them."""
+    computes for the inputs that need them. ``activation='relu'`` (conv2d's kernels only)
+    applies relu inside the kernel call, and its gradient inside the backward's."""
     x, kernel = as_tensor(x), as_tensor(kernel)
     bias_t = None if bias is None else as_tensor(bias)
-    y = forward(x.data, kernel.data, None if bias_t is None else bias_t.data, **args)
+    fused = {} if activation is None else {"activation": activation}
+    y = forward(x.data, kernel.data, None if bias_t is None else bias_t.data, **args, **fused)
     inputs = (x, kernel) if bias_t is None else (x, kernel, bias_t)
+    if fused:
+        fused["y"] = y
 
     def grads(g):
         dx, dk, db = backward(
@@ -26,6 +30,7 @@ def _conv(forward, backward, name, x, kernel, bias, **args):
             x.data,
             kernel.data,
             **args,
+            **fused,
             need_dx=x.requires_grad,
             need_dkernel=kernel.requires_grad,
             need_dbias=bias_t is not None and bias_t.requires_grad,
@@ -35,23 +40,25 @@ def _conv(forward, backward, name, x, kernel, bias, **args):
     return record(y, inputs, grads, name)
 
 
-def conv2d(x, kernel, bias=None, strides=1, padding=0, dilation=1):
+def conv2d(x, kernel, bias=None, strides=1, padding=0, dilation=1, activation=None):
     """2-D convolution, channels-last: x (N, H, W, C), kernel (KH, KW, C, OC) -> (N, OH, OW, OC).
 
     padding: 'valid', 'same', an int, (ph, pw) or ((top, bottom), (left, right)).
+    activation: None, or 'relu' to apply relu in the same kernel call (the value of
+    ``relu(conv2d(...))``, bit for bit, without relu's own pass and array).
     """
     x, kernel = as_tensor(x), as_tensor(kernel)
     padding = conv_padding(padding, x.shape[1:3], kernel.shape[:2], strides, dilation)
-    return _conv(ops.conv2d_forward, ops.conv2d_backward, "conv2d", x, kernel, bias,
+    return _conv(ops.conv2d_forward, ops.conv2d_backward, "conv2d", x, kernel, bias, activation,
                  strides=strides, padding=padding, dilation=dilation)  # fmt: skip
 
 
-def conv1d(x, kernel, bias=None, strides=1, padding=0, dilation=1):
+def conv1d(x, kernel, bias=None, strides=1, padding=0, dilation=1, activation=None):
     """1-D convolution, channels-last: x (N, T, C), kernel (K, C, OC) -> (N, OT, OC),
     computed by :func:`conv2d` on x seen as (N, 1, T, C).
 
     padding: 'valid', 'same', 'causal' (output t sees inputs up to t alone), an int or
-    (before, after).
+    (before, after). activation: None or 'relu', as for :func:`conv2d`.
     """
     x, kernel = as_tensor(x), as_tensor(kernel)
     if x.ndim != 3 or kernel.ndim != 3:
@@ -66,7 +73,8 @@ def conv1d(x, kernel, bias=None, strides=1, padding=0, dilation=1):
     )
     N, T, C = x.shape
     y = conv2d(reshape(x, (N, 1, T, C)), reshape(kernel, (1, *kernel.shape)), bias,
-               strides=(1, stride), padding=((0, 0), pad), dilation=(1, rate))  # fmt: skip
+               strides=(1, stride), padding=((0, 0), pad), dilation=(1, rate),
+               activation=activation)  # fmt: skip
     return reshape(y, (N, y.shape[2], y.shape[3]))
 
 

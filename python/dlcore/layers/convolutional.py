@@ -115,6 +115,11 @@ class BaseConv(ConvWindow):
             bias_regularizer,
         )
 
+    def fused_activation(self):
+        """'relu' when the activation is Keras' plain relu, which the conv2d kernels apply
+        in the same call (the same values); None when the activation runs on its own."""
+        return "relu" if self.activation is activations.relu else None
+
     def kernel_shape(self, channels):
         """Keras' kernel layout: (*kernel_size, input channels, filters)."""
         return (*self.kernel_size, channels, self.filters)
@@ -176,9 +181,11 @@ class Conv1D(BaseConv):
         )  # fmt: skip
 
     def call(self, inputs, training=False):
+        fused = self.fused_activation()
         y = F.conv1d(inputs, self.kernel, self.bias, strides=self.strides,
-                     padding=self.padding, dilation=self.dilation_rate)  # fmt: skip
-        return self.activation(y)
+                     padding=self.padding, dilation=self.dilation_rate,
+                     activation=fused)  # fmt: skip
+        return y if fused else self.activation(y)
 
 
 @registry.register(aliases=("Convolution2D",))
@@ -212,6 +219,7 @@ class Conv2D(BaseConv):
         )  # fmt: skip
 
     def call(self, inputs, training=False):
+        fused = self.fused_activation()
         y = F.conv2d(
             inputs,
             self.kernel,
@@ -219,8 +227,9 @@ class Conv2D(BaseConv):
             strides=self.strides,
             padding=self.padding,
             dilation=self.dilation_rate,
+            activation=fused,
         )
-        return self.activation(y)
+        return y if fused else self.activation(y)
 
 
 @registry.register(aliases=("Convolution2DTranspose",))

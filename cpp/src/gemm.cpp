@@ -1,6 +1,9 @@
 #include "dlcore/gemm.hpp"
 
 #include <Eigen/Core>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
@@ -94,6 +97,16 @@ void blocked_product(T* c, Index ldc, const MatRef<T>& a, const MatRef<T>& b, In
   using Functor = ei::gemm_functor<T, Index, Gemm, ConstMap<T, LhsOrder>, ConstMap<T, RhsOrder>,
                                    RowMap<T>, KeptBlocking<T>>;
   KeptBlocking<T> blocking(M, N, K, 1, true);
+#ifdef _OPENMP
+  // Inside any parallel region the product is one thread's, even in a team of one: a
+  // team of one is not "active", so Eigen would start a team of its own, sized by a
+  // thread count that another Python thread may be changing, and a deep product's
+  // blocking (so its bits) would follow it.
+  if (omp_get_level() > 0) {
+    Functor(A, B, C, T(1), blocking)(0, M, 0, N);
+    return;
+  }
+#endif
   ei::parallelize_gemm<true>(Functor(A, B, C, T(1), blocking), M, N, K, /*transpose=*/true);
 }
 

@@ -74,6 +74,7 @@ def conv2d_forward(
     strides: IntPair = 1,
     padding: Padding = 0,
     dilation: IntPair = 1,
+    activation: Optional[str] = None,
 ) -> np.ndarray: ...
 def conv2d_backward(
     dy: ArrayLike,
@@ -86,6 +87,8 @@ def conv2d_backward(
     need_dx: bool = True,
     need_dkernel: bool = True,
     need_dbias: bool = True,
+    activation: Optional[str] = None,
+    y: Optional[ArrayLike] = None,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]: ...
 def conv2d_plan(
     x_shape: Sequence[int],

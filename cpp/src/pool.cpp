@@ -130,7 +130,7 @@ struct WindowMax {
       }
     }
     simd::store(y, best);
-    for (int j = 0; j < L; ++j) argmax[j] = first + simd::lane<T>(at, j) + j;
+    simd::store_offsets<T>(argmax, at, first);
   }
 
   // The max alone, for inference: no position to keep, so one max per cell.

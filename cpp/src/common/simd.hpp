@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 namespace dlcore::simd {
@@ -195,6 +196,17 @@ EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
   return Eigen::numext::bit_cast<IntLane<T>>(lanes[j]);
 }
 #endif
+
+// dst[j] = base + j + lane j of x, for every lane: the lanes go through memory, so that
+// the compiler widens and adds them as vectors (lane() one at a time is an extract
+// per lane, 16 a packet at the avx512 level).
+template <typename T>
+EIGEN_STRONG_INLINE void store_offsets(int64_t* dst, const IntLanes<T>& x, int64_t base) {
+  static_assert(sizeof(IntLanes<T>) == sizeof(IntLane<T>) * kLanes<T>);
+  IntLane<T> lanes[kLanes<T>];
+  std::memcpy(lanes, &x, sizeof(lanes));
+  for (int j = 0; j < kLanes<T>; ++j) dst[j] = base + j + lanes[j];
+}
 
 // ---------------------------------------------------------------- activations
 template <typename T>

@@ -21,7 +21,7 @@ CONV_SHAPES = {
     "winograd": ((4, 16, 16, 16), (3, 3, 16, 16), 1),
     "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
     # a 1600 x 96 kernel gradient: pixel tiles, each thread summing its taps of it
-    "im2col_taps": ((2, 8, 8, 64), (5, 5, 64, 96), 2),
+    "im2col_taps": ((4, 8, 8, 64), (5, 5, 64, 96), 2),
     "direct": ((4, 16, 16, 3), (3, 3, 3, 16), 1),
     "pointwise": ((4, 16, 16, 16), (1, 1, 16, 32), 0),
     "row_views": ((4, 1, 48, 16), (1, 5, 16, 24), ((0, 0), (2, 2))),  # a 'same' Conv1D

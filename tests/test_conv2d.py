@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -144,7 +148,13 @@ def check_all_gradients(rng, shape):
 
 
 # One shape of each plan (pointwise, direct, pixel tiles, Winograd, row views).
-FUSED_RELU_SHAPES = [SHAPES[8], SHAPES[10], SHAPES[5], WINOGRAD_SHAPES[2], ROW_VIEWS[1]]
+FUSED_RELU_SHAPES = [SHAPES[8], SHAPES[10], SHAPES[16], WINOGRAD_SHAPES[2], ROW_VIEWS[1]]
+
+
+def test_fused_relu_shapes_cover_every_plan():
+    assert {plan(s)["forward"] for s in FUSED_RELU_SHAPES} == {
+        "pointwise", "direct", "pixel_tiles", "winograd", "row_views"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -605,7 +615,8 @@ def test_row_views_only_where_they_fit(x_shape, kernel_shape, kw, expected):
 )
 def test_row_views_finite_differences(rng, shape):
     N, H, W, C, OC, KH, KW, strides, padding, dilation = shape
-    shape = (1, H, W, min(C, 4), 2, KH, KW, strides, padding, dilation)  # x of <= 480 values
+    shape = (1, H, W, C, 2, KH, KW, strides, padding, dilation)  # K > 32: not direct
+    assert plan(shape)["forward"] == plan(shape)["weight_grads"] == "row_views"
     check_all_gradients(rng, shape)
 
 
@@ -641,6 +652,50 @@ def test_pixel_tile_groupings(rng, threads, shape, dtype):
     for got in results.values():
         np.testing.assert_array_equal(got[0], results[1][0])
         np.testing.assert_array_equal(got[1], results[1][1])
+
+
+def test_pixel_tile_dx_with_more_threads_than_sample_groups(rng):
+    # 16 samples of 9 pixels make 8 groups of 2; at 12 threads the samples go one a task
+    shape = (16, 6, 5, 8, 16, 3, 3, (2, 2), ((1, 1), (1, 1)), (1, 1))
+    x, kernel, _, kw = make(rng, shape, np.float64)
+    dy = rng.standard_normal(reference(x, kernel, **kw).shape)
+    want = reference_grads(dy, x, kernel, **kw)[0]
+    for n in (12, 17):
+        ops.set_num_threads(n)
+        got = ops.conv2d_backward(dy, x, kernel, **kw, need_dkernel=False, need_dbias=False)[0]
+        np.testing.assert_allclose(got, want, **TOL[np.float64])
+
+
+TAP_SPLIT_UNDER_A_THREAD_LIMIT = """
+import numpy as np
+from dlcore import ops
+from reference.conv import conv2d_grads
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((4, 8, 8, 64)).astype(np.float32)
+kernel = rng.standard_normal((5, 5, 64, 96)).astype(np.float32)
+dy = rng.standard_normal((4, 8, 8, 96)).astype(np.float32)
+assert ops.conv2d_plan(x.shape, kernel.shape, padding=2)["weight_grads"] == "pixel_tiles"
+ops.set_num_threads(3)
+for _ in range(3):
+    dk = ops.conv2d_backward(dy, x, kernel, padding=2, need_dx=False, need_dbias=False)[1]
+    want = conv2d_grads(dy, x, kernel, padding=((2, 2), (2, 2)))[1]
+    np.testing.assert_allclose(dk, want, rtol=1e-4, atol=1e-3)
+print("ok")
+"""
+
+
+def test_tap_split_kernel_gradient_when_the_runtime_starts_fewer_threads():
+    # OMP_THREAD_LIMIT=1: every team has one thread, which takes all three shares of the
+    # taps, each within its ceil(taps / 3)-tap buffer
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, "-c", TAP_SPLIT_UNDER_A_THREAD_LIMIT],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
 
 
 def test_winograd_float32_error_is_small(rng):

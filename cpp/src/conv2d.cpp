@@ -148,6 +148,14 @@ Span inside_row(const Conv2dShape& s, int64_t kw) {
   return {std::min(first, s.OW), std::clamp(last, std::min(first, s.OW), s.OW)};
 }
 
+// The offset in x from one output's input cell to the next one's, stride_w*C, for a
+// segment whose inside outputs are `in`: only when it holds two or more, which puts both
+// cells inside x, so the product fits however large the stride (a stride of 2**62 over
+// two channels would overflow it); 0 otherwise, where no step is taken.
+int64_t cell_step(const Conv2dShape& s, Span in) {
+  return in.hi - in.lo > 1 ? s.p.stride_w * s.C : 0;
+}
+
 template <typename F>
 void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
   // The divisions in inside_row, once per kernel column rather than per segment and
@@ -167,7 +175,8 @@ void for_each_tap(const Conv2dShape& s, int64_t p0, int64_t rows, F&& f) {
         in.hi = std::clamp(row.hi, in.lo, ow_end);
         if (ih < 0 || ih >= s.H) in = {ow_end, ow_end};
         const int64_t iw0 = kw * s.p.dilation_w - s.p.pad_left;
-        const int64_t at = ((n * s.H + ih) * s.W + in.lo * sw + iw0) * s.C;
+        // (in.lo * sw overflows for an empty `in` past a huge stride: 0 then, unused)
+        const int64_t at = in.lo < in.hi ? ((n * s.H + ih) * s.W + in.lo * sw + iw0) * s.C : 0;
         f(p - p0, kh * s.KW + kw, ow_begin, ow_end, in, at);
       }
     }
@@ -184,10 +193,11 @@ template <typename T>
 void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows, int64_t tap0 = 0,
             int64_t tap1 = -1) {
   if (tap1 < 0) tap1 = s.KH * s.KW;
-  const int64_t C = s.C, K = (tap1 - tap0) * C, step = s.p.stride_w * C;
+  const int64_t C = s.C, K = (tap1 - tap0) * C;
   for_each_tap(s, p0, rows,
                [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end, Span in, int64_t at) {
                  if (tap < tap0 || tap >= tap1) return;
+                 const int64_t step = cell_step(s, in);
                  T* dst = col + r * K + (tap - tap0) * C;
                  for (int64_t ow = ow_begin; ow < in.lo; ++ow, dst += K) std::fill_n(dst, C, T(0));
                  if (C == 1) {
@@ -205,9 +215,10 @@ void im2col(T* col, const T* x, const Conv2dShape& s, int64_t p0, int64_t rows, 
 // The adjoint of im2col for rows p0 .. p0+rows-1: dx[pixel under row p] += dcol[p].
 template <typename T>
 void col2im(T* dx, const T* dcol, const Conv2dShape& s, int64_t p0, int64_t rows) {
-  const int64_t C = s.C, K = s.K(), step = s.p.stride_w * C;
+  const int64_t C = s.C, K = s.K();
   for_each_tap(s, p0, rows,
                [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t, Span in, int64_t at) {
+                 const int64_t step = cell_step(s, in);
                  const T* src = dcol + (r + in.lo - ow_begin) * K + tap * C;
                  for (int64_t ow = in.lo, i = at; ow < in.hi; ++ow, src += K, i += step) {
                    for (int64_t c = 0; c < C; ++c) dx[i + c] += src[c];
@@ -298,9 +309,10 @@ DLCORE_NO_LIBCALLS void copy_short(T* __restrict dst, const T* __restrict src, i
 template <typename T>
 DLCORE_NO_LIBCALLS void im2col_transposed(T* colT, const T* x, const Conv2dShape& s, int64_t p0,
                                           int64_t m) {
-  const int64_t C = s.C, step = s.p.stride_w * C;
+  const int64_t C = s.C;
   for_each_tap(s, p0, m,
                [&](int64_t r, int64_t tap, int64_t ow_begin, int64_t ow_end, Span in, int64_t at) {
+                 const int64_t step = cell_step(s, in);
                  for (int64_t c = 0; c < C; ++c) {
                    T* dst = colT + (tap * C + c) * m + r - ow_begin;  // dst[ow]: output ow's column
                    for (int64_t ow = ow_begin; ow < in.lo; ++ow) dst[ow] = T(0);
@@ -513,14 +525,18 @@ void weight_grads_tap_split(T* dkernel, const T* dy, const T* x, const Conv2dSha
   const int64_t rows = tile_rows(s, sizeof(T));
   const int threads = static_cast<int>(std::min<int64_t>(get_num_threads(), taps));
   T* const* cols = thread_workspace<T>(rows * ((taps + threads - 1) / threads) * C, threads);
+  // The taps are shared out in `threads` shares, whatever team the runtime starts (it
+  // may start fewer: OMP_THREAD_LIMIT, OMP_DYNAMIC); a thread then takes several shares,
+  // each within its buffer's ceil(taps / threads) taps.
 #pragma omp parallel num_threads(threads)
-  {
-    const int team = team_size(), t = thread_index();
-    const int64_t tap0 = taps * t / team, tap1 = taps * (t + 1) / team, Kt = (tap1 - tap0) * C;
+  for (int u = thread_index(); u < threads; u += team_size()) {
+    T* col = cols[thread_index()];
+    const int64_t tap0 = taps * u / threads, tap1 = taps * (u + 1) / threads;
+    const int64_t Kt = (tap1 - tap0) * C;
     for (int64_t p0 = 0; p0 < P && Kt > 0; p0 += rows) {
       const int64_t m = std::min(rows, P - p0);
-      im2col(cols[t], x, s, p0, m, tap0, tap1);
-      gemm_accumulate<T>({dkernel + tap0 * C * OC, OC, false}, {cols[t], Kt, true},
+      im2col(col, x, s, p0, m, tap0, tap1);
+      gemm_accumulate<T>({dkernel + tap0 * C * OC, OC, false}, {col, Kt, true},
                          {dy + p0 * OC, OC, false}, Kt, OC, m);
     }
   }
@@ -562,8 +578,14 @@ void input_grad_pixel_tiles(T* dx, const T* dy, const T* kernel, const Conv2dSha
       input_grad_samples(dx, dcols[thread_index()], dy, kernel, s, g * group,
                          std::min(s.N, (g + 1) * group), rows);
     }
+  } else if (s.N >= threads) {
+    // More threads than groups (more than kMinGroups): a sample a task, as before.
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < s.N; ++n) {
+      input_grad_samples(dx, dcols[thread_index()], dy, kernel, s, n, n + 1, rows);
+    }
   } else {
-    // Fewer groups than threads: Eigen threads each product instead.
+    // Fewer samples than threads: Eigen threads each product instead.
     input_grad_samples(dx, dcols[0], dy, kernel, s, 0, s.N, rows);
   }
 }
@@ -595,6 +617,20 @@ const T* window_row(const T* x, const Conv2dShape& s, int64_t r, Span whole) {
   return x + ((n * s.H + ih) * s.W + whole.lo * s.p.stride_w - s.p.pad_left) * s.C;
 }
 
+// f(r) for every output row r: shared over the threads (a fixed, contiguous range each)
+// when there are as many rows as threads, else one after another on the calling thread,
+// outside any parallel region, where each GEMM is Eigen's threaded one (a batch-1
+// Conv1D's single row). thread_index() is 0 there.
+template <typename F>
+void for_each_output_row(int64_t rows, int threads, F&& f) {
+  if (rows >= threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) f(r);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) f(r);
+  }
+}
+
 template <typename T>
 void forward_row_views(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
                        bool accumulate) {
@@ -602,8 +638,7 @@ void forward_row_views(T* y, const T* x, const T* kernel, const T* bias, const C
   const Span whole = whole_windows(s);
   const int threads = get_num_threads();
   T* const* cols = thread_workspace<T>(edge_rows(s, whole) * K, threads);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < s.N * s.OH; ++r) {
+  for_each_output_row(s.N * s.OH, threads, [&](int64_t r) {
     T* yr = y + r * OW * OC;
     if (!accumulate) fill_bias(yr, bias, OW, OC);
     if (whole.hi > whole.lo) {
@@ -617,7 +652,7 @@ void forward_row_views(T* y, const T* x, const T* kernel, const T* bias, const C
       gemm_accumulate<T>({yr + e.lo * OC, OC, false}, {col, K, false}, {kernel, OC, false},
                          e.hi - e.lo, OC, K);
     }
-  }
+  });
 }
 
 // dkernel += the windows^T @ dy and dbias += the column sums of dy, row by row. Each
@@ -631,13 +666,12 @@ void weight_grads_row_views(T* dkernel, T* dbias, const T* dy, const T* x, const
   const int threads = get_num_threads();
   T* const* bufs = thread_workspace<T>(edge + partial, threads);
   for (int t = 0; t < threads; ++t) std::fill_n(bufs[t] + edge, partial, T(0));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < s.N * s.OH; ++r) {
+  for_each_output_row(s.N * s.OH, threads, [&](int64_t r) {
     T* col = bufs[thread_index()];
     T* dk = col + edge;
     const T* dyr = dy + r * OW * OC;
     if (dbias) sum_rows(dk + K * OC, dyr, OW, OC);
-    if (!dkernel) continue;
+    if (!dkernel) return;
     if (whole.hi > whole.lo) {
       // the windows^T: the in-place rows read column-major
       gemm_accumulate<T>({dk, OC, false}, {window_row(x, s, r, whole), lda, true},
@@ -649,7 +683,7 @@ void weight_grads_row_views(T* dkernel, T* dbias, const T* dy, const T* x, const
       gemm_accumulate<T>({dk, OC, false}, {col, K, true}, {dyr + e.lo * OC, OC, false}, K, OC,
                          e.hi - e.lo);
     }
-  }
+  });
   if (dkernel) reduce_partials(dkernel, bufs, edge, K * OC, threads);
   if (dbias) reduce_partials(dbias, bufs, edge + K * OC, OC, threads);
 }
@@ -677,8 +711,7 @@ void input_grad_row_views(T* dx, const T* dy, const T* kernel, const Conv2dShape
   }
   const int threads = get_num_threads();
   T* const* pads = thread_workspace<T>(rows * OC, threads);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < s.N * s.OH; ++r) {
+  for_each_output_row(s.N * s.OH, threads, [&](int64_t r) {
     T* pad = pads[thread_index()];
     std::fill_n(pad, lead * OC, T(0));
     std::copy_n(dy + r * OW * OC, copied * OC, pad + lead * OC);
@@ -686,7 +719,7 @@ void input_grad_row_views(T* dx, const T* dy, const T* kernel, const Conv2dShape
     const int64_t n = r / s.OH, ih = r % s.OH * s.p.stride_h;
     gemm_accumulate<T>({dx + (n * s.H + ih) * s.W * C, C, false},
                        {pad + s.p.pad_left * OC, OC, false}, {flipped, C, false}, s.W, C, KW * OC);
-  }
+  });
 }
 
 }  // namespace

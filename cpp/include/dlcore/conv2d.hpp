@@ -43,7 +43,8 @@ enum class Conv2dPlan {
                 // 2x2 output tiles (y, dx and dkernel; dbias stays on pixel tiles)
   row_views,    // KH = 1 (every Conv1D), undilated, rows of >= 32 outputs: each output row's
                 // im2col rows read in place from x (dx: at stride 1, from a padded copy
-                // of dy's row), one GEMM per row, parallel over rows
+                // of dy's row), one GEMM per row, parallel over rows (fewer rows than
+                // threads: one after another, each GEMM Eigen-threaded)
 };
 enum class Conv2dPass {
   forward,       // y

@@ -654,7 +654,7 @@ def test_pixel_tile_groupings(rng, threads, shape, dtype):
         np.testing.assert_array_equal(got[1], results[1][1])
 
 
-def test_pixel_tile_dx_with_more_threads_than_sample_groups(rng):
+def test_pixel_tile_dx_with_more_threads_than_sample_groups(rng, threads):
     # 16 samples of 9 pixels make 8 groups of 2; at 12 threads the samples go one a task
     shape = (16, 6, 5, 8, 16, 3, 3, (2, 2), ((1, 1), (1, 1)), (1, 1))
     x, kernel, _, kw = make(rng, shape, np.float64)

@@ -119,7 +119,7 @@ struct PartialPacket {
 //
 // IntLanes<T>: integers as wide as T (IntLane<T>) in one register per packet, which a
 // mask selects like any packet (the max-pool's argmax offsets): int_lanes(v) puts v in
-// every lane, lane(x, j) reads lane j.
+// every lane, and store_offsets (below) writes them out.
 // (-DDLCORE_SIMD_EIGEN_MASKS builds the Eigen version under GCC too, to test it.)
 template <typename T>
 using IntLane = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
@@ -154,10 +154,6 @@ template <typename T>
 EIGEN_STRONG_INLINE IntLanes<T> int_lanes(IntLane<T> v) {
   return IntLanes<T>{} + v;
 }
-template <typename T>
-EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
-  return x[j];
-}
 #else
 template <typename P>
 EIGEN_STRONG_INLINE P lt(const P& a, const P& b) {
@@ -189,17 +185,12 @@ template <typename T>
 EIGEN_STRONG_INLINE IntLanes<T> int_lanes(IntLane<T> v) {
   return broadcast(Eigen::numext::bit_cast<T>(v));
 }
-template <typename T>
-EIGEN_STRONG_INLINE IntLane<T> lane(const IntLanes<T>& x, int j) {
-  T lanes[kLanes<T>];
-  store(lanes, x);
-  return Eigen::numext::bit_cast<IntLane<T>>(lanes[j]);
-}
 #endif
 
 // dst[j] = base + j + lane j of x, for every lane: the lanes go through memory, so that
-// the compiler widens and adds them as vectors (lane() one at a time is an extract
-// per lane, 16 a packet at the avx512 level).
+// the compiler widens and adds them as vectors (reading them one at a time was an
+// extract per lane, 16 a packet at the avx512 level). Both kinds of IntLanes hold each
+// lane's integer bits in place.
 template <typename T>
 EIGEN_STRONG_INLINE void store_offsets(int64_t* dst, const IntLanes<T>& x, int64_t base) {
   static_assert(sizeof(IntLanes<T>) == sizeof(IntLane<T>) * kLanes<T>);

@@ -43,6 +43,33 @@ def test_conv1d_matches_keras(kwargs, optimizer):
     )  # fmt: skip
 
 
+# Sequences long enough (40 steps, 8 channels) for the convolution's row-views plan in
+# every pass (dx only at stride 1), with and without the relu the kernels apply.
+LONG_CONV1D = [
+    dict(filters=6, kernel_size=5, padding="same", activation="relu"),
+    dict(filters=4, kernel_size=5, padding="causal"),
+    dict(filters=5, kernel_size=7, activation="relu"),
+]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize(
+    "kwargs", LONG_CONV1D, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items())
+)
+def test_long_conv1d_matches_keras(kwargs, optimizer):
+    x = _x(3, 40, 8)
+    layer = layers.Conv1D(**kwargs)
+    layer(x)
+    k = layer.kernel_size[0]
+    pad = {"same": ((k - 1) // 2, k // 2), "causal": (k - 1, 0)}.get(kwargs.get("padding"), (0, 0))
+    plans = dlcore.ops.conv2d_plan((3, 1, 40, 8), (1, *layer.kernel.shape), padding=((0, 0), pad))
+    assert set(plans.values()) == {"row_views"}, plans
+    assert_layer_matches_keras(
+        lambda: layers.Conv1D(**kwargs), lambda k: k.layers.Conv1D(**kwargs), x,
+        optimizer=optimizer,
+    )  # fmt: skip
+
+
 CONV2D_TRANSPOSE = [
     dict(filters=3, kernel_size=3),
     dict(filters=2, kernel_size=4, strides=2, padding="same"),  # the DCGAN layer

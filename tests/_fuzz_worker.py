@@ -155,6 +155,16 @@ def _activation_round_trip(x, dy, kind, params):
     return y, ops.activation_backward(dy, kind, x=x, y=y, **params)
 
 
+def _softmax_round_trip(x, dy, labels, targets):
+    y = ops.softmax_forward(x)
+    return (
+        y,
+        ops.softmax_backward(dy, y),
+        ops.sparse_softmax_cross_entropy(x, labels),
+        ops.softmax_cross_entropy(x, targets),
+    )
+
+
 def _update(kernel):
     """An in-place update returns the arrays it updated, copied."""
 
@@ -224,6 +234,7 @@ OPERATIONS = {
     "embedding_round_trip": _embedding_round_trip,
     "embedding_backward": ops.embedding_backward,
     "activation_round_trip": _activation_round_trip,
+    "softmax_round_trip": _softmax_round_trip,
     "adam_update": _update(ops.adam_update),
     "sgd_update": _update(ops.sgd_update),
     "rmsprop_update": _update(ops.rmsprop_update),
@@ -265,6 +276,10 @@ NOT_FUZZED = {
     "avgpool2d_forward": "fuzzed as avgpool2d_round_trip (forward and backward)",
     "global_avgpool_forward": "fuzzed as global_avgpool_round_trip (forward and backward)",
     "global_avgpool_backward": "fuzzed as global_avgpool_round_trip",
+    "softmax_forward": "fuzzed as softmax_round_trip (with the backward and both cross-entropies)",
+    "softmax_backward": "fuzzed as softmax_round_trip",
+    "sparse_softmax_cross_entropy": "fuzzed as softmax_round_trip",
+    "softmax_cross_entropy": "fuzzed as softmax_round_trip",
 }
 
 

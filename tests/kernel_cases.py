@@ -331,6 +331,22 @@ def activation_backward(x, dy, kind, params):
     return (ops.activation_backward(dy, kind, x=x, y=y, **params),)
 
 
+def softmax_forward(x, dy, labels):
+    return (ops.softmax_forward(x),)
+
+
+def softmax_backward(x, dy, labels):
+    return (ops.softmax_backward(dy, ops.softmax_forward(x)),)
+
+
+def sparse_softmax_cross_entropy(x, dy, labels):
+    return ops.sparse_softmax_cross_entropy(x, labels)
+
+
+def softmax_cross_entropy(x, dy, labels):
+    return ops.softmax_cross_entropy(x, np.abs(dy))  # soft targets
+
+
 def adam_update(param, grad, m, v):
     param, m, v, vhat = param.copy(), m.copy(), v.copy(), v.copy()
     ops.adam_update(
@@ -380,6 +396,12 @@ def _activation_inputs(rng, variant):
     return 3 * _f32(rng, 32, 33, 35), _f32(rng, 32, 33, 35), kind, params
 
 
+def _softmax_inputs(rng):
+    # 96 rows of 1000 classes: past the point where the row loops go parallel.
+    x = 3 * _f32(rng, 96, 1000)
+    return x, _f32(rng, 96, 1000), rng.integers(0, 1000, 96)
+
+
 def make_inputs(name, rng):
     """Inputs of case `name` drawn from rng."""
     kernel, _, variant = name.partition("[")
@@ -415,6 +437,8 @@ def make_inputs(name, rng):
         return _embedding_inputs(rng)
     if kernel.startswith("activation"):
         return _activation_inputs(rng, variant)
+    if "softmax" in kernel:
+        return _softmax_inputs(rng)
     return _optim_inputs(rng)
 
 
@@ -459,6 +483,10 @@ FUNCTIONS = {
         avgpool2d_backward,
         global_avgpool_forward,
         global_avgpool_backward,
+        softmax_forward,
+        softmax_backward,
+        sparse_softmax_cross_entropy,
+        softmax_cross_entropy,
     )
 }
 
@@ -498,6 +526,10 @@ CASES = (
         "avgpool2d_backward",
         "global_avgpool_forward",
         "global_avgpool_backward",
+        "softmax_forward",
+        "softmax_backward",
+        "sparse_softmax_cross_entropy",
+        "softmax_cross_entropy",
     ]
 )
 

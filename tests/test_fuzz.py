@@ -41,6 +41,7 @@ from reference import lstm as ref_lstm
 from reference import norm as ref_norm
 from reference import pool as ref_pool
 from reference import simple_rnn as ref_simple_rnn
+from reference import softmax as ref_softmax
 
 CASES = Counter()
 
@@ -1071,6 +1072,84 @@ def check_embedding(case):
     return check
 
 
+# ---------------------------------------------------------------- softmax
+
+
+@st.composite
+def softmax_cases(draw, crash_prone=False):
+    """softmax forward and backward and both cross-entropies on one (..., C) x."""
+    # (make_array gives a 0-D spec one axis: test_softmax.py covers 1-D logits)
+    lead = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=2)))
+    C = draw(st.integers(0, 6))
+    shape, rows = (*lead, C), int(np.prod(lead))
+    x, dy = draw(arrays(shape, crash_prone)), draw(arrays(shape, crash_prone))
+    targets = draw(arrays(shape, crash_prone, special=False))
+    labels = ArraySpec(
+        lead,
+        draw(st.sampled_from(INDEX_DTYPES + ([">i4", ">u2"] if crash_prone else []))),
+        draw(st.sampled_from(ALL_LAYOUTS if crash_prone else SAFE_LAYOUTS)),
+        draw(st.integers(0, 2**16)),
+        "",
+        0.0,
+        max(C - 0.51, 0.0),
+    )
+    expect = VALID if C > 0 or rows == 0 else INVALID  # a row needs a class
+    fault = draw(
+        st.sampled_from(
+            ["none"] * 6 + ["out_of_range", "negative", "float_labels", "labels_shape",
+                            "dy_shape", "targets_shape", "scalar", "dtype"]
+        )
+    )  # fmt: skip
+    if fault == "out_of_range" and rows:
+        labels, expect = labels._replace(low=C, high=C + 3), INVALID
+    elif fault == "negative" and rows and np.dtype(labels.dtype).kind == "i":
+        labels, expect = labels._replace(low=-3, high=-0.6), INVALID
+    elif fault == "float_labels":
+        labels = labels._replace(dtype=draw(st.sampled_from(["float32", "float64", "bool"])))
+        expect = INVALID
+    elif fault == "labels_shape":
+        labels, expect = labels._replace(shape=(*lead, 1)), INVALID
+    elif fault == "dy_shape":
+        dy, expect = dy._replace(shape=(*lead, C + 1)), INVALID
+    elif fault == "targets_shape":
+        targets, expect = targets._replace(shape=(*lead, 1, C)), INVALID
+    elif fault == "scalar":
+        x, dy, expect = x._replace(shape=()), dy._replace(shape=()), INVALID
+    elif fault == "dtype":
+        x, expect = x._replace(dtype=draw(st.sampled_from(BAD_DTYPES))), INVALID
+    return ("softmax_round_trip", (x, dy, labels, targets), {}), expect
+
+
+def check_softmax(case):
+    _, (x_spec, dy_spec, labels_spec, t_spec), _ = case
+    dtype = compute_dtype(x_spec)
+    x = make_array(x_spec).astype(dtype)
+    dy = make_array(dy_spec).astype(compute_dtype(x_spec, dy_spec))
+    labels = make_array(labels_spec)
+    targets = make_array(t_spec).astype(compute_dtype(x_spec, t_spec))
+
+    def check(result):
+        y, dx, (loss, grad), (t_loss, t_grad) = result
+        want_y = ref_softmax.softmax(x)
+        wants = (
+            (y, want_y, dtype),
+            (dx, ref_softmax.softmax_backward(dy, y), dx.dtype),  # from the y it is given
+            *zip((loss, grad), ref_softmax.sparse_softmax_cross_entropy(x, labels), [dtype] * 2),
+            *zip(
+                (t_loss, t_grad),
+                ref_softmax.softmax_cross_entropy(x, targets),
+                [compute_dtype(x_spec, t_spec)] * 2,
+            ),
+        )
+        finite = is_finite_case(x_spec, dy_spec)
+        for got, want, dt in wants:
+            scale = max(1.0, float(np.abs(want).max(initial=0))) if finite else 1.0
+            (assert_close(got, want.astype(dt), dt, scale) if finite else
+             assert_shapes(got, want, dt))  # fmt: skip
+
+    return check
+
+
 # ---------------------------------------------------------------- activations
 
 ACTIVATION_PARAMS = {
@@ -1472,6 +1551,7 @@ def thread_cases(draw):
             norm_cases(),
             embedding_cases(),
             activation_cases(),
+            softmax_cases(),
         )
     )
     return ("with_threads", (n, inner), {}), expect
@@ -1531,6 +1611,7 @@ CHECKERS = {
     "layer_norm_round_trip": check_norm,
     "embedding_round_trip": check_embedding,
     "activation_round_trip": check_activation,
+    "softmax_round_trip": check_softmax,
     "adam_update": check_update,
     "sgd_update": check_update,
     "rmsprop_update": check_update,
@@ -1574,6 +1655,7 @@ FAMILIES = {
     "norm": norm_cases,
     "embedding": embedding_cases,
     "activation": activation_cases,
+    "softmax": softmax_cases,
     "updates": update_cases,
     "layers": layer_cases,
 }

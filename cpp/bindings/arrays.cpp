@@ -34,6 +34,21 @@ py::array to_numeric_array(py::handle obj, const char* fn, const char* name) {
   return a;
 }
 
+py::array index_array(py::handle obj, const char* fn, const char* name, const char* hint) {
+  if (obj.is_none()) {
+    throw py::type_error(std::string(fn) + ": argument '" + name +
+                         "' must be an integer array, got None");
+  }
+  py::array a = py::array::ensure(obj);
+  if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u')) {
+    const std::string got =
+        a ? "dtype " + std::string(py::str(a.dtype())) : "type " + type_name(obj);
+    throw py::type_error(std::string(fn) + ": argument '" + name + "' has " + got +
+                         "; expected an array of integers (" + hint + ")");
+  }
+  return a;
+}
+
 FloatType float_type_of(const py::array& a) {
   const char kind = a.dtype().kind();
   const auto size = a.dtype().itemsize();

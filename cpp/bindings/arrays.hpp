@@ -101,6 +101,26 @@ MatrixOperand<T> matrix_operand(const py::array& a, bool trans) {
   return {c, {c.data(), std::max<int64_t>(cols, 1), trans}};
 }
 
+// obj as a NumPy integer array; None, floats, bools and anything else raise TypeError
+// naming fn and the argument, with `hint` appended to what is expected.
+py::array index_array(py::handle obj, const char* fn, const char* name, const char* hint);
+
+// Calls f(I{}) with I the C++ integer type of an index_array's dtype.
+template <typename F>
+auto dispatch_index(const py::array& idx, F&& f) {
+  const bool is_signed = idx.dtype().kind() == 'i';
+  switch (idx.dtype().itemsize()) {
+    case 1:
+      return is_signed ? f(int8_t{}) : f(uint8_t{});
+    case 2:
+      return is_signed ? f(int16_t{}) : f(uint16_t{});
+    case 4:
+      return is_signed ? f(int32_t{}) : f(uint32_t{});
+    default:
+      return is_signed ? f(int64_t{}) : f(uint64_t{});
+  }
+}
+
 // Calls f(T{}) with T = float or double.
 template <typename F>
 auto dispatch(FloatType t, F&& f) {

@@ -11,42 +11,10 @@ namespace dlcore::bind {
 
 namespace {
 
-// idx as a NumPy integer array; floats, bools and anything else raise TypeError.
-py::array index_array(py::handle obj, const char* fn) {
-  if (obj.is_none()) {
-    throw py::type_error(std::string(fn) + ": argument 'idx' must be an integer array, got None");
-  }
-  py::array a = py::array::ensure(obj);
-  if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u')) {
-    const std::string got =
-        a ? "dtype " + std::string(py::str(a.dtype()))
-          : "type " + std::string(py::str(py::type::handle_of(obj).attr("__name__")));
-    throw py::type_error(std::string(fn) + ": argument 'idx' has " + got +
-                         "; expected an array of integers (cast float indices first, as Keras' "
-                         "Embedding does)");
-  }
-  return a;
-}
-
-// Calls f(I{}) with I the C++ integer type of idx's dtype.
-template <typename F>
-auto dispatch_index(const py::array& idx, F&& f) {
-  const bool is_signed = idx.dtype().kind() == 'i';
-  switch (idx.dtype().itemsize()) {
-    case 1:
-      return is_signed ? f(int8_t{}) : f(uint8_t{});
-    case 2:
-      return is_signed ? f(int16_t{}) : f(uint16_t{});
-    case 4:
-      return is_signed ? f(int32_t{}) : f(uint32_t{});
-    default:
-      return is_signed ? f(int64_t{}) : f(uint64_t{});
-  }
-}
-
 py::array embedding_forward(py::handle idx_obj, py::handle table_obj) {
   const char* fn = "embedding_forward";
-  const py::array idx = index_array(idx_obj, fn);
+  const py::array idx =
+      index_array(idx_obj, fn, "idx", "cast float indices first, as Keras' Embedding does");
   const py::array table_arr = to_numeric_array(table_obj, fn, "table");
   check_ndim(table_arr, 2, fn, "table", "(input_dim, output_dim)");
   const EmbeddingShape s(fn, shape_of(idx), table_arr.shape(0), table_arr.shape(1));
@@ -69,7 +37,8 @@ py::array embedding_forward(py::handle idx_obj, py::handle table_obj) {
 py::array embedding_backward(py::handle dy_obj, py::handle idx_obj, int64_t input_dim) {
   const char* fn = "embedding_backward";
   const py::array dy_arr = to_numeric_array(dy_obj, fn, "dy");
-  const py::array idx = index_array(idx_obj, fn);
+  const py::array idx =
+      index_array(idx_obj, fn, "idx", "cast float indices first, as Keras' Embedding does");
   if (input_dim < 0) fail(fn, ": input_dim is ", input_dim, "; expected the table's rows, >= 0");
   const std::vector<int64_t> idx_shape = shape_of(idx), dy_shape = shape_of(dy_arr);
   const bool fits = dy_shape.size() == idx_shape.size() + 1 &&

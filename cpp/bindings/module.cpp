@@ -74,4 +74,5 @@ PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
   dlcore::bind::register_embedding(m);
   dlcore::bind::register_gru(m);
   dlcore::bind::register_simple_rnn(m);
+  dlcore::bind::register_softmax(m);
 }

@@ -16,5 +16,6 @@ void register_norm(pybind11::module_& m);
 void register_embedding(pybind11::module_& m);
 void register_gru(pybind11::module_& m);
 void register_simple_rnn(pybind11::module_& m);
+void register_softmax(pybind11::module_& m);
 
 }  // namespace dlcore::bind

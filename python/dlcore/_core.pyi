@@ -244,6 +244,26 @@ def embedding_backward(dy: ArrayLike, idx: ArrayLike, input_dim: int) -> np.ndar
     """Dense dtable (input_dim, output_dim): the rows of dy added at idx, in position
     order (the same bits at any thread count)."""
 
+def softmax_forward(x: ArrayLike) -> np.ndarray:
+    """Softmax over the last axis of x (..., classes); a NaN or +inf logit makes its row
+    NaN (the same bits at any thread count)."""
+
+def softmax_backward(dy: ArrayLike, y: ArrayLike) -> np.ndarray:
+    """dx = y * (dy - sum(dy * y)) per row, y the forward's output."""
+
+def sparse_softmax_cross_entropy(
+    logits: ArrayLike, labels: ArrayLike, with_grad: bool = True
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(loss, grad): logsumexp(z) - z[label] per row of logits (..., classes), labels of
+    any integer dtype and shape logits.shape[:-1]; grad = softmax(z) - onehot(label), or
+    None without with_grad. A label outside [0, classes) is a ValueError naming it."""
+
+def softmax_cross_entropy(
+    logits: ArrayLike, targets: ArrayLike, with_grad: bool = True
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(loss, grad): -sum(targets * log_softmax(z)) per row, targets the logits' shape;
+    grad = softmax(z) * sum(targets) - targets, or None without with_grad."""
+
 def conv2d_transpose_forward(
     x: ArrayLike,
     kernel: ArrayLike,

@@ -52,6 +52,10 @@ from dlcore._core import (
     sgd_update,
     simple_rnn_backward,
     simple_rnn_forward,
+    softmax_backward,
+    softmax_cross_entropy,
+    softmax_forward,
+    sparse_softmax_cross_entropy,
 )
 
 __all__ = [
@@ -100,4 +104,8 @@ __all__ = [
     "simple_rnn_forward",
     "simple_rnn_backward",
     "SimpleRnnCache",
+    "softmax_forward",
+    "softmax_backward",
+    "sparse_softmax_cross_entropy",
+    "softmax_cross_entropy",
 ]

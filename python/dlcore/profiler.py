@@ -177,6 +177,10 @@ NOT_COUNTED = {
     "avgpool2d_backward",
     "global_avgpool_forward",
     "global_avgpool_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "sparse_softmax_cross_entropy",
+    "softmax_cross_entropy",
 }
 # Names in ops.__all__ that are not kernels: thread control, queries, the caches' types
 # (classes are recognised as such).

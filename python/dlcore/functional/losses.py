@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcore.tensor import Tensor, as_tensor, record
+from dlcore import ops
+from dlcore.tensor import Tensor, as_tensor, is_grad_enabled, record
 
-from .activations import ActivatedTensor, log_softmax_array, sigmoid_array
+from .activations import ActivatedTensor, sigmoid_array
 
 __all__ = [
     "binary_crossentropy",
@@ -52,6 +53,22 @@ def _record_reduced(per_sample, logits, grad_per_sample, reduction, name):
         value = np.asarray(per_sample.sum(), dtype=per_sample.dtype)
         return record(value, (logits,), lambda g: (grad_per_sample(g[0]),), name)
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _wants_grad(t):
+    """Whether a loss on ``t`` will be differentiated: its gradient is computed with the
+    loss by the fused kernels, and skipped when nothing will ask for it."""
+    return t.requires_grad and is_grad_enabled()
+
+
+def _scaled(g):
+    """The gradient of a loss computed with its per-sample gradients ``g`` (rows along
+    the last axis): g times each sample's upstream gradient ``scale``."""
+
+    def grad(scale):
+        return g * (scale[..., None] if np.ndim(scale) else scale)
+
+    return grad
 
 
 def _per_row(scale, ndim):
@@ -146,12 +163,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"
         p = y_pred / y_pred.sum(axis=-1, keepdims=True)
         p = p.clip(EPSILON, 1 - EPSILON)
         return _reduce(-(p.log() * y).sum(axis=-1), reduction)
-    logp = log_softmax_array(logits.data)
-
-    def grad(scale):
-        return _per_row(scale, logp.ndim) * (np.exp(logp) * y.sum(axis=-1, keepdims=True) - y)
-
-    return _record_reduced(-(y * logp).sum(axis=-1), logits, grad, reduction, "cce")
+    per_sample, g = ops.softmax_cross_entropy(logits.data, y, with_grad=_wants_grad(logits))
+    return _record_reduced(per_sample, logits, _scaled(g), reduction, "cce")
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
@@ -185,22 +198,11 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, reduction
         p = y_pred / y_pred.sum(axis=-1, keepdims=True)
         picked = _take_last(p, labels).clip(EPSILON, 1 - EPSILON)
         return _reduce(-picked.log(), reduction)
-    # per row: logsumexp(z) - z[label], from the shifted logits; the gradient is
-    # softmax(z) - onehot(label)
-    z = logits.data.reshape(-1, classes)
-    rows, flat = np.arange(len(z)), labels.reshape(-1)
-    shifted = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    total = e.sum(axis=-1)
-    per_sample = (np.log(total) - shifted[rows, flat]).reshape(labels.shape)
-
-    def grad(scale):
-        out = e / total[:, None]
-        out[rows, flat] -= 1
-        out *= np.reshape(scale, (-1, 1)) if np.ndim(scale) else scale
-        return out.reshape(logits.shape)
-
-    return _record_reduced(per_sample, logits, grad, reduction, "sparse_cce")
+    # per row: logsumexp(z) - z[label]; the gradient is softmax(z) - onehot(label)
+    per_sample, g = ops.sparse_softmax_cross_entropy(
+        logits.data, labels, with_grad=_wants_grad(logits)
+    )
+    return _record_reduced(per_sample, logits, _scaled(g), reduction, "sparse_cce")
 
 
 def _take_last(p, labels):

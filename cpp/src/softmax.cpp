@@ -1,0 +1,180 @@
+// See the note in activation.cpp: GCC's default -ftrapping-math keeps the selects in the
+// row loops below from vectorising. No kernel enables floating-point traps.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include "dlcore/softmax.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <type_traits>
+#include <utility>
+
+#include "dlcore/checks.hpp"
+#include "dlcore/parallel.hpp"
+#include "fast_math.hpp"
+
+namespace dlcore {
+
+namespace {
+
+// Below this many elements one thread is faster than waking a second (a classifier's
+// batch of 32 x 10 logits stays on the calling thread).
+constexpr int64_t kParallelMin = 1 << 14;
+
+int threads_for(int64_t work) { return work >= kParallelMin ? get_num_threads() : 1; }
+
+// Runs row(r) for every r in [0, R), each row on one thread.
+template <typename F>
+void for_each_row(int64_t R, int64_t C, F&& row) {
+#pragma omp parallel for num_threads(threads_for(R* C)) schedule(static)
+  for (int64_t r = 0; r < R; ++r) row(r);
+}
+
+// The row's largest logit. A NaN in the row makes the sum of the shifted exponentials
+// NaN whichever value this returns, and so the row's results.
+template <typename T>
+T row_max(const T* x, int64_t C) {
+  T m = x[0];
+  for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
+  return m;
+}
+
+// e[c] = exp(x[c] - m) for the row's max m; returns m and sum(e).
+template <typename T>
+std::pair<T, T> shifted_exp(T* e, const T* x, int64_t C) {
+  const T m = row_max(x, C);
+  T s = T(0);
+#pragma omp simd reduction(+ : s)
+  for (int64_t c = 0; c < C; ++c) {
+    e[c] = fast_math::Math<T>::exp(x[c] - m);
+    s += e[c];
+  }
+  return {m, s};
+}
+
+template <typename T>
+void scale_row(T* y, int64_t C, T k) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) y[c] *= k;
+}
+
+template <typename I>
+bool bad_label(I v, int64_t C) {
+  // Negative labels become huge as unsigned: one comparison catches both sides.
+  return static_cast<uint64_t>(v) >= static_cast<uint64_t>(C);
+}
+
+}  // namespace
+
+template <typename T>
+void softmax_forward(T* y, const T* x, int64_t R, int64_t C) {
+  if (C == 0) return;
+  for_each_row(R, C, [&](int64_t r) {
+    T* yr = y + r * C;
+    const T s = shifted_exp(yr, x + r * C, C).second;
+    scale_row(yr, C, T(1) / s);
+  });
+}
+
+template <typename T>
+void softmax_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C) {
+  if (C == 0) return;
+  for_each_row(R, C, [&](int64_t r) {
+    const T *g = dy + r * C, *yr = y + r * C;
+    T* d = dx + r * C;
+    T dot = T(0);
+#pragma omp simd reduction(+ : dot)
+    for (int64_t c = 0; c < C; ++c) dot += g[c] * yr[c];
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) d[c] = yr[c] * (g[c] - dot);
+  });
+}
+
+template <typename T, typename I>
+void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* labels, int64_t R,
+                                  int64_t C, const char* fn) {
+  for (int64_t r = 0; r < R; ++r) {
+    if (!bad_label(labels[r], C)) continue;
+    std::ostringstream value;
+    if constexpr (std::is_signed_v<I>) {
+      value << static_cast<int64_t>(labels[r]);
+    } else {
+      value << static_cast<uint64_t>(labels[r]);
+    }
+    fail(fn, ": argument 'labels' holds ", value.str(), " at row ", r,
+         "; expected class indices in [0, ", C, "), the logits' last axis");
+  }
+  for_each_row(R, C, [&](int64_t r) {
+    const T* x = logits + r * C;
+    const auto label = static_cast<int64_t>(labels[r]);
+    // The shifted exponentials go to the row's gradient when there is one; without,
+    // only their sum is kept.
+    if (grad) {
+      T* g = grad + r * C;
+      const auto [m, s] = shifted_exp(g, x, C);
+      loss[r] = std::log(s) - (x[label] - m);
+      scale_row(g, C, T(1) / s);
+      g[label] -= T(1);
+    } else {
+      const T m = row_max(x, C);
+      T s = T(0);
+#pragma omp simd reduction(+ : s)
+      for (int64_t c = 0; c < C; ++c) s += fast_math::Math<T>::exp(x[c] - m);
+      loss[r] = std::log(s) - (x[label] - m);
+    }
+  });
+}
+
+template <typename T>
+void softmax_cross_entropy(T* loss, T* grad, const T* logits, const T* targets, int64_t R,
+                           int64_t C) {
+  for_each_row(R, C, [&](int64_t r) {
+    const T *x = logits + r * C, *t = targets + r * C;
+    const T m = row_max(x, C);
+    T s = T(0);
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < C; ++c) s += fast_math::Math<T>::exp(x[c] - m);
+    const T log_s = std::log(s);
+    T l = T(0), total = T(0);
+#pragma omp simd reduction(+ : l, total)
+    for (int64_t c = 0; c < C; ++c) {
+      l += t[c] * (x[c] - m - log_s);
+      total += t[c];
+    }
+    loss[r] = -l;
+    if (!grad) return;
+    T* g = grad + r * C;
+    const T k = total / s;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) g[c] = fast_math::Math<T>::exp(x[c] - m) * k - t[c];
+  });
+}
+
+#define DLCORE_INSTANTIATE_SOFTMAX(T)                                          \
+  template void softmax_forward<T>(T*, const T*, int64_t, int64_t);            \
+  template void softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t); \
+  template void softmax_cross_entropy<T>(T*, T*, const T*, const T*, int64_t, int64_t);
+DLCORE_INSTANTIATE_SOFTMAX(float)
+DLCORE_INSTANTIATE_SOFTMAX(double)
+#undef DLCORE_INSTANTIATE_SOFTMAX
+
+#define DLCORE_INSTANTIATE_SPARSE_CE(T, I)                                                       \
+  template void sparse_softmax_cross_entropy<T, I>(T*, T*, const T*, const I*, int64_t, int64_t, \
+                                                   const char*);
+#define DLCORE_INSTANTIATE_SPARSE_CE_FOR(I) \
+  DLCORE_INSTANTIATE_SPARSE_CE(float, I)    \
+  DLCORE_INSTANTIATE_SPARSE_CE(double, I)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(int8_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(int16_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(int32_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(int64_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(uint8_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(uint16_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(uint32_t)
+DLCORE_INSTANTIATE_SPARSE_CE_FOR(uint64_t)
+#undef DLCORE_INSTANTIATE_SPARSE_CE_FOR
+#undef DLCORE_INSTANTIATE_SPARSE_CE
+
+}  // namespace dlcore

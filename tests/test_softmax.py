@@ -76,7 +76,9 @@ def test_without_grad_the_same_losses(rng):
     labels = rng.integers(0, 5, 9)
     loss, grad = ops.sparse_softmax_cross_entropy(logits, labels, with_grad=False)
     assert grad is None
-    np.testing.assert_array_equal(loss, ops.sparse_softmax_cross_entropy(logits, labels)[0])
+    # (the sum of the exponentials comes from a loop of its own without the gradient)
+    want = ops.sparse_softmax_cross_entropy(logits, labels)[0]
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
     targets = np.eye(5, dtype=np.float32)[labels]
     loss, grad = ops.softmax_cross_entropy(logits, targets, with_grad=False)
     assert grad is None
@@ -210,6 +212,24 @@ def test_one_row_of_logits(rng):
     np.testing.assert_allclose(loss, want[0], rtol=1e-12)
     np.testing.assert_allclose(grad, want[1], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(ops.softmax_forward(z), ref.softmax(z), rtol=1e-12)
+
+
+def test_first_bad_label_of_a_parallel_batch(rng, threads):
+    logits = rng.standard_normal((4096, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 4096)
+    labels[[3000, 100, 2047]] = [12, 11, -5]  # rows on both threads' shares
+    for n in (1, 2, 3):
+        ops.set_num_threads(n)
+        with pytest.raises(ValueError, match=r"holds 11 at row 100; expected class indices"):
+            ops.sparse_softmax_cross_entropy(logits, labels)
+
+
+def test_dense_targets_with_a_minus_inf_logit():
+    # as Keras computes it, -sum(t * log_softmax(z)): 0 * -inf is NaN where the target is 0
+    z = np.array([[0.0, -np.inf, 1.0]], np.float32)
+    assert np.isnan(ops.softmax_cross_entropy(z, [[1.0, 0.0, 0.0]])[0]).all()
+    loss = ops.sparse_softmax_cross_entropy(z, np.array([0]))[0]  # no product with 0 there
+    np.testing.assert_allclose(loss, ref.sparse_softmax_cross_entropy(z, [0])[0], rtol=1e-6)
 
 
 def test_no_rows_no_classes_is_empty():

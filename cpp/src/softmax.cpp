@@ -6,6 +6,7 @@
 
 #include "dlcore/softmax.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <type_traits>
@@ -95,20 +96,20 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C) {
 template <typename T, typename I>
 void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* labels, int64_t R,
                                   int64_t C, const char* fn) {
+  // Each label is read once, where it is used: labels may be memory another Python
+  // thread can write while the GIL is released, so a check made in a pass of its own
+  // would not cover the read that indexes the row. A bad label's row is skipped and
+  // the first such row is reported once the team is done.
+  int64_t first_bad = R;
+#pragma omp parallel for num_threads(threads_for(R* C)) schedule(static) reduction(min : first_bad)
   for (int64_t r = 0; r < R; ++r) {
-    if (!bad_label(labels[r], C)) continue;
-    std::ostringstream value;
-    if constexpr (std::is_signed_v<I>) {
-      value << static_cast<int64_t>(labels[r]);
-    } else {
-      value << static_cast<uint64_t>(labels[r]);
+    const I v = labels[r];
+    if (bad_label(v, C)) {
+      first_bad = std::min(first_bad, r);
+      continue;
     }
-    fail(fn, ": argument 'labels' holds ", value.str(), " at row ", r,
-         "; expected class indices in [0, ", C, "), the logits' last axis");
-  }
-  for_each_row(R, C, [&](int64_t r) {
     const T* x = logits + r * C;
-    const auto label = static_cast<int64_t>(labels[r]);
+    const auto label = static_cast<int64_t>(v);
     // The shifted exponentials go to the row's gradient when there is one; without,
     // only their sum is kept.
     if (grad) {
@@ -124,7 +125,16 @@ void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* la
       for (int64_t c = 0; c < C; ++c) s += fast_math::Math<T>::exp(x[c] - m);
       loss[r] = std::log(s) - (x[label] - m);
     }
-  });
+  }
+  if (first_bad == R) return;
+  std::ostringstream value;
+  if constexpr (std::is_signed_v<I>) {
+    value << static_cast<int64_t>(labels[first_bad]);
+  } else {
+    value << static_cast<uint64_t>(labels[first_bad]);
+  }
+  fail(fn, ": argument 'labels' holds ", value.str(), " at row ", first_bad,
+       "; expected class indices in [0, ", C, "), the logits' last axis");
 }
 
 template <typename T>

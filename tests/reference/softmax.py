@@ -27,8 +27,9 @@ def sparse_softmax_cross_entropy(logits, labels):
     """(loss, grad) against integer labels."""
     logits, labels = np.asarray(logits), np.asarray(labels)
     logp = _log_softmax(logits)
-    onehot = np.eye(logits.shape[-1])[labels.astype(np.int64)]
-    loss = -(logp * onehot).sum(axis=-1)
+    labels = labels.astype(np.int64)
+    onehot = np.eye(logits.shape[-1])[labels]
+    loss = -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     grad = np.exp(logp) - onehot
     return loss.astype(logits.dtype), grad.astype(logits.dtype)
 

@@ -42,15 +42,19 @@ T row_max(const T* x, int64_t C) {
   return m;
 }
 
+// Row sums are accumulated in double: a float32 sum of a long row (a 20,000-word
+// vocabulary) would drift by 1e-5 relative when the loop is not split into vector
+// lanes, as in a sanitizer build.
+
 // e[c] = exp(x[c] - m) for the row's max m; returns m and sum(e).
 template <typename T>
-std::pair<T, T> shifted_exp(T* e, const T* x, int64_t C) {
+std::pair<T, double> shifted_exp(T* e, const T* x, int64_t C) {
   const T m = row_max(x, C);
-  T s = T(0);
+  double s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t c = 0; c < C; ++c) {
     e[c] = fast_math::Math<T>::exp(x[c] - m);
-    s += e[c];
+    s += double(e[c]);
   }
   return {m, s};
 }
@@ -74,8 +78,8 @@ void softmax_forward(T* y, const T* x, int64_t R, int64_t C) {
   if (C == 0) return;
   for_each_row(R, C, [&](int64_t r) {
     T* yr = y + r * C;
-    const T s = shifted_exp(yr, x + r * C, C).second;
-    scale_row(yr, C, T(1) / s);
+    const double s = shifted_exp(yr, x + r * C, C).second;
+    scale_row(yr, C, T(1 / s));
   });
 }
 
@@ -85,9 +89,10 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t R, int64_t C) {
   for_each_row(R, C, [&](int64_t r) {
     const T *g = dy + r * C, *yr = y + r * C;
     T* d = dx + r * C;
-    T dot = T(0);
-#pragma omp simd reduction(+ : dot)
-    for (int64_t c = 0; c < C; ++c) dot += g[c] * yr[c];
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < C; ++c) sum += double(g[c] * yr[c]);
+    const T dot = T(sum);
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) d[c] = yr[c] * (g[c] - dot);
   });
@@ -115,15 +120,15 @@ void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* la
     if (grad) {
       T* g = grad + r * C;
       const auto [m, s] = shifted_exp(g, x, C);
-      loss[r] = std::log(s) - (x[label] - m);
-      scale_row(g, C, T(1) / s);
+      loss[r] = T(std::log(s) - double(x[label] - m));
+      scale_row(g, C, T(1 / s));
       g[label] -= T(1);
     } else {
       const T m = row_max(x, C);
-      T s = T(0);
+      double s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t c = 0; c < C; ++c) s += fast_math::Math<T>::exp(x[c] - m);
-      loss[r] = std::log(s) - (x[label] - m);
+      for (int64_t c = 0; c < C; ++c) s += double(fast_math::Math<T>::exp(x[c] - m));
+      loss[r] = T(std::log(s) - double(x[label] - m));
     }
   }
   if (first_bad == R) return;
@@ -143,20 +148,20 @@ void softmax_cross_entropy(T* loss, T* grad, const T* logits, const T* targets, 
   for_each_row(R, C, [&](int64_t r) {
     const T *x = logits + r * C, *t = targets + r * C;
     const T m = row_max(x, C);
-    T s = T(0);
+    double s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += fast_math::Math<T>::exp(x[c] - m);
-    const T log_s = std::log(s);
-    T l = T(0), total = T(0);
+    for (int64_t c = 0; c < C; ++c) s += double(fast_math::Math<T>::exp(x[c] - m));
+    const T log_s = T(std::log(s));
+    double l = 0, total = 0;
 #pragma omp simd reduction(+ : l, total)
     for (int64_t c = 0; c < C; ++c) {
-      l += t[c] * (x[c] - m - log_s);
-      total += t[c];
+      l += double(t[c] * (x[c] - m - log_s));
+      total += double(t[c]);
     }
-    loss[r] = -l;
+    loss[r] = T(-l);
     if (!grad) return;
     T* g = grad + r * C;
-    const T k = total / s;
+    const T k = T(total / s);
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) g[c] = fast_math::Math<T>::exp(x[c] - m) * k - t[c];
   });

@@ -50,7 +50,7 @@ report="$(mktemp -d)"
 kernel_tests=$(ls tests/test_gemm.py tests/test_optim_kernels.py tests/test_conv2d.py tests/test_eltwise.py \
   tests/test_pool.py tests/test_lstm.py tests/test_concurrency.py tests/test_conv2d_transpose.py \
   tests/test_gru.py tests/test_simple_rnn.py tests/test_norm.py tests/test_embedding.py \
-  tests/test_activation.py 2>/dev/null)
+  tests/test_activation.py tests/test_softmax.py 2>/dev/null)
 ASAN_OPTIONS="detect_leaks=1:log_path=$report/lsan:exitcode=0:allocator_may_return_null=1" \
   sanitized python -m pytest -q -p no:cacheprovider $kernel_tests
 python3 tools/lsan_filter.py "$report"/lsan.*

@@ -59,6 +59,16 @@ std::pair<T, double> shifted_exp(T* e, const T* x, int64_t C) {
   return {m, s};
 }
 
+// The row's max m and sum(exp(x[c] - m)), the exponentials not kept.
+template <typename T>
+std::pair<T, double> shifted_exp_sum(const T* x, int64_t C) {
+  const T m = row_max(x, C);
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t c = 0; c < C; ++c) s += double(fast_math::Math<T>::exp(x[c] - m));
+  return {m, s};
+}
+
 template <typename T>
 void scale_row(T* y, int64_t C, T k) {
 #pragma omp simd
@@ -124,10 +134,7 @@ void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* la
       scale_row(g, C, T(1 / s));
       g[label] -= T(1);
     } else {
-      const T m = row_max(x, C);
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t c = 0; c < C; ++c) s += double(fast_math::Math<T>::exp(x[c] - m));
+      const auto [m, s] = shifted_exp_sum(x, C);
       loss[r] = T(std::log(s) - double(x[label] - m));
     }
   }
@@ -147,10 +154,9 @@ void softmax_cross_entropy(T* loss, T* grad, const T* logits, const T* targets, 
                            int64_t C) {
   for_each_row(R, C, [&](int64_t r) {
     const T *x = logits + r * C, *t = targets + r * C;
-    const T m = row_max(x, C);
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += double(fast_math::Math<T>::exp(x[c] - m));
+    // With a gradient, its row holds the shifted exponentials until they are scaled.
+    T* g = grad ? grad + r * C : nullptr;
+    const auto [m, s] = g ? shifted_exp(g, x, C) : shifted_exp_sum(x, C);
     const T log_s = T(std::log(s));
     double l = 0, total = 0;
 #pragma omp simd reduction(+ : l, total)
@@ -159,11 +165,10 @@ void softmax_cross_entropy(T* loss, T* grad, const T* logits, const T* targets, 
       total += double(t[c]);
     }
     loss[r] = T(-l);
-    if (!grad) return;
-    T* g = grad + r * C;
+    if (!g) return;
     const T k = T(total / s);
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) g[c] = fast_math::Math<T>::exp(x[c] - m) * k - t[c];
+    for (int64_t c = 0; c < C; ++c) g[c] = g[c] * k - t[c];
   });
 }
 

@@ -49,6 +49,24 @@ def test_embedding_backward_finite_differences(rng):
     assert not ops.embedding_backward(w, idx, 5)[[1, 4]].any()  # rows never looked up
 
 
+@pytest.mark.parametrize("V", [1, 7, 64, 5000])
+def test_embedding_backward_writes_every_row_over_reused_memory(rng, V, threads):
+    """The table gradient is allocated uninitialised and each thread zeroes its rows: rows
+    no index hits must be exactly 0 even where the allocator hands back dirty memory
+    (arrays of the same size, filled with NaN and freed just before, at any thread count)."""
+    D = 16
+    idx = rng.integers(0, max(V // 3, 1), (4, 9))  # the upper rows are never hit
+    dy = rng.standard_normal((4, 9, D)).astype(np.float32)
+    expected = reference_backward(dy, idx, V)
+    for n in (1, 2, 3):
+        ops.set_num_threads(n)
+        for _ in range(3):
+            dirty = [np.full((V, D), np.nan, np.float32) for _ in range(4)]
+            del dirty
+            got = ops.embedding_backward(dy, idx, V)
+            np.testing.assert_array_equal(got, expected)
+
+
 def zipf_indices(rng, shape, V):
     """Token ids as text has them: a few very frequent, a long tail."""
     return np.minimum(rng.zipf(1.3, shape) - 1, V - 1)

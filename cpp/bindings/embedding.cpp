@@ -52,7 +52,7 @@ py::array embedding_backward(py::handle dy_obj, py::handle idx_obj, int64_t inpu
   return dispatch(float_type_of(dy_arr), [&](auto zero) -> py::array {
     using T = decltype(zero);
     const auto dy = as_c_array<T>(dy_arr);
-    auto dtable = new_zeros<T>({s.V, s.D});
+    auto dtable = new_array<T>({s.V, s.D});  // every row written
     dispatch_index(idx, [&](auto izero) {
       using I = decltype(izero);
       const auto ic = as_c_array<I>(idx);

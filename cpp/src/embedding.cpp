@@ -117,10 +117,13 @@ void embedding_backward(T* dtable, const T* dy, const I* idx, const EmbeddingSha
   int64_t* bounds = kept_buffer<EmbeddingScratch>().get<int64_t>(size_t(threads + 1 + kBuckets));
   int64_t* hits = bounds + threads + 1;
   split_rows_by_hits(bounds, hits, threads, idx, s);
-  // Part k owns rows [bounds[k], bounds[k + 1]) and adds their rows of dy in position order.
+  // Part k owns rows [bounds[k], bounds[k + 1]): it zeroes them (the table's zeroing split
+  // over the threads, where a zeroed allocation is one thread's memset), then adds their
+  // rows of dy in position order.
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int part = 0; part < threads; ++part) {
     const int64_t lo = bounds[part], hi = bounds[part + 1];
+    std::fill(dtable + lo * D, dtable + hi * D, T(0));
     for (int64_t p = 0; p < s.N; ++p) {
       const auto v = static_cast<int64_t>(idx[p]);
       if (v < lo || v >= hi) continue;

@@ -21,10 +21,11 @@ struct EmbeddingShape {
 template <typename T, typename I>
 void embedding_forward(T* y, const I* idx, const T* table, const EmbeddingShape& s);
 
-// dtable (V, D) += the rows of dy (N, D), each added to row idx[p], into memory the
-// caller zeroed. Each thread owns a range of table rows and adds its rows' contributions
-// in position order, so every bit is the same at any thread count. Bad indices throw as
-// the forward's do, before anything is added.
+// dtable (V, D) = the sums of the rows of dy (N, D) over the positions p with idx[p] =
+// each row (zero for a row no index hits); dtable need not be initialised. Each thread
+// zeroes a range of table rows and adds its rows' contributions in position order, so
+// every bit is the same at any thread count. Bad indices throw as the forward's do,
+// before anything is written.
 template <typename T, typename I>
 void embedding_backward(T* dtable, const T* dy, const I* idx, const EmbeddingShape& s);
 

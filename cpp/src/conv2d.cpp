@@ -722,28 +722,6 @@ void input_grad_row_views(T* dx, const T* dy, const T* kernel, const Conv2dShape
   });
 }
 
-}  // namespace
-
-size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
-  const int64_t tile = tile_rows(s, elem_size) * s.K();
-  const int64_t partial = backward ? s.K() * s.OC + s.OC : 0;
-  size_t bytes = static_cast<size_t>(tile + partial) * elem_size;
-  const auto winograd_in = [&](Conv2dPass pass) {
-    return conv2d_plan(s, pass) == Conv2dPlan::winograd;
-  };
-  const bool winograd =
-      winograd_in(Conv2dPass::forward) ||
-      (backward && (winograd_in(Conv2dPass::input_grad) || winograd_in(Conv2dPass::weight_grads)));
-  if (winograd) bytes = std::max(bytes, winograd_workspace_bytes(s, elem_size, backward));
-  if (backward && conv2d_plan(s, Conv2dPass::input_grad) == Conv2dPlan::row_views) {
-    const int64_t pad = padded_dy_rows(s) * s.OC, flipped = s.KW * s.OC * s.C;
-    bytes = std::max(bytes, static_cast<size_t>(pad + flipped) * elem_size);
-  }
-  return bytes;
-}
-
-namespace {
-
 // y = conv(x, kernel) + bias, or with accumulate (and no bias) y += conv(x, kernel).
 template <typename T>
 void forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,

@@ -411,17 +411,6 @@ void winograd_kernel_grad(T* dkernel, const T* dy, const T* x, const Conv2dShape
   winograd_kernel_tiles(dkernel, dy, x, forward_geometry(s));
 }
 
-size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward) {
-  const int threads = get_num_threads();
-  const WinogradGeometry forward = forward_geometry(s), input_grad = input_grad_geometry(s);
-  int64_t block = block_tiles(forward.tiles(), s.C, s.OC, elem_size, threads);
-  if (backward)
-    block = std::max(block, block_tiles(input_grad.tiles(), s.OC, s.C, elem_size, threads));
-  const int64_t kernel = kTaps * s.C * s.OC;
-  const int64_t per_thread = kTaps * block * (s.C + s.OC) + (backward ? kernel : 0);
-  return static_cast<size_t>(kernel + std::max(s.C, s.OC) + per_thread) * elem_size;
-}
-
 #define DLCORE_INSTANTIATE_WINOGRAD(T)                                                           \
   template void winograd_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&, bool); \
   template void winograd_input_grad<T>(T*, const T*, const T*, const Conv2dShape&);              \

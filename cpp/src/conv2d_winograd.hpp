@@ -22,8 +22,4 @@ void winograd_input_grad(T* dx, const T* dy, const T* kernel, const Conv2dShape&
 template <typename T>
 void winograd_kernel_grad(T* dkernel, const T* dy, const T* x, const Conv2dShape& s);
 
-// Scratch bytes of one thread's block of tiles (in the backward, with its dkernel
-// partial), plus the transformed kernel the calling thread keeps.
-size_t winograd_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward);
-
 }  // namespace dlcore

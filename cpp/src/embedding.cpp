@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
-#include <sstream>
-#include <type_traits>
 
 #include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
@@ -33,12 +30,6 @@ constexpr int64_t kParallelMin = 1 << 15;
 constexpr int64_t kBuckets = 4096;
 
 template <typename I>
-bool out_of_range(I v, int64_t V) {
-  // Negative indices become huge as unsigned: one comparison catches both sides.
-  return static_cast<uint64_t>(v) >= static_cast<uint64_t>(V);
-}
-
-template <typename I>
 [[noreturn]] void bad_index(const char* fn, const I* idx, int64_t p, const EmbeddingShape& s) {
   std::vector<int64_t> at(s.idx_shape.size());
   int64_t rest = p;
@@ -46,13 +37,7 @@ template <typename I>
     at[k] = s.idx_shape[k] ? rest % s.idx_shape[k] : 0;
     rest = s.idx_shape[k] ? rest / s.idx_shape[k] : 0;
   }
-  std::ostringstream value;
-  if constexpr (std::is_signed_v<I>) {
-    value << static_cast<int64_t>(idx[p]);
-  } else {
-    value << static_cast<uint64_t>(idx[p]);
-  }
-  fail(fn, ": argument 'idx' holds ", value.str(), " at position ", shape_str(at),
+  fail(fn, ": argument 'idx' holds ", integer_str(idx[p]), " at position ", shape_str(at),
        "; expected indices in [0, ", s.V, "), the table's rows (input_dim ", s.V, ")");
 }
 
@@ -63,7 +48,7 @@ int threads_for(int64_t work) { return work >= kParallelMin ? get_num_threads() 
 template <typename I>
 int64_t first_bad_index(const I* idx, const EmbeddingShape& s) {
   for (int64_t p = 0; p < s.N; ++p) {
-    if (out_of_range(idx[p], s.V)) return p;
+    if (index_outside(idx[p], s.V)) return p;
   }
   return s.N;
 }
@@ -96,7 +81,7 @@ void embedding_forward(T* y, const I* idx, const T* table, const EmbeddingShape&
 #pragma omp parallel for num_threads(threads_for(s.N* D)) schedule(static) reduction(min : first)
   for (int64_t p = 0; p < s.N; ++p) {
     const I v = idx[p];
-    if (out_of_range(v, s.V)) {
+    if (index_outside(v, s.V)) {
       first = std::min(first, p);
       continue;
     }

@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
-#include <type_traits>
 #include <utility>
 
 #include "dlcore/checks.hpp"
@@ -75,12 +73,6 @@ void scale_row(T* y, int64_t C, T k) {
   for (int64_t c = 0; c < C; ++c) y[c] *= k;
 }
 
-template <typename I>
-bool bad_label(I v, int64_t C) {
-  // Negative labels become huge as unsigned: one comparison catches both sides.
-  return static_cast<uint64_t>(v) >= static_cast<uint64_t>(C);
-}
-
 }  // namespace
 
 template <typename T>
@@ -119,7 +111,7 @@ void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* la
 #pragma omp parallel for num_threads(threads_for(R* C)) schedule(static) reduction(min : first_bad)
   for (int64_t r = 0; r < R; ++r) {
     const I v = labels[r];
-    if (bad_label(v, C)) {
+    if (index_outside(v, C)) {
       first_bad = std::min(first_bad, r);
       continue;
     }
@@ -139,13 +131,7 @@ void sparse_softmax_cross_entropy(T* loss, T* grad, const T* logits, const I* la
     }
   }
   if (first_bad == R) return;
-  std::ostringstream value;
-  if constexpr (std::is_signed_v<I>) {
-    value << static_cast<int64_t>(labels[first_bad]);
-  } else {
-    value << static_cast<uint64_t>(labels[first_bad]);
-  }
-  fail(fn, ": argument 'labels' holds ", value.str(), " at row ", first_bad,
+  fail(fn, ": argument 'labels' holds ", integer_str(labels[first_bad]), " at row ", first_bad,
        "; expected class indices in [0, ", C, "), the logits' last axis");
 }
 

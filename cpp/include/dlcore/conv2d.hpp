@@ -53,10 +53,6 @@ enum class Conv2dPass {
 };
 Conv2dPlan conv2d_plan(const Conv2dShape& s, Conv2dPass pass = Conv2dPass::forward);
 
-// Scratch bytes each thread uses (with the Winograd plan, plus the transformed kernel the
-// calling thread keeps); the kernels keep it per calling thread across calls.
-size_t conv2d_workspace_bytes(const Conv2dShape& s, size_t elem_size, bool backward);
-
 // y = conv(x, kernel) + bias. bias may be null.
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s);

@@ -199,6 +199,12 @@ def _with_threads(n, case):
     return OPERATIONS[name](*_build(args), **_build(kwargs))
 
 
+def _with_array_cache(settings, case):
+    ops.configure_array_cache(**settings)
+    name, args, kwargs = case
+    return OPERATIONS[name](*_build(args), **_build(kwargs))
+
+
 OPERATIONS = {
     "gemm": ops.gemm,
     "gemm_backward": ops.gemm_backward,
@@ -241,6 +247,7 @@ OPERATIONS = {
     "set_num_threads": ops.set_num_threads,
     "peak_gflops": ops.peak_gflops,
     "with_threads": _with_threads,
+    "with_array_cache": _with_array_cache,
     "Dense": _layer(layers.Dense),
     "Conv2D": _layer(layers.Conv2D),
     "MaxPooling2D": _layer(layers.MaxPooling2D),
@@ -260,6 +267,9 @@ OPERATIONS = {
 # every other name of ops.__all__ must be an operation here).
 NOT_FUZZED = {
     "get_num_threads": "takes no arguments",
+    "array_cache_info": "takes no arguments",
+    "array_cache_release": "takes no arguments",
+    "configure_array_cache": "fuzzed as with_array_cache (any settings, then any kernel)",
     "LstmCache": "a type, not an operation",
     "LstmCellCache": "a type, not an operation",
     "GruCache": "a type, not an operation",

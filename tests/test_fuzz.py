@@ -1536,26 +1536,43 @@ def thread_cases(draw):
     valid = isinstance(n, int) and 1 <= n <= 1024
     if not valid or draw(st.booleans()):
         return ("set_num_threads", (n,), {}), VALID if valid else INVALID
-    inner, expect = draw(
-        st.one_of(
-            gemm_cases(),
-            conv_cases(),
-            conv_transpose_cases(),
-            depthwise_conv_cases(),
-            pool_cases(),
-            avgpool_cases(),
-            global_avgpool_cases(),
-            lstm_cases(),
-            recurrent_cases(),
-            relu_cases(),
-            update_cases(),
-            norm_cases(),
-            embedding_cases(),
-            activation_cases(),
-            softmax_cases(),
-        )
-    )
+    inner, expect = draw(any_kernel_case())
     return ("with_threads", (n, inner), {}), expect
+
+
+def any_kernel_case():
+    return st.one_of(
+        gemm_cases(),
+        conv_cases(),
+        conv_transpose_cases(),
+        depthwise_conv_cases(),
+        pool_cases(),
+        avgpool_cases(),
+        global_avgpool_cases(),
+        lstm_cases(),
+        recurrent_cases(),
+        relu_cases(),
+        update_cases(),
+        norm_cases(),
+        embedding_cases(),
+        activation_cases(),
+        softmax_cases(),
+    )
+
+
+CACHE_SETTINGS = [None, 0, 1, 4096, 1 << 17, 1 << 20, 2**40, 2**63 - 1, 2**63, 2**64, -1,
+                  -(2**63), 1.5, "1", float("nan")]  # fmt: skip
+
+
+@st.composite
+def array_cache_cases(draw):
+    """Array-cache settings, valid and not, and a kernel run under the valid ones (child
+    only: the settings outlive the case)."""
+    settings = dict(limit=draw(st.sampled_from(CACHE_SETTINGS)),
+                    min_bytes=draw(st.sampled_from(CACHE_SETTINGS)))  # fmt: skip
+    valid = all(v is None or (type(v) is int and 0 <= v < 2**63) for v in settings.values())
+    inner, expect = draw(any_kernel_case())
+    return ("with_array_cache", (settings, inner), {}), expect if valid else INVALID
 
 
 @st.composite
@@ -1572,7 +1589,7 @@ def probe_cases(draw):
 
 def check_any(case):
     name, args, _ = case
-    if name == "with_threads":
+    if name in ("with_threads", "with_array_cache"):
         return checker(args[1])
     if name == "peak_gflops":
 
@@ -1630,6 +1647,7 @@ CHECKERS = {
     "GlobalMaxPooling2D": check_layer,
     "set_num_threads": check_any,
     "with_threads": check_any,
+    "with_array_cache": check_any,
     "peak_gflops": check_any,
 }
 
@@ -1704,6 +1722,15 @@ def test_fuzz_thread_counts_in_a_child():
     @given(st.lists(thread_cases(), min_size=BATCH, max_size=BATCH))
     def run(batch):
         run_batch(batch, address_space=0)
+
+    run()
+
+
+def test_fuzz_array_cache_settings_in_a_child():
+    @settings(IN_A_CHILD, max_examples=4)
+    @given(st.lists(array_cache_cases(), min_size=BATCH, max_size=BATCH))
+    def run(batch):
+        run_batch(batch)
 
     run()
 

@@ -64,13 +64,6 @@ FloatType common_float_type(std::initializer_list<const py::array*> arrays) {
   return FloatType::f32;
 }
 
-py::array zeros_of(const std::vector<int64_t>& shape, FloatType type) {
-  static py::object zeros = py::module_::import("numpy").attr("zeros");
-  py::tuple dims(shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) dims[i] = py::int_(shape[i]);
-  return zeros(dims, type == FloatType::f64 ? "float64" : "float32");
-}
-
 std::vector<int64_t> shape_of(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }

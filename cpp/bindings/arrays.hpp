@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "array_cache.hpp"
 #include "dlcore/gemm.hpp"
 
 namespace dlcore::bind {
@@ -57,18 +58,16 @@ CArray<T> as_c_array(const py::array& a) {
   return copy;
 }
 
-// A new uninitialised / zeroed C-contiguous array.
+// A new uninitialised (new_array) or zeroed (new_zeros) C-contiguous array; a large one
+// takes its memory from the array cache (array_cache.hpp), zeroed on the kernels' threads.
 template <typename T>
 py::array_t<T> new_array(const std::vector<int64_t>& shape) {
-  return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return py::reinterpret_steal<py::array_t<T>>(cached_array(shape, py::dtype::of<T>()).release());
 }
-// Zeroed through numpy.zeros, i.e. calloc: large arrays arrive as fresh zero pages,
-// so the kernels that accumulate into them skip a zeroing pass and fault the pages
-// in on every thread instead of one.
-py::array zeros_of(const std::vector<int64_t>& shape, FloatType type);
 template <typename T>
 py::array_t<T> new_zeros(const std::vector<int64_t>& shape) {
-  return zeros_of(shape, std::is_same_v<T, double> ? FloatType::f64 : FloatType::f32);
+  return py::reinterpret_steal<py::array_t<T>>(
+      cached_array(shape, py::dtype::of<T>(), /*zeroed=*/true).release());
 }
 
 // A 2-D operand for GEMM, used in place whenever its memory is a row-major or

@@ -63,6 +63,7 @@ PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
 #endif
   m.attr("build_info") = info;
 
+  dlcore::bind::register_array_cache(m);
   dlcore::bind::register_gemm(m);
   dlcore::bind::register_optim(m);
   dlcore::bind::register_eltwise(m);

@@ -5,6 +5,7 @@
 
 namespace dlcore::bind {
 
+void register_array_cache(pybind11::module_& m);
 void register_gemm(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
 void register_eltwise(pybind11::module_& m);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -89,6 +90,18 @@ void set_num_threads(int n) {
 #else
   (void)thread_count();  // a serial build stays at one thread whatever is asked
 #endif
+}
+
+void parallel_zero(void* data, size_t bytes) {
+  constexpr size_t kPerThreadMin = size_t(1) << 19;  // below 512 KiB a second thread costs more
+  const int threads = int(std::clamp<size_t>(bytes / kPerThreadMin, 1, size_t(get_num_threads())));
+  auto* p = static_cast<unsigned char*>(data);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int i = 0; i < threads; ++i) {
+    const size_t begin = bytes / threads * i,
+                 end = i + 1 == threads ? bytes : begin + bytes / threads;
+    std::memset(p + begin, 0, end - begin);
+  }
 }
 
 bool has_openmp() {

@@ -4,6 +4,13 @@ C-contiguous inputs of the computing dtype are used without copying; anything el
 converted once. Inputs are computed in float32, or in float64 when NumPy would promote
 them to it. The GIL is released while a kernel runs. Bad input raises ``ValueError`` or
 ``TypeError`` naming the argument, what was received and what was expected.
+
+Results of 128 KiB and more take their memory from a cache of blocks that freed results
+gave back, so a training loop does not fault the same memory in from the system on every
+step (``array_cache_info``, ``array_cache_release``, ``configure_array_cache``; the
+environment variable ``DLCORE_ARRAY_CACHE_MB`` sets the most it keeps, 0 turns it off).
+Such an array's ``base`` is an ``_ArrayBlock`` that gives the block back once the array
+and its views are gone.
 """
 
 from dlcore._core import (
@@ -15,11 +22,14 @@ from dlcore._core import (
     activation_backward_needs,
     activation_forward,
     adam_update,
+    array_cache_info,
+    array_cache_release,
     avgpool2d_backward,
     avgpool2d_forward,
     batch_norm_backward,
     batch_norm_forward,
     batch_norm_inference,
+    configure_array_cache,
     conv2d_backward,
     conv2d_forward,
     conv2d_plan,
@@ -80,6 +90,9 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "peak_gflops",
+    "array_cache_info",
+    "array_cache_release",
+    "configure_array_cache",
     "activation_forward",
     "activation_backward",
     "activation_backward_needs",

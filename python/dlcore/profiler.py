@@ -190,6 +190,9 @@ NOT_KERNELS = {
     "peak_gflops",
     "conv2d_plan",
     "activation_backward_needs",
+    "array_cache_info",
+    "array_cache_release",
+    "configure_array_cache",
 }
 
 

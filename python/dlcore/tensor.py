@@ -20,6 +20,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from dlcore import _core
+
 __all__ = ["Node", "Tensor", "as_tensor", "enable_grad", "is_grad_enabled", "no_grad", "record"]
 
 _state = threading.local()
@@ -222,6 +224,12 @@ class Tensor:
 # ---------------------------------------------------------------- engine helpers
 
 
+def _owns_memory(a):
+    """True when a's memory is its own: NumPy's, or a block the kernels' array cache lent
+    it (its base is then the _ArrayBlock that gives the block back)."""
+    return a.flags.owndata or isinstance(a.base, _core._ArrayBlock)
+
+
 def _accumulate_leaf(t, g, owned):
     """Adds g to t.grad. A fresh array nobody else holds (owned, owning its memory,
     writeable, of t's dtype) becomes t.grad itself instead of being copied."""
@@ -231,7 +239,7 @@ def _accumulate_leaf(t, g, owned):
         take = (
             owned
             and g.dtype == t.data.dtype
-            and g.flags.owndata
+            and _owns_memory(g)
             and g.flags.writeable
             and g.flags.c_contiguous
         )

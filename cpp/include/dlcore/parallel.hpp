@@ -1,6 +1,8 @@
 // Thread-count control shared by every kernel and by Eigen's threaded GEMM.
 #pragma once
 
+#include <cstddef>
+
 namespace dlcore {
 
 // Number of threads each kernel uses. Starts at OpenMP's default (OMP_NUM_THREADS
@@ -22,6 +24,9 @@ void check_threads_start(int n, const char* fn);
 // Sets the thread count for every later kernel call; n must be in [1, kMaxThreads].
 // Throws std::invalid_argument otherwise.
 void set_num_threads(int n);
+
+// Sets `bytes` bytes at data to zero, on up to get_num_threads() threads.
+void parallel_zero(void* data, size_t bytes);
 
 // True when the kernels were compiled with OpenMP.
 bool has_openmp();

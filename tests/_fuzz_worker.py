@@ -193,16 +193,19 @@ def _layer(cls):
     return run
 
 
-def _with_threads(n, case):
-    ops.set_num_threads(n)
+def _call(case):
     name, args, kwargs = case
     return OPERATIONS[name](*_build(args), **_build(kwargs))
+
+
+def _with_threads(n, case):
+    ops.set_num_threads(n)
+    return _call(case)
 
 
 def _with_array_cache(settings, case):
     ops.configure_array_cache(**settings)
-    name, args, kwargs = case
-    return OPERATIONS[name](*_build(args), **_build(kwargs))
+    return _call(case)
 
 
 OPERATIONS = {
@@ -306,9 +309,8 @@ def _copy_out(result):
 
 def run_case(case):
     """Runs one case (name, args, kwargs); returns its outcome."""
-    name, args, kwargs = case
     try:
-        result = OPERATIONS[name](*_build(args), **_build(kwargs))
+        result = _call(case)
     except (ValueError, TypeError, MemoryError, OverflowError) as e:
         return ("raised", type(e).__name__, str(e))
     return ("ok", _copy_out(result))

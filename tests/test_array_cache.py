@@ -2,8 +2,9 @@
 
 A result of at least min_bytes takes a block that an earlier result gave back when it
 was freed. So every kernel must write every element of its results over memory that
-holds anything: the poisoned-memory test runs each kernel case twice, fills the first
-results with NaN before they are freed, and wants the same bits the second time.
+holds anything: the poisoned-memory test runs each kernel case twice, sets every byte of
+the first results' blocks to 0xFF before they are freed, and wants the same bits the
+second time.
 """
 
 import os

@@ -38,10 +38,21 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
+constexpr size_t kMinBytes = size_t(1) << 17;  // 128 KiB
 constexpr size_t kAlign = 64;
 constexpr size_t kHugePage = size_t(1) << 21;
+constexpr size_t kMaxBytes = size_t(PTRDIFF_MAX) - kHugePage;
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+struct ArrayCacheInfo {
+  size_t cached_bytes = 0;  // held for reuse, used by no array
+  size_t cached_blocks = 0;
+  size_t in_use_bytes = 0;  // lent to arrays that are alive
+  size_t limit_bytes = 0;
+  size_t min_bytes = 0;  // arrays this large and larger are served
+  uint64_t hits = 0, misses = 0;
+};
 
 // Off in a sanitizer build (a test may still turn it on), so that a use after free is
 // reported there.
@@ -69,10 +80,14 @@ class BlockCache {
     return *cache;
   }
 
+  // A block for an array of `bytes`, or null when the cache does not serve that size:
+  // below min_bytes, more than the limit lets it keep, or more than NumPy accepts (which
+  // then raises its own error).
   void* take(size_t bytes) {
     const size_t size = block_size(bytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (bytes == 0 || bytes < min_bytes_ || bytes > kMaxBytes || size > limit_) return nullptr;
       auto it = free_.lower_bound(size);
       if (it != free_.end() && it->first <= 2 * size) {
         it = std::prev(free_.upper_bound(it->first));  // the most recently freed: warmest
@@ -138,14 +153,6 @@ class BlockCache {
     for (size_t i = 0; i < n_dropped; ++i) std::free(dropped[i]);
   }
 
-  // True when an array of `bytes` takes its memory from the cache: at least min_bytes,
-  // a block the limit lets the cache keep, and a size NumPy accepts (larger ones go to
-  // NumPy, which raises its own error).
-  bool serves(size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return bytes > 0 && bytes >= min_bytes_ && bytes <= kMaxBytes && block_size(bytes) <= limit_;
-  }
-
   void set_min_bytes(size_t min_bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     min_bytes_ = min_bytes;
@@ -195,8 +202,6 @@ class BlockCache {
   };
   using Lru = std::list<Block>;
 
-  static constexpr size_t kMaxBytes = size_t(PTRDIFF_MAX) - kHugePage;
-
   BlockCache() : limit_(default_limit()) {}
 
   static size_t block_size(size_t bytes) { return round_up(bytes, kAlign); }
@@ -230,7 +235,7 @@ class BlockCache {
   Lru lru_;                                    // free blocks, least recently freed first
   std::multimap<size_t, Lru::iterator> free_;  // the same blocks by size
   std::unordered_map<void*, size_t> lent_;     // blocks arrays are using
-  size_t cached_ = 0, in_use_ = 0, limit_, min_bytes_ = kArrayCacheMinBytes;
+  size_t cached_ = 0, in_use_ = 0, limit_, min_bytes_ = kMinBytes;
   uint64_t hits_ = 0, misses_ = 0;
 };
 
@@ -264,12 +269,12 @@ py::array cached_array(const std::vector<int64_t>& shape, const py::dtype& dtype
     fits = fits && d >= 0 && !__builtin_mul_overflow(bytes, size_t(d), &bytes);
   }
   BlockCache& cache = BlockCache::instance();
-  // NumPy's own array below the threshold, and for a shape it will reject itself
-  if (!fits || !cache.serves(bytes)) {
-    if (!zeroed) return py::array(dtype, dims);
-    return py::module_::import("numpy").attr("zeros")(py::tuple(py::cast(dims)), dtype);
+  void* p = fits ? cache.take(bytes) : nullptr;
+  if (!p) {  // NumPy's own memory; for a shape NumPy rejects, its error
+    py::array a(dtype, dims);
+    if (zeroed) parallel_zero(a.mutable_data(), bytes);
+    return a;
   }
-  void* p = cache.take(bytes);
   py::object owner;
   try {
     owner = py::cast(std::make_unique<ArrayBlock>(p, bytes));
@@ -284,14 +289,6 @@ py::array cached_array(const std::vector<int64_t>& shape, const py::dtype& dtype
   return py::array(dtype, dims, {}, p, owner);  // owner gives p back with the array
 }
 
-ArrayCacheInfo array_cache_info() { return BlockCache::instance().info(); }
-
-size_t array_cache_release() { return BlockCache::instance().release(); }
-
-void set_array_cache_limit(size_t bytes) { BlockCache::instance().set_limit(bytes); }
-
-void set_array_cache_min_bytes(size_t bytes) { BlockCache::instance().set_min_bytes(bytes); }
-
 void register_array_cache(py::module_& m) {
   py::class_<ArrayBlock>(m, "_ArrayBlock", py::buffer_protocol(),
                          "Memory of a kernel's result, lent by the array cache; the base "
@@ -300,7 +297,7 @@ void register_array_cache(py::module_& m) {
   m.def(
       "array_cache_info",
       [] {
-        const ArrayCacheInfo s = array_cache_info();
+        const ArrayCacheInfo s = BlockCache::instance().info();
         py::dict d;
         d["cached_bytes"] = s.cached_bytes;
         d["cached_blocks"] = s.cached_blocks;
@@ -315,8 +312,9 @@ void register_array_cache(py::module_& m) {
       "(cached_bytes, in cached_blocks blocks), bytes lent to live arrays (in_use_bytes), "
       "the limit on kept bytes, the size from which arrays are served (min_bytes), and "
       "how many requests it served from kept blocks (hits) or allocated (misses).");
-  m.def("array_cache_release", &array_cache_release,
-        "Frees every cached block no array uses; returns the bytes freed.");
+  m.def(
+      "array_cache_release", [] { return BlockCache::instance().release(); },
+      "Frees every cached block no array uses; returns the bytes freed.");
   m.def(
       "configure_array_cache",
       [](std::optional<long long> limit, std::optional<long long> min_bytes) {
@@ -326,8 +324,8 @@ void register_array_cache(py::module_& m) {
                                   std::to_string(*value) + "; expected a number of bytes >= 0");
           }
         }
-        if (min_bytes) set_array_cache_min_bytes(size_t(*min_bytes));
-        if (limit) set_array_cache_limit(size_t(*limit));
+        if (min_bytes) BlockCache::instance().set_min_bytes(size_t(*min_bytes));
+        if (limit) BlockCache::instance().set_limit(size_t(*limit));
       },
       py::arg("limit") = py::none(), py::arg("min_bytes") = py::none(),
       "Sets the most bytes the cache keeps for reuse (limit; 0 turns the cache off), "

@@ -17,7 +17,6 @@
 
 #include <pybind11/numpy.h>
 
-#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -25,26 +24,9 @@ namespace dlcore::bind {
 
 namespace py = pybind11;
 
-constexpr size_t kArrayCacheMinBytes = size_t(1) << 17;  // 128 KiB
-
-struct ArrayCacheInfo {
-  size_t cached_bytes = 0;  // held for reuse, used by no array
-  size_t cached_blocks = 0;
-  size_t in_use_bytes = 0;  // lent to arrays that are alive
-  size_t limit_bytes = 0;
-  size_t min_bytes = 0;  // arrays this large and larger are served
-  uint64_t hits = 0, misses = 0;
-};
-
 // A new C-contiguous array of `dtype`, uninitialised or zeroed, its memory from the
 // cache when large enough (zeroed then on the kernels' threads) and NumPy's otherwise.
 py::array cached_array(const std::vector<int64_t>& shape, const py::dtype& dtype,
                        bool zeroed = false);
-
-ArrayCacheInfo array_cache_info();
-// Frees every block no array uses; returns the bytes freed.
-size_t array_cache_release();
-// Sets the limit on unused bytes kept (0: keep none), freeing blocks above it.
-void set_array_cache_limit(size_t bytes);
 
 }  // namespace dlcore::bind

@@ -96,6 +96,10 @@ void parallel_zero(void* data, size_t bytes) {
   constexpr size_t kPerThreadMin = size_t(1) << 19;  // below 512 KiB a second thread costs more
   const int threads = int(std::clamp<size_t>(bytes / kPerThreadMin, 1, size_t(get_num_threads())));
   auto* p = static_cast<unsigned char*>(data);
+  if (threads == 1) {
+    std::memset(p, 0, bytes);
+    return;
+  }
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int i = 0; i < threads; ++i) {
     const size_t begin = bytes / threads * i,

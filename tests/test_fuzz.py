@@ -1315,7 +1315,10 @@ def update_cases(draw, crash_prone=False):
 
 
 def reference_update(name, args, kw):
-    """The updated arrays (in the order the worker returns them), in float64."""
+    """The updated arrays (in the order the worker returns them), in float64, and how far
+    the parameter may be off beyond a rounding of it: Adam's step is alpha m / (sqrt(v) +
+    epsilon), which carries a rounding of m (float32 keeps 1 - beta_1 = 1 - 1e-8 as 1.0)
+    multiplied by alpha / epsilon when v is 0."""
     arrays_ = [make_array(a).astype(np.float64) for a in args]
     state = {k: make_array(v).astype(np.float64) for k, v in kw.items() if isinstance(v, ArraySpec)}
     p, g = arrays_[0], np.nan_to_num(arrays_[1], nan=0.0)  # NaN grads checked for shape only
@@ -1329,7 +1332,9 @@ def reference_update(name, args, kw):
             state["vhat"] = denom_v = np.maximum(state["vhat"], v)
         alpha = kw["lr"] * np.sqrt(1 - b2**t) / (1 - b1**t)
         p = p - alpha * m / (np.sqrt(denom_v) + kw["epsilon"])
-        return [p, arrays_[1], m, v, *state.values()]
+        rounding = 4 * np.finfo(np.dtype(args[0].dtype)).eps * (np.abs(arrays_[2]) + np.abs(g))
+        slack = alpha * rounding / (np.sqrt(denom_v) + kw["epsilon"])
+        return [p, arrays_[1], m, v, *state.values()], slack
     if name == "sgd_update":
         lr, mu = kw["lr"], kw["momentum"]
         if mu:
@@ -1338,7 +1343,7 @@ def reference_update(name, args, kw):
             state["velocity"] = vel
         else:
             p = p - lr * g
-        return [p, arrays_[1], *state.values()]
+        return [p, arrays_[1], *state.values()], 0.0
     v = arrays_[2]
     rho, mu = kw["rho"], kw["momentum"]
     v = rho * v + (1 - rho) * g * g
@@ -1350,7 +1355,7 @@ def reference_update(name, args, kw):
     if mu:
         step = step + mu * state["mom"]
         state["mom"] = step
-    return [p - step, arrays_[1], v, *state.values()]
+    return [p - step, arrays_[1], v, *state.values()], 0.0
 
 
 def check_update(case):
@@ -1359,7 +1364,7 @@ def check_update(case):
 
     def check(result):
         param_dtype = np.dtype(args[0].dtype)
-        want = reference_update(name, args, kw)
+        want, slack = reference_update(name, args, kw)
         assert len(result) == len(want)
         p = result[0]
         assert p.shape == want[0].shape and p.dtype == param_dtype
@@ -1368,7 +1373,9 @@ def check_update(case):
         with np.errstate(invalid="ignore"):
             for got, ref in zip(result[2:], want[2:]):
                 np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4, equal_nan=True)
-            np.testing.assert_allclose(p, want[0], rtol=1e-3, atol=1e-4, equal_nan=True)
+            off = np.abs(p - want[0]) - (1e-4 + 1e-3 * np.abs(want[0]) + slack)
+            agree = (off <= 0) | (np.isnan(p) & np.isnan(want[0])) | (p == want[0])
+            assert agree.all(), f"param {p[~agree]}, expected {want[0][~agree]} (+- {slack})"
 
     return check
 

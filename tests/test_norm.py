@@ -248,6 +248,61 @@ def test_every_output_has_the_same_bits_at_any_thread_count(rng, shape, threads)
             assert np.array_equal(a, b), f"output {i} changed at {n} threads"
 
 
+# ---------------------------------------------------------------- streamed results
+# Results of at least dlcore.build_info["stream_min_bytes"] bytes are written past the
+# caches (non-temporal stores from a tile buffer). Here every result streams, or none,
+# and the bits must not move; C = 7 starts rows off the stores' alignment.
+
+
+@pytest.fixture
+def stream_all():
+    from dlcore import _core
+
+    before = _core._set_stream_min_bytes(0)
+    yield _core
+    _core._set_stream_min_bytes(before)
+
+
+def test_the_default_threshold_is_a_size():
+    import dlcore
+
+    assert dlcore.build_info["stream_min_bytes"] >= 1 << 16
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (5, 7), (9, 37, 35, 3), (3, 1000), (300, 1030), (70001, 1)]
+)
+def test_streamed_results_have_the_same_bits(rng, shape, dtype, stream_all, threads):
+    x = (rng.standard_normal(shape) + 0.5).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = params(rng, shape[-1], (True, True), dtype)
+    _, mean, variance, inv_std = ops.batch_norm_forward(x, gamma, beta)
+    _, lmean, linv = ops.layer_norm_forward(x, gamma, beta)
+
+    def outputs():
+        return (
+            *_all_outputs(x, dy, gamma, beta),
+            ops.batch_norm_inference(x, mean, variance, gamma, beta),
+            ops.batch_norm_backward(dy, x, mean, inv_std, gamma, training=False)[0],
+            ops.batch_norm_backward(
+                dy, x, mean, inv_std, gamma, need_dgamma=False, need_dbeta=False
+            )[0],
+            ops.layer_norm_backward(dy, x, lmean, linv, gamma, need_dgamma=False, need_dbeta=False)[
+                0
+            ],
+        )
+
+    for n in (1, 2):
+        ops.set_num_threads(n)
+        stream_all._set_stream_min_bytes(np.iinfo(np.uint64).max)
+        cached = outputs()
+        stream_all._set_stream_min_bytes(0)
+        streamed = outputs()
+        for i, (a, b) in enumerate(zip(cached, streamed)):
+            assert a is not None and np.array_equal(a, b), f"output {i} changed at {n} threads"
+
+
 # ---------------------------------------------------------------- bad input
 
 X = np.ones((4, 3), np.float32)

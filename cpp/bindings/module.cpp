@@ -4,6 +4,7 @@
 
 #include "dlcore/parallel.hpp"
 #include "dlcore/probe.hpp"
+#include "dlcore/streaming.hpp"
 
 namespace py = pybind11;
 
@@ -31,12 +32,18 @@ PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
       "Measured fp32 FMA throughput (GFLOP/s) of `threads` threads: the machine's ceiling "
       "that benchmark tables express their figures against.");
 
+  // Private: tests and benchmarks move the size from which results bypass the caches.
+  m.def("_set_stream_min_bytes", &dlcore::set_stream_min_bytes, py::arg("bytes"),
+        "Results of at least `bytes` bytes are written past the caches from now on; returns "
+        "the previous threshold.");
+
   py::dict info;
   info["version"] = DLCORE_VERSION_STRING;
   info["openmp"] = dlcore::has_openmp();
   info["arch"] = DLCORE_ISA_LEVEL_STRING;  // the level of this module
   info["arch_flags"] = DLCORE_ARCH_FLAGS_STRING;
   info["eigen"] = DLCORE_EIGEN_STRING;
+  info["stream_min_bytes"] = dlcore::stream_min_bytes();  // the default: nothing set it yet
   py::list isa;
 #ifdef __SSE4_2__
   isa.append("sse4.2");

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <utility>
 
+#include "common/simd.hpp"
 #include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
 #include "dlcore/parallel.hpp"
@@ -39,6 +40,8 @@ constexpr int64_t kParallelMin = 1 << 15;
 constexpr int64_t kChunkElements = 1 << 14;
 // More chunks only grow the partial sums; 256 keep any thread count busy.
 constexpr int64_t kMaxChunks = 256;
+// Wide rows added to the per-channel sums per update (the loops below spell out four).
+constexpr int64_t kRowGroup = 4;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -68,9 +71,16 @@ struct Chunks {
 // once) and taken before any parallel region.
 struct NormScratch {};
 
+struct NormTotals {};
+
 template <typename T>
 T* call_scratch(int64_t count) {
   return kept_buffer<NormScratch>().get<T>(static_cast<size_t>(count));
+}
+
+// Per-channel totals in double, beside call_scratch's buffer.
+double* call_totals(int64_t count) {
+  return kept_buffer<NormTotals>().get<double>(static_cast<size_t>(count));
 }
 
 // fold_groups adds the groups of a wide row of sums into acc[0, C); widen repeats a[0, C)
@@ -87,23 +97,32 @@ void widen(T* a, int64_t C, int64_t P) {
   for (int64_t j = C; j < P; ++j) a[j] = a[j - C];
 }
 
-// y = x * scale + shift over n elements of wide rows.
+// y[i - begin] = x[i] * scale[i % P] + shift[i % P] for i in [begin, end): elements of
+// wide rows, written from y.
 template <typename T>
-void affine_wide_rows(T* y, const T* x, const T* scale, const T* shift, int64_t n, int64_t P) {
-  for (int64_t off = 0; off < n; off += P) {
-    const int64_t width = std::min(P, n - off);
+void affine_range(T* y, const T* x, const T* scale, const T* shift, int64_t begin, int64_t end,
+                  int64_t P) {
+  for (int64_t i = begin, j0 = begin % P; i < end; j0 = 0) {
+    const int64_t width = std::min(P - j0, end - i);
+    const T *xs = x + i, *sc = scale + j0, *sh = shift + j0;
+    T* ys = y + (i - begin);
 #pragma omp simd
-    for (int64_t j = 0; j < width; ++j) y[off + j] = x[off + j] * scale[j] + shift[j];
+    for (int64_t j = 0; j < width; ++j) ys[j] = xs[j] * sc[j] + sh[j];
+    i += width;
   }
 }
 
 template <typename T>
 void affine_chunks(T* y, const T* x, const T* scale, const T* shift, const NormShape& s,
                    const Chunks& ch, int threads) {
+  const bool stream = simd::stream_pays(size_t(s.M * s.C) * sizeof(T));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
-    const int64_t off = ch.first(i) * s.C;
-    affine_wide_rows(y + off, x + off, scale, shift, ch.size(i, s.M) * s.C, ch.P);
+    const int64_t off = ch.first(i) * s.C, end = off + ch.size(i, s.M) * s.C;
+    simd::write_streamed(y, off, end, stream, [&](T* out, int64_t b, int64_t e) {
+      affine_range(out, x, scale, shift, b, e, ch.P);
+    });
+    if (stream) simd::stream_fence();
   }
 }
 
@@ -119,7 +138,9 @@ void set_affine(T* scale, T* shift, int64_t c, double mean, double inv_std, cons
 // One chunk's statistics per channel, folded into [0, C) of P-long slots: the shift k (the
 // chunk's first row), the mean's offset d from it, and M2 = sum ((x - k) - d)^2. Two
 // passes over n rows still in cache; working on x - k, a mean far from zero (1e4 with a
-// spread of 0.1) costs the float sums no precision.
+// spread of 0.1) costs the float sums no precision. The sums live in memory (P is any
+// size), so each pass adds kRowGroup wide rows to them at a time: one load and store of
+// a sum per four rows, not per row.
 template <typename T>
 void chunk_moments(T* k, T* d, T* m2, const T* x, int64_t n, const Chunks& ch, int64_t C) {
   const int64_t P = ch.P, len = n * C;
@@ -127,7 +148,15 @@ void chunk_moments(T* k, T* d, T* m2, const T* x, int64_t n, const Chunks& ch, i
   widen(k, C, P);
   std::fill(d, d + P, T(0));
   std::fill(m2, m2 + P, T(0));
-  for (int64_t off = 0; off < len; off += P) {
+  int64_t off = 0;
+  for (; off + kRowGroup * P <= len; off += kRowGroup * P) {
+    const T *r0 = x + off, *r1 = r0 + P, *r2 = r1 + P, *r3 = r2 + P;
+#pragma omp simd
+    for (int64_t j = 0; j < P; ++j) {
+      d[j] += ((r0[j] - k[j]) + (r1[j] - k[j])) + ((r2[j] - k[j]) + (r3[j] - k[j]));
+    }
+  }
+  for (; off < len; off += P) {
     const T* row = x + off;
     const int64_t width = std::min(P, len - off);
 #pragma omp simd
@@ -136,7 +165,16 @@ void chunk_moments(T* k, T* d, T* m2, const T* x, int64_t n, const Chunks& ch, i
   fold_groups(d, ch.group, C);
   for (int64_t c = 0; c < C; ++c) d[c] /= T(n);
   widen(d, C, P);
-  for (int64_t off = 0; off < len; off += P) {
+  for (off = 0; off + kRowGroup * P <= len; off += kRowGroup * P) {
+    const T *r0 = x + off, *r1 = r0 + P, *r2 = r1 + P, *r3 = r2 + P;
+#pragma omp simd
+    for (int64_t j = 0; j < P; ++j) {
+      const T e0 = (r0[j] - k[j]) - d[j], e1 = (r1[j] - k[j]) - d[j];
+      const T e2 = (r2[j] - k[j]) - d[j], e3 = (r3[j] - k[j]) - d[j];
+      m2[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3);
+    }
+  }
+  for (; off < len; off += P) {
     const T* row = x + off;
     const int64_t width = std::min(P, len - off);
 #pragma omp simd
@@ -148,39 +186,65 @@ void chunk_moments(T* k, T* d, T* m2, const T* x, int64_t n, const Chunks& ch, i
   fold_groups(m2, ch.group, C);
 }
 
-// Channel c's mean and biased variance from the chunks' moments, merged in chunk order
-// (Chan, Golub and LeVeque) in double; NaN for an empty batch.
+// Every channel's mean and biased variance from the chunks' moments, merged in chunk
+// order (Chan, Golub and LeVeque) in double: a chunk's weights are the same for all
+// channels, which go side by side. NaN for an empty batch.
 template <typename T>
-std::pair<double, double> merged_moments(const T* k, const T* d, const T* m2, int64_t c,
-                                         const Chunks& ch, int64_t M) {
-  double n_a = 0, mean_a = 0, m2_a = 0;
+void merged_moments(double* mean, double* variance, const T* k, const T* d, const T* m2,
+                    const Chunks& ch, int64_t M, int64_t C) {
+  std::fill(mean, mean + C, 0.0);
+  std::fill(variance, variance + C, 0.0);  // the merged M2 until the end
+  double n_a = 0;
   for (int64_t i = 0; i < ch.count; ++i) {
-    const int64_t at = i * ch.P + c;
     const double n_b = double(ch.size(i, M)), n = n_a + n_b;
-    const double delta = double(k[at]) + double(d[at]) - mean_a;
-    mean_a += delta * (n_b / n);
-    m2_a += double(m2[at]) + delta * delta * (n_a * n_b / n);
+    const double w_mean = n_b / n, w_m2 = n_a * n_b / n;
+    const T *ki = k + i * ch.P, *di = d + i * ch.P, *m2i = m2 + i * ch.P;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const double delta = double(ki[c]) + double(di[c]) - mean[c];
+      mean[c] += delta * w_mean;
+      variance[c] += double(m2i[c]) + delta * delta * w_m2;
+    }
     n_a = n;
   }
-  if (M == 0) return {std::nan(""), std::nan("")};
-  return {mean_a, m2_a / double(M)};
+  for (int64_t c = 0; c < C; ++c) {
+    if (M == 0) mean[c] = std::nan("");
+    variance[c] = M == 0 ? std::nan("") : variance[c] / double(M);
+  }
 }
 
-// parts[i * stride + c] added over the chunks i in chunk order, in double.
+// totals[c] = parts[i * stride + c] added over the chunks i in chunk order, in double.
 template <typename T>
-double chunk_total(const T* parts, int64_t stride, int64_t c, const Chunks& ch) {
-  double total = 0;
-  for (int64_t i = 0; i < ch.count; ++i) total += double(parts[i * stride + c]);
-  return total;
+void chunk_totals(double* totals, const T* parts, int64_t stride, const Chunks& ch, int64_t C) {
+  std::fill(totals, totals + C, 0.0);
+  for (int64_t i = 0; i < ch.count; ++i) {
+    const T* pi = parts + i * stride;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) totals[c] += double(pi[c]);
+  }
 }
 
-// One chunk's sums of dy and of dy * (x - mean), folded into [0, C).
+// One chunk's sums of dy and of dy * (x - mean), folded into [0, C); kRowGroup wide rows
+// per update of the sums, as chunk_moments.
 template <typename T>
 void chunk_grad_sums(T* sum_dy, T* sum_dyx, const T* dy, const T* x, const T* mean_w, int64_t len,
                      const Chunks& ch, int64_t C) {
   std::fill(sum_dy, sum_dy + ch.P, T(0));
   std::fill(sum_dyx, sum_dyx + ch.P, T(0));
-  for (int64_t off = 0; off < len; off += ch.P) {
+  const int64_t P = ch.P;
+  int64_t off = 0;
+  for (; off + kRowGroup * P <= len; off += kRowGroup * P) {
+    const T *y0 = dy + off, *y1 = y0 + P, *y2 = y1 + P, *y3 = y2 + P;
+    const T *x0 = x + off, *x1 = x0 + P, *x2 = x1 + P, *x3 = x2 + P;
+#pragma omp simd
+    for (int64_t j = 0; j < P; ++j) {
+      const T m = mean_w[j];
+      sum_dy[j] += (y0[j] + y1[j]) + (y2[j] + y3[j]);
+      sum_dyx[j] +=
+          (y0[j] * (x0[j] - m) + y1[j] * (x1[j] - m)) + (y2[j] * (x2[j] - m) + y3[j] * (x3[j] - m));
+    }
+  }
+  for (; off < len; off += ch.P) {
     const T *dyw = dy + off, *xw = x + off;
     const int64_t width = std::min(ch.P, len - off);
 #pragma omp simd
@@ -193,21 +257,24 @@ void chunk_grad_sums(T* sum_dy, T* sum_dyx, const T* dy, const T* x, const T* me
   fold_groups(sum_dyx, ch.group, C);
 }
 
-// dx = a dy + b + c (x - mean) over len elements of wide rows (b = c = null: dx = a dy).
+// dx[i - begin] = a dy + b + c (x - mean) at i in [begin, end), elements of wide rows
+// (b = c = null: dx = a dy).
 template <typename T>
-void dx_wide_rows(T* dx, const T* dy, const T* x, const T* a, const T* b, const T* c,
-                  const T* mean_w, int64_t len, int64_t P) {
-  for (int64_t off = 0; off < len; off += P) {
-    const T *dyw = dy + off, *xw = x + off;
-    T* dxw = dx + off;
-    const int64_t width = std::min(P, len - off);
+void dx_range(T* dx, const T* dy, const T* x, const T* a, const T* b, const T* c, const T* mean_w,
+              int64_t begin, int64_t end, int64_t P) {
+  for (int64_t i = begin, j0 = begin % P; i < end; j0 = 0) {
+    const int64_t width = std::min(P - j0, end - i);
+    const T *dyw = dy + i, *xw = x + i, *aw = a + j0;
+    T* dxw = dx + (i - begin);
+    i += width;
     if (!b) {
 #pragma omp simd
-      for (int64_t j = 0; j < width; ++j) dxw[j] = a[j] * dyw[j];
+      for (int64_t j = 0; j < width; ++j) dxw[j] = aw[j] * dyw[j];
       continue;
     }
+    const T *bw = b + j0, *cw = c + j0, *mw = mean_w + j0;
 #pragma omp simd
-    for (int64_t j = 0; j < width; ++j) dxw[j] = a[j] * dyw[j] + b[j] + c[j] * (xw[j] - mean_w[j]);
+    for (int64_t j = 0; j < width; ++j) dxw[j] = aw[j] * dyw[j] + bw[j] + cw[j] * (xw[j] - mw[j]);
   }
 }
 
@@ -232,8 +299,11 @@ void batch_norm_forward(T* y, T* mean, T* variance, T* inv_std, const T* x, cons
                   ch, C);
   }
   // One thread merges: C x (at most kMaxChunks) steps cost less than a team's barrier.
+  double* mus = call_totals(2 * C);
+  double* vars = mus + C;
+  merged_moments(mus, vars, shifts, offsets, m2s, ch, M, C);
   for (int64_t c = 0; c < C; ++c) {
-    const auto [mu, var] = merged_moments(shifts, offsets, m2s, c, ch, M);
+    const double mu = mus[c], var = vars[c];
     const double is = 1.0 / std::sqrt(var + epsilon);
     mean[c] = T(mu), variance[c] = T(var), inv_std[c] = T(is);
     set_affine(scale, shift, c, mu, is, gamma, beta);
@@ -288,14 +358,18 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       const int64_t off = ch.first(i) * C, len = ch.size(i, M) * C;
       if (sums)
         chunk_grad_sums(sum_dy + i * P, sum_dyx + i * P, dy + off, x + off, mean_w, len, ch, C);
-      if (dx_now) dx_wide_rows<T>(dx + off, dy + off, x + off, a, nullptr, nullptr, mean_w, len, P);
+      if (dx_now) dx_range<T>(dx + off, dy, x, a, nullptr, nullptr, mean_w, off, off + len, P);
     }
   }
   if (!sums) return;
   // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is; the chunk
   // totals on one thread, as the forward's merge
+  double* totals_dy = call_totals(2 * C);
+  double* totals_dyx = totals_dy + C;
+  chunk_totals(totals_dy, sum_dy, P, ch, C);
+  chunk_totals(totals_dyx, sum_dyx, P, ch, C);
   for (int64_t c = 0; c < C; ++c) {
-    const double s_dy = chunk_total(sum_dy, P, c, ch), s_dyx = chunk_total(sum_dyx, P, c, ch);
+    const double s_dy = totals_dy[c], s_dyx = totals_dyx[c];
     const double is = double(inv_std[c]);
     if (dbeta) dbeta[c] += T(s_dy);
     if (dgamma) dgamma[c] += T(M > 0 ? s_dyx * is : 0.0);  // is is NaN for M = 0
@@ -306,10 +380,14 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   if (!(dx && training)) return;
   widen(b, C, P);
   widen(c_, C, P);
+  const bool stream = simd::stream_pays(size_t(M * C) * sizeof(T));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
-    const int64_t off = ch.first(i) * C;
-    dx_wide_rows(dx + off, dy + off, x + off, a, b, c_, mean_w, ch.size(i, M) * C, P);
+    const int64_t off = ch.first(i) * C, end = off + ch.size(i, M) * C;
+    simd::write_streamed(dx, off, end, stream, [&](T* out, int64_t b_, int64_t e) {
+      dx_range(out, dy, x, a, b, c_, mean_w, b_, e, P);
+    });
+    if (stream) simd::stream_fence();
   }
 }
 
@@ -392,17 +470,23 @@ void layer_norm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, c
   const T* g = gamma ? gamma : ones;
   const T* bt = beta ? beta : zeros;
   const T eps = T(epsilon);
+  const bool stream = simd::stream_pays(size_t(M * C) * sizeof(T));
+  const Chunks ch(s, false);
 #pragma omp parallel for num_threads(threads_for(s)) schedule(static)
-  for (int64_t r = 0; r < M; ++r) {
-    const T* xr = x + r * C;
-    T* yr = y + r * C;
-    // two passes over a row in L1: the mean, then the squared deviations from it
-    const T mu = row_sum(xr, C) / T(C);
-    const T sq = row_squared_deviations(xr, mu, C);
-    const T is = T(1) / std::sqrt(sq / T(C) + eps);
-    mean[r] = mu, inv_std[r] = is;
+  for (int64_t i = 0; i < ch.count; ++i) {
+    for (int64_t r = ch.first(i); r < ch.first(i) + ch.size(i, M); ++r) {
+      const T* xr = x + r * C;
+      // two passes over a row in L1: the mean, then the squared deviations from it
+      const T mu = row_sum(xr, C) / T(C);
+      const T sq = row_squared_deviations(xr, mu, C);
+      const T is = T(1) / std::sqrt(sq / T(C) + eps);
+      mean[r] = mu, inv_std[r] = is;
+      simd::write_streamed(y + r * C, 0, C, stream, [&](T* out, int64_t b, int64_t e) {
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mu) * is * g[c] + bt[c];
+        for (int64_t c = b; c < e; ++c) out[c - b] = (xr[c] - mu) * is * g[c] + bt[c];
+      });
+    }
+    if (stream) simd::stream_fence();
   }
 }
 
@@ -418,6 +502,7 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   std::fill(ones, ones + C, T(1));
   const T* g = gamma ? gamma : ones;
   const int threads = threads_for(s);
+  const bool stream = dx && simd::stream_pays(size_t(M * C) * sizeof(T));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
     T* pg = part_dg + i * C;
@@ -430,34 +515,41 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       // dx = is (g dy - mean(g dy) - xhat mean(g dy xhat)), xhat = (x - mean) is
       const auto [sum_g, sum_gx] = row_gradient_sums(g, dyr, xr, mu, is, dx ? C : 0);
       const T mean_g = sum_g / T(C), mean_gx = sum_gx / T(C);
-      T* dxr = dx ? dx + r * C : nullptr;
-      if (dx && params) {
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          const T xhat = (xr[c] - mu) * is;
-          dxr[c] = is * (g[c] * dyr[c] - mean_g - xhat * mean_gx);
-          pg[c] += dyr[c] * xhat;
-          pb[c] += dyr[c];
-        }
-      } else if (dx) {
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          dxr[c] = is * (g[c] * dyr[c] - mean_g - (xr[c] - mu) * is * mean_gx);
-        }
-      } else {
+      if (!dx) {
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
           pg[c] += dyr[c] * ((xr[c] - mu) * is);
           pb[c] += dyr[c];
         }
+        continue;
       }
+      simd::write_streamed(dx + r * C, 0, C, stream, [&](T* out, int64_t b, int64_t e) {
+        if (params) {
+#pragma omp simd
+          for (int64_t c = b; c < e; ++c) {
+            const T xhat = (xr[c] - mu) * is;
+            out[c - b] = is * (g[c] * dyr[c] - mean_g - xhat * mean_gx);
+            pg[c] += dyr[c] * xhat;
+            pb[c] += dyr[c];
+          }
+        } else {
+#pragma omp simd
+          for (int64_t c = b; c < e; ++c) {
+            out[c - b] = is * (g[c] * dyr[c] - mean_g - (xr[c] - mu) * is * mean_gx);
+          }
+        }
+      });
     }
+    if (stream) simd::stream_fence();
   }
   if (!params) return;
-#pragma omp parallel for num_threads(threads) schedule(static)
+  double* totals_dg = call_totals(2 * C);
+  double* totals_db = totals_dg + C;
+  if (dgamma) chunk_totals(totals_dg, part_dg, C, ch, C);
+  if (dbeta) chunk_totals(totals_db, part_db, C, ch, C);
   for (int64_t c = 0; c < C; ++c) {
-    if (dgamma) dgamma[c] += T(chunk_total(part_dg, C, c, ch));
-    if (dbeta) dbeta[c] += T(chunk_total(part_db, C, c, ch));
+    if (dgamma) dgamma[c] += T(totals_dg[c]);
+    if (dbeta) dbeta[c] += T(totals_db[c]);
   }
 }
 

@@ -6,10 +6,15 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace dlcore::simd {
 
@@ -270,6 +275,66 @@ EIGEN_STRONG_INLINE void store_as(T* dst, const V& v) {
     *dst = v;
   } else {
     v.store(dst);
+  }
+}
+
+// ---------------------------------------------------------------- streaming stores
+// Results of dlcore::stream_min_bytes() bytes or more (dlcore/streaming.hpp) are written
+// with non-temporal stores: computed a tile at a time into a small buffer in L1, then
+// copied out past the caches.
+bool stream_pays(size_t bytes);
+
+// Copies n values from src to dst with non-temporal stores where the target has them.
+template <typename T>
+void stream_copy(T* dst, const T* src, int64_t n) {
+  auto* d = reinterpret_cast<unsigned char*>(dst);
+  auto* s = reinterpret_cast<const unsigned char*>(src);
+  size_t bytes = size_t(n) * sizeof(T);
+#if defined(__AVX__)
+  constexpr size_t kAlign = 32;
+#elif defined(__SSE2__)
+  constexpr size_t kAlign = 16;
+#else
+  constexpr size_t kAlign = 0;
+#endif
+  if constexpr (kAlign > 0) {
+    const size_t head =
+        std::min(bytes, (kAlign - reinterpret_cast<uintptr_t>(d) % kAlign) % kAlign);
+    std::memcpy(d, s, head);
+    d += head, s += head, bytes -= head;
+    for (; bytes >= kAlign; d += kAlign, s += kAlign, bytes -= kAlign) {
+#if defined(__AVX__)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(d),
+                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
+#elif defined(__SSE2__)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+#endif
+    }
+  }
+  std::memcpy(d, s, bytes);
+}
+
+// Orders the calling thread's non-temporal stores before its later stores: each thread
+// calls it after its last streamed write, before a barrier hands the result on.
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// Writes dst[begin, end) through f(out, b, e), which computes the values of [b, e) into
+// out[0, e - b): straight into dst, or, when `stream`, a tile at a time into a buffer
+// that stream_copy writes out. The caller then calls stream_fence() on the same thread.
+template <typename T, typename F>
+void write_streamed(T* dst, int64_t begin, int64_t end, bool stream, F&& f) {
+  if (!stream) return f(dst + begin, begin, end);
+  constexpr int64_t kTile = 4096 / int64_t(sizeof(T));
+  alignas(64) T tile[kTile];
+  for (int64_t b = begin; b < end; b += kTile) {
+    const int64_t e = std::min(end, b + kTile);
+    f(tile, b, e);
+    stream_copy(dst + b, tile, e - b);
   }
 }
 

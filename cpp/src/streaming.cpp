@@ -21,7 +21,7 @@ size_t last_level_cache_bytes() {
     char path[80];
     std::snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
     std::FILE* f = std::fopen(path, "r");
-    if (!f) break;
+    if (!f) continue;
     char text[32] = {};
     const bool read = std::fgets(text, sizeof text, f) != nullptr;
     std::fclose(f);
@@ -52,6 +52,8 @@ size_t stream_min_bytes() { return threshold().load(std::memory_order_relaxed); 
 
 size_t set_stream_min_bytes(size_t bytes) { return threshold().exchange(bytes); }
 
-bool simd::stream_pays(size_t bytes) { return bytes >= stream_min_bytes(); }
+bool simd::stream_pays(size_t bytes) {
+  return simd::kStreamAlign > 0 && bytes >= stream_min_bytes();
+}
 
 }  // namespace dlcore

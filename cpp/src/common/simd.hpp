@@ -12,7 +12,9 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__SSE2__)
+// Non-temporal stores: SSE2 on any x86-64 (MSVC does not define __SSE2__ there).
+#if defined(__SSE2__) || defined(_M_X64)
+#define DLCORE_STREAM_STORES 1
 #include <immintrin.h>
 #endif
 
@@ -284,55 +286,63 @@ EIGEN_STRONG_INLINE void store_as(T* dst, const V& v) {
 // copied out past the caches.
 bool stream_pays(size_t bytes);
 
-// Copies n values from src to dst with non-temporal stores where the target has them.
+// The stores' width, and whether the target has them at all (else nothing streams:
+// stream_pays is false).
+#if defined(__AVX__)
+constexpr size_t kStreamAlign = 32;
+#elif defined(DLCORE_STREAM_STORES)
+constexpr size_t kStreamAlign = 16;
+#else
+constexpr size_t kStreamAlign = 0;
+#endif
+
+// Copies n values from src to dst with non-temporal stores, plain copies for the
+// unaligned head and the tail.
 template <typename T>
 void stream_copy(T* dst, const T* src, int64_t n) {
   auto* d = reinterpret_cast<unsigned char*>(dst);
   auto* s = reinterpret_cast<const unsigned char*>(src);
   size_t bytes = size_t(n) * sizeof(T);
+#if defined(DLCORE_STREAM_STORES)
+  const size_t misaligned = reinterpret_cast<uintptr_t>(d) % kStreamAlign;
+  const size_t head = std::min(bytes, (kStreamAlign - misaligned) % kStreamAlign);
+  std::memcpy(d, s, head);
+  d += head, s += head, bytes -= head;
+  for (; bytes >= kStreamAlign; d += kStreamAlign, s += kStreamAlign, bytes -= kStreamAlign) {
 #if defined(__AVX__)
-  constexpr size_t kAlign = 32;
-#elif defined(__SSE2__)
-  constexpr size_t kAlign = 16;
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
 #else
-  constexpr size_t kAlign = 0;
+    _mm_stream_si128(reinterpret_cast<__m128i*>(d),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
 #endif
-  if constexpr (kAlign > 0) {
-    const size_t head =
-        std::min(bytes, (kAlign - reinterpret_cast<uintptr_t>(d) % kAlign) % kAlign);
-    std::memcpy(d, s, head);
-    d += head, s += head, bytes -= head;
-    for (; bytes >= kAlign; d += kAlign, s += kAlign, bytes -= kAlign) {
-#if defined(__AVX__)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(d),
-                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
-#elif defined(__SSE2__)
-      _mm_stream_si128(reinterpret_cast<__m128i*>(d),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-#endif
-    }
   }
+#endif
   std::memcpy(d, s, bytes);
 }
 
 // Orders the calling thread's non-temporal stores before its later stores: each thread
 // calls it after its last streamed write, before a barrier hands the result on.
 inline void stream_fence() {
-#if defined(__SSE2__)
+#if defined(DLCORE_STREAM_STORES)
   _mm_sfence();
 #endif
 }
 
 // Writes dst[begin, end) through f(out, b, e), which computes the values of [b, e) into
 // out[0, e - b): straight into dst, or, when `stream`, a tile at a time into a buffer
-// that stream_copy writes out. The caller then calls stream_fence() on the same thread.
+// that stream_copy writes out. The first tile ends on a cache line of dst, so that no
+// line is written partly by plain and partly by non-temporal stores between tiles. The
+// caller then calls stream_fence() on the same thread.
 template <typename T, typename F>
 void write_streamed(T* dst, int64_t begin, int64_t end, bool stream, F&& f) {
   if (!stream) return f(dst + begin, begin, end);
   constexpr int64_t kTile = 4096 / int64_t(sizeof(T));
   alignas(64) T tile[kTile];
-  for (int64_t b = begin; b < end; b += kTile) {
-    const int64_t e = std::min(end, b + kTile);
+  const size_t line_offset = reinterpret_cast<uintptr_t>(dst + begin) % 64;
+  int64_t e =
+      std::min(end, begin + kTile - int64_t(line_offset % sizeof(T) ? 0 : line_offset / sizeof(T)));
+  for (int64_t b = begin; b < end; b = e, e = std::min(end, e + kTile)) {
     f(tile, b, e);
     stream_copy(dst + b, tile, e - b);
   }

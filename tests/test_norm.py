@@ -249,9 +249,11 @@ def test_every_output_has_the_same_bits_at_any_thread_count(rng, shape, threads)
 
 
 # ---------------------------------------------------------------- streamed results
-# Results of at least dlcore.build_info["stream_min_bytes"] bytes are written past the
-# caches (non-temporal stores from a tile buffer). Here every result streams, or none,
-# and the bits must not move; C = 7 starts rows off the stores' alignment.
+# A pass whose working set (what it reads and writes) is at least
+# dlcore.build_info["stream_min_bytes"] bytes (the last-level cache) writes its result past
+# the caches (non-temporal stores from a tile buffer); layer norm only for rows of 1 KiB or
+# more. Here every result streams, or none, and the bits must not move; C = 7 starts rows
+# off the stores' alignment, 1030 columns make rows longer than a tile.
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ PYBIND11_MODULE(DLCORE_MODULE_NAME, m) {
 
   // Private: tests and benchmarks move the size from which results bypass the caches.
   m.def("_set_stream_min_bytes", &dlcore::set_stream_min_bytes, py::arg("bytes"),
-        "Results of at least `bytes` bytes are written past the caches from now on; returns "
-        "the previous threshold.");
+        "From now on a pass whose working set is at least `bytes` bytes writes its result "
+        "past the caches; returns the previous threshold.");
 
   py::dict info;
   info["version"] = DLCORE_VERSION_STRING;

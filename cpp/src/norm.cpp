@@ -115,7 +115,7 @@ void affine_range(T* y, const T* x, const T* scale, const T* shift, int64_t begi
 template <typename T>
 void affine_chunks(T* y, const T* x, const T* scale, const T* shift, const NormShape& s,
                    const Chunks& ch, int threads) {
-  const bool stream = simd::stream_pays(size_t(s.M * s.C) * sizeof(T));
+  const bool stream = simd::stream_pays(2 * size_t(s.M * s.C) * sizeof(T));  // x, y
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
     const int64_t off = ch.first(i) * s.C, end = off + ch.size(i, s.M) * s.C;
@@ -236,10 +236,11 @@ void chunk_totals(double* totals, const T* parts, int64_t stride, const Chunks& 
 // it, and the line it shares with the next row, to plain copies.
 constexpr int64_t kStreamRowMin = 1024;
 
+// `arrays`: how many arrays of x's size the pass reads and writes.
 template <typename T>
-bool stream_rows(const NormShape& s) {
+bool stream_rows(const NormShape& s, int arrays) {
   return s.C * int64_t(sizeof(T)) >= kStreamRowMin &&
-         simd::stream_pays(size_t(s.M * s.C) * sizeof(T));
+         simd::stream_pays(size_t(arrays) * size_t(s.M * s.C) * sizeof(T));
 }
 
 // One chunk's sums of dy and of dy * (x - mean), folded into [0, C); kRowGroup wide rows
@@ -398,7 +399,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   if (!(dx && training)) return;
   widen(b, C, P);
   widen(c_, C, P);
-  const bool stream = simd::stream_pays(size_t(M * C) * sizeof(T));
+  const bool stream = simd::stream_pays(3 * size_t(M * C) * sizeof(T));  // dy, x, dx
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
     const int64_t off = ch.first(i) * C, end = off + ch.size(i, M) * C;
@@ -488,7 +489,7 @@ void layer_norm_forward(T* y, T* mean, T* inv_std, const T* x, const T* gamma, c
   const T* g = gamma ? gamma : ones;
   const T* bt = beta ? beta : zeros;
   const T eps = T(epsilon);
-  const bool stream = stream_rows<T>(s);
+  const bool stream = stream_rows<T>(s, 2);  // x, y
   const Chunks ch(s, false);
 #pragma omp parallel for num_threads(threads_for(s)) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
@@ -520,7 +521,7 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   std::fill(ones, ones + C, T(1));
   const T* g = gamma ? gamma : ones;
   const int threads = threads_for(s);
-  const bool stream = dx && stream_rows<T>(s);
+  const bool stream = dx && stream_rows<T>(s, 3);  // dy, x, dx
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < ch.count; ++i) {
     T* pg = part_dg + i * C;

@@ -42,7 +42,7 @@ size_t last_level_cache_bytes() {
 }
 
 std::atomic<size_t>& threshold() {
-  static std::atomic<size_t> bytes{last_level_cache_bytes() / 4};
+  static std::atomic<size_t> bytes{last_level_cache_bytes()};
   return bytes;
 }
 
@@ -52,8 +52,8 @@ size_t stream_min_bytes() { return threshold().load(std::memory_order_relaxed); 
 
 size_t set_stream_min_bytes(size_t bytes) { return threshold().exchange(bytes); }
 
-bool simd::stream_pays(size_t bytes) {
-  return simd::kStreamAlign > 0 && bytes >= stream_min_bytes();
+bool simd::stream_pays(size_t working_set) {
+  return simd::kStreamAlign > 0 && working_set >= stream_min_bytes();
 }
 
 }  // namespace dlcore

@@ -1,17 +1,19 @@
-// Which results the kernels write past the caches. A result larger than a quarter of the
-// last-level cache is evicted before anything reads it back; writing it through the
-// cache would first read every one of its lines in (the write-allocate) and push out the
-// inputs the kernel's next pass needs. Kernels write such results with non-temporal
-// stores (common/simd.hpp's write_streamed).
+// Which results the kernels write past the caches. When a pass reads and writes more
+// than the last-level cache holds, its result is evicted before anything reads it back;
+// writing it through the cache would first read every one of its lines in (the
+// write-allocate) and push out the inputs the kernel's next pass needs. Such a pass
+// writes its result with non-temporal stores (common/simd.hpp's write_streamed). A
+// result that fits in the cache beside the pass's inputs is written through it, where
+// the next layer finds it.
 #pragma once
 
 #include <cstddef>
 
 namespace dlcore {
 
-// Results of at least this many bytes are streamed: a quarter of the last-level cache a
-// core sees (Linux sysfs; else sysconf; else 32 MiB), unless set_stream_min_bytes
-// changed it.
+// A pass whose working set (every byte it reads and writes) is at least this many bytes
+// streams its result: the last-level cache a core sees (Linux sysfs; else sysconf; else
+// 32 MiB), unless set_stream_min_bytes changed it.
 size_t stream_min_bytes();
 
 // Sets the threshold for every later call (0: every result streams; SIZE_MAX: none) and

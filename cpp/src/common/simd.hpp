@@ -281,10 +281,10 @@ EIGEN_STRONG_INLINE void store_as(T* dst, const V& v) {
 }
 
 // ---------------------------------------------------------------- streaming stores
-// Results of dlcore::stream_min_bytes() bytes or more (dlcore/streaming.hpp) are written
-// with non-temporal stores: computed a tile at a time into a small buffer in L1, then
-// copied out past the caches.
-bool stream_pays(size_t bytes);
+// A pass that reads and writes dlcore::stream_min_bytes() bytes or more in all
+// (dlcore/streaming.hpp) writes its result with non-temporal stores: computed a tile at
+// a time into a small buffer in L1, then copied out past the caches.
+bool stream_pays(size_t working_set);
 
 // The stores' width, and whether the target has them at all (else nothing streams:
 // stream_pays is false).

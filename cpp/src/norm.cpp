@@ -207,10 +207,12 @@ void merged_moments(double* mean, double* variance, const T* k, const T* d, cons
     }
     n_a = n;
   }
-  for (int64_t c = 0; c < C; ++c) {
-    if (M == 0) mean[c] = std::nan("");
-    variance[c] = M == 0 ? std::nan("") : variance[c] / double(M);
+  if (M == 0) {
+    std::fill(mean, mean + C, std::nan(""));
+    std::fill(variance, variance + C, std::nan(""));
+    return;
   }
+  for (int64_t c = 0; c < C; ++c) variance[c] /= double(M);
 }
 
 // totals[c] = parts[i * stride + c] added over the chunks i in chunk order, in double;
@@ -248,9 +250,9 @@ bool stream_rows(const NormShape& s, int arrays) {
 template <typename T>
 void chunk_grad_sums(T* sum_dy, T* sum_dyx, const T* dy, const T* x, const T* mean_w, int64_t len,
                      const Chunks& ch, int64_t C) {
-  std::fill(sum_dy, sum_dy + ch.P, T(0));
-  std::fill(sum_dyx, sum_dyx + ch.P, T(0));
   const int64_t P = ch.P;
+  std::fill(sum_dy, sum_dy + P, T(0));
+  std::fill(sum_dyx, sum_dyx + P, T(0));
   int64_t off = 0;
   for (; off + kRowGroup * P <= len; off += kRowGroup * P) {
     const T *y0 = dy + off, *y1 = y0 + P, *y2 = y1 + P, *y3 = y2 + P;
@@ -263,9 +265,9 @@ void chunk_grad_sums(T* sum_dy, T* sum_dyx, const T* dy, const T* x, const T* me
           (y0[j] * (x0[j] - m) + y1[j] * (x1[j] - m)) + (y2[j] * (x2[j] - m) + y3[j] * (x3[j] - m));
     }
   }
-  for (; off < len; off += ch.P) {
+  for (; off < len; off += P) {
     const T *dyw = dy + off, *xw = x + off;
-    const int64_t width = std::min(ch.P, len - off);
+    const int64_t width = std::min(P, len - off);
 #pragma omp simd
     for (int64_t j = 0; j < width; ++j) {
       sum_dy[j] += dyw[j];
@@ -381,8 +383,8 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     }
   }
   if (!sums) return;
-  // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is; the chunk
-  // totals on one thread, as the forward's merge
+  // dx = g is (dy - mean(dy) - xhat mean(dy xhat)) with xhat = (x - mean) is, from the
+  // chunks' sums added in chunk order
   double* totals_dy = call_totals(2 * C);
   double* totals_dyx = totals_dy + C;
   chunk_totals(totals_dy, sum_dy, P, ch, C);

@@ -87,9 +87,21 @@ void blocked_product(T* c, Index ldc, const MatRef<T>& a, const MatRef<T>& b, In
   const auto A = operand_map<T, LhsOrder>(a, M, K);
   const auto B = operand_map<T, RhsOrder>(b, K, N);
   RowMap<T> C(c, M, N, Eigen::OuterStride<>(ldc));
-  if (M == 1 || N == 1 || M + N + K < 20) {
-    // Matrix-vector and tiny products: Eigen's GEMV / coefficient-based paths.
-    C.noalias() += A * B;
+  if (M + N + K < 20) {
+    // Tiny products: one sum per element, in k order. Eigen's coefficient-based product
+    // computes the elements before the destination's first aligned packet apart from
+    // the rest, and they round differently, so its bits followed the result's address.
+    for (Index i = 0; i < M; ++i) {
+      for (Index j = 0; j < N; ++j) {
+        T sum = A(i, 0) * B(0, j);
+        for (Index k = 1; k < K; ++k) sum += A(i, k) * B(k, j);
+        C(i, j) += sum;
+      }
+    }
+    return;
+  }
+  if (M == 1 || N == 1) {
+    C.noalias() += A * B;  // matrix-vector products: Eigen's GEMV
     return;
   }
   using Gemm = ei::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false,

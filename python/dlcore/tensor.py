@@ -16,7 +16,7 @@ which also gives the Tensor its operators and methods (``+``, ``@``, ``.sum()``,
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import ContextDecorator
 
 import numpy as np
 
@@ -32,14 +32,25 @@ def is_grad_enabled():
     return getattr(_state, "grad_enabled", True)
 
 
-@contextmanager
-def _grad_mode(enabled):
-    before = is_grad_enabled()
-    _state.grad_enabled = enabled
-    try:
-        yield
-    finally:
-        _state.grad_enabled = before
+class _grad_mode(ContextDecorator):
+    """Sets whether operations record a graph, in this thread, until the block ends
+    (a class rather than a generator: predict and the optimizers enter one every step)."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.before = []  # a stack, so that one instance may be entered again inside
+
+    def __enter__(self):
+        self.before.append(getattr(_state, "grad_enabled", True))
+        _state.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self.before.pop()
+        return False
+
+    def _recreate_cm(self):  # each decorated call gets its own
+        return _grad_mode(self.enabled)
 
 
 def no_grad():

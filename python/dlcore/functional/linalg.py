@@ -13,15 +13,20 @@ from .elementwise import unbroadcast
 __all__ = ["linear", "matmul"]
 
 
+def linear_data(x, kernel, bias=None):
+    """Arrays x (..., K) @ kernel (K, N) (+ bias (N,)) as one GEMM over the flattened
+    leading axes: the values of :func:`linear`, without a graph."""
+    y = ops.gemm(x.reshape(-1, x.shape[-1]), kernel)
+    if bias is not None:
+        y += bias  # the bias joins in place: no second output array
+    return y.reshape(*x.shape[:-1], kernel.shape[1])
+
+
 def _gemm_last_axis(x, kernel, bias):
     """x (..., K) @ kernel (K, N) (+ bias (N,)) as one GEMM over the flattened leading
     axes. Returns the output array and its backward."""
-    lead = x.shape[:-1]
     x2 = x.data.reshape(-1, x.shape[-1])
-    y = ops.gemm(x2, kernel.data)
-    if bias is not None:
-        y += bias.data  # the bias joins in place: no second output array
-    y = y.reshape(*lead, kernel.shape[1])
+    y = linear_data(x.data, kernel.data, None if bias is None else bias.data)
 
     def backward(g):
         dy = g[0].reshape(-1, kernel.shape[1])

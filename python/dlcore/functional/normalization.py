@@ -165,7 +165,11 @@ def _update_moving(moving_mean, moving_variance, mean, variance, momentum):
         if moving is None:
             continue
         m = _data(moving)
-        m[...] = m * m.dtype.type(momentum) + batch.astype(m.dtype) * m.dtype.type(1.0 - momentum)
+        # in place, the same roundings as m * momentum + batch * (1 - momentum)
+        step = batch.astype(m.dtype, copy=True)
+        step *= m.dtype.type(1.0 - momentum)
+        m *= m.dtype.type(momentum)
+        m += step
 
 
 def _masked_batch_norm(x, moving_mean, moving_variance, gamma, beta, momentum, epsilon, axis,

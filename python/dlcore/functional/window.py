@@ -13,6 +13,8 @@ rows cropped from its full output and rows added after it, as Keras sizes them.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -82,6 +84,11 @@ def conv_padding(padding, size, kernel_size, strides=1, dilation=1):
         raise ValueError(f"padding must be {allowed} (or explicit sizes), got {padding!r}")
     steps = int_tuple(strides, n, "strides")
     return tuple(same_padding(*args) for args in zip(size, windows, steps, dilations))
+
+
+# conv_padding for a layer's inference step, which meets the same few arguments (a mode,
+# tuples of ints) on every call.
+layer_padding = functools.lru_cache(maxsize=1024)(conv_padding)
 
 
 def explicit_padding_1d(padding):

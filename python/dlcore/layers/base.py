@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from dlcore import activations, initializers, regularizers
+from dlcore import activations, initializers, ops, regularizers
 from dlcore.registry import Registry
 from dlcore.tensor import Tensor, as_tensor, no_grad
 
@@ -74,6 +74,39 @@ def _masks_of(inputs):
         masks = [get_mask(t) for t in inputs]
         return None if all(m is None for m in masks) else masks
     return get_mask(inputs)
+
+
+def activate_data(activation, y):
+    """An activation function (on Tensors) applied to an array: its values, on a
+    constant (nothing is recorded)."""
+    if activation is activations.linear:
+        return y
+    if activation is activations.relu and y.dtype in (np.float32, np.float64):
+        return ops.relu(y)  # what relu runs on a float32 or float64 Tensor
+    out = activation(Tensor._of(y))
+    return out.data if isinstance(out, Tensor) else np.asarray(out)
+
+
+def inference_step(layer):
+    """``layer._inference_fn()`` when the plan may stand in for the layer's call: the
+    layer is built, and neither ``call`` nor ``__call__`` is overridden below the class
+    that defined the function (a subclass's own call must run). Floating inputs of
+    another dtype are cast as ``__call__`` casts them. None otherwise."""
+    cls = type(layer)
+    owner = next(c for c in cls.__mro__ if "_inference_fn" in c.__dict__)
+    if owner is Layer or not layer.built or cls.call is not owner.call:
+        return None
+    if cls.__call__ is not owner.__call__:
+        return None
+    fn = layer._inference_fn()
+    if fn is None or not layer.casts_inputs:
+        return fn
+    dtype = layer.dtype
+
+    def step(x):
+        return fn(x if x.dtype == dtype else x.astype(dtype))
+
+    return step
 
 
 def _attach_masks(outputs, masks):
@@ -397,6 +430,15 @@ class Layer:
         """The mask of this layer's output: the input's when the layer supports masking
         (a layer that changes the time axis overrides this), else none."""
         return mask if self.supports_masking else None
+
+    # ------------------------------------------------------------ inference plans
+    def _inference_fn(self):
+        """A function array -> array with the values of ``call(x, training=False)`` on
+        inputs of the layer's dtype and of the shape it was built for, running the
+        kernels without a graph, casts or masks: a step of a model's inference plan
+        (see :func:`inference_step`). None when the layer has none in its present state;
+        the model then calls its layers one by one."""
+        return None
 
     # ------------------------------------------------------------ functional API
     def _symbolic_call(self, inputs, args, kwargs):

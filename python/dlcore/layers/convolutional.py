@@ -3,10 +3,11 @@ SeparableConv2D, with Keras' arguments, weight shapes and output sizes."""
 
 from __future__ import annotations
 
-from dlcore import activations
+from dlcore import activations, ops
 from dlcore import functional as F
 from dlcore.functional.window import (
     int_tuple,
+    layer_padding,
     output_sizes,
     padding_mode,
     transposed_output_length,
@@ -14,6 +15,7 @@ from dlcore.functional.window import (
 
 from .base import (
     Layer,
+    activate_data,
     kernel_bias_config,
     kernel_bias_options,
     positive_int,
@@ -230,6 +232,19 @@ class Conv2D(BaseConv):
             activation=fused,
         )
         return y if fused else self.activation(y)
+
+    def _inference_fn(self):
+        def run(x):
+            kernel, strides, dilation = self.kernel.data, self.strides, self.dilation_rate
+            pad = layer_padding(self.padding, x.shape[1:3], kernel.shape[:2], strides, dilation)
+            fused = self.fused_activation()
+            bias = self.bias
+            y = ops.conv2d_forward(x, kernel, None if bias is None else bias.data,
+                                   strides=strides, padding=pad, dilation=dilation,
+                                   activation=fused)  # fmt: skip
+            return y if fused else activate_data(self.activation, y)
+
+        return run
 
 
 @registry.register(aliases=("Convolution2DTranspose",))

@@ -9,10 +9,12 @@ import numpy as np
 from dlcore import activations, initializers, regularizers
 from dlcore import functional as F
 from dlcore.functional.embedding import embedding_indices
+from dlcore.functional.linalg import linear_data
 
 from .base import (
     InputLayer,
     Layer,
+    activate_data,
     kernel_bias_config,
     kernel_bias_options,
     positive_int,
@@ -88,6 +90,14 @@ class Dense(Layer):
             )
         return self.activation(F.linear(inputs, self.kernel, self.bias))
 
+    def _inference_fn(self):
+        def run(x):
+            bias = self.bias
+            y = linear_data(x, self.kernel.data, None if bias is None else bias.data)
+            return activate_data(self.activation, y)
+
+        return run
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
@@ -132,6 +142,9 @@ class Activation(Layer):
 
     def call(self, inputs, training=False):
         return self.activation(inputs)
+
+    def _inference_fn(self):
+        return lambda x: activate_data(self.activation, x)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from dlcore import functional as F
-from dlcore import initializers, regularizers
+from dlcore import initializers, ops, regularizers
 
 from .base import Layer, registry
 
@@ -159,6 +159,20 @@ class BatchNormalization(_AffineNorm):
             axis=self._axes[0],
             mask=mask,
         )
+
+    def _inference_fn(self):
+        if self._axes[0] != len(self.input_shape) - 1:
+            return None  # the channels are moved last by the layer's own call
+
+        def run(x):
+            gamma, beta = self.gamma, self.beta
+            return ops.batch_norm_inference(
+                x, self.moving_mean.data, self.moving_variance.data,
+                None if gamma is None else gamma.data, None if beta is None else beta.data,
+                epsilon=self.epsilon,
+            )  # fmt: skip
+
+        return run
 
     def get_config(self):
         return {

@@ -4,7 +4,8 @@ global average and max pooling, with Keras' arguments and output sizes."""
 from __future__ import annotations
 
 from dlcore import functional as F
-from dlcore.functional.window import int_tuple, output_sizes, padding_mode
+from dlcore import ops
+from dlcore.functional.window import int_tuple, layer_padding, output_sizes, padding_mode
 
 from .base import Layer, registry
 from .convolutional import check_channels_last
@@ -67,6 +68,21 @@ class BasePooling(Layer):
         size, strides = self.pool_size, self.strides
         return self.pool(inputs, size[0] if self.rank == 1 else size,
                     strides[0] if self.rank == 1 else strides, self.padding)  # fmt: skip
+
+    def _inference_fn(self):
+        pool = type(self).pool
+        if pool is not F.max_pool2d and pool is not F.avg_pool2d:
+            return None
+
+        def run(x):
+            size, strides = self.pool_size, self.strides
+            pad = layer_padding(self.padding, x.shape[1:3], size, strides)
+            if pool is F.max_pool2d:
+                return ops.maxpool2d_forward(x, pool_size=size, strides=strides, padding=pad,
+                                             need_argmax=False)[0]  # fmt: skip
+            return ops.avgpool2d_forward(x, pool_size=size, strides=strides, padding=pad)
+
+        return run
 
     def compute_output_shape(self, input_shape):
         """A known size smaller than pool_size under 'valid' padding is a ValueError,

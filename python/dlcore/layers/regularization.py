@@ -45,6 +45,9 @@ class Dropout(Layer):
         return F.dropout(inputs, self.rate, training=training, noise_shape=self.noise_shape,
                          seed=self._rng)  # fmt: skip
 
+    def _inference_fn(self):
+        return lambda x: x  # identity outside training
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -29,6 +29,9 @@ class Flatten(Layer):
     def call(self, inputs):
         return inputs.reshape(inputs.shape[0], -1)
 
+    def _inference_fn(self):
+        return lambda x: x.reshape(x.shape[0], -1)
+
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
         return (input_shape[0], None if None in rest else int(math.prod(rest)))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from dlcore import layers as layers_module
-from dlcore.layers.base import InputLayer, Layer, registry
+from dlcore.layers.base import InputLayer, Layer, inference_step, registry
 from dlcore.layers.symbolic import KerasTensor
 
 from .model import Model
@@ -17,6 +19,8 @@ class Sequential(Model):
 
     ``Sequential([layers.Dense(64, activation='relu', input_shape=(10,)), layers.Dense(1)])``
     """
+
+    _untracked = Model._untracked | {"_plan"}  # the inference plan holds the layers again
 
     def __init__(self, layers=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -89,6 +93,44 @@ class Sequential(Model):
         for layer in self._layers:
             x = layer(x, training=training)
         return x
+
+    # ------------------------------------------------------------ inference plan
+    # predict runs the layers' kernels one after the other on arrays, each layer's step
+    # made once (Layer._inference_fn): none of the per-call work of Layer.__call__
+    # (casts, masks, the training flag, recording) that a graph needs. The values are
+    # the layer calls' own, bit for bit. A model with a layer that has no step, or an
+    # input of another shape than the built one, takes the usual path.
+
+    def _inference_plan_for(self, x):
+        expected = self.input_shape
+        if type(x) is not np.ndarray or expected is None or isinstance(expected, list):
+            return None
+        if x.shape[1:] != tuple(expected[1:]) or x.ndim != len(expected) or not x.shape[0]:
+            return None
+        return self._inference_plan()
+
+    def _inference_plan(self):
+        """The plan (a function array -> array) for the present layers, or None."""
+        if not self.built:
+            return None  # no plan is kept for layers that have no weights yet
+        cached = self.__dict__.get("_plan")
+        layers = self._layers
+        if cached is not None and cached[0] == layers:  # the same layers (identity)
+            return cached[1]
+        steps = [inference_step(layer) for layer in layers]
+        run = None
+        if steps and None not in steps:
+
+            def run(x):
+                for step in steps:
+                    x = step(x)
+                return x
+
+        self._plan = (list(layers), run)
+        return run
+
+    def _inference_fn(self):
+        return self._inference_plan()
 
     def compute_output_shape(self, input_shape):
         return self.output_shape

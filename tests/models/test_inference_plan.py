@@ -1,0 +1,175 @@
+"""predict's inference plan (Sequential._inference_plan): the layers' kernels run one
+after the other on arrays. Its outputs must be the layer calls' own, bit for bit, and
+any model or input it cannot serve must take the usual path."""
+
+import numpy as np
+import pytest
+
+import dlcore
+from dlcore import layers, models
+from dlcore.tensor import is_grad_enabled, no_grad
+
+
+def layer_path(model, x):
+    """The outputs of the layers called one by one, as before the plan."""
+    with no_grad():
+        return model(x, training=False).data
+
+
+def cnn(dtype="float32"):
+    return models.Sequential(
+        [
+            layers.Conv2D(6, 3, activation="relu", input_shape=(12, 10, 3), dtype=dtype),
+            layers.BatchNormalization(dtype=dtype),
+            layers.MaxPooling2D(2, padding="same", dtype=dtype),
+            layers.Conv2D(
+                5, (3, 2), strides=(2, 1), padding="same", activation="tanh", dtype=dtype
+            ),
+            layers.AveragePooling2D((2, 3), strides=1, padding="same", dtype=dtype),
+            layers.Conv2D(4, 1, use_bias=False, dtype=dtype),
+            layers.Dropout(0.5, dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            layers.Dense(7, activation="relu", dtype=dtype),
+            layers.Activation("elu", dtype=dtype),
+            models.Sequential([layers.Dense(5, dtype=dtype), layers.Dense(3, dtype=dtype)]),
+            layers.Dense(4, activation="softmax", dtype=dtype),
+        ]
+    )
+
+
+def moved_statistics(model, rng):
+    """BatchNormalization with statistics other than its initial 0 and 1."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([g * 1.5, b + 0.1, rng.standard_normal(m.shape).astype(m.dtype),
+                               (1 + rng.random(v.shape)).astype(v.dtype)])  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [1, 3, 7])
+def test_predict_has_the_layer_calls_values_bit_for_bit(rng, dtype, batch):
+    model = cnn(dtype)
+    moved_statistics(model, rng)
+    x = rng.standard_normal((batch, 12, 10, 3)).astype(dtype)
+    assert model._inference_plan() is not None  # every layer here has a step
+    got = model.predict(x, verbose=0)
+    assert got.dtype == np.dtype(dtype) and got.shape == (batch, 4)
+    np.testing.assert_array_equal(got, layer_path(model, x))
+    np.testing.assert_array_equal(model.predict_on_batch(x), got)
+    # in batches of 2: each batch's values are its layer calls' (a product's rounding
+    # may depend on how many rows it has, so the whole batch is not the reference)
+    parts = [layer_path(model, x[i : i + 2]) for i in range(0, batch, 2)]
+    np.testing.assert_array_equal(model.predict(x, batch_size=2, verbose=0), np.concatenate(parts))
+
+
+def test_inputs_of_another_dtype_are_cast_as_the_layers_cast_them(rng):
+    model = cnn()
+    images = rng.integers(0, 255, (3, 12, 10, 3), dtype=np.uint8)
+    got = model.predict(images, verbose=0)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, layer_path(model, images))
+    wide = rng.standard_normal((2, 12, 10, 3))  # float64 into a float32 model
+    np.testing.assert_array_equal(model.predict(wide, verbose=0), layer_path(model, wide))
+
+
+def test_weights_set_after_the_plan_was_made_are_used(rng):
+    model = cnn()
+    x = rng.standard_normal((2, 12, 10, 3)).astype(np.float32)
+    before = model.predict(x, verbose=0)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    after = model.predict(x, verbose=0)
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, layer_path(model, x))
+
+
+def test_the_plan_follows_added_and_removed_layers(rng):
+    model = models.Sequential([layers.Dense(4, input_shape=(3,)), layers.Dense(2)])
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    assert model.predict(x, verbose=0).shape == (5, 2)
+    model.pop()
+    assert model.predict(x, verbose=0).shape == (5, 4)
+    model.add(layers.Dense(6, activation="sigmoid"))
+    got = model.predict(x, verbose=0)
+    assert got.shape == (5, 6)
+    np.testing.assert_array_equal(got, layer_path(model, x))
+
+
+class Doubled(layers.Dense):
+    """A subclass with its own call: the plan must not stand in for it."""
+
+    def call(self, inputs, training=False):
+        return super().call(inputs, training) * 2.0
+
+
+class Recording(layers.Layer):
+    def call(self, inputs):
+        return inputs + 1.0
+
+
+def test_layers_without_a_step_send_the_model_the_usual_way(rng):
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    for odd in (Doubled(2), Recording(), layers.GaussianNoise(0.1)):
+        model = models.Sequential([layers.Dense(2, input_shape=(3,)), odd])
+        assert model._inference_plan() is None
+        np.testing.assert_array_equal(model.predict(x, verbose=0), layer_path(model, x))
+    doubled = models.Sequential([layers.Dense(2, input_shape=(3,)), Doubled(2)])
+    plain = models.Sequential([layers.Dense(2, input_shape=(3,)), layers.Dense(2)])
+    plain.set_weights(doubled.get_weights())
+    np.testing.assert_array_equal(doubled.predict(x, verbose=0), 2 * plain.predict(x, verbose=0))
+    # channels not last: the layer's call moves them, the plan has no step for that
+    model = models.Sequential([layers.BatchNormalization(axis=1, input_shape=(3, 4))])
+    assert model._inference_plan() is None
+
+
+def test_inputs_the_plan_cannot_serve_take_the_usual_path(rng):
+    model = models.Sequential([layers.Dense(3, activation="relu")])  # no input shape
+    x = rng.standard_normal((2, 5)).astype(np.float32)
+    assert model._inference_plan() is None  # nothing built: no plan, and none kept
+    np.testing.assert_array_equal(model.predict(x, verbose=0), layer_path(model, x))
+    assert model._inference_plan_for(x) is not None  # built by that call, for (None, 5)
+    assert model._inference_plan_for(x[:, :4]) is None  # another shape: refused below
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(None, 5\)"):
+        model.predict(x[:, :4], verbose=0)
+    with pytest.raises(TypeError, match="must hold numbers"):
+        model.predict(np.array([["a"] * 5]), verbose=0)
+    with pytest.raises(ValueError, match="no samples"):
+        model.predict(np.zeros((0, 5), np.float32), verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        model.predict(x, batch_size=0, verbose=0)
+
+
+def test_predict_records_no_graph_and_leaves_grad_mode_alone(rng):
+    model = cnn()
+    x = rng.standard_normal((2, 12, 10, 3)).astype(np.float32)
+    with dlcore.profile(print_table=False) as prof:
+        model.predict(x, verbose=0)
+    assert prof.stats["conv2d_forward"][0] == 3 and "maxpool2d_forward" in prof.stats
+    assert is_grad_enabled()
+    with no_grad():
+        model.predict(x, verbose=0)
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+
+def test_no_grad_nests_reenters_and_decorates():
+    mode = no_grad()
+    with mode:
+        assert not is_grad_enabled()
+        with dlcore.enable_grad():
+            assert is_grad_enabled()
+            with mode:  # the same instance again, inside
+                assert not is_grad_enabled()
+            assert is_grad_enabled()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+
+    @no_grad()
+    def inner(depth):
+        assert not is_grad_enabled()
+        return inner(depth - 1) if depth else is_grad_enabled()
+
+    assert inner(3) is False and is_grad_enabled()
+    with pytest.raises(RuntimeError), no_grad():
+        raise RuntimeError("the mode is restored on the way out")
+    assert is_grad_enabled()

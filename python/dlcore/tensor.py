@@ -38,15 +38,21 @@ class _grad_mode(ContextDecorator):
 
     def __init__(self, enabled):
         self.enabled = enabled
-        self.before = []  # a stack, so that one instance may be entered again inside
+        # the modes to restore, a stack per thread: one instance may be entered again
+        # inside its own block, or by several threads at once
+        self._before = {}
 
     def __enter__(self):
-        self.before.append(getattr(_state, "grad_enabled", True))
+        self._before.setdefault(threading.get_ident(), []).append(is_grad_enabled())
         _state.grad_enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        _state.grad_enabled = self.before.pop()
+        thread = threading.get_ident()
+        stack = self._before[thread]
+        _state.grad_enabled = stack.pop()
+        if not stack:
+            del self._before[thread]
         return False
 
     def _recreate_cm(self):  # each decorated call gets its own

@@ -2,6 +2,8 @@
 after the other on arrays. Its outputs must be the layer calls' own, bit for bit, and
 any model or input it cannot serve must take the usual path."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,84 @@ def test_no_grad_nests_reenters_and_decorates():
     with pytest.raises(RuntimeError), no_grad():
         raise RuntimeError("the mode is restored on the way out")
     assert is_grad_enabled()
+
+
+def test_a_nested_models_changes_reach_the_outer_plan(rng):
+    inner = models.Sequential([layers.Dense(4), layers.Activation("relu")])
+    outer = models.Sequential([layers.Dense(4, input_shape=(3,)), inner, layers.Dense(2)])
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(outer.predict(x, verbose=0), layer_path(outer, x))
+    inner.pop()  # the relu goes: the outer plan must not keep running it
+    got = outer.predict(x, verbose=0)
+    np.testing.assert_array_equal(got, layer_path(outer, x))
+    inner.add(layers.Activation("tanh"))
+    after = outer.predict(x, verbose=0)
+    assert not np.array_equal(after, got)
+    np.testing.assert_array_equal(after, layer_path(outer, x))
+
+
+class Scaled(models.Sequential):
+    def call(self, inputs, training=False):
+        return super().call(inputs, training) * 2.0
+
+
+def test_a_sequential_subclass_with_its_own_call_runs_it(rng):
+    model = Scaled([layers.Dense(2, input_shape=(3,))])
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), layer_path(model, x))
+    plain = models.Sequential([layers.Dense(2, input_shape=(3,))])
+    plain.set_weights(model.get_weights())
+    np.testing.assert_array_equal(model.predict(x, verbose=0), 2 * plain.predict(x, verbose=0))
+
+
+def test_layers_built_for_other_shapes_still_raise(rng):
+    x = np.ones((2, 4), np.float32)
+    inner = models.Sequential([layers.Input((5,)), layers.Activation("relu")])
+    outer = models.Sequential([layers.Input((4,)), inner])
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(None, 5\)"):
+        outer.predict(x, verbose=0)
+    bn = layers.BatchNormalization()
+    bn.build((None, 2, 4))
+    model = models.Sequential([layers.Input((4,)), bn])
+    assert model._inference_plan() is None
+    with pytest.raises(ValueError, match="expected inputs of shape"):
+        model.predict(x, verbose=0)
+
+
+def test_window_arguments_changed_to_lists_still_work(rng):
+    conv, pool = layers.Conv2D(3, 3, padding="same"), layers.MaxPooling2D(2, padding="same")
+    model = models.Sequential([layers.Input((6, 6, 2)), conv, pool])
+    x = rng.standard_normal((2, 6, 6, 2)).astype(np.float32)
+    model.predict(x, verbose=0)
+    conv.strides, pool.pool_size = [1, 1], [2, 2]  # unhashable now
+    np.testing.assert_array_equal(model.predict(x, verbose=0), layer_path(model, x))
+
+
+def test_one_no_grad_shared_by_threads_restores_each_threads_mode():
+    """Thread A enters, thread B (grad off before) enters, A leaves, B leaves: each gets
+    its own mode back (a stack on the instance gave A B's mode and B A's)."""
+    mode = no_grad()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    after = {}
+
+    def a():
+        with mode:
+            a_in.set()
+            b_in.wait()
+        after["a"] = is_grad_enabled()
+        a_out.set()
+
+    def b():
+        with no_grad():
+            a_in.wait()
+            with mode:
+                b_in.set()
+                a_out.wait()
+            after["b"] = is_grad_enabled()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert after == {"a": True, "b": False}

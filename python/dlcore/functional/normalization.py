@@ -165,11 +165,10 @@ def _update_moving(moving_mean, moving_variance, mean, variance, momentum):
         if moving is None:
             continue
         m = _data(moving)
-        # in place, the same roundings as m * momentum + batch * (1 - momentum)
-        step = batch.astype(m.dtype, copy=True)
-        step *= m.dtype.type(1.0 - momentum)
-        m *= m.dtype.type(momentum)
-        m += step
+        # computed aside, then written: a reader in another thread sees old or new values
+        new = m * m.dtype.type(momentum)
+        new += batch.astype(m.dtype) * m.dtype.type(1.0 - momentum)
+        m[...] = new
 
 
 def _masked_batch_norm(x, moving_mean, moving_variance, gamma, beta, momentum, epsilon, axis,

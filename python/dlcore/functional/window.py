@@ -86,9 +86,16 @@ def conv_padding(padding, size, kernel_size, strides=1, dilation=1):
     return tuple(same_padding(*args) for args in zip(size, windows, steps, dilations))
 
 
-# conv_padding for a layer's inference step, which meets the same few arguments (a mode,
-# tuples of ints) on every call.
-layer_padding = functools.lru_cache(maxsize=1024)(conv_padding)
+_cached_padding = functools.lru_cache(maxsize=1024)(conv_padding)
+
+
+def layer_padding(padding, size, kernel_size, strides=1, dilation=1):
+    """conv_padding for a layer's inference step, which meets the same few arguments (a
+    mode, tuples of ints) on every call: remembered, unless one cannot be (a list)."""
+    try:
+        return _cached_padding(padding, size, kernel_size, strides, dilation)
+    except TypeError:  # unhashable: computed each time
+        return conv_padding(padding, size, kernel_size, strides, dilation)
 
 
 def explicit_padding_1d(padding):

@@ -107,30 +107,55 @@ class Sequential(Model):
             return None
         if x.shape[1:] != tuple(expected[1:]) or x.ndim != len(expected) or not x.shape[0]:
             return None
+        cls = type(self)  # a subclass's own call must run
+        if cls.call is not Sequential.call or cls.__call__ is not Sequential.__call__:
+            return None
         return self._inference_plan()
+
+    def _plan_key(self):
+        """Every layer the plan runs, nested Sequential models' too, in order."""
+        key = []
+        for layer in self._layers:
+            key.append(layer)
+            if isinstance(layer, Sequential):
+                key.extend(layer._plan_key())
+        return key
 
     def _inference_plan(self):
         """The plan (a function array -> array) for the present layers, or None."""
         if not self.built:
             return None  # no plan is kept for layers that have no weights yet
+        key = self._plan_key()
         cached = self.__dict__.get("_plan")
-        layers = self._layers
-        if cached is not None and cached[0] == layers:  # the same layers (identity)
+        if cached is not None and cached[0] == key:  # the same layers (identity)
             return cached[1]
-        steps = [inference_step(layer) for layer in layers]
-        run = None
-        if steps and None not in steps:
+        self._plan = (key, self._make_plan())
+        return self._plan[1]
 
-            def run(x):
-                for step in steps:
-                    x = step(x)
-                return x
+    def _make_plan(self):
+        steps, shape = [], tuple(self.input_shape)
+        for layer in list(self._layers):
+            # each layer was built for the shape that reaches it here (a layer built
+            # apart, or a nested model with an Input of its own, may not have been:
+            # its call then says so)
+            if tuple(getattr(layer, "input_shape", None) or ()) != shape:
+                return None
+            step = inference_step(layer)
+            if step is None:
+                return None
+            steps.append(step)
+            shape = layer.output_shape
+            shape = tuple(shape) if isinstance(shape, (tuple, list)) else None
 
-        self._plan = (list(layers), run)
-        return run
+        def run(x):
+            for step in steps:
+                x = step(x)
+            return x
+
+        return run if steps else None
 
     def _inference_fn(self):
-        return self._inference_plan()
+        return self._make_plan()
 
     def compute_output_shape(self, input_shape):
         return self.output_shape

@@ -134,3 +134,97 @@ def test_merge_state_errors_name_what_was_expected():
 
     with pytest.raises(NotImplementedError, match="Undeclared declares no state_names"):
         Undeclared().merge_state([])
+
+
+# ------------------------------------------------------------------ an output's mask
+
+
+def _masked_models(keras, head):
+    """Embedding(mask_zero) -> LSTM(return_sequences) -> `head` in Keras and in dlcore,
+    dlcore with Keras' weights: the output carries the tokens' mask."""
+    import dlcore
+
+    def build(lib, module):
+        inp = lib.Input((7,))
+        h = module.Embedding(20, 4, mask_zero=True)(inp)
+        h = module.LSTM(5, return_sequences=True)(h)
+        return lib.Model(inp, head(module)(h))
+
+    k_model, d_model = build(keras, keras.layers), build(dlcore, dlcore.layers)
+    d_model.set_weights(k_model.get_weights())
+    return k_model, d_model
+
+
+def _padded_tokens(rng):
+    tokens = rng.integers(1, 20, (6, 7))
+    lengths = np.array([7, 3, 5, 1, 6, 2])
+    tokens[np.arange(7)[None] >= lengths[:, None]] = 0
+    return tokens
+
+
+@pytest.mark.parametrize(
+    "head,loss,metric_names,y_of",
+    [
+        (lambda m: m.Dense(3, activation="softmax"), "sparse_categorical_crossentropy",
+         ["accuracy", "sparse_categorical_accuracy"], lambda r, s: r.integers(0, 3, s)),
+        (lambda m: m.Dense(3, activation="softmax"), "categorical_crossentropy",
+         ["accuracy", "categorical_accuracy"],
+         lambda r, s: np.eye(3, dtype=np.float32)[r.integers(0, 3, s)]),
+        (lambda m: m.Dense(1, activation="sigmoid"), "binary_crossentropy",
+         ["accuracy", "binary_accuracy", "precision"],
+         lambda r, s: r.integers(0, 2, (*s, 1)).astype(np.float32)),
+        (lambda m: m.Dense(3), "mse", ["mae", "mse", "root_mean_squared_error"],
+         lambda r, s: r.standard_normal((*s, 3)).astype(np.float32)),
+    ],
+)  # fmt: skip
+def test_metrics_of_a_masked_output_match_keras(head, loss, metric_names, y_of):
+    """A sequence output with a mask: the accuracies and 'mae'/'mse' count the real steps
+    only, with a (N, T) sample weight in weighted_metrics; precision and RMSE see every
+    step - each as Keras 3 reports it from the same weights."""
+    from keras_parity import keras_module
+
+    keras = keras_module()
+    rng = np.random.default_rng(21)
+    tokens = _padded_tokens(rng)
+    y = y_of(rng, tokens.shape)
+    sw = rng.uniform(0.5, 2.0, tokens.shape).astype(np.float32)
+    k_model, d_model = _masked_models(keras, head)
+    for model in (k_model, d_model):
+        model.compile("sgd", loss, metrics=list(metric_names), weighted_metrics=[metric_names[0]])
+    want = k_model.evaluate(tokens, y, sample_weight=sw, verbose=0, return_dict=True)
+    got = d_model.evaluate(tokens, y, sample_weight=sw, verbose=0, return_dict=True)
+    # metric names first (Keras' order of keys differs), then every value
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=2e-5, abs=2e-6), name
+    # the mask changes what the masked metrics report: the padded steps' targets do not count
+    p = d_model.predict(tokens, verbose=0)
+    real = tokens != 0
+    if metric_names[0] == "accuracy" and loss == "sparse_categorical_crossentropy":
+        hits = p.argmax(-1) == y
+        assert got["accuracy"] == pytest.approx(hits[real].mean())
+        assert hits[real].mean() != pytest.approx(hits.mean())
+        assert got["weighted_accuracy"] == pytest.approx((hits * sw)[real].sum() / sw[real].sum())
+    if loss == "mse":
+        errors = np.abs(p - y).mean(-1)
+        assert got["mae"] == pytest.approx(errors[real].mean(), rel=1e-6)
+        assert errors[real].mean() != pytest.approx(errors.mean())
+
+
+def test_metrics_without_a_mask_are_unchanged_and_weights_must_fit():
+    """Without a mask a (N,) weight still weighs whole samples, and a (N, T) weight each
+    step of a sequence; a weight of another shape is a ValueError naming both."""
+    m = metrics.MeanAbsoluteError()
+    y_true = np.zeros((2, 3, 4))
+    y_pred = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
+    m.update_state(y_true, y_pred)
+    assert m.result() == pytest.approx(y_pred.mean())
+    m.reset_state()
+    m.update_state(y_true, y_pred, sample_weight=np.array([1.0, 0.0]))
+    assert m.result() == pytest.approx(y_pred[0].mean())
+    m.reset_state()
+    step_weights = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    m.update_state(y_true, y_pred, sample_weight=step_weights)
+    assert m.result() == pytest.approx((y_pred[0, 0].mean() + y_pred[1, 2].mean()) / 2)
+    with pytest.raises(ValueError, match=r"sample_weight of shape \(3,\).*\(2, 3\)"):
+        m.update_state(y_true, y_pred, sample_weight=np.ones(3))

@@ -215,6 +215,10 @@ class Metric:
 
     name = "metric"
     state_names = ()
+    # Whether compile's metrics weigh this metric's values by the output's mask (a
+    # padded step counts 0), as Keras 3 does for its accuracies and its
+    # mean-of-a-function metrics; the others (precision, recall, RMSE) see every step.
+    honours_output_mask = False
 
     def __init__(self, name=None):
         if name:
@@ -291,9 +295,11 @@ class Mean(Metric):
 
 
 class MeanMetricWrapper(Metric):
-    """The mean over samples of fn(y_true, y_pred), which returns a batch mean."""
+    """The weighted mean of fn(y_true, y_pred): a value per sample (or per step, or per
+    element, averaged over the axes the weights do not cover), or one batch mean."""
 
     state_names = ("total", "count")
+    honours_output_mask = True
 
     def __init__(self, fn, name=None):
         self.fn = fn
@@ -311,7 +317,15 @@ class MeanMetricWrapper(Metric):
             self.count += w
             return
         w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
-        values = values.reshape(n, -1).mean(axis=1)
+        if w.ndim == 0:
+            w = np.full(n, float(w))
+        if values.ndim < w.ndim or values.shape[: w.ndim] != w.shape:
+            raise ValueError(
+                f"{self.name}: sample_weight of shape {w.shape} does not fit the metric's "
+                f"values of shape {values.shape}; expected a weight per sample (N,) or over "
+                f"the values' leading axes"
+            )
+        values = values.reshape(*w.shape, -1).mean(axis=-1)
         self.total += float(np.sum(values * w))
         self.count += float(np.sum(w))
 
@@ -321,6 +335,7 @@ class MeanMetricWrapper(Metric):
 
 class _CountingMetric(Metric):
     state_names = ("correct", "count")
+    honours_output_mask = True
 
     def reset_state(self):
         self.correct, self.count = 0, 0
@@ -467,12 +482,20 @@ def _regression_error(y_true, y_pred):
     return (y_pred - y_true).astype(np.float64).reshape(len(y_pred), -1)
 
 
+def _over_last_axis(errors, shape):
+    """Per-element errors (N, size) averaged over the last axis of y_pred's ``shape``
+    (Keras' reduction: one value per step of a sequence output), one per sample of a
+    1-D output."""
+    errors = errors.reshape(shape)
+    return errors.mean(axis=-1) if errors.ndim >= 2 else errors
+
+
 def _squared_errors(y_true, y_pred):
-    return np.square(_regression_error(y_true, y_pred)).mean(axis=1)
+    return _over_last_axis(np.square(_regression_error(y_true, y_pred)), np.shape(_np(y_pred)))
 
 
 def _absolute_errors(y_true, y_pred):
-    return np.abs(_regression_error(y_true, y_pred)).mean(axis=1)
+    return _over_last_axis(np.abs(_regression_error(y_true, y_pred)), np.shape(_np(y_pred)))
 
 
 @registry.register(aliases=("mse", "mean_squared_error"))
@@ -499,7 +522,10 @@ class MeanAbsoluteError(MeanMetricWrapper):
 
 @registry.register(aliases=("rmse", "root_mean_squared_error"))
 class RootMeanSquaredError(MeanSquaredError):
-    """sqrt of the mean squared error over everything seen."""
+    """sqrt of the mean squared error over everything seen (every step: an output's
+    mask is not applied, as in Keras 3)."""
+
+    honours_output_mask = False
 
     def __init__(self, name="root_mean_squared_error"):
         super().__init__(name)

@@ -71,6 +71,15 @@ def _masked(weight, mask):
     return m
 
 
+def _mask_weights(mask, weight):
+    """A metric's weights from an output's mask: 1 on a real step and 0 on a padded one
+    (Keras' 'sum' reduction of a mask: no rescaling), times the sample weight."""
+    m = np.asarray(mask, dtype=np.float64)
+    if weight is not None:
+        m = m * _leading(weight, m.shape, np.float64, "the output's mask")
+    return m
+
+
 class CompiledLoss:
     """The compiled loss of each output and their weights."""
 
@@ -167,11 +176,18 @@ class CompiledMetrics:
         for _, m, _ in self.entries:
             m.reset_state()
 
-    def update(self, y_true, y_pred, sample_weight):
+    def update(self, y_true, y_pred, sample_weight, masks=None):
+        """Updates every metric with a batch. ``masks`` (one per output, or None) are the
+        outputs' masks: as in Keras, the metrics that take them (the accuracies and the
+        mean-of-a-function metrics such as 'mae') count the real steps only, with the
+        sample weight where one applies; a padded step weighs 0."""
         for i, m, weighted in self.entries:
             if y_true[i] is None:
                 continue
             w = sample_weight[i] if weighted else None
+            mask = None if masks is None else masks[i]
+            if mask is not None and m.honours_output_mask:
+                w = _mask_weights(mask, w)
             if w is None:
                 m.update_state(y_true[i], y_pred[i])
             else:

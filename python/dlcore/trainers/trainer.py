@@ -18,6 +18,7 @@ from dlcore import callbacks as callbacks_module
 from dlcore import losses as losses_module
 from dlcore import metrics as metrics_module
 from dlcore import optimizers as optimizers_module
+from dlcore.layers import base as layer_base
 from dlcore.layers.symbolic import flatten, pack_like
 from dlcore.tensor import no_grad
 
@@ -285,7 +286,8 @@ class Trainer:
         self._loss_trackers[0].update_state(total, n)
         for tracker, part in zip(self._loss_trackers[1:], [p for p in parts if p is not None]):
             tracker.update_state(float(part.data), n)
-        self._compiled_metrics.update(ys, [p.data for p in preds], ws)
+        masks = [layer_base.get_mask(p) for p in preds] if layer_base._masks else None
+        self._compiled_metrics.update(ys, [p.data for p in preds], ws, masks)
 
     def train_step(self, x, y, sample_weight=None):
         """One optimisation step on a batch; returns the loss (with penalties)."""

@@ -16,6 +16,8 @@ SHAPES = [
     (1, 8, 7, 2, (2, 3), (1, 2), ((1, 0), (0, 2))),  # non-square, asymmetric
     (2, 9, 9, 1, (3, 3), (3, 3), ((2, 0), (0, 2))),  # C = 1, stride 3
     (2, 5, 6, 33, (5, 5), (1, 1), ((0, 0), (0, 0))),  # window = image height
+    (2, 6, 5, 19, (2, 2), (2, 2), ((0, 0), (0, 0))),  # 2x2 windows: packets and a tail
+    (1, 5, 6, 8, (2, 2), (1, 1), ((0, 1), (1, 0))),  # 2x2 overlapping, the edge ones clipped
 ]
 IDS = [f"{s[0]}x{s[1]}x{s[2]}x{s[3]} pool{s[4]} s{s[5]} p{s[6]}" for s in SHAPES]
 
@@ -85,6 +87,23 @@ def test_maxpool2d_ties_go_to_the_first_in_window_order():
     assert argmax[0, 0, 0, 0] == 0  # all zeros: the first cell
     assert argmax[0, 0, 0, 1] == (0 * 4 + 1) * 2 + 1  # (0, 1), not (1, 0)
     np.testing.assert_array_equal(argmax, reference(x, (2, 2), (2, 2))[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("strides", [(2, 2), (1, 1)])
+def test_maxpool2d_2x2_ties_and_nans_on_every_lane(rng, dtype, strides):
+    """Whole 2x2 windows take their own path: over packets of channels and the channels
+    after them, ties still go to the first cell and the first NaN still wins, with the
+    argmax of the reference."""
+    x = rng.integers(0, 3, (3, 6, 7, 21)).astype(dtype)  # few values: ties everywhere
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y, argmax = ops.maxpool2d_forward(x, pool_size=2, strides=strides)
+    y_ref, argmax_ref = reference(x, (2, 2), strides)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    values, none = ops.maxpool2d_forward(x, pool_size=2, strides=strides, need_argmax=False)
+    assert none is None
+    np.testing.assert_array_equal(values, y_ref)
 
 
 def test_maxpool2d_padding_never_wins():

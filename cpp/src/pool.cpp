@@ -133,6 +133,46 @@ struct WindowMax {
     simd::store_offsets<T>(argmax, at, first);
   }
 
+  // A whole 2x2 window (the common MaxPooling2D): the same scan as run() over its four
+  // cells, first + {0, C, W*C, W*C + C}, in straight-line code for every packet of
+  // channels of an output cell (the general loop's bounds and index arithmetic cost
+  // more than the compares here). argmax null: the max alone.
+  static void run_2x2(T* y, int64_t* argmax, const T* x, int64_t first, int64_t W, int64_t C) {
+    const int64_t off[4] = {0, C, W * C, W * C + C};
+    int64_t c = 0;
+    for (; c + L <= C; c += L) {
+      const T* cell = x + first + c;
+      P best = simd::load(cell);
+      if (!argmax) {
+        for (int k = 1; k < 4; ++k) {
+          const P v = simd::load(cell + off[k]);
+          best = simd::select(takes(best, v), v, best);
+        }
+        simd::store(y + c, best);
+        continue;
+      }
+      simd::IntLanes<T> at = simd::int_lanes<T>(0);
+      for (int k = 1; k < 4; ++k) {
+        const P v = simd::load(cell + off[k]);
+        const auto take = takes(best, v);
+        best = simd::select(take, v, best);
+        at = simd::select(take, simd::int_lanes<T>(static_cast<simd::IntLane<T>>(off[k])), at);
+      }
+      simd::store(y + c, best);
+      simd::store_offsets<T>(argmax + c, at, first + c);
+    }
+    for (; c < C; ++c) {  // the channels after the last packet
+      int64_t at = first + c;
+      T best = x[at];
+      for (int k = 1; k < 4; ++k) {
+        const T v = x[first + c + off[k]];
+        if (v > best || (v != v && best == best)) best = v, at = first + c + off[k];
+      }
+      y[c] = best;
+      if (argmax) argmax[c] = at;
+    }
+  }
+
   // The max alone, for inference: no position to keep, so one max per cell.
   static void run_values(T* y, const T* x, int64_t c, int64_t h_begin, int64_t h_end,
                          int64_t w_begin, int64_t w_end, int64_t row0, int64_t W, int64_t C) {
@@ -181,6 +221,11 @@ void maxpool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dShape& s) 
         const int64_t w0 = ow * s.p.stride_w - s.p.pad_left;
         const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + s.p.pool_w, s.W);
         const int64_t out = ((n * s.OH + oh) * s.OW + ow) * C;
+        if (vectors && h_end - h_begin == 2 && w_end - w_begin == 2) {
+          WindowMax<T>::run_2x2(y + out, argmax ? argmax + out : nullptr, x,
+                                ((n * s.H + h_begin) * s.W + w_begin) * C, s.W, C);
+          continue;
+        }
         int64_t c = 0;
         if (!argmax) {
           for (; c + L <= C; c += L) {

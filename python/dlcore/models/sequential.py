@@ -112,10 +112,10 @@ class Sequential(Model):
             return None
         return self._inference_plan()
 
-    def _plan_key(self):
+    def _plan_key(self, layers=None):
         """Every layer the plan runs, nested Sequential models' too, in order."""
         key = []
-        for layer in self._layers:
+        for layer in self._layers if layers is None else layers:
             key.append(layer)
             if isinstance(layer, Sequential):
                 key.extend(layer._plan_key())
@@ -125,16 +125,18 @@ class Sequential(Model):
         """The plan (a function array -> array) for the present layers, or None."""
         if not self.built:
             return None  # no plan is kept for layers that have no weights yet
-        key = self._plan_key()
+        layers = list(self._layers)  # one reading: add() in another thread meanwhile
+        key = self._plan_key(layers)  # cannot pair this key with a plan of other layers
         cached = self.__dict__.get("_plan")
         if cached is not None and cached[0] == key:  # the same layers (identity)
             return cached[1]
-        self._plan = (key, self._make_plan())
-        return self._plan[1]
+        plan = self._make_plan(layers)
+        self._plan = (key, plan)
+        return plan
 
-    def _make_plan(self):
+    def _make_plan(self, layers=None):
         steps, shape = [], tuple(self.input_shape)
-        for layer in list(self._layers):
+        for layer in list(self._layers) if layers is None else layers:
             # each layer was built for the shape that reaches it here (a layer built
             # apart, or a nested model with an Input of its own, may not have been:
             # its call then says so)

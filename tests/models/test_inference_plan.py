@@ -50,11 +50,12 @@ def moved_statistics(model, rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch", [1, 3, 7])
-def test_predict_has_the_layer_calls_values_bit_for_bit(rng, dtype, batch):
-    model = cnn(dtype)
+@pytest.mark.parametrize("build", ["sequential", "functional"])
+def test_predict_has_the_layer_calls_values_bit_for_bit(rng, dtype, batch, build):
+    model = cnn(dtype) if build == "sequential" else functional_cnn(dtype)
     moved_statistics(model, rng)
     x = rng.standard_normal((batch, 12, 10, 3)).astype(dtype)
-    assert model._inference_plan() is not None  # every layer here has a step
+    assert model._inference_plan_for(x) is not None  # every layer here has a step
     got = model.predict(x, verbose=0)
     assert got.dtype == np.dtype(dtype) and got.shape == (batch, 4)
     np.testing.assert_array_equal(got, layer_path(model, x))
@@ -256,3 +257,98 @@ def test_one_no_grad_shared_by_threads_restores_each_threads_mode():
     for t in threads:
         t.join()
     assert after == {"a": True, "b": False}
+
+
+# ------------------------------------------------------------------ functional models
+
+
+def functional_cnn(dtype="float32"):
+    """The layers of cnn() as a functional model, with a layer shared by two nodes and a
+    nested functional model as one of its layers."""
+    inner_in = dlcore.Input((7,), dtype=dtype)
+    inner = dlcore.Model(inner_in, layers.Dense(7, activation="tanh", dtype=dtype)(inner_in))
+    shared = layers.Dense(7, dtype=dtype)
+    x = dlcore.Input((12, 10, 3), dtype=dtype)
+    h = layers.Conv2D(6, 3, activation="relu", dtype=dtype)(x)
+    h = layers.BatchNormalization(dtype=dtype)(h)
+    h = layers.MaxPooling2D(2, padding="same", dtype=dtype)(h)
+    h = layers.Conv2D(5, (3, 2), strides=(2, 1), padding="same", activation="tanh", dtype=dtype)(h)
+    h = layers.AveragePooling2D((2, 3), strides=1, padding="same", dtype=dtype)(h)
+    h = layers.Flatten(dtype=dtype)(layers.Dropout(0.5, dtype=dtype)(h))
+    h = layers.Dense(7, activation="relu", dtype=dtype)(h)
+    h = shared(inner(shared(h)))
+    h = models.Sequential([layers.Dense(5, dtype=dtype), layers.Dense(3, dtype=dtype)])(h)
+    return dlcore.Model(x, layers.Dense(4, activation="softmax", dtype=dtype)(h))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_functional_plan_casts_batches_and_sees_new_weights(rng, dtype):
+    model = functional_cnn(dtype)
+    batch = 3
+    x = rng.standard_normal((batch, 12, 10, 3)).astype(dtype)
+    got = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(model.predict_on_batch(x), got)
+    np.testing.assert_array_equal(model.predict(x, batch_size=2, verbose=0)[2:],
+                                  layer_path(model, x[2:]))  # fmt: skip
+    # an integer image is cast to the Input's dtype first, as the model's call casts it
+    pixels = rng.integers(0, 255, (batch, 12, 10, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(model.predict(pixels, verbose=0), layer_path(model, pixels))
+    # weights set after the plan was made are used
+    weights = [w * 0.5 for w in model.get_weights()]
+    model.set_weights(weights)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), layer_path(model, x))
+
+
+def test_functional_models_the_plan_cannot_serve_take_the_usual_path(rng):
+    """Branches joined by a merge layer, an output in a list, two inputs, an Input with
+    an unknown size, a layer with no step: no plan, and the same values as before."""
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+
+    def check(model, inputs):
+        assert model._inference_plan_for(inputs) is None
+        got = model.predict(inputs, verbose=0)
+        with no_grad():
+            want = model(inputs, training=False)
+        if isinstance(want, list):
+            assert isinstance(got, list) and len(got) == len(want) == 1
+            got, want = got[0], want[0]
+        np.testing.assert_array_equal(got, want.data)
+        return got
+
+    a = dlcore.Input((6,))
+    branches = layers.Add()([layers.Dense(4)(a), layers.Dense(4)(a)])
+    check(dlcore.Model(a, branches), x)
+    check(dlcore.Model(a, [layers.Dense(4)(a)]), x)  # predict still returns the list
+    noisy = dlcore.Model(a, layers.GaussianNoise(0.1)(layers.Dense(4)(a)))
+    check(noisy, x)
+    # training=True given while building the graph does not reach predict, in Keras 3
+    # (3.x on JAX drops nothing there either) as on the layer path: no zeros either way
+    forced = dlcore.Model(a, layers.Dropout(0.5)(layers.Dense(4)(a), training=True))
+    ones = np.ones((64, 6), np.float32)
+    np.testing.assert_array_equal(forced.predict(ones, verbose=0), layer_path(forced, ones))
+    b = dlcore.Input((6,))
+    two = dlcore.Model([a, b], layers.Dense(2)(layers.Concatenate()([a, b])))
+    assert two._inference_plan_for(x) is None
+    assert two.predict([x, x], verbose=0).shape == (3, 2)
+    seq = dlcore.Input((None, 6))
+    ragged = dlcore.Model(seq, layers.Dense(2)(seq))
+    steps = rng.standard_normal((3, 5, 6)).astype(np.float32)
+    check(ragged, steps)
+
+
+def test_functional_errors_and_subclasses_are_unchanged(rng):
+    a = dlcore.Input((6,))
+    model = dlcore.Model(a, layers.Dense(4)(a))
+    with pytest.raises(ValueError, match=r"expects shape \(None, 6\)"):
+        model.predict(np.zeros((2, 5), np.float32), verbose=0)
+    with pytest.raises(ValueError):
+        model.predict(np.zeros((0, 6), np.float32), verbose=0)
+
+    class Doubled(dlcore.models.Functional):
+        def call(self, inputs, training=False):
+            return super().call(inputs, training=training) * 2.0
+
+    doubled = Doubled(a, model.outputs[0])
+    x = rng.standard_normal((2, 6)).astype(np.float32)
+    assert doubled._inference_plan_for(x) is None
+    np.testing.assert_allclose(doubled.predict(x, verbose=0), 2.0 * model.predict(x, verbose=0))

@@ -95,7 +95,7 @@ def _graph(inputs, outputs):
 class Functional(Model):
     """A model defined by its input and output tensors; built at construction."""
 
-    _untracked = Model._untracked | {"_inputs", "_outputs", "_nodes", "_operations"}
+    _untracked = Model._untracked | {"_inputs", "_outputs", "_nodes", "_operations", "_plan"}
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -211,6 +211,61 @@ class Functional(Model):
             for spec, value in zip(flatten(node.outputs), flatten(out)):
                 values[id(spec)] = value
         return pack_like(self._outputs_struct, [values[id(t)] for t in self._outputs])
+
+    # ------------------------------------------------------------ inference plan
+    # As Sequential's (see there): predict runs the layers' inference steps on arrays,
+    # node after node, when the model has one input and one output (not in a list or
+    # dict), every node is a layer called on one tensor with no other argument, and
+    # every layer has a step. The graph cannot change after construction; the steps
+    # read the weights on every call.
+
+    def _inference_plan_for(self, x):
+        if type(x) is not np.ndarray or not isinstance(self._inputs_struct, KerasTensor):
+            return None
+        cls = type(self)  # a subclass's own call must run
+        if cls.call is not Functional.call or cls.__call__ is not Functional.__call__:
+            return None
+        shape = self._inputs_struct.shape
+        if x.ndim != len(shape) or x.shape[1:] != tuple(shape[1:]) or not x.shape[0]:
+            return None  # an unknown size (None) never equals one of x's
+        return self._inference_plan()
+
+    def _inference_plan(self):
+        """The plan (a function array -> array) for the graph, or None."""
+        if "_plan" not in self.__dict__:
+            self._plan = self._make_plan()
+        return self._plan
+
+    def _make_plan(self):
+        from dlcore.layers.base import inference_step
+
+        spec, output = self._inputs_struct, self._outputs_struct
+        if not isinstance(spec, KerasTensor) or not isinstance(output, KerasTensor):
+            return None
+        steps = []  # (step, id of the input tensor, id of the output tensor)
+        for node in self._nodes:
+            outs = flatten(node.outputs)
+            if len(node.args) != 1 or node.kwargs or len(outs) != 1:
+                return None
+            arg = node.args[0]
+            if not isinstance(arg, KerasTensor):
+                return None
+            step = inference_step(node.layer)
+            if step is None:
+                return None
+            steps.append((step, id(arg), id(outs[0])))
+        dtype, first, last = np.dtype(spec.dtype), id(spec), id(output)
+
+        def run(x):
+            values = {first: x if x.dtype == dtype else x.astype(dtype)}  # as _input_value
+            for step, source, target in steps:
+                values[target] = step(values[source])
+            return values[last]
+
+        return run
+
+    def _inference_fn(self):
+        return self._make_plan()
 
     def compute_output_shape(self, input_shape):
         return self.output_shape

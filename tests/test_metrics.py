@@ -226,5 +226,26 @@ def test_metrics_without_a_mask_are_unchanged_and_weights_must_fit():
     step_weights = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     m.update_state(y_true, y_pred, sample_weight=step_weights)
     assert m.result() == pytest.approx((y_pred[0, 0].mean() + y_pred[1, 2].mean()) / 2)
-    with pytest.raises(ValueError, match=r"sample_weight of shape \(3,\).*\(2, 3\)"):
+    with pytest.raises(ValueError, match=r"sample_weight of shape \(3,\).*expected \(2,\)"):
         m.update_state(y_true, y_pred, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match=r"weights of shape \(2, 5\).*values of shape \(2, 3\)"):
+        m.update_state(y_true, y_pred, sample_weight=np.ones((2, 5)))
+    # a function of yours that returns its values flattened still works, as before
+    m = metrics.MeanMetricWrapper(lambda t, p: np.abs(_np_of(p) - _np_of(t)).ravel(), "flat")
+    m.update_state(y_true, y_pred)
+    assert m.result() == pytest.approx(y_pred.mean())
+
+
+def _np_of(x):
+    return x.data if hasattr(x, "data") and not isinstance(x, np.ndarray) else np.asarray(x)
+
+
+def test_a_metric_of_the_whole_batch_on_a_masked_output_is_not_masked():
+    """A function that returns one value per batch (dlcore.losses' functions do) cannot
+    leave padded steps out: the batch weighs its size, as without a mask, rather than
+    its count of real steps."""
+    m = metrics.MeanMetricWrapper(lambda t, p: float(np.mean(_np_of(p))), "batch_mean")
+    mask = np.array([[True, False, False], [True, True, True]])
+    m._update_masked(np.zeros((2, 3, 1)), np.ones((2, 3, 1)), mask)
+    m._update_masked(np.zeros((1, 3, 1)), np.full((1, 3, 1), 4.0), np.ones((1, 3), bool))
+    assert m.result() == pytest.approx((1.0 * 2 + 4.0 * 1) / 3)

@@ -238,6 +238,11 @@ class Metric:
         self.update_state(y_true, y_pred)
         return self.result()
 
+    def _update_masked(self, y_true, y_pred, mask, sample_weight=None):
+        """update_state for an output that carries a mask (compile's metrics call it when
+        ``honours_output_mask``): a padded step weighs 0, a real one its sample weight."""
+        self.update_state(y_true, y_pred, sample_weight=_mask_weights(self, mask, sample_weight))
+
     @property
     def metric_state(self):
         """The accumulated state: a dict from each of ``state_names`` to its value."""
@@ -264,6 +269,21 @@ class Metric:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _mask_weights(metric, mask, sample_weight):
+    """A metric's weights for an output's mask: 1 on a real step and 0 on a padded one
+    (no rescaling, as Keras reduces a metric's mask), times the sample weight."""
+    m = np.asarray(mask, dtype=np.float64)
+    if sample_weight is None:
+        return m
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim > m.ndim or w.shape != m.shape[: w.ndim]:
+        raise ValueError(
+            f"{metric.name}: sample_weight of shape {w.shape} does not fit the output's mask "
+            f"of shape {m.shape}; expected (N,) or the mask's shape"
+        )
+    return m * w.reshape(w.shape + (1,) * (m.ndim - w.ndim))
 
 
 def _state_of(other, metric, names):
@@ -309,23 +329,41 @@ class MeanMetricWrapper(Metric):
         self.total, self.count = 0.0, 0
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        self._add(np.asarray(self.fn(y_true, y_pred), dtype=np.float64), len(_np(y_pred)),
+                  sample_weight)  # fmt: skip
+
+    def _update_masked(self, y_true, y_pred, mask, sample_weight=None):
+        if type(self).update_state is not MeanMetricWrapper.update_state:
+            return super()._update_masked(y_true, y_pred, mask, sample_weight)  # its own
         values = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
-        n = len(_np(y_pred))
+        if values.ndim == 0:  # one value for the batch: no steps to leave out
+            return self._add(values, len(_np(y_pred)), sample_weight)
+        self._add(values, len(values), _mask_weights(self, mask, sample_weight))
+
+    def _add(self, values, n, sample_weight):
         if values.ndim == 0:  # a function of the batch: weighed by the batch's size
             w = n if sample_weight is None else float(np.sum(sample_weight))
             self.total += float(values) * w
             self.count += w
             return
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
-        if w.ndim == 0:
-            w = np.full(n, float(w))
-        if values.ndim < w.ndim or values.shape[: w.ndim] != w.shape:
-            raise ValueError(
-                f"{self.name}: sample_weight of shape {w.shape} does not fit the metric's "
-                f"values of shape {values.shape}; expected a weight per sample (N,) or over "
-                f"the values' leading axes"
-            )
-        values = values.reshape(*w.shape, -1).mean(axis=-1)
+        w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        if w is None or w.ndim <= 1:  # a value per sample (the rest averaged)
+            if w is not None and w.ndim == 1 and w.shape != (n,):
+                raise ValueError(
+                    f"{self.name}: sample_weight of shape {w.shape} does not fit the "
+                    f"{n} samples of values of shape {values.shape}; expected ({n},)"
+                )
+            w = np.ones(n) if w is None else np.broadcast_to(w, (n,))
+            values = values.reshape(n, -1).mean(axis=1)
+        else:  # weights over the values' leading axes (steps of a sequence)
+            if values.shape[: w.ndim] != w.shape:
+                if values.size % max(w.size, 1):
+                    raise ValueError(
+                        f"{self.name}: weights of shape {w.shape} (the sample weight or the "
+                        f"output's mask) do not fit the metric's values of shape "
+                        f"{values.shape}; expected values over (N, ...) of those axes"
+                    )
+            values = values.reshape(*w.shape, -1).mean(axis=-1)
         self.total += float(np.sum(values * w))
         self.count += float(np.sum(w))
 

@@ -352,3 +352,34 @@ def test_functional_errors_and_subclasses_are_unchanged(rng):
     x = rng.standard_normal((2, 6)).astype(np.float32)
     assert doubled._inference_plan_for(x) is None
     np.testing.assert_allclose(doubled.predict(x, verbose=0), 2.0 * model.predict(x, verbose=0))
+
+
+def test_a_nested_model_wired_to_another_shape_still_raises(rng):
+    """A nested functional model whose Input differs from the tensor it was called on:
+    the layer path raises, and so does predict (no plan reads past the mismatch)."""
+    i = dlcore.Input((2, 2))
+    inner = dlcore.Model(i, layers.Flatten()(i))
+    x = dlcore.Input((4, 1))
+    outer = dlcore.Model(x, inner(x))
+    a = np.arange(8, dtype="float32").reshape(2, 4, 1)
+    assert outer._inference_plan_for(a) is None
+    with pytest.raises(ValueError, match=r"expects shape \(None, 2, 2\)"):
+        outer.predict(a, verbose=0)
+
+
+def test_changes_inside_a_model_nested_in_a_functional_one_reach_its_plan(rng):
+    """pop/add on a Sequential nested in a functional model (itself nested in a
+    Sequential): predict follows, as the layer path does."""
+    a = rng.standard_normal((3, 5)).astype(np.float32)
+    seq = models.Sequential([layers.Input((5,)), layers.Dense(4), layers.Dense(3, name="head")])
+    x = dlcore.Input((5,))
+    mid = dlcore.Model(x, seq(x))
+    top = models.Sequential([layers.Input((5,)), mid])
+    for model in (mid, top):
+        np.testing.assert_array_equal(model.predict(a, verbose=0), layer_path(model, a))
+    seq.pop()
+    seq.add(layers.Dense(2, name="new_head"))
+    for model in (mid, top):
+        got = model.predict(a, verbose=0)
+        assert got.shape == (3, 2)
+        np.testing.assert_array_equal(got, layer_path(model, a))

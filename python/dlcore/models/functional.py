@@ -216,8 +216,8 @@ class Functional(Model):
     # As Sequential's (see there): predict runs the layers' inference steps on arrays,
     # node after node, when the model has one input and one output (not in a list or
     # dict), every node is a layer called on one tensor with no other argument, and
-    # every layer has a step. The graph cannot change after construction; the steps
-    # read the weights on every call.
+    # every layer has a step. The plan is kept for the layers it was made of (a nested
+    # Sequential may change); the steps read the weights on every call.
 
     def _inference_plan_for(self, x):
         if type(x) is not np.ndarray or not isinstance(self._inputs_struct, KerasTensor):
@@ -230,11 +230,25 @@ class Functional(Model):
             return None  # an unknown size (None) never equals one of x's
         return self._inference_plan()
 
+    def _plan_key(self):
+        """Every layer the plan runs, nested models' too, in order: a nested Sequential
+        can still gain or lose layers."""
+        key = []
+        for node in self._nodes:
+            key.append(node.layer)
+            if hasattr(node.layer, "_plan_key"):
+                key.extend(node.layer._plan_key())
+        return key
+
     def _inference_plan(self):
         """The plan (a function array -> array) for the graph, or None."""
-        if "_plan" not in self.__dict__:
-            self._plan = self._make_plan()
-        return self._plan
+        key = self._plan_key()
+        cached = self.__dict__.get("_plan")
+        if cached is not None and cached[0] == key:  # the same layers (identity)
+            return cached[1]
+        plan = self._make_plan()
+        self._plan = (key, plan)
+        return plan
 
     def _make_plan(self):
         from dlcore.layers.base import inference_step
@@ -249,6 +263,11 @@ class Functional(Model):
                 return None
             arg = node.args[0]
             if not isinstance(arg, KerasTensor):
+                return None
+            # the layer was built for the shape that reaches it here (a nested model
+            # with an Input of its own may not have been: its call then says so)
+            built = getattr(node.layer, "input_shape", None)
+            if built is None or tuple(built) != tuple(arg.shape):
                 return None
             step = inference_step(node.layer)
             if step is None:

@@ -117,7 +117,7 @@ class Sequential(Model):
         key = []
         for layer in self._layers if layers is None else layers:
             key.append(layer)
-            if isinstance(layer, Sequential):
+            if hasattr(layer, "_plan_key"):  # a nested model's layers may change
                 key.extend(layer._plan_key())
         return key
 

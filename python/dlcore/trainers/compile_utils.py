@@ -71,15 +71,6 @@ def _masked(weight, mask):
     return m
 
 
-def _mask_weights(mask, weight):
-    """A metric's weights from an output's mask: 1 on a real step and 0 on a padded one
-    (Keras' 'sum' reduction of a mask: no rescaling), times the sample weight."""
-    m = np.asarray(mask, dtype=np.float64)
-    if weight is not None:
-        m = m * _leading(weight, m.shape, np.float64, "the output's mask")
-    return m
-
-
 class CompiledLoss:
     """The compiled loss of each output and their weights."""
 
@@ -187,7 +178,8 @@ class CompiledMetrics:
             w = sample_weight[i] if weighted else None
             mask = None if masks is None else masks[i]
             if mask is not None and m.honours_output_mask:
-                w = _mask_weights(mask, w)
+                m._update_masked(y_true[i], y_pred[i], mask, w)
+                continue
             if w is None:
                 m.update_state(y_true[i], y_pred[i])
             else:

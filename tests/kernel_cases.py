@@ -233,6 +233,13 @@ def lstm_forward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
     return y, h_n, c_n
 
 
+def lstm_inference(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
+    y, h_n, c_n, _ = ops.lstm_forward(
+        x, h0, c0, kernel, recurrent, bias, mask=mask, keep_cache=False
+    )
+    return y, h_n, c_n
+
+
 def lstm_backward(x, h0, c0, kernel, recurrent, bias, dy, dh_n, dc_n, mask):
     # A cache serves one backward, so each call runs its own forward.
     *_, cache = ops.lstm_forward(x, h0, c0, kernel, recurrent, bias, mask=mask)
@@ -454,6 +461,7 @@ FUNCTIONS = {
         maxpool2d_forward,
         maxpool2d_backward,
         lstm_forward,
+        lstm_inference,
         lstm_backward,
         lstm_cell_forward,
         lstm_cell_backward,
@@ -495,7 +503,7 @@ CASES = (
     + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
     + [f"conv2d_relu_{d}[winograd]" for d in ("forward", "backward")]
     + ["maxpool2d_forward", "maxpool2d_backward"]
-    + [f"lstm_{d}[{how}]" for d in ("forward", "backward") for how in RNN_VARIANTS]
+    + [f"lstm_{d}[{how}]" for d in ("forward", "inference", "backward") for how in RNN_VARIANTS]
     + [
         f"{f}_{d}[{how}]"
         for f in ("gru", "simple_rnn")

@@ -789,7 +789,9 @@ def check_lstm(case):
         x, grads = x[:, None, :], [None, *grads]
 
     def check(result):
-        forward, backward = result
+        forward, backward, *inference = result  # a sequence's inference forward too
+        for got, want in zip(inference[0] if inference else (), forward):
+            assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
         y, h_n, c_n, saved = ref_lstm.lstm_forward(x, h0, c0, kernel, rec, bias, mask_of(kw))
         want_forward = (h_n, c_n) if cell else (y, h_n, c_n)
         compare = assert_close if finite else assert_shapes

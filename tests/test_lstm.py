@@ -572,3 +572,66 @@ def test_lstm_all_ones_mask_changes_nothing_and_repr_says_masked(rng):
 def test_lstm_forward_rejects_bad_masks(rng, mask, error, msg):
     with pytest.raises(error, match=rf"lstm_forward: argument {msg}"):
         ops.lstm_forward(*good(rng).values(), mask=mask)
+
+
+# ------------------------------------------------------------------ inference (keep_cache=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("states", [True, False])
+@pytest.mark.parametrize("kind", [None, "random", "left_padded", "one_sequence"])
+@pytest.mark.parametrize("N,T,I,U", SHAPES + [(16, 5, 8, 40), (64, 3, 7, 33)])
+def test_lstm_inference_gives_the_training_forwards_bits(rng, N, T, I, U, states, kind, dtype):
+    # Nothing is saved, the gates go to scratch and c stays in c_n; by batch (N >= 8)
+    # and by units, masked and not, states given or zeros.
+    args = lstm_inputs(rng, N, T, I, U, dtype, states)
+    mask = None if kind is None else masks(rng, N, T)[kind]
+    want = ops.lstm_forward(*args, mask=mask)
+    *got, cache = ops.lstm_forward(*args, mask=mask, keep_cache=False)
+    assert cache is None
+    for g, w, name in zip(got, want[:3], FORWARD):
+        assert g.dtype == dtype and g.flags.c_contiguous, name
+        np.testing.assert_array_equal(g, w, err_msg=name)
+    if kind is not None:  # and the reference's values, masked steps carrying the states
+        ref = reference.lstm_forward(*args, mask)[:3]
+        assert_all_close(got, ref, dtype, FORWARD)
+
+
+def test_lstm_inference_leaves_inputs_and_states_untouched(rng):
+    # c lives in c_n: c0 must not be written through, nor x or the weights.
+    args = lstm_inputs(rng, 3, 6, 4, 5, np.float32)
+    before = [a.copy() for a in args]
+    y, h_n, c_n, _ = ops.lstm_forward(*args, keep_cache=False)
+    for a, b in zip(args, before):
+        np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(c_n, args[2]) and not np.shares_memory(h_n, y)
+
+
+def test_lstm_inference_rejects_what_the_forward_rejects(rng):
+    args = lstm_inputs(rng, 2, 3, 4, 5)
+    args[3] = args[3][:, :-1]
+    with pytest.raises(ValueError, match=r"lstm_forward: argument 'kernel' has shape \(4, 19\)"):
+        ops.lstm_forward(*args, keep_cache=False)
+
+
+def test_functional_lstm_keeps_no_cache_where_no_gradient_is_wanted(rng):
+    # F.lstm records a node only when some input needs a gradient; without one (predict,
+    # no_grad, constant inputs) it runs the inference forward, whose values are the same.
+    import dlcore
+    from dlcore import functional as F
+
+    x, h0, c0, kernel, rec, bias = lstm_inputs(rng, 4, 5, 3, 6, np.float32)
+    mask = masks(rng, 4, 5)["right_padded"]
+    want = ops.lstm_forward(x, h0, c0, kernel, rec, bias, mask=mask)[:3]
+    weights = [dlcore.Tensor(w, requires_grad=True) for w in (kernel, rec, bias)]
+    for grad_mode, ws in ((dlcore.no_grad, weights), (dlcore.enable_grad, (kernel, rec, bias))):
+        with grad_mode():
+            out = F.lstm(x, h0, c0, *ws, mask=mask)
+        for t, w in zip(out, want):
+            assert t._node is None and not t.requires_grad
+            np.testing.assert_array_equal(t.data, w)
+    y, h_n, c_n = F.lstm(x, h0, c0, *weights, mask=mask)  # training: a node and gradients
+    assert y.requires_grad and y._node is not None
+    np.testing.assert_array_equal(y.data, want[0])
+    (y.sum() + c_n.sum()).backward()
+    assert all(w.grad is not None and np.abs(w.grad).sum() > 0 for w in weights)

@@ -109,12 +109,28 @@ struct Gradients {
 
 py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
                        py::handle kernel_obj, py::handle rec_obj, py::handle bias_obj,
-                       py::handle mask_obj) {
+                       py::handle mask_obj, bool keep_cache) {
   const ForwardOperands o = forward_operands("lstm_forward", false, x_obj, h0_obj, c0_obj,
                                              kernel_obj, rec_obj, bias_obj, mask_obj);
   return dispatch(o.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = o.shape;
+    if (!keep_cache) {  // inference: nothing saved, so no gates or cells are written
+      const py::array x = as_c_array<T>(o.x), kernel = as_c_array<T>(o.kernel);
+      const py::array rec = as_c_array<T>(o.recurrent_kernel), bias = as_c_array<T>(o.bias);
+      const py::object h0 = optional_c_array<T>(o.h0), c0 = optional_c_array<T>(o.c0);
+      const py::object mask = o.mask ? py::object(*o.mask) : py::none();
+      py::array y = new_array<T>({s.N, s.T, s.U});
+      py::array h_n = new_array<T>({s.N, s.U}), c_n = new_array<T>({s.N, s.U});
+      {
+        py::gil_scoped_release release;
+        dlcore::lstm_forward<T>(mutable_data_of<T>(y), mutable_data_of<T>(h_n),
+                                mutable_data_of<T>(c_n), nullptr, nullptr, data_of<T>(x),
+                                data_of<T>(h0), data_of<T>(c0), data_of<T>(kernel), data_of<T>(rec),
+                                data_of<T>(bias), data_of<uint8_t>(mask), s);
+      }
+      return py::make_tuple(y, h_n, c_n, py::none());
+    }
     LstmCache cache;
     start_state<T>(cache, o);
     auto bias = as_c_array<T>(o.bias);
@@ -222,7 +238,7 @@ void register_lstm(py::module_& m) {
 
   m.def("lstm_forward", &lstm_forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::kw_only(),
-        py::arg("mask") = py::none(),
+        py::arg("mask") = py::none(), py::arg("keep_cache") = true,
         R"doc(LSTM over a whole sequence, Keras' layout and gate order (i, f, c, o).
 
 Args:
@@ -234,12 +250,16 @@ Args:
     mask: ``(N, T)``, nonzero where a step runs, or None (every step runs). A masked
         step carries h and c through unchanged; its ``y`` is the carried h (Keras'
         output for a masked step). A step no sequence runs costs a copy.
+    keep_cache: False for inference: nothing is kept for a backward, the returned
+        cache is None, and the forward does not write every step's gates and cells
+        out (faster, ``5 N T U`` values less memory). ``y``, ``h_n`` and ``c_n`` are
+        the same bits either way.
 
 Returns:
     ``(y, h_n, c_n, cache)``: ``y (N, T, U)`` the hidden state of every step,
     ``h_n, c_n (N, U)`` the last states, and an :class:`LstmCache` for
     :func:`lstm_backward`, which holds x, the weights and y (modifying them in place
-    before the backward changes its result).
+    before the backward changes its result); None with ``keep_cache=False``.
 
 Gates are sigmoid (logistic), cell and output activations tanh. Computes in float32,
 or float64 when NumPy would promote the inputs to it. The GIL is released while the

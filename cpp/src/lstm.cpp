@@ -186,15 +186,24 @@ struct BackwardBuffers {
 
 // Both splits (common/recurrent.hpp): every step adds h_{t-1} @ recurrent_kernel to the
 // thread's gate columns of its rows, then runs their gates.
+//
+// With no gates and cells to save (inference), the gates go to the calling thread's
+// kept scratch instead of a fresh (N,T,4U) array that a cache would hold, and c lives in
+// c_n instead of every step's cells (N,T,U): the same arithmetic, so the same bits, and
+// 1.0-1.13x as fast. (Running each step's input projection just before its recurrent
+// product, so that a step's gates stay in cache, measured 0.71-1.07x: every step
+// streams the packed kernel again.)
 template <typename T>
 void forward(const ForwardBuffers<T>& b, const LstmShape& s, Plan how) {
-  auto [y, h_n, c_n, gates, cells, x, h0, c0, kernel, recurrent_kernel, bias, mask] = b;
+  auto [y, h_n, c_n, saved_gates, cells, x, h0, c0, kernel, recurrent_kernel, bias, mask] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 4 * U;
   const Panels<T> wl{I, 4, U, 0, U}, rl{U, 4, U, 0, U};  // every gate column
   WorkspaceLayout layout;
   const size_t w_off = layout.add<T>(share_bound<T>("lstm", wl, how.threads));
   const size_t r_off = layout.add<T>(share_bound<T>("lstm", rl, how.threads));
+  const size_t z_off = saved_gates ? 0 : layout.add<T>(checked_mul(N * TT, G, "lstm_forward"));
   const Workspace ws(kept_buffer<LstmScratch>(), layout.bytes());
+  T* const gates = saved_gates ? saved_gates : ws.at<T>(z_off);
   const StepMask steps{mask, TT};
 
 #pragma omp parallel num_threads(how.threads)
@@ -220,17 +229,18 @@ void forward(const ForwardBuffers<T>& b, const LstmShape& s, Plan how) {
       }
       for (int64_t n = n0; n < sh.n1; ++n) {
         const int64_t row = n * TT + t;
-        const T* c_prev = state_before(cells, c0, n, t, TT, U, j0);
+        T* c = cells ? cells + row * U + j0 : c_n + n * U + j0;  // c_n: c_{t-1} in, c_t out
+        const T* c_prev = cells || t == 0 ? state_before(cells, c0, n, t, TT, U, j0) : c;
         if (steps.live(n, t)) {
-          gates_forward(zt + n * TT * G + j0, U, c_prev, cells + row * U + j0, y + row * U + j0, L);
+          gates_forward(zt + n * TT * G + j0, U, c_prev, c, y + row * U + j0, L);
         } else {
           carry_state(y + row * U + j0, state_before(y, h0, n, t, TT, U, j0), L);
-          carry_state(cells + row * U + j0, c_prev, L);
+          if (c != c_prev) carry_state(c, c_prev, L);
         }
       }
     }
     copy_last_states(h_n, y, sh, TT, U);
-    copy_last_states(c_n, cells, sh, TT, U);
+    if (cells) copy_last_states(c_n, cells, sh, TT, U);
   }
 }
 

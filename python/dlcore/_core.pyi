@@ -128,7 +128,8 @@ def lstm_forward(
     bias: ArrayLike,
     *,
     mask: Optional[ArrayLike] = None,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, LstmCache]: ...
+    keep_cache: bool = True,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[LstmCache]]: ...
 def lstm_backward(
     dy: Optional[ArrayLike],
     dh_n: Optional[ArrayLike],

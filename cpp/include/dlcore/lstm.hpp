@@ -36,7 +36,8 @@ struct LstmShape {
 // cells (N,T,U) (every c_t). Threads: one parallel region for the whole sequence; each
 // thread owns whole sequences of the batch (no synchronisation between steps) when
 // there are at least 4 per thread, else a slice of the hidden units (one barrier per
-// step). A step no sequence runs costs a copy.
+// step). A step no sequence runs costs a copy. With gates and cells both null nothing is
+// saved (inference): the same bits, without keeping (N,T,5U) values.
 template <typename T>
 void lstm_forward(T* y, T* h_n, T* c_n, T* gates, T* cells, const T* x, const T* h0, const T* c0,
                   const T* kernel, const T* recurrent_kernel, const T* bias, const uint8_t* mask,

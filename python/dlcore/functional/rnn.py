@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcore import ops
-from dlcore.tensor import Tensor, as_tensor, record
+from dlcore.tensor import Tensor, as_tensor, is_grad_enabled, record
 
 __all__ = ["gru", "lstm", "simple_rnn"]
 
@@ -41,6 +41,11 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     outputs the carried h. Returns (y (N, T, U), h_n, c_n).
     """
     args = (x, h0, c0, kernel, recurrent_kernel, bias)
+    if not (is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)):
+        # Inference: nothing to keep for a backward, so the kernel writes no gates or cells.
+        arrays = (a.data if isinstance(a, Tensor) else a for a in args)
+        y, h_n, c_n, _ = ops.lstm_forward(*arrays, mask=_step_mask(mask), keep_cache=False)
+        return Tensor._of(y), Tensor._of(h_n), Tensor._of(c_n)
     return _sequence("lstm", ops.lstm_forward, ops.lstm_backward, args, mask=_step_mask(mask))
 
 

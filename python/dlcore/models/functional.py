@@ -236,7 +236,7 @@ class Functional(Model):
         key = []
         for node in self._nodes:
             key.append(node.layer)
-            if hasattr(node.layer, "_plan_key"):
+            if getattr(type(node.layer), "_plan_key", None) is not None:  # as Sequential's
                 key.extend(node.layer._plan_key())
         return key
 

@@ -313,9 +313,9 @@ class Trainer:
 
     def predict_step(self, x):
         run = self._inference_plan_for(x)
+        if run is not None:  # the same values, without the layers' per-call work; its
+            return run(x)  # steps take and give arrays, so there is no graph to keep out
         with no_grad():
-            if run is not None:  # the same values, without the layers' per-call work
-                return run(x)
             out = self(x, training=False)
         return pack_like(out, [t.data for t in flatten(out)])
 

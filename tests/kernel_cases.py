@@ -557,26 +557,13 @@ THREAD_PARTIALS = (
     "each thread sums its share of the pixel tiles (or sequences) into its "
     "own partial, and the partials are added in thread order"
 )
-WINOGRAD_BLOCKS = (
-    "the tiles per block follow the thread count, and where a tile falls "
-    "in a block decides which of Eigen's kernels (full register panel or "
-    "remainder rows) sums its products"
-)
 THREAD_DEPENDENT = {
     "gemm": ({0, 1}, EIGEN_K_BLOCKS),
     "gemm_backward": ({1}, EIGEN_K_BLOCKS),  # db; da reduces over only 80 columns
-    "conv2d_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
-    "conv2d_backward[winograd]": (
-        {0, 1, 2},
-        WINOGRAD_BLOCKS + "; dkernel and dbias: " + THREAD_PARTIALS,
-    ),
-    "conv2d_relu_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
-    "conv2d_relu_backward[winograd]": (
-        {0, 1, 2},
-        WINOGRAD_BLOCKS
-        + " (y, whose sign picks dy's entries, too); dkernel and dbias: "
-        + THREAD_PARTIALS,
-    ),
+    # Winograd's y and dx come from products on packed panels, which give every value
+    # the same arithmetic however the tiles are split: the same bits at any thread count.
+    "conv2d_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_relu_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[im2col_taps]": (
         {1, 2},
@@ -592,14 +579,9 @@ THREAD_DEPENDENT = {
     "lstm_backward[by_batch]": ({5}, THREAD_PARTIALS),
     # dkernel is the kernel gradient of the convolution transposed (its x is dy)
     "conv2d_transpose_backward[pixel_tiles]": ({1, 2}, THREAD_PARTIALS),
-    # The transposed forward is conv2d's input-gradient Winograd pass, and its dx
-    # conv2d's forward one: which rows fall in a remainder panel differs with the
-    # register panel's height (16-float packets at the avx512 level, 8 at avx2).
-    "conv2d_transpose_forward[winograd]": ({0}, WINOGRAD_BLOCKS),
-    "conv2d_transpose_backward[winograd]": (
-        {0, 1, 2},
-        WINOGRAD_BLOCKS + "; dkernel and dbias: " + THREAD_PARTIALS,
-    ),
+    # The transposed forward is conv2d's input-gradient Winograd pass and its dx
+    # conv2d's forward one (the same bits at any thread count, as above).
+    "conv2d_transpose_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_transpose_backward[pointwise]": (
         {1, 2},
         EIGEN_K_BLOCKS + "; dbias: " + THREAD_PARTIALS,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "common/packed_panels.hpp"
 #include "common/simd.hpp"
 #include "common/workspace.hpp"
 #include "dlcore/gemm.hpp"
@@ -57,10 +58,11 @@ WinogradGeometry input_grad_geometry(const Conv2dShape& s) {
 // Cout) up to 1 MB, 32 to 128 tiles. Measured, 2 threads, GFLOP/s at 32 / 64 / 128 / 256
 // tiles a block: 64x26x26x32->64 226 / 221 / 235 / 239, 32x56x56x64->64 274 / 283 / 293 /
 // 295, 16x28x28x128->128 299 / 315 / 316 / 294, 8x14x14x256->256 266 / 251 / 250 / 238,
-// 32x28x28x32->32 209 / 206 / 205 / 199 (+-5% run to run). Below 64 tiles Eigen's
-// repacking of U_k for every product shows (it packs both operands each call); from 64
-// to 128 it is flat, and 1 MB (two of this machine's L2s) holds the widest layers to 32
-// to 64 tiles, where they measured best. Within an L2 (256 KB) was 5-15% slower.
+// 32x28x28x32->32 209 / 206 / 205 / 199 (+-5% run to run), with Eigen's GEMM for the
+// products, which packed U_k again for every block. The products now read U_k packed
+// once per call (packed_kernel), and blocks of 16-64 / 32-128 / 32-256 / 64-256 tiles
+// (256 KB to 4 MB) measured the same within the noise on 1x13x13x32->64 and the shapes
+// above, so the bounds stayed.
 constexpr int64_t kBlockBytes = 1 << 20;
 
 // Tiles of a block: as above, then evened out so that every thread gets as many blocks
@@ -168,9 +170,36 @@ void over_channels(int64_t n, F&& f) {
 
 // ------------------------------------------------------------------ the tile pipeline
 
-// U (16, C, OC) = G g G^T for each filter g = kernel (:, :, c, oc).
+// Where the transformed kernel's values go: value (k, c, oc) of U (16, C, OC) at
+// k * plane + (oc / width) * C * width + c * width + oc % width. width = OC is U plainly
+// (C, OC) per position; width = kPanel is the packed panels of U_k (packed_panels.hpp)
+// that the forward's products read. A plane is one cache line longer than its values
+// need: planes a multiple of 4 KB apart (C * OC = 32 x 64 is 8 KB) put a filter's 16
+// stores in one L1 set, which has 8 ways.
 template <typename T>
-void transform_kernel(T* U, const T* kernel, int64_t C, int64_t OC) {
+struct TapLayout {
+  int64_t C, OC, width, plane;
+
+  TapLayout(int64_t c, int64_t oc, int64_t w) : C(c), OC(oc), width(w) {
+    const int64_t panels = (OC + width - 1) / width;
+    constexpr int64_t line = 64 / sizeof(T);
+    plane = (panels * C * width + line - 1) / line * line + line;
+  }
+  int64_t size() const { return kTaps * plane; }
+  int64_t at(int64_t c, int64_t oc) const {
+    return oc / width * C * width + c * width + oc % width;
+  }
+};
+
+// U = G g G^T for each filter g = kernel (:, :, c, oc), laid out by `to`; the columns a
+// last partial panel pads are zero.
+template <typename T>
+void transform_kernel(T* U, const TapLayout<T>& to, const T* kernel) {
+  const int64_t C = to.C, OC = to.OC;
+  if (OC % to.width) {
+    const int64_t first = OC / to.width * C * to.width;
+    for (int k = 0; k < kTaps; ++k) std::fill_n(U + k * to.plane + first, C * to.width, T(0));
+  }
 #pragma omp parallel for num_threads(get_num_threads()) schedule(static)
   for (int64_t c = 0; c < C; ++c) {
     over_channels<T>(OC, [&](auto lanes, int64_t oc) {
@@ -178,7 +207,8 @@ void transform_kernel(T* U, const T* kernel, int64_t C, int64_t OC) {
       V g[9], u[kTaps];
       for (int k = 0; k < 9; ++k) g[k] = simd::load_as<V>(kernel + (k * C + c) * OC + oc);
       filter_transform(u, g, T(0.5));
-      for (int k = 0; k < kTaps; ++k) simd::store_as(U + (k * C + c) * OC + oc, u[k]);
+      T* dst = U + to.at(c, oc);  // a vector of lanes never crosses a panel
+      for (int k = 0; k < kTaps; ++k) simd::store_as(dst + k * to.plane, u[k]);
     });
   }
 }
@@ -258,14 +288,56 @@ void transform_outputs(T* out, const T* M, const T* bias, bool accumulate,
   }
 }
 
+// Transformed position k of the kernel rotated 180 degrees: rotating g reverses its rows
+// and columns, and G J = P G with P swapping rows 0 and 3 of G, so G rot(g) G^T is
+// G g G^T with rows 0 and 3, and columns 0 and 3, swapped.
+int rotated_tap(int k) {
+  const int swap[4] = {3, 1, 2, 0};
+  return 4 * swap[k / 4] + swap[k % 4];
+}
+
 struct TransformedKernelScratch {};
 struct ZeroRowScratch {};
 
-// The transformed kernel (16, C, OC) of the calling thread; grown here, before any
-// parallel region.
+// The products' right operand U_k (Cin, Cout), for k in [0, 16), as packed panels
+// (common/packed_panels.hpp) in the planes of a TapLayout.
 template <typename T>
-T* transformed_kernel_workspace(int64_t C, int64_t OC) {
-  return kept_buffer<TransformedKernelScratch>().get<T>(kTaps * C * OC);
+Panels<T> tap_panels(const WinogradGeometry& g) {
+  return {g.C, 1, 0, 0, g.OC};
+}
+
+template <typename T>
+TapLayout<T> packed_taps(const WinogradGeometry& g) {
+  return {g.C, g.OC, kPanel<T>};
+}
+
+// The calling thread's transformed kernel as the products read it (packed_taps): for the
+// forward transformed straight into the panels; for the input gradient, which reads the
+// forward's U_k (C, OC) transposed at the rotated position, transformed plainly and then
+// packed. Grown here, before any parallel region.
+template <typename T>
+const T* packed_kernel(const T* kernel, int64_t C, int64_t OC, const WinogradGeometry& g,
+                       bool input_grad) {
+  const TapLayout<T> to = packed_taps<T>(g);
+  ScratchBuffer& buffer = kept_buffer<TransformedKernelScratch>();
+  if (!input_grad) {
+    T* packed = buffer.get<T>(to.size());
+    transform_kernel(packed, to, kernel);
+    return packed;
+  }
+  const TapLayout<T> plain(C, OC, OC);
+  T* U = buffer.get<T>(plain.size() + to.size());
+  T* packed = U + plain.size();
+  transform_kernel(U, plain, kernel);
+  const Panels<T> L = tap_panels<T>(g);
+  const int64_t count = kTaps * L.count();
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t k = i / L.count(), p = i % L.count();
+    // b (r, j) = U_rot(k) (j, r): the forward's (C, OC) transposed
+    pack_panels(packed + k * to.plane, U + rotated_tap(int(k)) * plain.plane, 1, OC, L, p, p + 1);
+  }
+  return packed;
 }
 
 // `count` zeros for the cells outside the input or output, kept by the calling thread.
@@ -320,26 +392,20 @@ void transform_kernel_grad(T* dkernel, T* const* partials, int threads, int64_t 
   }
 }
 
-// Transformed position k of the kernel rotated 180 degrees: rotating g reverses its rows
-// and columns, and G J = P G with P swapping rows 0 and 3 of G, so G rot(g) G^T is
-// G g G^T with rows 0 and 3, and columns 0 and 3, swapped.
-int rotated_tap(int k) {
-  const int swap[4] = {3, 1, 2, 0};
-  return 4 * swap[k / 4] + swap[k % 4];
-}
-
 // out = A^T [U .* (B^T d B)] A (+ bias) over every tile, one block of tiles per
 // iteration: the inputs transformed into V, the 16 products M_k = V_k @ U_k, the outputs
 // transformed into out (added to it with accumulate). Parallel over blocks, each thread
-// with its own V and M (single-threaded products inside the region). U is (16, Cin,
-// Cout); for the input gradient it is the forward's (16, Cout, Cin), read transposed at
-// the rotated position.
+// with its own V and M (single-threaded products inside the region). U holds the 16
+// U_k (Cin, Cout) as packed panels (packed_kernel): packed once per call, where a
+// general GEMM would pack U_k again for every block's product.
 template <typename T>
 void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const WinogradGeometry& g,
-                    bool input_grad, bool accumulate) {
+                    bool accumulate) {
   const int64_t Cin = g.C, Cout = g.OC, tiles = g.tiles();
   const int threads = get_num_threads();
   const int64_t block = block_tiles(tiles, Cin, Cout, sizeof(T), threads);
+  const Panels<T> L = tap_panels<T>(g);
+  const int64_t plane = packed_taps<T>(g).plane;
   const T* zeros = zero_row<T>(std::max(Cin, Cout));
   T* const* work = thread_workspace<T>(kTaps * block * (Cin + Cout), threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -348,13 +414,11 @@ void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const Winogr
     T* V = work[thread_index()];
     T* M = V + kTaps * block * Cin;
     transform_inputs(V, in, zeros, g, t0, m);
-    std::fill_n(M, kTaps * m * Cout, T(0));
     for (int k = 0; k < kTaps; ++k) {
       // V_k and M_k are rows k, k+16, ... of V (16m, Cin) and M (16m, Cout): their
       // leading dimensions are 16 rows, and no transform has to gather them.
-      const T* Uk = U + (input_grad ? rotated_tap(k) : k) * Cin * Cout;
-      gemm_accumulate<T>({M + k * Cout, kTaps * Cout, false}, {V + k * Cin, kTaps * Cin, false},
-                         {Uk, input_grad ? Cin : Cout, input_grad}, m, Cout, Cin);
+      panel_product<T>(M + k * Cout, kTaps * Cout, nullptr, 0, V + k * Cin, kTaps * Cin, m,
+                       U + k * plane, L);
     }
     transform_outputs(out, M, bias, accumulate, g, t0, m);
   }
@@ -394,16 +458,15 @@ void winograd_kernel_tiles(T* dkernel, const T* dy, const T* x, const WinogradGe
 template <typename T>
 void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
                       bool accumulate) {
-  T* U = transformed_kernel_workspace<T>(s.C, s.OC);
-  transform_kernel(U, kernel, s.C, s.OC);
-  winograd_tiles(y, x, U, bias, forward_geometry(s), false, accumulate);
+  const WinogradGeometry g = forward_geometry(s);
+  winograd_tiles(y, x, packed_kernel(kernel, s.C, s.OC, g, false), bias, g, accumulate);
 }
 
 template <typename T>
 void winograd_input_grad(T* dx, const T* dy, const T* kernel, const Conv2dShape& s) {
-  T* U = transformed_kernel_workspace<T>(s.C, s.OC);
-  transform_kernel(U, kernel, s.C, s.OC);
-  winograd_tiles(dx, dy, U, static_cast<const T*>(nullptr), input_grad_geometry(s), true, true);
+  const WinogradGeometry g = input_grad_geometry(s);
+  winograd_tiles(dx, dy, packed_kernel(kernel, s.C, s.OC, g, true), static_cast<const T*>(nullptr),
+                 g, true);
 }
 
 template <typename T>

@@ -112,13 +112,17 @@ def _lstm_round_trip(fn_forward, fn_backward, n_grads):  # the GRU's and SimpleR
     return run
 
 
-def _lstm_round_trip_and_inference(*args, grads=(None,) * 3, **kwargs):
-    """The LSTM's round trip, then its inference forward (keep_cache=False), which must
+def _round_trip_and_inference(fn_forward, fn_backward, n_grads):
+    """A sequence's round trip, then its inference forward (keep_cache=False), which must
     give the round trip's forward bit for bit."""
-    forward, backward = _lstm_round_trip(ops.lstm_forward, ops.lstm_backward, 3)(
-        *args, grads=grads, **kwargs
-    )
-    return forward, backward, ops.lstm_forward(*args, **kwargs, keep_cache=False)[:-1]
+
+    def run(*args, grads=(None,) * 3, **kwargs):
+        forward, backward = _lstm_round_trip(fn_forward, fn_backward, n_grads)(
+            *args, grads=grads, **kwargs
+        )
+        return forward, backward, fn_forward(*args, **kwargs, keep_cache=False)[:-1]
+
+    return run
 
 
 def _maxpool_round_trip(x, dy=None, **kwargs):
@@ -235,13 +239,13 @@ OPERATIONS = {
     "global_avgpool_round_trip": _global_avgpool_round_trip,
     "lstm_forward": ops.lstm_forward,
     "lstm_backward": ops.lstm_backward,
-    "lstm_round_trip": _lstm_round_trip_and_inference,
+    "lstm_round_trip": _round_trip_and_inference(ops.lstm_forward, ops.lstm_backward, 3),
     "lstm_cell_forward": ops.lstm_cell_forward,
     "lstm_cell_backward": ops.lstm_cell_backward,
     "lstm_cell_round_trip": _lstm_round_trip(ops.lstm_cell_forward, ops.lstm_cell_backward, 2),
     "gru_forward": ops.gru_forward,
     "gru_backward": ops.gru_backward,
-    "gru_round_trip": _lstm_round_trip(ops.gru_forward, ops.gru_backward, 2),
+    "gru_round_trip": _round_trip_and_inference(ops.gru_forward, ops.gru_backward, 2),
     "simple_rnn_forward": ops.simple_rnn_forward,
     "simple_rnn_backward": ops.simple_rnn_backward,
     "simple_rnn_round_trip": _lstm_round_trip(ops.simple_rnn_forward, ops.simple_rnn_backward, 2),

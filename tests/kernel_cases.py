@@ -264,6 +264,13 @@ def gru_forward(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
     return y, h_n
 
 
+def gru_inference(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
+    y, h_n, _ = ops.gru_forward(
+        x, h0, kernel, recurrent, bias, reset_after=bias.ndim == 2, mask=mask, keep_cache=False
+    )
+    return y, h_n
+
+
 def gru_backward(x, h0, kernel, recurrent, bias, mask, dy, dh_n):
     *_, cache = ops.gru_forward(
         x, h0, kernel, recurrent, bias, reset_after=bias.ndim == 2, mask=mask
@@ -466,6 +473,7 @@ FUNCTIONS = {
         lstm_cell_forward,
         lstm_cell_backward,
         gru_forward,
+        gru_inference,
         gru_backward,
         simple_rnn_forward,
         simple_rnn_backward,
@@ -504,12 +512,8 @@ CASES = (
     + [f"conv2d_relu_{d}[winograd]" for d in ("forward", "backward")]
     + ["maxpool2d_forward", "maxpool2d_backward"]
     + [f"lstm_{d}[{how}]" for d in ("forward", "inference", "backward") for how in RNN_VARIANTS]
-    + [
-        f"{f}_{d}[{how}]"
-        for f in ("gru", "simple_rnn")
-        for d in ("forward", "backward")
-        for how in RNN_VARIANTS
-    ]
+    + [f"gru_{d}[{how}]" for d in ("forward", "inference", "backward") for how in RNN_VARIANTS]
+    + [f"simple_rnn_{d}[{how}]" for d in ("forward", "backward") for how in RNN_VARIANTS]
     + [
         "lstm_cell_forward",
         "lstm_cell_backward",

@@ -887,7 +887,9 @@ def check_recurrent(case):
         option = kw["activation"]
 
     def check(result):
-        forward, backward = result
+        forward, backward, *inference = result  # the GRU's inference forward too
+        for got, want in zip(inference[0] if inference else (), forward):
+            assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
         y, h_n, saved = forward_ref(x, h0, kernel, rec, bias, option, mask_of(kw))
         compare = assert_close if finite else assert_shapes
         for got, want in zip((*forward, *backward), (y, h_n, *backward_ref(*grads, saved))):

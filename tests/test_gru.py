@@ -414,3 +414,66 @@ def test_gru_backward_rejects_bad_gradients(rng, grads, msg):
     with pytest.raises((ValueError, TypeError), match=msg):
         ops.gru_backward(*grads, cache)
     ops.gru_backward(None, None, cache)  # a rejected call leaves the cache usable
+
+
+# ------------------------------------------------------------------ inference (keep_cache=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("kind", [None, "random", "left_padded", "one_sequence"])
+@pytest.mark.parametrize("N,T,I,U", SHAPES + [(16, 5, 8, 40), (64, 3, 7, 33)])
+def test_gru_inference_gives_the_training_forwards_bits(rng, N, T, I, U, reset_after, kind, dtype):
+    # Nothing is saved: the gates and recurrent parts go to scratch. By batch (N >= 8)
+    # and by units, both formulations, masked and not.
+    states = kind != "random"  # h0 given, or None (zeros) under the random mask
+    args = gru_inputs(rng, N, T, I, U, dtype, states, reset_after)
+    mask = None if kind is None else masks(rng, N, T)[kind]
+    want = ops.gru_forward(*args, reset_after=reset_after, mask=mask)
+    *got, cache = ops.gru_forward(*args, reset_after=reset_after, mask=mask, keep_cache=False)
+    assert cache is None
+    for g, w, name in zip(got, want[:2], FORWARD):
+        assert g.dtype == dtype and g.flags.c_contiguous, name
+        np.testing.assert_array_equal(g, w, err_msg=name)
+    if kind is not None:  # and the reference's values, masked steps carrying h
+        ref = reference.gru_forward(*args, reset_after, mask)[:2]
+        assert_all_close(got, ref, dtype, FORWARD)
+
+
+def test_gru_inference_leaves_inputs_untouched(rng):
+    args = gru_inputs(rng, 3, 6, 4, 5, np.float32)
+    before = [a.copy() for a in args]
+    y, h_n, _ = ops.gru_forward(*args, keep_cache=False)
+    for a, b in zip(args, before):
+        np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(h_n, y) and not np.shares_memory(h_n, args[1])
+
+
+def test_gru_inference_rejects_what_the_forward_rejects(rng):
+    args = gru_inputs(rng, 2, 3, 4, 5)
+    args[2] = args[2][:, :-1]
+    with pytest.raises(ValueError, match=r"gru_forward: argument 'kernel' has shape \(4, 14\)"):
+        ops.gru_forward(*args, keep_cache=False)
+
+
+def test_functional_gru_keeps_no_cache_where_no_gradient_is_wanted(rng):
+    # F.gru records a node only when some input needs a gradient; without one (predict,
+    # no_grad, constant inputs) it runs the inference forward, whose values are the same.
+    import dlcore
+    from dlcore import functional as F
+
+    x, h0, kernel, rec, bias = gru_inputs(rng, 4, 5, 3, 6, np.float32)
+    mask = masks(rng, 4, 5)["right_padded"]
+    want = ops.gru_forward(x, h0, kernel, rec, bias, mask=mask)[:2]
+    weights = [dlcore.Tensor(w, requires_grad=True) for w in (kernel, rec, bias)]
+    for grad_mode, ws in ((dlcore.no_grad, weights), (dlcore.enable_grad, (kernel, rec, bias))):
+        with grad_mode():
+            out = F.gru(x, h0, *ws, mask=mask)
+        for t, w in zip(out, want):
+            assert t._node is None and not t.requires_grad
+            np.testing.assert_array_equal(t.data, w)
+    y, h_n = F.gru(x, h0, *weights, mask=mask)  # training: a node and gradients
+    assert y.requires_grad and y._node is not None
+    np.testing.assert_array_equal(y.data, want[0])
+    (y.sum() + h_n.sum()).backward()
+    assert all(w.grad is not None and np.abs(w.grad).sum() > 0 for w in weights)

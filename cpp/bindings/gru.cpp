@@ -32,7 +32,7 @@ struct GruCache {
 
 py::tuple gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_obj,
                       py::handle rec_obj, py::handle bias_obj, bool reset_after,
-                      py::handle mask_obj) {
+                      py::handle mask_obj, bool keep_cache) {
   const char* fn = "gru_forward";
   const py::array x_arr = to_numeric_array(x_obj, fn, "x");
   check_ndim(x_arr, 3, fn, "x", "(N, T, I)");
@@ -52,6 +52,20 @@ py::tuple gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_obj
       common_float_type({&x_arr, &kernel_arr, &rec_arr, &bias_arr, h0 ? &*h0 : nullptr});
   return dispatch(type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
+    if (!keep_cache) {  // inference: nothing saved, so no gates are written out
+      const py::array x = as_c_array<T>(x_arr), kernel = as_c_array<T>(kernel_arr);
+      const py::array rec = as_c_array<T>(rec_arr), bias = as_c_array<T>(bias_arr);
+      const py::object h0_c = optional_c_array<T>(h0);
+      const py::object mask_c = mask ? py::object(*mask) : py::none();
+      py::array y = new_array<T>({s.N, s.T, s.U}), h_n = new_array<T>({s.N, s.U});
+      {
+        py::gil_scoped_release release;
+        dlcore::gru_forward<T>(mutable_data_of<T>(y), mutable_data_of<T>(h_n), nullptr, nullptr,
+                               data_of<T>(x), data_of<T>(h0_c), data_of<T>(kernel), data_of<T>(rec),
+                               data_of<T>(bias), data_of<uint8_t>(mask_c), s);
+      }
+      return py::make_tuple(y, h_n, py::none());
+    }
     GruCache cache{s, type};
     cache.x = as_c_array<T>(x_arr);
     cache.kernel = as_c_array<T>(kernel_arr);
@@ -111,7 +125,7 @@ void register_gru(py::module_& m) {
 
   m.def("gru_forward", &gru_forward, py::arg("x"), py::arg("h0"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::kw_only(), py::arg("reset_after") = true,
-        py::arg("mask") = py::none(),
+        py::arg("mask") = py::none(), py::arg("keep_cache") = true,
         R"doc(GRU over a whole sequence, Keras' layout and gate order (z, r, h).
 
 Args:
@@ -127,11 +141,15 @@ Args:
     mask: ``(N, T)``, nonzero where a step runs, or None (every step runs). A masked
         step carries h through unchanged; its ``y`` is the carried h (Keras' output
         for a masked step). A step no sequence runs costs a copy.
+    keep_cache: False for inference: nothing is kept for a backward, the returned
+        cache is None, and the forward does not write every step's gates out
+        (``4 N T U`` values less memory). ``y`` and ``h_n`` are the same bits either way.
 
 Returns:
     ``(y, h_n, cache)``: ``y (N, T, U)`` the state of every step, ``h_n (N, U)`` the
     last, and a :class:`GruCache` for :func:`gru_backward`, which holds x, the weights
-    and y (modifying them in place before the backward changes its result).
+    and y (modifying them in place before the backward changes its result); None with
+    ``keep_cache=False``.
 
 Gates are sigmoid (logistic), the candidate tanh; h_t = z h_{t-1} + (1 - z) n.
 Computes in float32, or float64 when NumPy would promote the inputs to it. The GIL is

@@ -200,9 +200,13 @@ struct BackwardBuffers {
 // candidate's columns (plus bias[1]) into `recurrent` and the gate pass; with the reset
 // before, z, r and r h_{t-1}, a barrier, (r h_{t-1}) @ recurrent_kernel[:, 2U:] added
 // to the candidate, and its pass.
+//
+// With no gates and recurrent parts to save (inference), they go to the calling thread's
+// kept scratch instead of fresh (N,T,3U) and (N,T,U) arrays that a cache would hold: the
+// same arithmetic, so the same bits.
 template <typename T>
 void forward(const ForwardBuffers<T>& b, const GruShape& s, Plan how) {
-  auto [y, h_n, gates, recurrent, x, h0, kernel, recurrent_kernel, bias, mask] = b;
+  auto [y, h_n, saved_gates, saved_recurrent, x, h0, kernel, recurrent_kernel, bias, mask] = b;
   const int64_t N = s.N, TT = s.T, I = s.I, U = s.U, G = 3 * U;
   const Panels<T> wl{I, 3, U, 0, U}, zrl{U, 2, U, 0, U}, nl{U, 1, 0, 0, U};
   WorkspaceLayout layout;
@@ -210,7 +214,12 @@ void forward(const ForwardBuffers<T>& b, const GruShape& s, Plan how) {
   const size_t zr_off = layout.add<T>(share_bound<T>("gru", zrl, how.threads));
   const size_t n_off = layout.add<T>(share_bound<T>("gru", nl, how.threads));
   const size_t bias_off = layout.add<T>(G);
+  const bool keep = saved_gates != nullptr;
+  const size_t z_off = keep ? 0 : layout.add<T>(checked_mul(N * TT, G, "gru_forward"));
+  const size_t r_off = keep ? 0 : layout.add<T>(checked_mul(N * TT, U, "gru_forward"));
   const Workspace ws(kept_buffer<GruScratch>(), layout.bytes());
+  T* const gates = keep ? saved_gates : ws.at<T>(z_off);
+  T* const recurrent = keep ? saved_recurrent : ws.at<T>(r_off);
   // The projection's bias. With the reset after, z and r only ever see the sum of
   // their input and recurrent biases, so it goes here once; the candidate's recurrent
   // bias stays inside the reset gate.

@@ -355,9 +355,11 @@ def gru_forward(
     *,
     reset_after: bool = True,
     mask: Optional[ArrayLike] = None,
-) -> Tuple[np.ndarray, np.ndarray, GruCache]:
+    keep_cache: bool = True,
+) -> Tuple[np.ndarray, np.ndarray, Optional[GruCache]]:
     """(y (N, T, U), h_n (N, U), cache): a GRU over x (N, T, I), Keras' gate order z, r, h;
-    bias (2, 3U) with reset_after, (3U,) without; masked steps carry h through."""
+    bias (2, 3U) with reset_after, (3U,) without; masked steps carry h through;
+    keep_cache=False (inference) keeps nothing and returns None for the cache."""
 
 def gru_backward(
     dy: Optional[ArrayLike],

@@ -18,6 +18,16 @@ def _step_mask(mask):
     return np.asarray(mask.data if isinstance(mask, Tensor) else mask)
 
 
+def _inference(args):
+    """Whether no gradient is wanted of any of ``args`` (predict, no_grad, constant
+    inputs): then a sequence runs its kernel's inference forward, which keeps nothing."""
+    return not (is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args))
+
+
+def _arrays(args):
+    return (a.data if isinstance(a, Tensor) else a for a in args)
+
+
 def _sequence(name, forward, backward, args, **options):
     """Runs ``forward`` on the arrays of ``args`` (tensors, arrays or None, in the
     kernel's argument order) and records its backward: the kernels return one gradient
@@ -41,10 +51,8 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None):
     outputs the carried h. Returns (y (N, T, U), h_n, c_n).
     """
     args = (x, h0, c0, kernel, recurrent_kernel, bias)
-    if not (is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)):
-        # Inference: nothing to keep for a backward, so the kernel writes no gates or cells.
-        arrays = (a.data if isinstance(a, Tensor) else a for a in args)
-        y, h_n, c_n, _ = ops.lstm_forward(*arrays, mask=_step_mask(mask), keep_cache=False)
+    if _inference(args):  # nothing to keep for a backward: the kernel writes no gates or cells
+        y, h_n, c_n, _ = ops.lstm_forward(*_arrays(args), mask=_step_mask(mask), keep_cache=False)
         return Tensor._of(y), Tensor._of(h_n), Tensor._of(c_n)
     return _sequence("lstm", ops.lstm_forward, ops.lstm_backward, args, mask=_step_mask(mask))
 
@@ -59,6 +67,9 @@ def gru(x, h0, kernel, recurrent_kernel, bias, reset_after=True, mask=None):
     """
     args = (x, h0, kernel, recurrent_kernel, bias)
     options = dict(reset_after=bool(reset_after), mask=_step_mask(mask))
+    if _inference(args):  # nothing to keep for a backward: the kernel writes no gates
+        y, h_n, _ = ops.gru_forward(*_arrays(args), **options, keep_cache=False)
+        return Tensor._of(y), Tensor._of(h_n)
     return _sequence("gru", ops.gru_forward, ops.gru_backward, args, **options)
 
 

@@ -81,8 +81,11 @@ def activate_data(activation, y):
     constant (nothing is recorded)."""
     if activation is activations.linear:
         return y
-    if activation is activations.relu and y.dtype in (np.float32, np.float64):
-        return ops.relu(y)  # what relu runs on a float32 or float64 Tensor
+    if y.dtype in (np.float32, np.float64):  # what these run on such a Tensor
+        if activation is activations.relu:
+            return ops.relu(y)
+        if activation is activations.softmax and y.ndim:  # over the last axis
+            return ops.softmax_forward(y)
     out = activation(Tensor._of(y))
     return out.data if isinstance(out, Tensor) else np.asarray(out)
 

@@ -18,7 +18,8 @@ ELTWISE_SIZE = 1 << 16
 
 # x shape, kernel shape and padding of each conv2d plan; see ops.conv2d_plan.
 CONV_SHAPES = {
-    "winograd": ((4, 16, 16, 16), (3, 3, 16, 16), 1),
+    # 17 -> 21 channels: partial panels in the products' operands
+    "winograd": ((4, 16, 16, 17), (3, 3, 17, 21), 1),
     "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
     # a 1600 x 96 kernel gradient: pixel tiles, each thread summing its taps of it
     "im2col_taps": ((4, 8, 8, 64), (5, 5, 64, 96), 2),

@@ -250,10 +250,10 @@ Args:
     mask: ``(N, T)``, nonzero where a step runs, or None (every step runs). A masked
         step carries h and c through unchanged; its ``y`` is the carried h (Keras'
         output for a masked step). A step no sequence runs costs a copy.
-    keep_cache: False for inference: nothing is kept for a backward, the returned
-        cache is None, and the forward does not write every step's gates and cells
-        out (faster, ``5 N T U`` values less memory). ``y``, ``h_n`` and ``c_n`` are
-        the same bits either way.
+    keep_cache: False for inference: nothing is kept for a backward and the returned
+        cache is None. The gates go to scratch that the calling thread reuses from call
+        to call, and c is carried in ``c_n`` instead of every step's cells (``N T U``
+        values less memory). ``y``, ``h_n`` and ``c_n`` are the same bits either way.
 
 Returns:
     ``(y, h_n, c_n, cache)``: ``y (N, T, U)`` the hidden state of every step,

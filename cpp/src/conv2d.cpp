@@ -53,8 +53,10 @@ constexpr int64_t kDirectMaxK = 32;
 //   C = 12: OC = 12 1.02 / 0.92 / 1.26, OC = 64 1.06 / 0.97 / 1.15
 //   C = 16: OC = 1 1.20 / 1.48 / 1.31, OC = 16 1.45 / 1.47 / 1.34, OC = 128 1.21 / 1.31 / 1.21
 //   C = 32: OC = 1 1.31 / 1.02 / 1.33, OC = 8 1.77 / 1.66 / 1.34, OC = 64 1.56 / 1.51 / -
-// The forward's products have depth C, too shallow below 16 for Eigen's kernel (which
-// stores its accumulators every C steps); dx's have width C where im2col's have 9C.
+// Measured when Eigen's GEMM ran the products (it stored its accumulators every C steps,
+// too shallow below 16); they now run on packed panels (conv2d_winograd.cpp), whose tiles
+// also start and store their accumulators once per C steps. dx's products have width C
+// where im2col's have 9C.
 constexpr int64_t kWinogradMinC = 16;
 
 // Winograd computes an out_h x out_w grid in 2x2 tiles, 16 products a tile, where the

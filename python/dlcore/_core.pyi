@@ -359,7 +359,7 @@ def gru_forward(
 ) -> Tuple[np.ndarray, np.ndarray, Optional[GruCache]]:
     """(y (N, T, U), h_n (N, U), cache): a GRU over x (N, T, I), Keras' gate order z, r, h;
     bias (2, 3U) with reset_after, (3U,) without; masked steps carry h through;
-    keep_cache=False (inference) keeps nothing and returns None for the cache."""
+    keep_cache=False (inference) keeps nothing after the call and returns None for the cache."""
 
 def gru_backward(
     dy: Optional[ArrayLike],

@@ -42,7 +42,8 @@ struct GruShape {
 // Threads: one parallel region for the whole sequence, each thread owning whole
 // sequences or a slice of the units as the LSTM's (one barrier per step with the reset
 // after, two before it). A step no sequence runs costs a copy. With gates and recurrent
-// both null nothing is saved (inference): the same bits, without keeping (N,T,4U) values.
+// both null nothing is saved (inference): they go to the calling thread's kept scratch
+// instead; the same bits.
 template <typename T>
 void gru_forward(T* y, T* h_n, T* gates, T* recurrent, const T* x, const T* h0, const T* kernel,
                  const T* recurrent_kernel, const T* bias, const uint8_t* mask, const GruShape& s);

@@ -778,6 +778,15 @@ def lstm_cases(draw, crash_prone=False):
     return ("lstm_round_trip", (x, h0, c0, *weights), dict(grads=grads, mask=mask)), expect
 
 
+def split_inference(result):
+    """(forward, backward) of a recurrent round trip, after checking that its inference
+    forward (keep_cache=False), where the round trip ran one, gave the forward's bits."""
+    forward, backward, *inference = result
+    for got, want in zip(inference[0] if inference else (), forward):
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+    return forward, backward
+
+
 def check_lstm(case):
     name, args, kw = case
     cell = name == "lstm_cell_round_trip"
@@ -789,9 +798,7 @@ def check_lstm(case):
         x, grads = x[:, None, :], [None, *grads]
 
     def check(result):
-        forward, backward, *inference = result  # a sequence's inference forward too
-        for got, want in zip(inference[0] if inference else (), forward):
-            assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+        forward, backward = split_inference(result)  # a sequence's inference forward too
         y, h_n, c_n, saved = ref_lstm.lstm_forward(x, h0, c0, kernel, rec, bias, mask_of(kw))
         want_forward = (h_n, c_n) if cell else (y, h_n, c_n)
         compare = assert_close if finite else assert_shapes
@@ -887,9 +894,7 @@ def check_recurrent(case):
         option = kw["activation"]
 
     def check(result):
-        forward, backward, *inference = result  # the GRU's inference forward too
-        for got, want in zip(inference[0] if inference else (), forward):
-            assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+        forward, backward = split_inference(result)  # the GRU's inference forward too
         y, h_n, saved = forward_ref(x, h0, kernel, rec, bias, option, mask_of(kw))
         compare = assert_close if finite else assert_shapes
         for got, want in zip((*forward, *backward), (y, h_n, *backward_ref(*grads, saved))):

@@ -52,20 +52,6 @@ py::tuple gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_obj
       common_float_type({&x_arr, &kernel_arr, &rec_arr, &bias_arr, h0 ? &*h0 : nullptr});
   return dispatch(type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
-    if (!keep_cache) {  // inference: nothing saved, so no gates are written out
-      const py::array x = as_c_array<T>(x_arr), kernel = as_c_array<T>(kernel_arr);
-      const py::array rec = as_c_array<T>(rec_arr), bias = as_c_array<T>(bias_arr);
-      const py::object h0_c = optional_c_array<T>(h0);
-      const py::object mask_c = mask ? py::object(*mask) : py::none();
-      py::array y = new_array<T>({s.N, s.T, s.U}), h_n = new_array<T>({s.N, s.U});
-      {
-        py::gil_scoped_release release;
-        dlcore::gru_forward<T>(mutable_data_of<T>(y), mutable_data_of<T>(h_n), nullptr, nullptr,
-                               data_of<T>(x), data_of<T>(h0_c), data_of<T>(kernel), data_of<T>(rec),
-                               data_of<T>(bias), data_of<uint8_t>(mask_c), s);
-      }
-      return py::make_tuple(y, h_n, py::none());
-    }
     GruCache cache{s, type};
     cache.x = as_c_array<T>(x_arr);
     cache.kernel = as_c_array<T>(kernel_arr);
@@ -73,20 +59,24 @@ py::tuple gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_obj
     cache.h0 = optional_c_array<T>(h0);
     cache.mask = mask ? py::object(*mask) : py::none();
     cache.y = new_array<T>({s.N, s.T, s.U});
-    cache.gates = new_array<T>({s.N, s.T, 3 * s.U});
-    cache.recurrent = new_array<T>({s.N, s.T, s.U});
+    if (keep_cache) {  // inference saves nothing: no gates are written out
+      cache.gates = new_array<T>({s.N, s.T, 3 * s.U});
+      cache.recurrent = new_array<T>({s.N, s.T, s.U});
+    }
+    T* const gates = keep_cache ? mutable_data_of<T>(cache.gates) : nullptr;
+    T* const recurrent = keep_cache ? mutable_data_of<T>(cache.recurrent) : nullptr;
     const auto bias = as_c_array<T>(bias_arr);
     py::array h_n = new_array<T>({s.N, s.U});
     {
       py::gil_scoped_release release;
-      dlcore::gru_forward<T>(mutable_data_of<T>(cache.y), mutable_data_of<T>(h_n),
-                             mutable_data_of<T>(cache.gates), mutable_data_of<T>(cache.recurrent),
+      dlcore::gru_forward<T>(mutable_data_of<T>(cache.y), mutable_data_of<T>(h_n), gates, recurrent,
                              data_of<T>(cache.x), data_of<T>(cache.h0), data_of<T>(cache.kernel),
                              data_of<T>(cache.recurrent_kernel), bias.data(),
                              data_of<uint8_t>(cache.mask), s);
     }
     py::array y = cache.y;
-    return py::make_tuple(y, h_n, py::cast(std::move(cache)));
+    py::object kept = keep_cache ? py::cast(std::move(cache)) : py::none();
+    return py::make_tuple(y, h_n, kept);
   });
 }
 

@@ -67,9 +67,10 @@ ForwardOperands forward_operands(const char* fn, bool cell, py::handle x_obj, py
 }
 
 // The inputs converted once to T, and room for what the forward saves: gates and cells
-// shaped like x with 4U and U features.
+// shaped like x with 4U and U features (none for an inference forward, which saves
+// nothing).
 template <typename T>
-void start_state(LstmState& state, const ForwardOperands& o) {
+void start_state(LstmState& state, const ForwardOperands& o, bool saves = true) {
   state.shape = o.shape;
   state.type = o.type;
   state.x = as_c_array<T>(o.x);
@@ -78,6 +79,7 @@ void start_state(LstmState& state, const ForwardOperands& o) {
   state.h0 = optional_c_array<T>(o.h0);
   state.c0 = optional_c_array<T>(o.c0);
   state.mask = o.mask ? py::object(*o.mask) : py::none();
+  if (!saves) return;
   std::vector<int64_t> shape = shape_of(o.x);
   shape.back() = 4 * o.shape.U;
   state.gates = new_array<T>(shape);
@@ -115,37 +117,24 @@ py::tuple lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
   return dispatch(o.type, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const LstmShape& s = o.shape;
-    if (!keep_cache) {  // inference: nothing saved, so no gates or cells are written
-      const py::array x = as_c_array<T>(o.x), kernel = as_c_array<T>(o.kernel);
-      const py::array rec = as_c_array<T>(o.recurrent_kernel), bias = as_c_array<T>(o.bias);
-      const py::object h0 = optional_c_array<T>(o.h0), c0 = optional_c_array<T>(o.c0);
-      const py::object mask = o.mask ? py::object(*o.mask) : py::none();
-      py::array y = new_array<T>({s.N, s.T, s.U});
-      py::array h_n = new_array<T>({s.N, s.U}), c_n = new_array<T>({s.N, s.U});
-      {
-        py::gil_scoped_release release;
-        dlcore::lstm_forward<T>(mutable_data_of<T>(y), mutable_data_of<T>(h_n),
-                                mutable_data_of<T>(c_n), nullptr, nullptr, data_of<T>(x),
-                                data_of<T>(h0), data_of<T>(c0), data_of<T>(kernel), data_of<T>(rec),
-                                data_of<T>(bias), data_of<uint8_t>(mask), s);
-      }
-      return py::make_tuple(y, h_n, c_n, py::none());
-    }
     LstmCache cache;
-    start_state<T>(cache, o);
+    start_state<T>(cache, o, keep_cache);  // inference: no gates or cells are written out
     auto bias = as_c_array<T>(o.bias);
     cache.y = new_array<T>({s.N, s.T, s.U});
     py::array h_n = new_array<T>({s.N, s.U}), c_n = new_array<T>({s.N, s.U});
+    T* const gates = keep_cache ? mutable_data_of<T>(cache.gates) : nullptr;
+    T* const cells = keep_cache ? mutable_data_of<T>(cache.cells) : nullptr;
     {
       py::gil_scoped_release release;
-      dlcore::lstm_forward<T>(
-          mutable_data_of<T>(cache.y), mutable_data_of<T>(h_n), mutable_data_of<T>(c_n),
-          mutable_data_of<T>(cache.gates), mutable_data_of<T>(cache.cells), data_of<T>(cache.x),
-          data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
-          data_of<T>(cache.recurrent_kernel), bias.data(), data_of<uint8_t>(cache.mask), s);
+      dlcore::lstm_forward<T>(mutable_data_of<T>(cache.y), mutable_data_of<T>(h_n),
+                              mutable_data_of<T>(c_n), gates, cells, data_of<T>(cache.x),
+                              data_of<T>(cache.h0), data_of<T>(cache.c0), data_of<T>(cache.kernel),
+                              data_of<T>(cache.recurrent_kernel), bias.data(),
+                              data_of<uint8_t>(cache.mask), s);
     }
     py::array y = cache.y;
-    return py::make_tuple(y, h_n, c_n, py::cast(std::move(cache)));
+    py::object kept = keep_cache ? py::cast(std::move(cache)) : py::none();
+    return py::make_tuple(y, h_n, c_n, kept);
   });
 }
 

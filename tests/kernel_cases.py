@@ -421,6 +421,11 @@ def make_inputs(name, rng):
     """Inputs of case `name` drawn from rng."""
     kernel, _, variant = name.partition("[")
     variant = variant.rstrip("]")
+    if kernel == "gemm" and variant == "narrow":
+        # a Dense layer's batch of 32 against 130 units: each thread its own columns
+        return _f32(rng, 32, 1600), _f32(rng, 1600, 130)
+    if kernel == "gemm_backward" and variant == "narrow":
+        return _f32(rng, 32, 130), _f32(rng, 32, 1600), _f32(rng, 1600, 130)
     if kernel == "gemm":
         return _f32(rng, 96, 1024), _f32(rng, 1024, 80)
     if kernel == "gemm_backward":
@@ -508,7 +513,7 @@ FUNCTIONS = {
 }
 
 CASES = (
-    ["gemm", "gemm_backward"]
+    ["gemm", "gemm_backward", "gemm[narrow]", "gemm_backward[narrow]"]
     + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
     + [f"conv2d_relu_{d}[winograd]" for d in ("forward", "backward")]
     + ["maxpool2d_forward", "maxpool2d_backward"]
@@ -562,9 +567,17 @@ THREAD_PARTIALS = (
     "each thread sums its share of the pixel tiles (or sequences) into its "
     "own partial, and the partials are added in thread order"
 )
+NARROW_SPLIT = (
+    "each thread multiplies its own block of the long side, and Eigen's kernel treats "
+    "the last rows of each block (which follow the thread count) in narrower passes "
+    "that add in another order"
+)
 THREAD_DEPENDENT = {
     "gemm": ({0, 1}, EIGEN_K_BLOCKS),
     "gemm_backward": ({1}, EIGEN_K_BLOCKS),  # db; da reduces over only 80 columns
+    # each thread's block of the long side has its own remainder rows in Eigen's kernel
+    "gemm[narrow]": ({0, 1}, NARROW_SPLIT),
+    "gemm_backward[narrow]": ({0, 1}, NARROW_SPLIT),
     # Winograd's y and dx come from products on packed panels, which give every value
     # the same arithmetic however the tiles are split: the same bits at any thread count.
     "conv2d_backward[winograd]": ({1, 2}, THREAD_PARTIALS),

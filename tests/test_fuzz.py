@@ -182,6 +182,10 @@ def run_in_child(cases, address_space=4 << 30, timeout=120):
 @st.composite
 def gemm_cases(draw, crash_prone=False):
     M, K, N = (draw(st.integers(0, 5)) for _ in range(3))
+    if draw(st.integers(0, 9)) == 0:  # a narrow product, split by blocks of its long side
+        lo, K = draw(st.integers(8, 40)), draw(st.integers(100, 300))
+        hi = max(4 * lo, -(-(1 << 22) // (lo * K))) + draw(st.integers(0, 40))
+        M, N = (lo, hi) if draw(st.booleans()) else (hi, lo)
     ta, tb = draw(st.booleans()), draw(st.booleans())
     a_shape, b_shape = ((K, M) if ta else (M, K)), ((N, K) if tb else (K, N))
     expect = VALID

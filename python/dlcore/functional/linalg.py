@@ -22,21 +22,33 @@ def linear_data(x, kernel, bias=None):
     return y.reshape(*x.shape[:-1], kernel.shape[1])
 
 
+def linear_backward_data(g, x, kernel, need_dx, need_dkernel, need_dbias):
+    """The gradients (dx, dkernel, dbias) of :func:`linear_data` for the output
+    gradient g, each None where it is not needed: one GEMM backward over the flattened
+    leading axes, and the bias's as g's sum over them."""
+    dy = g.reshape(-1, kernel.shape[1])
+    dx, dk = ops.gemm_backward(
+        dy, x.reshape(-1, x.shape[-1]), kernel, need_da=need_dx, need_db=need_dkernel
+    )
+    return (
+        None if dx is None else dx.reshape(x.shape),
+        dk,
+        dy.sum(axis=0) if need_dbias else None,
+    )
+
+
 def _gemm_last_axis(x, kernel, bias):
     """x (..., K) @ kernel (K, N) (+ bias (N,)) as one GEMM over the flattened leading
     axes. Returns the output array and its backward."""
-    x2 = x.data.reshape(-1, x.shape[-1])
-    y = linear_data(x.data, kernel.data, None if bias is None else bias.data)
+    xd = x.data
+    y = linear_data(xd, kernel.data, None if bias is None else bias.data)
 
     def backward(g):
-        dy = g[0].reshape(-1, kernel.shape[1])
-        dx, dk = ops.gemm_backward(
-            dy, x2, kernel.data, need_da=x.requires_grad, need_db=kernel.requires_grad
+        need_db = bias is not None and bias.requires_grad
+        dx, dk, db = linear_backward_data(
+            g[0], xd, kernel.data, x.requires_grad, kernel.requires_grad, need_db
         )
-        grads = (None if dx is None else dx.reshape(x.shape), dk)
-        if bias is not None:
-            grads += (dy.sum(axis=0) if bias.requires_grad else None,)
-        return grads
+        return (dx, dk) if bias is None else (dx, dk, db)
 
     return y, backward
 

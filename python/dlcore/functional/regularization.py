@@ -19,10 +19,17 @@ def dropout(x, rate, training=True, noise_shape=None, seed=None):
         raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
     if not training or rate == 0:
         return x
-    rng = _generator(seed)
-    shape = x.shape if noise_shape is None else _noise_shape(noise_shape, x.shape)
-    mask = (rng.random(shape, dtype=np.float32) >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
+    mask = dropout_mask(x.shape, x.dtype, rate, noise_shape, seed)
     return record(x.data * mask, (x,), lambda g: (g[0] * mask,), "dropout")
+
+
+def dropout_mask(shape, dtype, rate, noise_shape=None, seed=None):
+    """The scaled keep-mask dropout multiplies inputs of this shape and dtype by:
+    1 / (1 - rate) where kept, 0 where dropped (of noise_shape, when given, to
+    broadcast); ``seed`` as :func:`dropout`'s."""
+    rng = _generator(seed)
+    shape = shape if noise_shape is None else _noise_shape(noise_shape, shape)
+    return (rng.random(shape, dtype=np.float32) >= rate).astype(dtype) / dtype.type(1 - rate)
 
 
 def _noise_shape(noise_shape, shape):

@@ -20,7 +20,7 @@ import numpy as np
 
 from dlcore import activations, initializers, ops, regularizers
 from dlcore.registry import Registry
-from dlcore.tensor import Tensor, as_tensor, no_grad
+from dlcore.tensor import Tensor, _accumulate_leaf, as_tensor, no_grad
 
 from .symbolic import KerasTensor, Node, flatten, is_symbolic, pack_like
 
@@ -110,6 +110,49 @@ def inference_step(layer):
         return fn(x if x.dtype == dtype else x.astype(dtype))
 
     return step
+
+
+def training_step(layer, activate=True):
+    """``layer._training_fn(activate)`` when a training plan may stand in for
+    ``layer(x, training=True)``: the layer is built, has a float32 or float64 dtype, and
+    neither ``call`` nor ``__call__`` is overridden below the class that defined the
+    function. None otherwise.
+
+    A training step is ``step(x, need_dx, trained) -> (y, back)`` on arrays of the
+    layer's dtype and built input shape: y is the call's output (before the activation
+    when ``activate`` is False), and ``back(dy)`` adds the gradients of the weights whose
+    ids are in ``trained`` (the optimizer's) to their ``grad`` as ``Tensor.backward``
+    adds them, and returns dx, or None when ``need_dx`` was False. The values are the
+    layer call's own, bit for bit: the steps call the kernels the graph's nodes call,
+    with the same arguments."""
+    cls = type(layer)
+    owner = next(c for c in cls.__mro__ if "_training_fn" in c.__dict__)
+    if owner is Layer or not layer.built or cls.call is not owner.call:
+        return None
+    if cls.__call__ is not owner.__call__ or layer.dtype not in (np.float32, np.float64):
+        return None
+    return layer._training_fn(activate)
+
+
+def kernel_bias_back(kernel, bias, trained, need_dx, grads):
+    """The ``back`` of a training step whose layer has a kernel and a bias (or None):
+    ``grads(g, need_dkernel, need_dbias) -> (dx, dkernel, dbias)`` runs the kernels, the
+    weights' parts are added to their ``grad`` as Tensor.backward adds a fresh array,
+    and dx is returned. Nothing runs when nothing is needed."""
+
+    def back(g):
+        need_dk = id(kernel) in trained
+        need_db = bias is not None and id(bias) in trained
+        if not (need_dx or need_dk or need_db):
+            return None
+        dx, dk, db = grads(g, need_dk, need_db)
+        if need_dk:
+            _accumulate_leaf(kernel, dk, True)
+        if need_db:
+            _accumulate_leaf(bias, db, True)
+        return dx
+
+    return back
 
 
 def _attach_masks(outputs, masks):
@@ -441,6 +484,12 @@ class Layer:
         kernels without a graph, casts or masks: a step of a model's inference plan
         (see :func:`inference_step`). None when the layer has none in its present state;
         the model then calls its layers one by one."""
+        return None
+
+    def _training_fn(self, activate=True):
+        """A step of a model's training plan (see :func:`training_step`): the values and
+        gradients of ``call(x, training=True)`` from arrays, without a graph. None when
+        the layer has none (the model then calls its layers one by one)."""
         return None
 
     # ------------------------------------------------------------ functional API

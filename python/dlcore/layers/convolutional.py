@@ -16,6 +16,7 @@ from dlcore.functional.window import (
 from .base import (
     Layer,
     activate_data,
+    kernel_bias_back,
     kernel_bias_config,
     kernel_bias_options,
     positive_int,
@@ -245,6 +246,30 @@ class Conv2D(BaseConv):
             return y if fused else activate_data(self.activation, y)
 
         return run
+
+    def _training_fn(self, activate=True):
+        fused = self.fused_activation() if activate else None
+        if activate and not fused and self.activation is not activations.linear:
+            return None
+        extra = {} if fused is None else {"activation": fused}
+
+        def step(x, need_dx, trained):
+            kernel, bias = self.kernel, self.bias
+            kd, strides, dilation = kernel.data, self.strides, self.dilation_rate
+            pad = layer_padding(self.padding, x.shape[1:3], kd.shape[:2], strides, dilation)
+            y = ops.conv2d_forward(x, kd, None if bias is None else bias.data, strides=strides,
+                                   padding=pad, dilation=dilation, **extra)  # fmt: skip
+
+            def grads(g, need_dk, need_db):
+                return ops.conv2d_backward(
+                    g, x, kernel.data, strides=strides, padding=pad, dilation=dilation,
+                    **extra, **({"y": y} if fused else {}), need_dx=need_dx,
+                    need_dkernel=need_dk, need_dbias=need_db,
+                )  # fmt: skip
+
+            return y, kernel_bias_back(kernel, bias, trained, need_dx, grads)
+
+        return step
 
 
 @registry.register(aliases=("Convolution2DTranspose",))

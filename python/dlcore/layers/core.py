@@ -6,15 +6,16 @@ import warnings
 
 import numpy as np
 
-from dlcore import activations, initializers, regularizers
+from dlcore import activations, initializers, ops, regularizers
 from dlcore import functional as F
 from dlcore.functional.embedding import embedding_indices
-from dlcore.functional.linalg import linear_data
+from dlcore.functional.linalg import linear_backward_data, linear_data
 
 from .base import (
     InputLayer,
     Layer,
     activate_data,
+    kernel_bias_back,
     kernel_bias_config,
     kernel_bias_options,
     positive_int,
@@ -98,6 +99,26 @@ class Dense(Layer):
 
         return run
 
+    def _training_fn(self, activate=True):
+        activation = self.activation if activate else activations.linear
+        relu = activation is activations.relu
+        if not relu and activation is not activations.linear:
+            return None
+        kernel, bias = self.kernel, self.bias
+
+        def step(x, need_dx, trained):
+            z = linear_data(x, kernel.data, None if bias is None else bias.data)
+            y = ops.relu(z) if relu else z
+
+            def grads(g, need_dk, need_db):
+                if relu:
+                    g = ops.relu_backward(g, y)
+                return linear_backward_data(g, x, kernel.data, need_dx, need_dk, need_db)
+
+            return y, kernel_bias_back(kernel, bias, trained, need_dx, grads)
+
+        return step
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
@@ -145,6 +166,19 @@ class Activation(Layer):
 
     def _inference_fn(self):
         return lambda x: activate_data(self.activation, x)
+
+    def _training_fn(self, activate=True):
+        activation = self.activation if activate else activations.linear
+        if activation is activations.linear:
+            return lambda x, need_dx, trained: (x, lambda g: g if need_dx else None)
+        if activation is not activations.relu:
+            return None
+
+        def step(x, need_dx, trained):
+            y = ops.relu(x)
+            return y, lambda g: ops.relu_backward(g, y) if need_dx else None
+
+        return step
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}

@@ -84,6 +84,20 @@ class BasePooling(Layer):
 
         return run
 
+    def _training_fn(self, activate=True):
+        if type(self).pool is not F.max_pool2d:
+            return None
+
+        def step(x, need_dx, trained):
+            size, strides = self.pool_size, self.strides
+            pad = layer_padding(self.padding, x.shape[1:3], size, strides)
+            y, argmax = ops.maxpool2d_forward(x, pool_size=size, strides=strides, padding=pad,
+                                              need_argmax=need_dx)  # fmt: skip
+            shape = x.shape
+            return y, lambda g: ops.maxpool2d_backward(g, argmax, shape) if need_dx else None
+
+        return step
+
     def compute_output_shape(self, input_shape):
         """A known size smaller than pool_size under 'valid' padding is a ValueError,
         as in Keras."""

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from dlcore import functional as F
+from dlcore.functional.regularization import dropout_mask
 
 from .base import Layer, registry
 
@@ -47,6 +48,15 @@ class Dropout(Layer):
 
     def _inference_fn(self):
         return lambda x: x  # identity outside training
+
+    def _training_fn(self, activate=True):
+        def step(x, need_dx, trained):
+            if self.rate == 0:
+                return x, lambda g: g if need_dx else None
+            mask = dropout_mask(x.shape, x.dtype, self.rate, self.noise_shape, self._rng)
+            return x * mask, lambda g: g * mask if need_dx else None
+
+        return step
 
     def get_config(self):
         return {

@@ -32,6 +32,13 @@ class Flatten(Layer):
     def _inference_fn(self):
         return lambda x: x.reshape(x.shape[0], -1)
 
+    def _training_fn(self, activate=True):
+        def step(x, need_dx, trained):
+            shape = x.shape
+            return x.reshape(shape[0], -1), lambda g: g.reshape(shape) if need_dx else None
+
+        return step
+
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
         return (input_shape[0], None if None in rest else int(math.prod(rest)))

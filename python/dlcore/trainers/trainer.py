@@ -291,7 +291,14 @@ class Trainer:
 
     def train_step(self, x, y, sample_weight=None):
         """One optimisation step on a batch; returns the loss (with penalties)."""
-        out = self(x, training=True)
+        plan = self._training_plan_for(x)
+        planned = None
+        if plan is not None:  # the model is built: its weights are known
+            planned = plan(x, {id(p) for p in self._params() if p.requires_grad})
+        if planned is None:
+            out, rest = self(x, training=True), None
+        else:  # the same values and gradients, without the layers' per-call work
+            out, rest = planned
         params = self._params()
         for p in params:
             p.grad = None
@@ -299,6 +306,8 @@ class Trainer:
         penalties = self._step_penalties()
         loss = total + sum(penalties[1:], penalties[0]) if penalties else total
         loss.backward()
+        if rest is not None:
+            rest()  # from the output's gradient back through the plan's steps
         loss_value = self._strategy.reduce_gradients(params, float(loss.data))
         self.optimizer.step(params)
         self._track(loss_value, parts, _batch_len(x), ys, preds, ws)
@@ -322,6 +331,14 @@ class Trainer:
     def _inference_plan_for(self, x):
         """A function computing ``self(x, training=False)``'s values from the array x
         alone, or None (a model that has no such plan for x calls itself)."""
+        return None
+
+    def _training_plan_for(self, x):
+        """A function ``plan(x, trained)`` of the array x and the ids of the weights to
+        train giving ``self(x, training=True)``'s output Tensor and a function that
+        carries its gradient back to those weights once the loss's backward has run (or
+        None when none of them is in the plan's layers); None when the model has no
+        such plan for x, and calls itself."""
         return None
 
     def _logs(self, penalty=0.0):

@@ -50,6 +50,9 @@ def twins(make, compile_args=()):
 
 
 def assert_same_training(a, b, x, y, steps=3):
+    planned = []  # whether each of a's steps had a plan
+    find = a._training_plan_for
+    a._training_plan_for = lambda x: planned.append(find(x) is not None) or find(x)
     for _ in range(steps):
         assert a.train_on_batch(x, y) == b.train_on_batch(x, y)
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
@@ -59,6 +62,8 @@ def assert_same_training(a, b, x, y, steps=3):
     assert ha == hb
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         assert np.array_equal(wa, wb)
+    assert planned and all(planned)  # train_on_batch's and fit's steps ran on the plan
+    del a._training_plan_for
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -238,3 +243,61 @@ def test_the_plan_builds_no_graph_before_the_head(rng):
         w.grad = None
     backward()  # no loss has run: no gradient reaches any weight
     assert all(w.grad is None for w in model.weights)
+
+
+# ---------------------------------------------------------------- functional models
+
+
+def functional_cnn(dtype="float32", input_dtype=None, head="softmax"):
+    """cnn()'s layers as a functional chain, its Input of input_dtype."""
+    inputs = layers.Input(shape=(12, 10, 3), dtype=input_dtype or dtype)
+    x = inputs
+    for layer in cnn(dtype, head=head, regularizer="l2").layers:
+        x = layer(x)
+    return models.Model(inputs, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("input_dtype", [None, "float16", "float64"])
+def test_a_functional_chain_matches_the_layer_path_bit_for_bit(rng, dtype, input_dtype):
+    a, b = twins(lambda: functional_cnn(dtype, input_dtype))
+    x = rng.standard_normal((5, 12, 10, 3)).astype(np.float32)  # cast by the Input first
+    y = rng.integers(0, 3, 5)
+    assert a._training_plan_for(x) is not None
+    assert_same_training(a, b, x, y)
+
+
+def test_functional_graphs_that_are_no_chain_take_the_layer_path(rng):
+    inputs = layers.Input(shape=(6,))
+    hidden = layers.Dense(4, activation="relu")(inputs)
+    branched = layers.Add()([layers.Dense(4)(hidden), hidden])  # a merge
+    twice = layers.Concatenate()([hidden, hidden])  # one tensor taken twice
+    models_ = {
+        "merge": models.Model(inputs, layers.Dense(2, activation="softmax")(branched)),
+        "twice": models.Model(inputs, layers.Dense(2, activation="softmax")(twice)),
+        "two outputs": models.Model(inputs, [layers.Dense(2)(hidden), layers.Dense(1)(hidden)]),
+    }
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    for name, model in models_.items():
+        assert model._training_plan_for(x) is None, name
+    model = compiled(models_["merge"])
+    before = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(x, rng.integers(0, 2, 4))
+    assert all(not np.array_equal(u, v) for u, v in zip(before, model.get_weights()))
+
+
+def test_a_functional_subclass_or_input_of_another_shape_takes_the_layer_path(rng):
+    model = compiled(functional_cnn())
+    x = rng.standard_normal((2, 12, 10, 3)).astype(np.float32)
+    assert model._training_plan_for(x[:, :, :9]) is None
+    assert model._training_plan_for(x[:0]) is None
+    with no_grad():
+        assert model._training_plan_for(x) is None
+
+    class Own(models.Functional):
+        def call(self, inputs, training=False):
+            return super().call(inputs, training=training)
+
+    inputs = layers.Input(shape=(6,))
+    own = compiled(Own(inputs, layers.Dense(3, activation="softmax")(inputs)))
+    assert own._training_plan_for(rng.standard_normal((2, 6)).astype(np.float32)) is None

@@ -17,9 +17,10 @@ import numpy as np
 from dlcore import layers as layers_module
 from dlcore.layers.base import registry
 from dlcore.layers.symbolic import KerasTensor, flatten, pack_like
-from dlcore.tensor import Tensor
+from dlcore.tensor import Tensor, is_grad_enabled
 
 from .model import Model
+from .plans import training_chain
 
 __all__ = ["Functional"]
 
@@ -95,7 +96,14 @@ def _graph(inputs, outputs):
 class Functional(Model):
     """A model defined by its input and output tensors; built at construction."""
 
-    _untracked = Model._untracked | {"_inputs", "_outputs", "_nodes", "_operations", "_plan"}
+    _untracked = Model._untracked | {
+        "_inputs",
+        "_outputs",
+        "_nodes",
+        "_operations",
+        "_plan",
+        "_train_plan",
+    }
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -219,16 +227,20 @@ class Functional(Model):
     # every layer has a step. The plan is kept for the layers it was made of (a nested
     # Sequential may change); the steps read the weights on every call.
 
-    def _inference_plan_for(self, x):
+    def _plan_fits(self, x):
+        """Whether a plan may stand in for the call on x: an array of the one input's
+        shape, and the class's own call."""
         if type(x) is not np.ndarray or not isinstance(self._inputs_struct, KerasTensor):
-            return None
+            return False
         cls = type(self)  # a subclass's own call must run
         if cls.call is not Functional.call or cls.__call__ is not Functional.__call__:
-            return None
+            return False
         shape = self._inputs_struct.shape
-        if x.ndim != len(shape) or x.shape[1:] != tuple(shape[1:]) or not x.shape[0]:
-            return None  # an unknown size (None) never equals one of x's
-        return self._inference_plan()
+        # an unknown size (None) never equals one of x's
+        return x.ndim == len(shape) and x.shape[1:] == tuple(shape[1:]) and x.shape[0] > 0
+
+    def _inference_plan_for(self, x):
+        return self._inference_plan() if self._plan_fits(x) else None
 
     def _plan_key(self):
         """Every layer the plan runs, nested models' too, in order: a nested Sequential
@@ -242,12 +254,17 @@ class Functional(Model):
 
     def _inference_plan(self):
         """The plan (a function array -> array) for the graph, or None."""
+        return self._kept_plan("_plan", self._make_plan)
+
+    def _kept_plan(self, attr, make):
+        """The plan kept in ``attr`` while the graph's layers are the ones it was made
+        of (identity), else a new one from ``make()``."""
         key = self._plan_key()
-        cached = self.__dict__.get("_plan")
-        if cached is not None and cached[0] == key:  # the same layers (identity)
+        cached = self.__dict__.get(attr)
+        if cached is not None and cached[0] == key:
             return cached[1]
-        plan = self._make_plan()
-        self._plan = (key, plan)
+        plan = make()
+        setattr(self, attr, (key, plan))
         return plan
 
     def _make_plan(self):
@@ -285,6 +302,32 @@ class Functional(Model):
 
     def _inference_fn(self):
         return self._make_plan()
+
+    # ------------------------------------------------------------ training plan
+    # fit's and train_on_batch's steps on arrays (see models/plans.py), when the graph
+    # is a chain: each node a layer called on the one tensor the node before it made
+    # (the first on the input), the last node's output the model's.
+
+    def _training_plan_for(self, x):
+        if not is_grad_enabled() or not self._plan_fits(x):
+            return None
+        return self._kept_plan("_train_plan", self._make_training_plan)
+
+    def _make_training_plan(self):
+        spec, output = self._inputs_struct, self._outputs_struct
+        layers, shapes, previous = [], [], spec
+        for node in self._nodes:
+            outs = flatten(node.outputs)
+            if len(node.args) != 1 or node.kwargs or len(outs) != 1:
+                return None
+            if node.args[0] is not previous:
+                return None
+            layers.append(node.layer)
+            shapes.append(previous.shape)
+            previous = outs[0]
+        if previous is not output:
+            return None
+        return training_chain(layers, shapes, np.dtype(spec.dtype))
 
     def compute_output_shape(self, input_shape):
         return self.output_shape

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcore import activations
 from dlcore import layers as layers_module
-from dlcore.layers.base import InputLayer, Layer, inference_step, registry, training_step
+from dlcore.layers.base import InputLayer, Layer, inference_step, registry
 from dlcore.layers.symbolic import KerasTensor
-from dlcore.tensor import Tensor, is_grad_enabled
+from dlcore.tensor import is_grad_enabled
 
 from .model import Model
+from .plans import training_chain
 
 __all__ = ["Sequential"]
 
@@ -165,16 +165,8 @@ class Sequential(Model):
         return self._make_plan()
 
     # ------------------------------------------------------------ training plan
-    # fit's and train_on_batch's steps run the layers' kernels on arrays as the
-    # inference plan does, each layer's training step (Layer._training_fn) returning its
-    # backward too: the forward builds no graph, and the backward is the steps' own in
-    # reverse, without a graph's traversal. The last layer's activation alone runs on a
-    # Tensor (a leaf holding its input), so the compiled loss, the metrics and the
-    # weight penalties meet the output they meet on the layer path: a cross-entropy on a
-    # softmax still works from its logits. Values and the optimizer's gradients are the
-    # layer path's, bit for bit; only the optimizer's weights get gradients (the layer
-    # path also computes those of layers frozen after their weights were made, as
-    # Keras does not). Any other model, input or state takes the layer path.
+    # fit's and train_on_batch's steps on arrays (see models/plans.py), for the present
+    # layers, kept as the inference plan is.
 
     def _training_plan_for(self, x):
         if type(x) is not np.ndarray or not is_grad_enabled() or not self.built:
@@ -192,61 +184,14 @@ class Sequential(Model):
         cached = self.__dict__.get("_train_plan")
         if cached is not None and cached[0] == key:
             return cached[1]
-        plan = self._make_training_plan(layers)
+        shapes, shape = [], tuple(expected)
+        for layer in layers:  # the shape that reaches each layer
+            shapes.append(shape)
+            out = getattr(layer, "output_shape", None)
+            shape = tuple(out) if isinstance(out, (tuple, list)) else None
+        plan = training_chain(layers, shapes)
         self._train_plan = (key, plan)
         return plan
-
-    def _make_training_plan(self, layers):
-        if not layers:
-            return None
-        steps, shape, seen = [], tuple(self.input_shape), set()
-        dtype = layers[0].dtype
-        last = layers[-1]
-        head = getattr(last, "activation", None)
-        if not callable(head) or head is activations.linear:
-            head = None
-        for layer in layers:
-            if tuple(getattr(layer, "input_shape", None) or ()) != shape or layer.dtype != dtype:
-                return None
-            step = training_step(layer, activate=layer is not last or head is None)
-            weights = layer.weights
-            if step is None or any(id(w) in seen for w in weights):
-                return None
-            seen.update(id(w) for w in weights)
-            steps.append((step, weights))
-            shape = layer.output_shape
-            shape = tuple(shape) if isinstance(shape, (tuple, list)) else None
-
-        def run(x, trained):
-            """The output Tensor of ``self(x, training=True)`` and a function that,
-            once the loss's backward has run, takes the gradients back to the weights
-            whose ids are in ``trained``; None when there are none in these layers."""
-            needs, need = [], False  # whether each step's input needs a gradient
-            for _, weights in steps:
-                needs.append(need)
-                need = need or any(id(w) in trained for w in weights)
-            if not need:
-                return None  # nothing to train: the layer path says so as it does
-            if x.dtype != dtype:
-                x = x.astype(dtype)
-            backs = []
-            for (step, _), need_dx in zip(steps, needs):
-                x, back = step(x, need_dx, trained)
-                backs.append(back)
-            leaf = Tensor._of(x)
-            leaf.requires_grad = True
-            out = leaf if head is None else head(leaf)
-
-            def backward():
-                g = leaf.grad
-                for back in reversed(backs):
-                    if g is None:
-                        break
-                    g = back(g)
-
-            return out, backward
-
-        return run
 
     def compute_output_shape(self, input_shape):
         return self.output_shape

@@ -422,7 +422,8 @@ def make_inputs(name, rng):
     kernel, _, variant = name.partition("[")
     variant = variant.rstrip("]")
     if kernel == "gemm" and variant == "narrow":
-        # a Dense layer's batch of 32 against 130 units: each thread its own columns
+        # a Dense layer's batch of 32 against 130 units: each thread its own columns,
+        # with the one-thread product's bits
         return _f32(rng, 32, 1600), _f32(rng, 1600, 130)
     if kernel == "gemm_backward" and variant == "narrow":
         return _f32(rng, 32, 130), _f32(rng, 32, 1600), _f32(rng, 1600, 130)
@@ -567,17 +568,9 @@ THREAD_PARTIALS = (
     "each thread sums its share of the pixel tiles (or sequences) into its "
     "own partial, and the partials are added in thread order"
 )
-NARROW_SPLIT = (
-    "each thread multiplies its own block of the long side, and Eigen's kernel treats "
-    "the last rows of each block (which follow the thread count) in narrower passes "
-    "that add in another order"
-)
 THREAD_DEPENDENT = {
     "gemm": ({0, 1}, EIGEN_K_BLOCKS),
     "gemm_backward": ({1}, EIGEN_K_BLOCKS),  # db; da reduces over only 80 columns
-    # each thread's block of the long side has its own remainder rows in Eigen's kernel
-    "gemm[narrow]": ({0, 1}, NARROW_SPLIT),
-    "gemm_backward[narrow]": ({0, 1}, NARROW_SPLIT),
     # Winograd's y and dx come from products on packed panels, which give every value
     # the same arithmetic however the tiles are split: the same bits at any thread count.
     "conv2d_backward[winograd]": ({1, 2}, THREAD_PARTIALS),

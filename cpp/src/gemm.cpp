@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <exception>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -87,10 +88,9 @@ ConstMap<T, Order> operand_map(const MatRef<T>& x, Index rows, Index cols) {
 // least 4 times the narrow one (the narrow operand, packed by every thread, is then at
 // most a quarter of the other), and at least 2**22 multiply-adds (below, one thread's
 // product is a few microseconds and Eigen's own choice of team stands).
-constexpr Index kSplitAlign = 16;  // block bounds on whole 16-wide register panels
 bool split_pays(Index M, Index N, Index K) {
   const Index lo = std::min(M, N), hi = std::max(M, N);
-  return hi >= 4 * lo && hi >= 2 * kSplitAlign && static_cast<double>(M) * N * K >= 4194304.0;
+  return hi >= 4 * lo && static_cast<double>(M) * N * K >= 4194304.0;
 }
 
 template <typename T, int LhsOrder, int RhsOrder>
@@ -130,27 +130,41 @@ void blocked_product(T* c, Index ldc, const MatRef<T>& a, const MatRef<T>& b, In
     // every block of K, which for these shapes cost more than it shared (32x1600 @
     // 1600x128: 1.7x slower on 2 threads than this split; the one-thread product was
     // faster than its 2-thread one when the VM's second core answered late).
+    // Each thread's product is the one-thread product's over its block, with the same
+    // blocking (sized for the whole product), and its block starts on a register block
+    // of Eigen's kernel: C's columns are the rows the kernel takes mr at a time (it
+    // multiplies C^T = B^T A^T), C's rows its columns, nr at a time. Every value then
+    // goes through the one-thread product's arithmetic: the same bits at any thread
+    // count.
     const bool rows = M >= N;
     const Index total = rows ? M : N;
-    const Index panels = (total + kSplitAlign - 1) / kSplitAlign;
-#pragma omp parallel num_threads(threads)
-    {
-      const int P = omp_get_num_threads(), t = omp_get_thread_num();
-      const Index begin = std::min(total, panels * t / P * kSplitAlign);
-      const Index end = std::min(total, panels * (t + 1) / P * kSplitAlign);
-      if (begin < end) {
-        // every thread blocks K as the whole product would: the same k-blocks for a
-        // value whichever thread computes it
-        KeptBlocking<T> own(M, N, K, 1, true);
-        Functor product(A, B, C, T(1), own);
-        if (rows) {
-          product(begin, end - begin, 0, N);
-        } else {
-          product(0, M, begin, end - begin);
+    const Index align = rows ? Index(ei::gebp_traits<T, T>::nr) : Index(ei::gebp_traits<T, T>::mr);
+    const Index blocks = (total + align - 1) / align;
+    if (blocks >= 2) {
+      std::exception_ptr error;  // an allocation's failure, raised after the team
+#pragma omp parallel num_threads(int(std::min<Index>(threads, blocks)))
+      {
+        const Index P = omp_get_num_threads(), t = omp_get_thread_num();
+        const Index begin = std::min(total, blocks * t / P * align);
+        const Index end = std::min(total, blocks * (t + 1) / P * align);
+        try {
+          if (begin < end) {
+            KeptBlocking<T> own(M, N, K, 1, true);
+            Functor product(A, B, C, T(1), own);
+            if (rows) {
+              product(begin, end - begin, 0, N);
+            } else {
+              product(0, M, begin, end - begin);
+            }
+          }
+        } catch (...) {
+#pragma omp critical(dlcore_gemm_split)
+          if (!error) error = std::current_exception();
         }
       }
+      if (error) std::rethrow_exception(error);
+      return;
     }
-    return;
   }
 #endif
   KeptBlocking<T> blocking(M, N, K, 1, true);

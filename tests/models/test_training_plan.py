@@ -301,3 +301,68 @@ def test_a_functional_subclass_or_input_of_another_shape_takes_the_layer_path(rn
     inputs = layers.Input(shape=(6,))
     own = compiled(Own(inputs, layers.Dense(3, activation="softmax")(inputs)))
     assert own._training_plan_for(rng.standard_normal((2, 6)).astype(np.float32)) is None
+
+
+# ---------------------------------------------------------------- what a kept plan follows
+
+
+def test_an_activation_changed_after_the_plan_was_made_is_followed(rng):
+    from dlcore import activations
+
+    a, b = twins(cnn)
+    x = rng.standard_normal((4, 12, 10, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 4)
+    assert a.train_on_batch(x, y) == b.train_on_batch(x, y)
+    for model in (a, b):  # as a callback might, mid-training
+        model.layers[0].activation = activations.get("linear")  # the fused conv relu
+        model.layers[7].activation = activations.get("linear")  # Dense 7's relu
+        model.layers[-1].activation = activations.get("sigmoid")  # the head
+    assert_same_training(a, b, x, y, steps=2)
+    a.layers[7].activation = activations.get("tanh")  # a step the plan has not
+    assert a._training_plan_for(x) is None
+
+
+def test_a_layer_applied_twice_in_a_chain_keeps_each_application(rng):
+    def chain(activation):
+        inputs = layers.Input(shape=(6,))
+        shared = layers.Activation(activation)
+        hidden = shared(layers.Dense(8)(inputs))
+        return models.Model(inputs, shared(layers.Dense(8)(hidden)))
+
+    a, b = twins(lambda: chain("relu"), ("mse",))
+    x = rng.standard_normal((16, 6)).astype(np.float32)
+    y = rng.random((16, 8)).astype(np.float32)
+    assert a._training_plan_for(x) is not None
+    assert_same_training(a, b, x, y)
+    assert compiled(chain("tanh"), "mse")._training_plan_for(x) is None  # no tanh step
+
+
+def test_a_layer_subclass_from_outside_dlcore_takes_the_layer_path(rng):
+    class Scaled(layers.Dense):  # its own kernel, made from the weights it built
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.scale = 2.0
+
+    model = compiled(models.Sequential([layers.Input(shape=(6,)), Scaled(3, activation="softmax")]))
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    assert model._training_plan_for(x) is None
+
+
+def test_dropout_rates_and_noise_shapes_behave_as_on_the_layer_path(rng):
+    def make():
+        return models.Sequential([
+            layers.Input(shape=(5, 6)),
+            layers.Dropout(0.3, noise_shape=(None, 1, 6), seed=3),
+            layers.Dense(4, activation="relu"),  # on the last axis of a 3-D input
+            layers.Flatten(),
+            layers.Dense(2, activation="softmax"),
+        ])  # fmt: skip
+
+    a, b = twins(make)
+    x = rng.standard_normal((3, 5, 6)).astype(np.float32)
+    y = rng.integers(0, 2, 3)
+    assert a._training_plan_for(x) is not None
+    assert_same_training(a, b, x, y)
+    a.layers[0].rate = 1.0  # set after construction: the layer path refuses it too
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\), got 1.0"):
+        a.train_on_batch(x, y)

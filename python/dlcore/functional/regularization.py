@@ -15,12 +15,17 @@ def dropout(x, rate, training=True, noise_shape=None, seed=None):
     training only (identity otherwise). ``seed``: an int (the same mask every call) or a
     ``numpy.random.Generator`` to draw from (default: dlcore's generator)."""
     x = as_tensor(x)
-    if not 0 <= rate < 1:
-        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    check_dropout_rate(rate)
     if not training or rate == 0:
         return x
     mask = dropout_mask(x.shape, x.dtype, rate, noise_shape, seed)
     return record(x.data * mask, (x,), lambda g: (g[0] * mask,), "dropout")
+
+
+def check_dropout_rate(rate):
+    """A ValueError unless 0 <= rate < 1."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
 
 
 def dropout_mask(shape, dtype, rate, noise_shape=None, seed=None):

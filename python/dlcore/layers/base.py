@@ -129,6 +129,11 @@ def training_step(layer, activate=True):
     owner = next(c for c in cls.__mro__ if "_training_fn" in c.__dict__)
     if owner is Layer or not layer.built or cls.call is not owner.call:
         return None
+    # a subclass outside dlcore may change what the step reads (a kernel made by a
+    # property, a build of other weights) without overriding call
+    below = cls.__mro__[: cls.__mro__.index(owner)]
+    if any(not c.__module__.startswith("dlcore.") for c in below):
+        return None
     if cls.__call__ is not owner.__call__ or layer.dtype not in (np.float32, np.float64):
         return None
     return layer._training_fn(activate)

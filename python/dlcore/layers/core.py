@@ -104,9 +104,9 @@ class Dense(Layer):
         relu = activation is activations.relu
         if not relu and activation is not activations.linear:
             return None
-        kernel, bias = self.kernel, self.bias
 
         def step(x, need_dx, trained):
+            kernel, bias = self.kernel, self.bias
             z = linear_data(x, kernel.data, None if bias is None else bias.data)
             y = ops.relu(z) if relu else z
 

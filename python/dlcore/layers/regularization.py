@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from dlcore import functional as F
-from dlcore.functional.regularization import dropout_mask
+from dlcore.functional.regularization import check_dropout_rate, dropout_mask
 
 from .base import Layer, registry
 
@@ -51,6 +51,7 @@ class Dropout(Layer):
 
     def _training_fn(self, activate=True):
         def step(x, need_dx, trained):
+            check_dropout_rate(self.rate)
             if self.rate == 0:
                 return x, lambda g: g if need_dx else None
             mask = dropout_mask(x.shape, x.dtype, self.rate, self.noise_shape, self._rng)

@@ -20,7 +20,7 @@ from dlcore.layers.symbolic import KerasTensor, flatten, pack_like
 from dlcore.tensor import Tensor, is_grad_enabled
 
 from .model import Model
-from .plans import training_chain
+from .plans import training_chain, training_key
 
 __all__ = ["Functional"]
 
@@ -256,10 +256,13 @@ class Functional(Model):
         """The plan (a function array -> array) for the graph, or None."""
         return self._kept_plan("_plan", self._make_plan)
 
-    def _kept_plan(self, attr, make):
+    def _kept_plan(self, attr, make, extra=None):
         """The plan kept in ``attr`` while the graph's layers are the ones it was made
-        of (identity), else a new one from ``make()``."""
+        of (identity) and ``extra(layers)`` is as it was, else a new one from
+        ``make()``."""
         key = self._plan_key()
+        if extra is not None:
+            key += extra([node.layer for node in self._nodes])
         cached = self.__dict__.get(attr)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -311,7 +314,7 @@ class Functional(Model):
     def _training_plan_for(self, x):
         if not is_grad_enabled() or not self._plan_fits(x):
             return None
-        return self._kept_plan("_train_plan", self._make_training_plan)
+        return self._kept_plan("_train_plan", self._make_training_plan, training_key)
 
     def _make_training_plan(self):
         spec, output = self._inputs_struct, self._outputs_struct

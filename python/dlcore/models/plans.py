@@ -20,7 +20,13 @@ from dlcore import activations
 from dlcore.layers.base import training_step
 from dlcore.tensor import Tensor
 
-__all__ = ["training_chain"]
+__all__ = ["training_chain", "training_key"]
+
+
+def training_key(layers):
+    """What a kept training plan was made for besides its layers' identity: each
+    layer's activation, which the steps and the head are chosen by."""
+    return [getattr(layer, "activation", None) for layer in layers]
 
 
 def training_chain(layers, shapes, input_dtype=None):
@@ -35,18 +41,19 @@ def training_chain(layers, shapes, input_dtype=None):
     weights whose ids are in ``trained``; None when none of them is in these layers."""
     if not layers:
         return None
-    dtype, last = layers[0].dtype, layers[-1]
-    head = getattr(last, "activation", None)
+    dtype, last = layers[0].dtype, len(layers) - 1
+    head = getattr(layers[last], "activation", None)
     if not callable(head) or head is activations.linear:
         head = None
     steps, seen = [], set()
-    for layer, shape in zip(layers, shapes, strict=True):
+    for i, (layer, shape) in enumerate(zip(layers, shapes, strict=True)):
         built = getattr(layer, "input_shape", None)
         if shape is None or built is None or tuple(built) != tuple(shape):
             return None
         if layer.dtype != dtype:
             return None
-        step = training_step(layer, activate=layer is not last or head is None)
+        # by position: a layer without weights (an Activation) may come twice
+        step = training_step(layer, activate=i != last or head is None)
         weights = layer.weights
         if step is None or any(id(w) in seen for w in weights):
             return None

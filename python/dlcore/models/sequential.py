@@ -10,7 +10,7 @@ from dlcore.layers.symbolic import KerasTensor
 from dlcore.tensor import is_grad_enabled
 
 from .model import Model
-from .plans import training_chain
+from .plans import training_chain, training_key
 
 __all__ = ["Sequential"]
 
@@ -180,7 +180,7 @@ class Sequential(Model):
         if cls.call is not Sequential.call or cls.__call__ is not Sequential.__call__:
             return None
         layers = list(self._layers)
-        key = self._plan_key(layers)
+        key = self._plan_key(layers) + training_key(layers)
         cached = self.__dict__.get("_train_plan")
         if cached is not None and cached[0] == key:
             return cached[1]

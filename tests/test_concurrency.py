@@ -139,10 +139,11 @@ def test_a_shared_cache_serves_exactly_one_concurrent_backward(case, threads):
         assert_identical(results[0], expected, case)
 
 
-# Workers run every case while one thread flips the thread count; each result must be a
-# result the case gives alone at one of those counts. Run in a child process, so that a
-# crash or a hang fails this test rather than the test run.
-FLIPPING = textwrap.dedent("""
+# A child process's prelude: one thread flips the thread count through COUNTS until
+# flipping() returns. The children run apart, so that a crash or a hang fails their test
+# rather than the test run.
+FLIPPER = textwrap.dedent("""
+    import contextlib
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -152,6 +153,31 @@ FLIPPING = textwrap.dedent("""
     from dlcore import ops
 
     COUNTS = (1, 2, 3)
+
+    @contextlib.contextmanager
+    def flipping():
+        done = threading.Event()
+        flips = [0]
+
+        def flip():
+            while not done.is_set():
+                ops.set_num_threads(COUNTS[flips[0] % len(COUNTS)])
+                flips[0] += 1
+
+        flipper = threading.Thread(target=flip)
+        flipper.start()
+        try:
+            yield flips
+        finally:
+            done.set()
+            flipper.join()
+        assert flips[0] > 100, flips[0]
+        print("ok", flips[0])
+""")
+
+# Workers run every case while the count flips; each result must be a result the case
+# gives alone at one of those counts.
+FLIPPING = textwrap.dedent("""
     cases = {name: kernel_cases.make_inputs(name, np.random.default_rng(0))
              for name in kernel_cases.CASES}
     reference = {}
@@ -169,40 +195,64 @@ FLIPPING = textwrap.dedent("""
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(),
                                        err_msg=f"{name} output {i}")
 
-    done = threading.Event()
-    flips = 0
-
-    def flip():
-        global flips
-        while not done.is_set():
-            ops.set_num_threads(COUNTS[flips % len(COUNTS)])
-            flips += 1
-
     def work(round_):
         for name in kernel_cases.CASES:
             check(name, kernel_cases.run(name, cases[name]))
 
-    flipper = threading.Thread(target=flip)
-    flipper.start()
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(work, range(8)))
-    finally:
-        done.set()
-        flipper.join()
-    assert flips > 100, flips
-    print("ok", flips)
+    with flipping(), ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(8)))
+""")
+
+# The one-thread and split paths of a narrow product give the same bits, but a call that
+# read one thread once handed the product to Eigen, which read its own count again: a
+# flip to 3 in between gave it Eigen's 3-thread blocking (75 of 12,000 calls). Hammer
+# that window alone, many calls per flip rather than the full table's few.
+NARROW_FLIPPING = textwrap.dedent("""
+    NAMES = ("gemm[narrow]", "gemm_backward[narrow]")
+    cases = {n: kernel_cases.make_inputs(n, np.random.default_rng(0)) for n in NAMES}
+    reference = {}
+    for n in COUNTS:
+        ops.set_num_threads(n)
+        reference[n] = {name: kernel_cases.run(name, x) for name, x in cases.items()}
+    for name in NAMES:  # the premise: one set of bits at every count
+        for n in COUNTS[1:]:
+            for got, want in zip(reference[n][name], reference[1][name]):
+                assert np.array_equal(got, want), (name, n)
+
+    def work(_):
+        bad = 0
+        for i in range(1000):
+            name = NAMES[i % 2]
+            for got, want in zip(kernel_cases.run(name, cases[name]), reference[1][name]):
+                bad += not np.array_equal(got, want)
+        return bad
+
+    with flipping(), ThreadPoolExecutor(4) as pool:
+        bad = sum(pool.map(work, range(4)))
+    assert bad == 0, f"{bad} narrow products changed bits while the count flipped"
 """)
 
 
-def test_set_num_threads_from_another_thread_while_kernels_run():
+def run_flipping(script, timeout):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, "-c", FLIPPING], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FLIPPER + script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("ok")
+
+
+def test_set_num_threads_from_another_thread_while_kernels_run():
+    run_flipping(FLIPPING, timeout=120)
+
+
+def test_narrow_products_keep_their_bits_while_the_thread_count_flips():
+    run_flipping(NARROW_FLIPPING, timeout=300)
 
 
 def small_cnn():

@@ -172,8 +172,10 @@ void blocked_product(T* c, Index ldc, const MatRef<T>& a, const MatRef<T>& b, In
   // Inside any parallel region the product is one thread's, even in a team of one: a
   // team of one is not "active", so Eigen would start a team of its own, sized by a
   // thread count that another Python thread may be changing, and a deep product's
-  // blocking (so its bits) would follow it.
-  if (omp_get_level() > 0) {
+  // blocking (so its bits) would follow it. The same holds when this call read one
+  // thread: Eigen reads its own count again, and a set_num_threads(3) from another
+  // Python thread in between would give this one-thread call a 3-thread team.
+  if (omp_get_level() > 0 || threads <= 1) {
     Functor(A, B, C, T(1), blocking)(0, M, 0, N);
     return;
   }

@@ -139,9 +139,10 @@ def test_a_shared_cache_serves_exactly_one_concurrent_backward(case, threads):
         assert_identical(results[0], expected, case)
 
 
-# A child process's prelude: one thread flips the thread count through COUNTS until
-# flipping() returns. The children run apart, so that a crash or a hang fails their test
-# rather than the test run.
+# A child process's prelude: each case's inputs and its results alone at each of COUNTS,
+# and flipping(), under which one thread flips the thread count through COUNTS. The
+# children run apart, so that a crash or a hang fails their test rather than the test run;
+# the launcher has a child print "ok" once its whole script has run.
 FLIPPER = textwrap.dedent("""
     import contextlib
     import threading
@@ -153,6 +154,15 @@ FLIPPER = textwrap.dedent("""
     from dlcore import ops
 
     COUNTS = (1, 2, 3)
+
+    def cases_alone(names):
+        cases = {name: kernel_cases.make_inputs(name, np.random.default_rng(0))
+                 for name in names}
+        reference = {}
+        for n in COUNTS:
+            ops.set_num_threads(n)
+            reference[n] = {name: kernel_cases.run(name, x) for name, x in cases.items()}
+        return cases, reference
 
     @contextlib.contextmanager
     def flipping():
@@ -167,23 +177,17 @@ FLIPPER = textwrap.dedent("""
         flipper = threading.Thread(target=flip)
         flipper.start()
         try:
-            yield flips
+            yield
         finally:
             done.set()
             flipper.join()
         assert flips[0] > 100, flips[0]
-        print("ok", flips[0])
 """)
 
 # Workers run every case while the count flips; each result must be a result the case
 # gives alone at one of those counts.
 FLIPPING = textwrap.dedent("""
-    cases = {name: kernel_cases.make_inputs(name, np.random.default_rng(0))
-             for name in kernel_cases.CASES}
-    reference = {}
-    for n in COUNTS:
-        ops.set_num_threads(n)
-        reference[n] = {name: kernel_cases.run(name, x) for name, x in cases.items()}
+    cases, reference = cases_alone(kernel_cases.CASES)
 
     def check(name, result):
         for i, got in enumerate(result):
@@ -209,11 +213,7 @@ FLIPPING = textwrap.dedent("""
 # that window alone, many calls per flip rather than the full table's few.
 NARROW_FLIPPING = textwrap.dedent("""
     NAMES = ("gemm[narrow]", "gemm_backward[narrow]")
-    cases = {n: kernel_cases.make_inputs(n, np.random.default_rng(0)) for n in NAMES}
-    reference = {}
-    for n in COUNTS:
-        ops.set_num_threads(n)
-        reference[n] = {name: kernel_cases.run(name, x) for name, x in cases.items()}
+    cases, reference = cases_alone(NAMES)
     for name in NAMES:  # the premise: one set of bits at every count
         for n in COUNTS[1:]:
             for got, want in zip(reference[n][name], reference[1][name]):
@@ -237,7 +237,7 @@ def run_flipping(script, timeout):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, "-c", FLIPPER + script],
+        [sys.executable, "-c", FLIPPER + script + 'print("ok")\n'],
         env=env,
         capture_output=True,
         text=True,

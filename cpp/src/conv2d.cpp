@@ -129,6 +129,17 @@ int64_t tile_rows(const Conv2dShape& s, size_t elem) {
   return std::clamp<int64_t>((96 << 10) / row_bytes, 192, 1024);
 }
 
+// Rows of at most `rows` that cut P pixel rows into a count of tiles the threads share
+// evenly (a multiple of 8, the direct kernels' pixel blocks). A batch of one 26x26 image
+// in 256-row tiles was 3 tiles: 2 on one thread and 1 on the other.
+int64_t balanced_rows(int64_t rows, int64_t P, int threads) {
+  const int64_t tiles = P / rows + (P % rows != 0);
+  if (tiles == 0 || threads <= 1 || tiles % threads == 0) return rows;
+  const int64_t even = (tiles / threads + 1) * threads;
+  const int64_t per = P / even + (P % even != 0);
+  return std::min(rows, std::max<int64_t>(8, (per + 7) / 8 * 8));
+}
+
 // The outputs ow in [lo, hi) of a row segment whose input lies inside x.
 struct Span {
   int64_t lo, hi;
@@ -455,9 +466,13 @@ void direct_weight_tile(T* dk, T* db, const T* colT, const T* dy, int64_t m, int
 template <typename T>
 void forward_pixel_tiles(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
                          bool accumulate) {
-  const int64_t K = s.K(), OC = s.OC, P = s.pixels(), rows = tile_rows(s, sizeof(T));
+  const int64_t K = s.K(), OC = s.OC, P = s.pixels();
   const bool direct = conv2d_plan(s) == Conv2dPlan::direct;
   const int threads = get_num_threads();
+  // The direct kernels compute each pixel alone, so the tiles' size changes no bits;
+  // the GEMM's blocking follows its height, so those tiles keep theirs.
+  const int64_t rows =
+      direct ? balanced_rows(tile_rows(s, sizeof(T)), P, threads) : tile_rows(s, sizeof(T));
   T* const* cols = thread_workspace<T>(rows * K, threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t p0 = 0; p0 < P; p0 += rows) {

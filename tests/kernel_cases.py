@@ -425,6 +425,9 @@ def make_inputs(name, rng):
         # a Dense layer's batch of 32 against 130 units: each thread its own columns,
         # with the one-thread product's bits
         return _f32(rng, 32, 1600), _f32(rng, 1600, 130)
+    if kernel == "gemm" and variant == "row_vector":
+        # a Dense layer at batch 1: each thread its own vectors of columns
+        return _f32(rng, 1, 1600), _f32(rng, 1600, 130)
     if kernel == "gemm_backward" and variant == "narrow":
         return _f32(rng, 32, 130), _f32(rng, 32, 1600), _f32(rng, 1600, 130)
     if kernel == "gemm":
@@ -514,7 +517,7 @@ FUNCTIONS = {
 }
 
 CASES = (
-    ["gemm", "gemm_backward", "gemm[narrow]", "gemm_backward[narrow]"]
+    ["gemm", "gemm_backward", "gemm[narrow]", "gemm_backward[narrow]", "gemm[row_vector]"]
     + [f"conv2d_{d}[{plan}]" for d in ("forward", "backward") for plan in CONV_SHAPES]
     + [f"conv2d_relu_{d}[winograd]" for d in ("forward", "backward")]
     + ["maxpool2d_forward", "maxpool2d_backward"]

@@ -207,12 +207,13 @@ FLIPPING = textwrap.dedent("""
         list(pool.map(work, range(8)))
 """)
 
-# The one-thread and split paths of a narrow product give the same bits, but a call that
-# read one thread once handed the product to Eigen, which read its own count again: a
-# flip to 3 in between gave it Eigen's 3-thread blocking (75 of 12,000 calls). Hammer
-# that window alone, many calls per flip rather than the full table's few.
+# The one-thread and split paths of a narrow product (and of a row vector's) give the
+# same bits, but a call that read one thread once handed the product to Eigen, which read
+# its own count again: a flip to 3 in between gave it Eigen's 3-thread blocking (75 of
+# 12,000 calls). Hammer that window alone, many calls per flip rather than the full
+# table's few.
 NARROW_FLIPPING = textwrap.dedent("""
-    NAMES = ("gemm[narrow]", "gemm_backward[narrow]")
+    NAMES = ("gemm[narrow]", "gemm_backward[narrow]", "gemm[row_vector]")
     cases, reference = cases_alone(NAMES)
     for name in NAMES:  # the premise: one set of bits at every count
         for n in COUNTS[1:]:
@@ -222,7 +223,7 @@ NARROW_FLIPPING = textwrap.dedent("""
     def work(_):
         bad = 0
         for i in range(1000):
-            name = NAMES[i % 2]
+            name = NAMES[i % len(NAMES)]
             for got, want in zip(kernel_cases.run(name, cases[name]), reference[1][name]):
                 bad += not np.array_equal(got, want)
         return bad

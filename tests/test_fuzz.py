@@ -186,6 +186,8 @@ def gemm_cases(draw, crash_prone=False):
         lo, K = draw(st.integers(8, 40)), draw(st.integers(100, 300))
         hi = max(4 * lo, -(-(1 << 22) // (lo * K))) + draw(st.integers(0, 40))
         M, N = (lo, hi) if draw(st.booleans()) else (hi, lo)
+    elif draw(st.integers(0, 8)) == 0:  # a row vector's product, split by vectors of columns
+        M, K, N = 1, draw(st.integers(200, 400)), draw(st.integers(330, 600))
     ta, tb = draw(st.booleans()), draw(st.booleans())
     a_shape, b_shape = ((K, M) if ta else (M, K)), ((N, K) if tb else (K, N))
     expect = VALID

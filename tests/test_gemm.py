@@ -140,13 +140,19 @@ NARROW = [
     (2000, 40, 64),
     (16, 4096, 64),
 ]
+# A row vector times a matrix (a Dense layer at batch 1): the threads take blocks of
+# whole vectors of columns, and every output is one chain of multiply-adds in k order.
+# Columns that end in a partial vector, one vector, one column.
+ROW_VECTOR = [(1, 1600, 128), (1, 128, 10), (1, 700, 257), (1, 3, 4097), (1, 2000, 33)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a,trans_b", TRANS)
-@pytest.mark.parametrize("M,K,N", NARROW)
+@pytest.mark.parametrize("M,K,N", NARROW + ROW_VECTOR)
 def test_gemm_narrow_products_keep_one_threads_bits(rng, M, K, N, trans_a, trans_b, dtype):
     a, b = operands(rng, M, K, N, trans_a, trans_b, dtype)
+    wide = np.zeros((b.shape[0], b.shape[1] + 5), dtype)
+    wide[:, 2:-3] = b  # the same b with its rows apart
     ref = reference(a, b, trans_a, trans_b)
     tol = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: TOL[np.float64]}[dtype]
     before = ops.get_num_threads()
@@ -156,9 +162,10 @@ def test_gemm_narrow_products_keep_one_threads_bits(rng, M, K, N, trans_a, trans
         np.testing.assert_allclose(one, ref, **tol)
         for threads in (2, 3, 7):
             ops.set_num_threads(threads)
-            c = ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
-            assert c.shape == (M, N) and c.dtype == dtype
-            np.testing.assert_array_equal(c, one)  # each block: the one-thread arithmetic
+            for operand in (b, wide[:, 2:-3]):
+                c = ops.gemm(a, operand, trans_a=trans_a, trans_b=trans_b)
+                assert c.shape == (M, N) and c.dtype == dtype
+                np.testing.assert_array_equal(c, one)  # each block: one thread's arithmetic
     finally:
         ops.set_num_threads(before)
 
@@ -187,7 +194,7 @@ def test_gemm_backward_of_narrow_products_matches_numpy(rng, M, K, N, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "M,K,N", [(7, 3, 4), (3, 7, 9), (5, 5, 5), (1, 3, 4), (4, 9, 1), (9, 8, 7)]
+    "M,K,N", [(7, 3, 4), (3, 7, 9), (5, 5, 5), (1, 3, 4), (4, 9, 1), (9, 8, 7), (1, 40, 37)]
 )
 def test_gemm_bits_do_not_follow_the_results_address(rng, M, K, N, dtype):
     """The same operands give the same bits wherever the allocator puts the result

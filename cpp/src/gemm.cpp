@@ -7,6 +7,7 @@
 #include <omp.h>
 #endif
 
+#include "common/simd.hpp"
 #include "common/workspace.hpp"
 #include "dlcore/checks.hpp"
 #include "dlcore/parallel.hpp"
@@ -93,6 +94,69 @@ bool split_pays(Index M, Index N, Index K) {
   return hi >= 4 * lo && static_cast<double>(M) * N * K >= 4194304.0;
 }
 
+// c[j] += sum over k of a[k] * b[k, j] for j in [j0, j1), b's rows contiguous (a Dense
+// layer's product at batch 1): every output is one multiply-add chain in k order, held in
+// a packet's lane whichever block it falls in, so its bits follow neither the split nor
+// the thread count. The chains run 8 packets abreast: each step reads whole cache lines
+// of a row of b.
+template <typename T>
+void row_vector_columns(T* c, const T* a, Index a_step, const T* b, Index ldb, Index K, Index j0,
+                        Index j1) {
+  using Vec = simd::Packet<T>;
+  constexpr Index L = simd::kLanes<T>, W = 8;
+  Index j = j0;
+  for (; j + W * L <= j1; j += W * L) {
+    Vec acc[W];
+    for (Index i = 0; i < W; ++i) acc[i] = simd::zero<T>();
+    const T* bk = b + j;
+    for (Index k = 0; k < K; ++k, bk += ldb) {
+      const Vec ak = simd::broadcast(a[k * a_step]);
+      for (Index i = 0; i < W; ++i) acc[i] = simd::madd(ak, simd::load(bk + i * L), acc[i]);
+    }
+    for (Index i = 0; i < W; ++i) {
+      T* ci = c + j + i * L;
+      simd::store(ci, ei::padd(simd::load(ci), acc[i]));
+    }
+  }
+  for (; j < j1; j += L) {  // single packets, the last one partial
+    const Index n = std::min(L, j1 - j);
+    Vec acc = simd::zero<T>();
+    const T* bk = b + j;
+    for (Index k = 0; k < K; ++k, bk += ldb)
+      acc = simd::madd(simd::broadcast(a[k * a_step]), simd::load_first(bk, n), acc);
+    simd::store_first(c + j, ei::padd(simd::load_first(c + j, n), acc), n);
+  }
+}
+
+// A row vector times a matrix with contiguous rows, c (1, N) += a (1, K) @ b (K, N): Eigen's
+// GEMV ran it on one thread, reading all of b through one core (a Dense layer's
+// 1600x128 kernel, 800 KB, is more than that core's L2). Blocks of whole packets of
+// columns go to the threads instead, each reading its own part of b, the same part at
+// every call, and the results have the same bits at any thread count.
+template <typename T>
+void row_vector_product(T* c, const T* a, Index a_step, const T* b, Index ldb, Index N, Index K) {
+  constexpr Index L = simd::kLanes<T>;
+  const Index packets = (N + L - 1) / L;
+  int threads = 1;
+#ifdef _OPENMP
+  // Below about 2**16 multiply-adds one thread's product takes a few microseconds,
+  // less than waking a team.
+  if (omp_get_level() == 0 && static_cast<double>(N) * K >= 65536.0)
+    threads = static_cast<int>(std::min<Index>(get_num_threads(), packets));
+#endif
+  if (threads <= 1) {
+    row_vector_columns(c, a, a_step, b, ldb, K, 0, N);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const Index P = omp_get_num_threads(), t = omp_get_thread_num();
+    const Index begin = std::min(N, packets * t / P * L);
+    const Index end = std::min(N, packets * (t + 1) / P * L);
+    if (begin < end) row_vector_columns(c, a, a_step, b, ldb, K, begin, end);
+  }
+}
+
 template <typename T, int LhsOrder, int RhsOrder>
 void blocked_product(T* c, Index ldc, const MatRef<T>& a, const MatRef<T>& b, Index M, Index N,
                      Index K) {
@@ -112,8 +176,12 @@ void blocked_product(T* c, Index ldc, const MatRef<T>& a, const MatRef<T>& b, In
     }
     return;
   }
+  if (M == 1 && RhsOrder == Eigen::RowMajor) {
+    row_vector_product(c, a.data, LhsOrder == Eigen::RowMajor ? 1 : a.ld, b.data, b.ld, N, K);
+    return;
+  }
   if (M == 1 || N == 1) {
-    C.noalias() += A * B;  // matrix-vector products: Eigen's GEMV
+    C.noalias() += A * B;  // the other matrix-vector products: Eigen's GEMV
     return;
   }
   using Gemm = ei::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false,

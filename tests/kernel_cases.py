@@ -20,6 +20,8 @@ ELTWISE_SIZE = 1 << 16
 CONV_SHAPES = {
     # 17 -> 21 channels: partial panels in the products' operands
     "winograd": ((4, 16, 16, 17), (3, 3, 17, 21), 1),
+    # one 13x13 image, 36 tiles: the forward splits the output channels among the threads
+    "winograd_few_tiles": ((1, 13, 13, 32), (3, 3, 32, 64), 0),
     "im2col": ((4, 16, 16, 8), (3, 3, 8, 16), 1),
     # a 1600 x 96 kernel gradient: pixel tiles, each thread summing its taps of it
     "im2col_taps": ((4, 8, 8, 64), (5, 5, 64, 96), 2),
@@ -91,6 +93,7 @@ def _conv_plan_matches(name):
     plan = ops.conv2d_plan(x_shape, k_shape, padding=padding)
     expected = {
         "winograd": "winograd",
+        "winograd_few_tiles": "winograd",
         "im2col": "pixel_tiles",
         "im2col_taps": "pixel_tiles",
         "direct": "direct",
@@ -577,6 +580,7 @@ THREAD_DEPENDENT = {
     # Winograd's y and dx come from products on packed panels, which give every value
     # the same arithmetic however the tiles are split: the same bits at any thread count.
     "conv2d_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
+    "conv2d_backward[winograd_few_tiles]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_relu_backward[winograd]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[im2col]": ({1, 2}, THREAD_PARTIALS),
     "conv2d_backward[im2col_taps]": (

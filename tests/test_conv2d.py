@@ -732,6 +732,42 @@ def test_winograd_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
     results_at_thread_counts(rng, shape, dtype)
 
 
+# Few tiles (under 32 a thread) and at least a panel of output channels a thread: the
+# forward splits the output channels among the threads, each transforming its own filters
+# and every tile. Its bits are those of one thread, which splits nothing.
+FEW_TILE_SHAPES = [
+    (1, 5, 5, 16, 40, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),  # 9 tiles, a partial panel
+    (1, 13, 13, 32, 64, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1)),  # the seed CNN's conv2, b1
+    (2, 7, 9, 17, 33, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),  # odd sizes, 2 samples
+    (1, 6, 11, 16, 100, 3, 3, (1, 1), ((0, 2), (1, 0)), (1, 1)),  # asymmetric padding
+    (1, 3, 3, 16, 3, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1)),  # one panel: tiles split
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape", FEW_TILE_SHAPES, ids=[f"{s[0]}x{s[1]}x{s[2]}x{s[3]}->{s[4]}" for s in FEW_TILE_SHAPES]
+)
+def test_winograd_forward_at_few_tiles_has_one_threads_bits(rng, threads, shape, dtype):
+    assert plan(shape)["forward"] == "winograd"
+    x, kernel, bias, kw = make(rng, shape, dtype)
+    expected = reference(x, kernel, bias, **kw)
+    ops.set_num_threads(1)
+    one = ops.conv2d_forward(x, kernel, bias, **kw)
+    np.testing.assert_allclose(one, expected, **TOL[dtype])
+    # The transposed convolution's dx is this forward adding onto its output, with no
+    # bias: x as its dy, this kernel, its x of y's shape (not read for dx).
+    transposed = dict(strides=(1, 1), padding=kw["padding"], output_padding=(0, 0))
+    x_t = rng.standard_normal(one.shape).astype(dtype)
+    dx_one = ops.conv2d_transpose_backward(x, x_t, kernel, **transposed)[0]
+    np.testing.assert_allclose(dx_one, expected - bias, **TOL[dtype])
+    for n in (2, 3, 7):
+        ops.set_num_threads(n)
+        np.testing.assert_array_equal(ops.conv2d_forward(x, kernel, bias, **kw), one)
+        dx = ops.conv2d_transpose_backward(x, x_t, kernel, **transposed)[0]
+        np.testing.assert_array_equal(dx, dx_one)
+
+
 def results_at_thread_counts(rng, shape, dtype):
     """y, dx, dkernel, dbias at 1, 2 and 3 threads: at each count the same bits twice
     running, and the reference's values to the dtype's tolerance."""

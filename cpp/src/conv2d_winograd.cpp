@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <type_traits>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "common/packed_panels.hpp"
 #include "common/simd.hpp"
@@ -191,23 +194,28 @@ struct TapLayout {
   }
 };
 
-// U = G g G^T for each filter g = kernel (:, :, c, oc), laid out by `to`; the columns a
-// last partial panel pads are zero.
+// U = G g G^T for each filter g = kernel (:, :, c, oc0 + j) of a kernel with OC filters
+// per channel, j in [0, to.OC), laid out by `to`; the columns a last partial panel pads
+// are zero. oc0 is a multiple of the lanes, so every filter meets the arithmetic (vector
+// or scalar lanes) it meets in a transform of all OC. On `threads` threads (1: the
+// calling thread alone, inside a parallel region too).
 template <typename T>
-void transform_kernel(T* U, const TapLayout<T>& to, const T* kernel) {
-  const int64_t C = to.C, OC = to.OC;
-  if (OC % to.width) {
-    const int64_t first = OC / to.width * C * to.width;
+void transform_kernel(T* U, const TapLayout<T>& to, const T* kernel, int64_t OC, int64_t oc0,
+                      int threads) {
+  const int64_t C = to.C, width = to.OC;
+  if (width % to.width) {
+    const int64_t first = width / to.width * C * to.width;
     for (int k = 0; k < kTaps; ++k) std::fill_n(U + k * to.plane + first, C * to.width, T(0));
   }
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t c = 0; c < C; ++c) {
-    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+    over_channels<T>(width, [&](auto lanes, int64_t j) {
       using V = decltype(lanes);
       V g[9], u[kTaps];
-      for (int k = 0; k < 9; ++k) g[k] = simd::load_as<V>(kernel + (k * C + c) * OC + oc);
+      const T* filter = kernel + c * OC + oc0 + j;
+      for (int k = 0; k < 9; ++k) g[k] = simd::load_as<V>(filter + k * C * OC);
       filter_transform(u, g, T(0.5));
-      T* dst = U + to.at(c, oc);  // a vector of lanes never crosses a panel
+      T* dst = U + to.at(c, j);  // a vector of lanes never crosses a panel
       for (int k = 0; k < kTaps; ++k) simd::store_as(dst + k * to.plane, u[k]);
     });
   }
@@ -263,21 +271,24 @@ void output_cells(T* (&cell)[4], T* out, const WinogradGeometry& g, const Tile& 
   }
 }
 
-// The outputs of tiles t0 .. t0+m-1 from their products M (m, 16, OC): A^T m A, plus
-// bias (may be null) into out, or added to out when accumulate is set. The last row and
-// column of tiles may hang over the output; those cells are not written.
+// The outputs of tiles t0 .. t0+m-1 from their products M (m, 16, width) for the output
+// channels [oc0, oc0 + width) (all of them by default): A^T m A, plus bias (may be null)
+// into out, or added to out when accumulate is set. The last row and column of tiles may
+// hang over the output; those cells are not written.
 template <typename T>
 void transform_outputs(T* out, const T* M, const T* bias, bool accumulate,
-                       const WinogradGeometry& g, int64_t t0, int64_t m) {
-  const int64_t OC = g.OC;
+                       const WinogradGeometry& g, int64_t t0, int64_t m, int64_t oc0 = 0,
+                       int64_t width = -1) {
+  if (width < 0) width = g.OC;
   for (int64_t t = 0; t < m; ++t) {
     T* cell[4];
     output_cells(cell, out, g, tile_at(g, t0 + t));
-    const T* mt = M + t * kTaps * OC;
-    over_channels<T>(OC, [&](auto lanes, int64_t oc) {
+    const T* mt = M + t * kTaps * width;
+    over_channels<T>(width, [&](auto lanes, int64_t j) {
       using Vec = decltype(lanes);
+      const int64_t oc = oc0 + j;
       Vec s[kTaps], y[4];
-      for (int k = 0; k < kTaps; ++k) s[k] = simd::load_as<Vec>(mt + k * OC + oc);
+      for (int k = 0; k < kTaps; ++k) s[k] = simd::load_as<Vec>(mt + k * width + j);
       output_transform(y, s);
       const Vec b = bias ? simd::load_as<Vec>(bias + oc) : simd::zero_as<Vec>();
       for (int q = 0; q < 4; ++q) {
@@ -322,13 +333,13 @@ const T* packed_kernel(const T* kernel, int64_t C, int64_t OC, const WinogradGeo
   ScratchBuffer& buffer = kept_buffer<TransformedKernelScratch>();
   if (!input_grad) {
     T* packed = buffer.get<T>(to.size());
-    transform_kernel(packed, to, kernel);
+    transform_kernel(packed, to, kernel, OC, 0, get_num_threads());
     return packed;
   }
   const TapLayout<T> plain(C, OC, OC);
   T* U = buffer.get<T>(plain.size() + to.size());
   T* packed = U + plain.size();
-  transform_kernel(U, plain, kernel);
+  transform_kernel(U, plain, kernel, OC, 0, get_num_threads());
   const Panels<T> L = tap_panels<T>(g);
   const int64_t count = kTaps * L.count();
 #pragma omp parallel for num_threads(get_num_threads()) schedule(static)
@@ -424,6 +435,61 @@ void winograd_tiles(T* out, const T* in, const T* U, const T* bias, const Winogr
   }
 }
 
+// Tiles per thread below which the forward splits the output channels among the threads
+// rather than the tiles: a batch of one 13x13 image is 36 tiles, 18 a thread. Split by
+// tiles, the threads transform the kernel together and then each reads all of it, half
+// from the other core's cache, after a barrier: 2 threads took 0.8 of one thread's time
+// there, and longer than one at 4 tiles.
+constexpr int64_t kColumnSplitTiles = 32;
+
+template <typename T>
+bool columns_split_pays(const WinogradGeometry& g, int threads) {
+  return threads > 1 && g.tiles() < kColumnSplitTiles * threads && panels_for<T>(g.OC) >= threads;
+}
+
+// The forward split by output channels: each thread takes whole panels of them, and
+// transforms its own filters, every input tile (each thread again: a tenth of the work
+// of its products at 32 -> 64 channels), its products and its outputs, with no barrier
+// and no operand shared. Every value goes through the arithmetic of winograd_tiles (its
+// panels, lanes and blocks of tiles start where theirs do), so the bits are the same.
+template <typename T>
+void winograd_columns(T* out, const T* in, const T* kernel, const T* bias,
+                      const WinogradGeometry& g, bool accumulate, int threads) {
+  const int64_t Cin = g.C, Cout = g.OC, tiles = g.tiles(), panels = panels_for<T>(Cout);
+  const int64_t block = block_tiles(tiles, Cin, Cout, sizeof(T), 1);
+  const int64_t widest = (panels + threads - 1) / threads * kPanel<T>;
+  const TapLayout<T> most(Cin, widest, kPanel<T>);
+  const T* zeros = zero_row<T>(std::max(Cin, Cout));
+  T* const* work = thread_workspace<T>(most.size() + kTaps * block * (Cin + widest), threads);
+#pragma omp parallel num_threads(threads)
+  {
+    // The parts are cut for `threads`; a smaller team than asked for takes them in turn,
+    // so no part is wider than the workspace's widest.
+    const int64_t P = team_size();
+    for (int64_t q = thread_index(); q < threads; q += P) {
+      const int64_t oc0 = panels * q / threads * kPanel<T>;
+      const int64_t oc1 = std::min(Cout, panels * (q + 1) / threads * kPanel<T>);
+      const int64_t width = oc1 - oc0;
+      if (width <= 0) continue;
+      const TapLayout<T> to(Cin, width, kPanel<T>);
+      T* U = work[thread_index()];  // first: the panels' aligned loads need its 64-byte start
+      T* V = U + most.size();
+      T* M = V + kTaps * block * Cin;
+      transform_kernel(U, to, kernel, Cout, oc0, 1);
+      const Panels<T> L{Cin, 1, 0, 0, width};
+      for (int64_t t0 = 0; t0 < tiles; t0 += block) {
+        const int64_t m = std::min(block, tiles - t0);
+        transform_inputs(V, in, zeros, g, t0, m);
+        for (int k = 0; k < kTaps; ++k) {
+          panel_product<T>(M + k * width, kTaps * width, nullptr, 0, V + k * Cin, kTaps * Cin, m,
+                           U + k * to.plane, L);
+        }
+        transform_outputs(out, M, bias, accumulate, g, t0, m, oc0, width);
+      }
+    }
+  }
+}
+
 // dkernel += G^T [sum over tiles of V_k^T dM_k] G: the 16 products dU_k (C, OC) +=
 // V_k^T @ dM_k, with the inputs and output gradients of a block of tiles transformed as
 // in the forward. Each thread sums its blocks (a fixed, contiguous range: static
@@ -459,6 +525,12 @@ template <typename T>
 void winograd_forward(T* y, const T* x, const T* kernel, const T* bias, const Conv2dShape& s,
                       bool accumulate) {
   const WinogradGeometry g = forward_geometry(s);
+  const int threads = get_num_threads();
+#ifdef _OPENMP
+  if (omp_get_level() == 0 && columns_split_pays<T>(g, threads)) {
+    return winograd_columns(y, x, kernel, bias, g, accumulate, threads);
+  }
+#endif
   winograd_tiles(y, x, packed_kernel(kernel, s.C, s.OC, g, false), bias, g, accumulate);
 }
 

@@ -142,8 +142,18 @@ NARROW = [
 ]
 # A row vector times a matrix (a Dense layer at batch 1): the threads take blocks of
 # whole vectors of columns, and every output is one chain of multiply-adds in k order.
-# Columns that end in a partial vector, one vector, one column.
-ROW_VECTOR = [(1, 1600, 128), (1, 128, 10), (1, 700, 257), (1, 3, 4097), (1, 2000, 33)]
+# Columns that end in a partial vector, one vector, one column; 247 and 112 columns
+# leave 4, 2 and 1 whole vectors after the blocks of 8 at every vector width (a thread's
+# 64 columns of 128 are 4 vectors of 16 floats).
+ROW_VECTOR = [
+    (1, 1600, 128),
+    (1, 128, 10),
+    (1, 700, 257),
+    (1, 3, 4097),
+    (1, 2000, 33),
+    (1, 513, 247),
+    (1, 300, 112),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -94,32 +94,53 @@ bool split_pays(Index M, Index N, Index K) {
   return hi >= 4 * lo && static_cast<double>(M) * N * K >= 4194304.0;
 }
 
+// c[j] += sum over k of a[k] * b[k, j] for the W whole packets of columns from j, b's rows
+// contiguous: W chains abreast, so that each step reads whole cache lines of a row of b and
+// the multiply-adds' latency is hidden by the other chains.
+template <typename T, int W>
+void row_vector_packets(T* c, const T* a, Index a_step, const T* b, Index ldb, Index K, Index j) {
+  using Vec = simd::Packet<T>;
+  constexpr Index L = simd::kLanes<T>;
+  Vec acc[W];
+  for (int i = 0; i < W; ++i) acc[i] = simd::zero<T>();
+  const T* bk = b + j;
+  for (Index k = 0; k < K; ++k, bk += ldb) {
+    const Vec ak = simd::broadcast(a[k * a_step]);
+    for (int i = 0; i < W; ++i) acc[i] = simd::madd(ak, simd::load(bk + i * L), acc[i]);
+  }
+  for (int i = 0; i < W; ++i) {
+    T* ci = c + j + i * L;
+    simd::store(ci, ei::padd(simd::load(ci), acc[i]));
+  }
+}
+
 // c[j] += sum over k of a[k] * b[k, j] for j in [j0, j1), b's rows contiguous (a Dense
 // layer's product at batch 1): every output is one multiply-add chain in k order, held in
 // a packet's lane whichever block it falls in, so its bits follow neither the split nor
-// the thread count. The chains run 8 packets abreast: each step reads whole cache lines
-// of a row of b.
+// the thread count. The chains run 8 packets abreast, and what is left of the block 4, 2
+// and 1 abreast (a thread's half of 128 columns is 4 packets of 16 floats with AVX-512:
+// one chain at a time, it waited on every multiply-add's latency).
 template <typename T>
 void row_vector_columns(T* c, const T* a, Index a_step, const T* b, Index ldb, Index K, Index j0,
                         Index j1) {
   using Vec = simd::Packet<T>;
-  constexpr Index L = simd::kLanes<T>, W = 8;
+  constexpr Index L = simd::kLanes<T>;
   Index j = j0;
-  for (; j + W * L <= j1; j += W * L) {
-    Vec acc[W];
-    for (Index i = 0; i < W; ++i) acc[i] = simd::zero<T>();
-    const T* bk = b + j;
-    for (Index k = 0; k < K; ++k, bk += ldb) {
-      const Vec ak = simd::broadcast(a[k * a_step]);
-      for (Index i = 0; i < W; ++i) acc[i] = simd::madd(ak, simd::load(bk + i * L), acc[i]);
-    }
-    for (Index i = 0; i < W; ++i) {
-      T* ci = c + j + i * L;
-      simd::store(ci, ei::padd(simd::load(ci), acc[i]));
-    }
+  for (; j + 8 * L <= j1; j += 8 * L) row_vector_packets<T, 8>(c, a, a_step, b, ldb, K, j);
+  if (j + 4 * L <= j1) {
+    row_vector_packets<T, 4>(c, a, a_step, b, ldb, K, j);
+    j += 4 * L;
   }
-  for (; j < j1; j += L) {  // single packets, the last one partial
-    const Index n = std::min(L, j1 - j);
+  if (j + 2 * L <= j1) {
+    row_vector_packets<T, 2>(c, a, a_step, b, ldb, K, j);
+    j += 2 * L;
+  }
+  if (j + L <= j1) {
+    row_vector_packets<T, 1>(c, a, a_step, b, ldb, K, j);
+    j += L;
+  }
+  if (j < j1) {  // the last packet, partial
+    const Index n = j1 - j;
     Vec acc = simd::zero<T>();
     const T* bk = b + j;
     for (Index k = 0; k < K; ++k, bk += ldb)

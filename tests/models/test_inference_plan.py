@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import dlcore
-from dlcore import layers, models
+from dlcore import layers, models, ops
 from dlcore.tensor import is_grad_enabled, no_grad
 
 
@@ -383,3 +383,64 @@ def test_changes_inside_a_model_nested_in_a_functional_one_reach_its_plan(rng):
         got = model.predict(a, verbose=0)
         assert got.shape == (3, 2)
         np.testing.assert_array_equal(got, layer_path(model, a))
+
+
+# ------------------------------------------------------------------ convolution and pooling
+# in blocks of images (plans.pooled_in_blocks)
+
+
+def pooled_cnn(dtype, build):
+    """A direct convolution (one input channel) and a Winograd one (3x3, 16 channels),
+    each before a pooling layer, and a 1x1 convolution (one GEMM) before a third."""
+    stack = [
+        layers.Conv2D(16, 3, activation="relu", dtype=dtype),
+        layers.MaxPooling2D(2, dtype=dtype),
+        layers.Conv2D(32, 3, padding="same", activation="tanh", dtype=dtype),
+        layers.AveragePooling2D(2, padding="same", dtype=dtype),
+        layers.Conv2D(8, 1, dtype=dtype),
+        layers.MaxPooling2D(2, padding="same", dtype=dtype),
+        layers.Flatten(dtype=dtype),
+        layers.Dense(3, dtype=dtype),
+    ]
+    if build == "sequential":
+        return models.Sequential([layers.Input((14, 12, 1), dtype=dtype), *stack])
+    x = h = dlcore.Input((14, 12, 1), dtype=dtype)
+    for layer in stack:
+        h = layer(h)
+    return dlcore.Model(x, h)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("build", ["sequential", "functional"])
+@pytest.mark.parametrize("block_bytes", [1, 4 * 12 * 10 * 16 * 4 + 1])
+def test_convolution_and_pooling_in_blocks_keep_the_layer_calls_bits(
+    rng, monkeypatch, dtype, build, block_bytes
+):
+    from dlcore.models import plans
+
+    kernels = {ops.conv2d_plan((23, 14, 12, 1), (3, 3, 1, 16))["forward"],
+               ops.conv2d_plan((23, 6, 5, 16), (3, 3, 16, 32), padding=1)["forward"],
+               ops.conv2d_plan((23, 3, 3, 32), (1, 1, 32, 8))["forward"]}  # fmt: skip
+    assert kernels == {"direct", "winograd", "pointwise"}  # what the model covers
+    monkeypatch.setattr(plans, "BLOCK_BYTES", block_bytes)
+    model = pooled_cnn(dtype, build)
+    x = rng.standard_normal((23, 14, 12, 1)).astype(dtype)
+    batches = {}  # kernel shape -> the batch sizes the convolution ran
+    convolve = ops.conv2d_forward
+
+    def counting(x, kernel, *args, **kwargs):
+        batches.setdefault(kernel.shape, []).append(x.shape[0])
+        return convolve(x, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(ops, "conv2d_forward", counting)
+    got = model.predict(x, batch_size=23, verbose=0)
+    itemsize = np.dtype(dtype).itemsize
+    for kernel, image in [((3, 3, 1, 16), (12, 10, 16)), ((3, 3, 16, 32), (6, 5, 32))]:
+        block = max(1, block_bytes // (int(np.prod(image)) * itemsize))
+        sizes = [min(block, 23 - start) for start in range(0, 23, block)]
+        assert len(sizes) > 2  # blocks, a last one shorter than the others at 4 and 8
+        assert batches[kernel] == sizes
+    assert batches[(1, 1, 32, 8)] == [23]  # a GEMM's bits may follow its rows: whole
+    monkeypatch.setattr(ops, "conv2d_forward", convolve)
+    np.testing.assert_array_equal(got, layer_path(model, x))
+    np.testing.assert_array_equal(model.predict(x[:1], verbose=0), layer_path(model, x[:1]))

@@ -20,7 +20,7 @@ from dlcore.layers.symbolic import KerasTensor, flatten, pack_like
 from dlcore.tensor import Tensor, is_grad_enabled
 
 from .model import Model
-from .plans import training_chain, training_key
+from .plans import pooled_in_blocks, training_chain, training_key
 
 __all__ = ["Functional"]
 
@@ -294,6 +294,7 @@ class Functional(Model):
                 return None
             steps.append((step, id(arg), id(outs[0])))
         dtype, first, last = np.dtype(spec.dtype), id(spec), id(output)
+        steps = self._pooled_in_blocks(steps, last)
 
         def run(x):
             values = {first: x if x.dtype == dtype else x.astype(dtype)}  # as _input_value
@@ -302,6 +303,27 @@ class Functional(Model):
             return values[last]
 
         return run
+
+    def _pooled_in_blocks(self, steps, last):
+        """``steps`` with a convolution and the pooling that alone reads its output as
+        one step, which runs large batches in blocks of images (plans.pooled_in_blocks)."""
+        reads = {}
+        for _, source, _ in steps:
+            reads[source] = reads.get(source, 0) + 1
+        joined, i = [], 0
+        while i < len(steps):
+            if i + 1 < len(steps):
+                (conv, source, made), (pool, read, target) = steps[i], steps[i + 1]
+                if read == made and reads[made] == 1 and made != last:
+                    pair = [self._nodes[i].layer, self._nodes[i + 1].layer]
+                    step = pooled_in_blocks(pair, [conv, pool])
+                    if len(step) == 1:
+                        joined.append((step[0], source, target))
+                        i += 2
+                        continue
+            joined.append(steps[i])
+            i += 1
+        return joined
 
     def _inference_fn(self):
         return self._make_plan()

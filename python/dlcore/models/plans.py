@@ -12,15 +12,100 @@ logits. Values and the optimizer's gradients are the layer path's, bit for bit; 
 the optimizer's weights get gradients (the layer path also computes those of layers
 frozen after their weights were made, as Keras does not). A model, input or state a
 plan cannot serve takes the layer path.
+
+predict's inference plans (Sequential's and Functional's ``_make_plan``) run a
+convolution and the pooling after it in blocks of images at large batches
+(:func:`pooled_in_blocks`).
 """
 
 from __future__ import annotations
 
-from dlcore import activations
+import numpy as np
+
+from dlcore import activations, ops
 from dlcore.layers.base import training_step
 from dlcore.tensor import Tensor
 
-__all__ = ["training_chain", "training_key"]
+__all__ = ["pooled_in_blocks", "training_chain", "training_key"]
+
+# The bytes of a convolution's output one block of images makes before the pooling after
+# it reads them back: a few MB, so that they are still in the cache.
+BLOCK_BYTES = 4 << 20
+# The forward algorithms whose values for an image do not depend on the other images in
+# the batch (one chain of multiply-adds per output pixel, or per Winograd tile), so a
+# block of images gets the bits the whole batch would. A GEMM's rounding may follow its
+# number of rows ('pointwise', 'pixel_tiles'): those run the whole batch.
+_BATCH_FREE = ("direct", "winograd")
+
+
+def pooled_in_blocks(layers, steps):
+    """``steps``, the inference steps of ``layers`` applied one after the other, with
+    each Conv2D's step that a 2-D pooling layer's follows joined to it: the pair runs a
+    large batch in blocks of images. The convolution's output (86 MB between the seed
+    CNN's first convolution and its pooling for 1,000 MNIST images) then goes to the
+    pooling through the cache rather than through memory. The values are the layers'
+    own, bit for bit: blocks are used only where the convolution's algorithm is the
+    same for a block as for the whole batch, and one whose values for an image do not
+    depend on the others."""
+    from dlcore import functional as F
+    from dlcore.layers.convolutional import Conv2D
+    from dlcore.layers.pooling import BasePooling
+
+    joined, i = [], 0
+    while i < len(steps):
+        layer = layers[i]
+        if (
+            i + 1 < len(steps)
+            and type(layer)._inference_fn is Conv2D._inference_fn
+            and isinstance(layers[i + 1], BasePooling)
+            and type(layers[i + 1]).pool in (F.max_pool2d, F.avg_pool2d)
+        ):
+            step = _conv_pool(layer, steps[i], steps[i + 1])
+            if step is not None:
+                joined.append(step)
+                i += 2
+                continue
+        joined.append(steps[i])
+        i += 1
+    return joined
+
+
+def _conv_pool(conv, conv_step, pool_step):
+    from dlcore.functional.window import layer_padding
+
+    shape = conv.output_shape
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) for d in shape[1:]):
+        return None
+    per_image = int(np.prod(shape[1:])) * np.dtype(conv.dtype).itemsize
+    block = max(1, BLOCK_BYTES // per_image)
+    same_bits = {}  # (batch, image shape): whether blocks give the whole batch's bits
+
+    def batch_free(x):
+        key = x.shape
+        if key not in same_bits:
+            kernel, strides, dilation = conv.kernel.data.shape, conv.strides, conv.dilation_rate
+            pad = layer_padding(conv.padding, x.shape[1:3], kernel[:2], strides, dilation)
+            rest = x.shape[0] % block or block
+            plan = dict(strides=strides, padding=pad, dilation=dilation)
+            sizes = (x.shape[0], block, rest)
+            algorithms = {
+                ops.conv2d_plan((n, *x.shape[1:]), kernel, **plan)["forward"] for n in sizes
+            }
+            same_bits[key] = len(algorithms) == 1 and algorithms <= set(_BATCH_FREE)
+        return same_bits[key]
+
+    def step(x):
+        n = x.shape[0]
+        if n < 2 * block or x.ndim != 4 or not batch_free(x):
+            return pool_step(conv_step(x))
+        first = pool_step(conv_step(x[:block]))
+        y = np.empty((n, *first.shape[1:]), first.dtype)
+        y[:block] = first
+        for start in range(block, n, block):
+            y[start : start + block] = pool_step(conv_step(x[start : start + block]))
+        return y
+
+    return step
 
 
 def training_key(layers):

@@ -10,7 +10,7 @@ from dlcore.layers.symbolic import KerasTensor
 from dlcore.tensor import is_grad_enabled
 
 from .model import Model
-from .plans import training_chain, training_key
+from .plans import pooled_in_blocks, training_chain, training_key
 
 __all__ = ["Sequential"]
 
@@ -141,7 +141,8 @@ class Sequential(Model):
 
     def _make_plan(self, layers=None):
         steps, shape = [], tuple(self.input_shape)
-        for layer in list(self._layers) if layers is None else layers:
+        layers = list(self._layers) if layers is None else layers
+        for layer in layers:
             # each layer was built for the shape that reaches it here (a layer built
             # apart, or a nested model with an Input of its own, may not have been:
             # its call then says so)
@@ -153,6 +154,7 @@ class Sequential(Model):
             steps.append(step)
             shape = layer.output_shape
             shape = tuple(shape) if isinstance(shape, (tuple, list)) else None
+        steps = pooled_in_blocks(layers, steps)
 
         def run(x):
             for step in steps:

@@ -444,3 +444,30 @@ def test_convolution_and_pooling_in_blocks_keep_the_layer_calls_bits(
     monkeypatch.setattr(ops, "conv2d_forward", convolve)
     np.testing.assert_array_equal(got, layer_path(model, x))
     np.testing.assert_array_equal(model.predict(x[:1], verbose=0), layer_path(model, x[:1]))
+
+
+def test_activations_and_poolings_that_read_the_batch_keep_it_whole(rng, monkeypatch):
+    from dlcore.models import plans
+
+    monkeypatch.setattr(plans, "BLOCK_BYTES", 1)
+
+    def batch_centred(t):  # a user's activation over the whole batch
+        return t - t.mean()
+
+    class CentredPool(layers.MaxPooling2D):
+        def call(self, inputs, training=False):
+            y = super().call(inputs, training)
+            return y - y.mean()
+
+        def _inference_fn(self):
+            pool = super()._inference_fn()
+            return lambda a: (lambda y: y - y.mean(dtype=y.dtype))(pool(a))
+
+    x = rng.standard_normal((5, 8, 8, 2)).astype(np.float32)
+    for stack in (
+        [layers.Conv2D(4, 3, activation=batch_centred), layers.MaxPooling2D(2)],
+        [layers.Conv2D(4, 3), CentredPool(2)],
+    ):
+        model = models.Sequential([layers.Input((8, 8, 2)), *stack])
+        assert model._inference_plan_for(x) is not None
+        np.testing.assert_array_equal(model.predict(x, batch_size=5), layer_path(model, x))

@@ -38,6 +38,18 @@ BLOCK_BYTES = 4 << 20
 _BATCH_FREE = ("direct", "winograd")
 
 
+def _per_pixel():
+    """dlcore's own activations: each works on one value, or on one pixel's channels
+    (softmax over the last axis), never across the batch as a user's function may."""
+    return {
+        activations.linear, activations.relu, activations.sigmoid, activations.tanh,
+        activations.softmax, activations.leaky_relu, activations.elu, activations.selu,
+        activations.gelu, activations.silu, activations.softplus, activations.softsign,
+        activations.hard_sigmoid, activations.hard_silu, activations.exponential,
+        activations.mish, activations.log_softmax,
+    }  # fmt: skip
+
+
 def pooled_in_blocks(layers, steps):
     """``steps``, the inference steps of ``layers`` applied one after the other, with
     each Conv2D's step that a 2-D pooling layer's follows joined to it: the pair runs a
@@ -46,7 +58,8 @@ def pooled_in_blocks(layers, steps):
     pooling through the cache rather than through memory. The values are the layers'
     own, bit for bit: blocks are used only where the convolution's algorithm is the
     same for a block as for the whole batch, and one whose values for an image do not
-    depend on the others."""
+    depend on the others, with one of dlcore's own activations, before dlcore's own
+    pooling (a user's activation or pooling step may read the whole batch)."""
     from dlcore import functional as F
     from dlcore.layers.convolutional import Conv2D
     from dlcore.layers.pooling import BasePooling
@@ -57,7 +70,9 @@ def pooled_in_blocks(layers, steps):
         if (
             i + 1 < len(steps)
             and type(layer)._inference_fn is Conv2D._inference_fn
+            and getattr(layer, "activation", None) in _per_pixel()
             and isinstance(layers[i + 1], BasePooling)
+            and type(layers[i + 1])._inference_fn is BasePooling._inference_fn
             and type(layers[i + 1]).pool in (F.max_pool2d, F.avg_pool2d)
         ):
             step = _conv_pool(layer, steps[i], steps[i + 1])

@@ -20,7 +20,7 @@ from dlcore.layers.symbolic import KerasTensor, flatten, pack_like
 from dlcore.tensor import Tensor, is_grad_enabled
 
 from .model import Model
-from .plans import pooled_in_blocks, training_chain, training_key
+from .plans import conv_pool_step, training_chain, training_key
 
 __all__ = ["Functional"]
 
@@ -306,7 +306,7 @@ class Functional(Model):
 
     def _pooled_in_blocks(self, steps, last):
         """``steps`` with a convolution and the pooling that alone reads its output as
-        one step, which runs large batches in blocks of images (plans.pooled_in_blocks)."""
+        one step, which runs large batches in blocks of images (plans.conv_pool_step)."""
         reads = {}
         for _, source, _ in steps:
             reads[source] = reads.get(source, 0) + 1
@@ -315,10 +315,10 @@ class Functional(Model):
             if i + 1 < len(steps):
                 (conv, source, made), (pool, read, target) = steps[i], steps[i + 1]
                 if read == made and reads[made] == 1 and made != last:
-                    pair = [self._nodes[i].layer, self._nodes[i + 1].layer]
-                    step = pooled_in_blocks(pair, [conv, pool])
-                    if len(step) == 1:
-                        joined.append((step[0], source, target))
+                    layers = self._nodes[i].layer, self._nodes[i + 1].layer
+                    step = conv_pool_step(*layers, conv, pool)
+                    if step is not None:
+                        joined.append((step, source, target))
                         i += 2
                         continue
             joined.append(steps[i])

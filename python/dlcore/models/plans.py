@@ -26,7 +26,7 @@ from dlcore import activations, ops
 from dlcore.layers.base import training_step
 from dlcore.tensor import Tensor
 
-__all__ = ["pooled_in_blocks", "training_chain", "training_key"]
+__all__ = ["conv_pool_step", "pooled_in_blocks", "training_chain", "training_key"]
 
 # The bytes of a convolution's output one block of images makes before the pooling after
 # it reads them back: a few MB, so that they are still in the cache.
@@ -38,51 +38,56 @@ BLOCK_BYTES = 4 << 20
 _BATCH_FREE = ("direct", "winograd")
 
 
-def _per_pixel():
-    """dlcore's own activations: each works on one value, or on one pixel's channels
-    (softmax over the last axis), never across the batch as a user's function may."""
-    return {
+# dlcore's own activations: each works on one value, or on one pixel's channels (softmax
+# over the last axis), never across the batch as a user's function may.
+_PER_PIXEL = frozenset(
+    (
         activations.linear, activations.relu, activations.sigmoid, activations.tanh,
         activations.softmax, activations.leaky_relu, activations.elu, activations.selu,
         activations.gelu, activations.silu, activations.softplus, activations.softsign,
         activations.hard_sigmoid, activations.hard_silu, activations.exponential,
         activations.mish, activations.log_softmax,
-    }  # fmt: skip
+    )
+)  # fmt: skip
 
 
 def pooled_in_blocks(layers, steps):
     """``steps``, the inference steps of ``layers`` applied one after the other, with
-    each Conv2D's step that a 2-D pooling layer's follows joined to it: the pair runs a
-    large batch in blocks of images. The convolution's output (86 MB between the seed
-    CNN's first convolution and its pooling for 1,000 MNIST images) then goes to the
-    pooling through the cache rather than through memory. The values are the layers'
-    own, bit for bit: blocks are used only where the convolution's algorithm is the
-    same for a block as for the whole batch, and one whose values for an image do not
-    depend on the others, with one of dlcore's own activations, before dlcore's own
-    pooling (a user's activation or pooling step may read the whole batch)."""
+    each Conv2D's step that a 2-D pooling layer's follows joined to it
+    (:func:`conv_pool_step`)."""
+    joined, i = [], 0
+    while i < len(steps):
+        step = None
+        if i + 1 < len(steps):
+            step = conv_pool_step(layers[i], layers[i + 1], steps[i], steps[i + 1])
+        joined.append(steps[i] if step is None else step)
+        i += 1 if step is None else 2
+    return joined
+
+
+def conv_pool_step(conv, pool, conv_step, pool_step):
+    """One step for ``conv``'s step and then ``pool``'s, which runs a large batch in
+    blocks of images, or None when the two layers cannot be joined. The convolution's
+    output (86 MB between the seed CNN's first convolution and its pooling for 1,000
+    MNIST images) then goes to the pooling through the cache rather than through memory.
+    The values are the layers' own, bit for bit: blocks are used only for a Conv2D with
+    one of dlcore's own activations before dlcore's own 2-D pooling step (a user's
+    activation or pooling step may read the whole batch), and only where the
+    convolution's algorithm is the same for a block as for the whole batch, and one
+    whose values for an image do not depend on the others."""
     from dlcore import functional as F
     from dlcore.layers.convolutional import Conv2D
     from dlcore.layers.pooling import BasePooling
 
-    joined, i = [], 0
-    while i < len(steps):
-        layer = layers[i]
-        if (
-            i + 1 < len(steps)
-            and type(layer)._inference_fn is Conv2D._inference_fn
-            and getattr(layer, "activation", None) in _per_pixel()
-            and isinstance(layers[i + 1], BasePooling)
-            and type(layers[i + 1])._inference_fn is BasePooling._inference_fn
-            and type(layers[i + 1]).pool in (F.max_pool2d, F.avg_pool2d)
-        ):
-            step = _conv_pool(layer, steps[i], steps[i + 1])
-            if step is not None:
-                joined.append(step)
-                i += 2
-                continue
-        joined.append(steps[i])
-        i += 1
-    return joined
+    if (
+        type(conv)._inference_fn is not Conv2D._inference_fn
+        or getattr(conv, "activation", None) not in _PER_PIXEL
+        or not isinstance(pool, BasePooling)
+        or type(pool)._inference_fn is not BasePooling._inference_fn
+        or type(pool).pool not in (F.max_pool2d, F.avg_pool2d)
+    ):
+        return None
+    return _conv_pool(conv, conv_step, pool_step)
 
 
 def _conv_pool(conv, conv_step, pool_step):

@@ -6,6 +6,7 @@ weights."""
 import numpy as np
 import pytest
 
+import dlcore
 from dlcore import callbacks, layers, models, optimizers
 from keras_parity import keras_module
 
@@ -122,3 +123,71 @@ def test_tensorboard_batch_scalars_and_bad_arguments(tmp_path, data):
     for bad in ({"update_freq": "often"}, {"write_images": True}, {"histogram_freq": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             callbacks.TensorBoard(tmp_path, **bad)
+
+
+def _regression_pair(rng, keras):
+    from dlcore import layers
+
+    x = rng.standard_normal((32, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+    km = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    dm = dlcore.Sequential([layers.Input((3,)), layers.Dense(1)])
+    dm.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    dm.compile(optimizer=dlcore.optimizers.SGD(0.05), loss="mse")
+    return x, y, km, dm
+
+
+@pytest.mark.parametrize("cooldown", [0, 2])
+def test_reduce_lr_on_plateau_matches_keras(rng, cooldown):
+    keras = pytest.importorskip("keras")
+    x, y, km, dm = _regression_pair(rng, keras)
+    # nothing improves by 10, so the rate is cut on a timetable
+    kw = dict(monitor="loss", factor=0.5, patience=2, min_delta=10.0, cooldown=cooldown,
+              min_lr=0.01)  # fmt: skip
+    kh = km.fit(x, y, epochs=9, batch_size=8, shuffle=False, verbose=0,
+                callbacks=[keras.callbacks.ReduceLROnPlateau(**kw)])  # fmt: skip
+    dh = dm.fit(x, y, epochs=9, batch_size=8, shuffle=False, verbose=0,
+                callbacks=[callbacks.ReduceLROnPlateau(**kw)])  # fmt: skip
+    np.testing.assert_allclose(dh.history["learning_rate"], kh.history["learning_rate"],
+                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(dh.history["loss"], kh.history["loss"], rtol=1e-4)
+    if not cooldown:  # 0.05 -> 0.025 -> 0.0125 -> min_lr
+        assert min(dh.history["learning_rate"]) == pytest.approx(0.01)
+
+
+def test_learning_rate_scheduler_matches_keras(rng):
+    keras = pytest.importorskip("keras")
+    x, y, km, dm = _regression_pair(rng, keras)
+
+    def schedule(epoch, lr):
+        return lr if epoch < 2 else lr * 0.5
+
+    kh = km.fit(x, y, epochs=5, batch_size=8, shuffle=False, verbose=0,
+                callbacks=[keras.callbacks.LearningRateScheduler(schedule)])  # fmt: skip
+    dh = dm.fit(x, y, epochs=5, batch_size=8, shuffle=False, verbose=0,
+                callbacks=[callbacks.LearningRateScheduler(schedule)])  # fmt: skip
+    np.testing.assert_allclose(dh.history["learning_rate"], kh.history["learning_rate"],
+                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(dh.history["loss"], kh.history["loss"], rtol=1e-4)
+    # Keras' older one-argument form
+    dm.fit(x, y, epochs=2, verbose=0, callbacks=[callbacks.LearningRateScheduler(lambda e: 0.2)])
+    assert dm.optimizer.learning_rate == 0.2
+
+
+def test_learning_rate_callbacks_bad_input(rng):
+    from dlcore import layers
+
+    with pytest.raises(ValueError, match=r"factor must be < 1\.0"):
+        callbacks.ReduceLROnPlateau(factor=1.5)
+    with pytest.raises(TypeError, match="schedule must be a function"):
+        callbacks.LearningRateScheduler(0.1)
+    m = dlcore.Sequential([layers.Input((2,)), layers.Dense(1)])
+    m.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 2), np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(ValueError, match="must return a float, got 1"):
+        m.fit(x, y, verbose=0, callbacks=[callbacks.LearningRateScheduler(lambda e, lr: 1)])
+    m.compile(optimizer=dlcore.optimizers.SGD(
+        dlcore.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)), loss="mse")  # fmt: skip
+    with pytest.raises(ValueError, match="learning rate is a schedule"):
+        m.fit(x, y, verbose=0, callbacks=[callbacks.ReduceLROnPlateau(monitor="loss")])

@@ -317,3 +317,136 @@ def test_seeded_dropout_draws_its_own_reproducible_masks():
     unseeded = layers.Dropout(0.5)(x, training=True).numpy()
     dlcore.set_random_seed(0)
     np.testing.assert_array_equal(layers.Dropout(0.5)(x, training=True).numpy(), unseeded)
+
+
+# ------------------------------------------------------------ a user's own layers
+
+
+class _Linear(layers.Layer):
+    """The Keras guide's custom layer: no compute_output_shape, add_weight without name."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True)
+
+    def call(self, inputs):
+        return inputs @ self.w + self.b
+
+
+def test_custom_layer_output_shape_is_traced_in_sequential(capsys):
+    model = dlcore.Sequential([layers.Input((5,)), _Linear(3, name="linear"), layers.Dense(2)])
+    assert model.layers[0].output_shape == (None, 3)
+    assert model.layers[1].kernel.shape == (3, 2)
+    assert model.predict(np.ones((4, 5), np.float32), verbose=0).shape == (4, 2)
+    assert [w.name for w in model.layers[0].weights] == ["linear/variable", "linear/variable_1"]
+    model.summary()
+    assert "(None, 3)" in capsys.readouterr().out
+
+
+def test_custom_layer_that_cannot_run_on_zeros_keeps_its_input_shape():
+    class Picky(layers.Layer):
+        def call(self, inputs):
+            if not np.any(inputs.data):
+                raise RuntimeError("needs data")
+            return inputs
+
+    model = dlcore.Sequential([layers.Input((4,)), Picky(), layers.Dense(2)])
+    assert model.layers[0].output_shape == (None, 4)
+
+
+def test_add_weight_takes_keras_3_and_keras_2_orders():
+    layer = layers.Layer(name="holder")
+    a = layer.add_weight((2, 3), "zeros")
+    b = layer.add_weight("named", (4,), "ones", trainable=False)
+    c = layer.add_weight(shape=5, dtype="float64")
+    assert a.shape == (2, 3) and not a.data.any() and a.name == "holder/variable"
+    assert b.name == "holder/named" and (b.data == 1).all() and not b.requires_grad
+    assert c.shape == (5,) and c.dtype == np.float64 and c.name == "holder/variable_1"
+    with pytest.raises(TypeError, match="needs a shape"):
+        layer.add_weight(name="x")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        layer.add_weight(shape=(2,), dtype="int32")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        layer.add_weight(shape=(2,), bogus=1)
+
+
+def test_freezing_a_nested_model_freezes_its_layers_and_batch_statistics(rng):
+    base = dlcore.Sequential(
+        [layers.Input((4,)), layers.Dense(6), layers.BatchNormalization(), layers.Dense(3)]
+    )
+    model = dlcore.Sequential([layers.Input((4,)), base, layers.Dense(1)])
+    base.trainable = False
+    assert [layer.trainable for layer in base.layers] == [False, False, False]
+    model.compile(optimizer="adam", loss="mse")
+    before = [w.copy() for w in base.get_weights()]
+    x = rng.standard_normal((32, 4)).astype(np.float32) * 3 + 1
+    model.fit(x, rng.standard_normal((32, 1)).astype(np.float32), epochs=2, verbose=0)
+    for old, new in zip(before, base.get_weights()):
+        np.testing.assert_array_equal(old, new)  # moving statistics too
+    base.trainable = True
+    assert all(layer.trainable for layer in base.layers)
+
+
+def test_frozen_nested_batch_normalization_matches_keras(rng):
+    keras = pytest.importorskip("keras")
+    x = rng.standard_normal((16, 4)).astype(np.float32) * 2 + 1
+    y = rng.standard_normal((16, 1)).astype(np.float32)
+
+    def build(lib, seq, inp):
+        base = seq([inp((4,)), lib.Dense(5), lib.BatchNormalization()])
+        model = seq([inp((4,)), base, lib.Dense(1)])
+        base.trainable = False
+        return model
+
+    km = build(keras.layers, keras.Sequential, keras.Input)
+    dm = build(layers, dlcore.Sequential, layers.Input)
+    dm.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    dm.compile(optimizer=dlcore.optimizers.SGD(0.1), loss="mse")
+    for _ in range(3):
+        np.testing.assert_allclose(dm.train_on_batch(x, y), km.train_on_batch(x, y), rtol=2e-5)
+    for a, b in zip(dm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+
+
+def test_activity_regularizer_matches_keras(rng):
+    keras = pytest.importorskip("keras")
+    x = rng.standard_normal((16, 6)).astype(np.float32)
+
+    def build(lib, seq, inp, regs):
+        return seq([inp((6,)), lib.Dense(4, activation="relu", activity_regularizer=regs.L1(0.05)),
+                    lib.Dense(6, activity_regularizer=regs.L2(0.01))])  # fmt: skip
+
+    km = build(keras.layers, keras.Sequential, keras.Input, keras.regularizers)
+    dm = build(layers, dlcore.Sequential, layers.Input, regularizers)
+    dm.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    dm.compile(optimizer=dlcore.optimizers.SGD(0.05), loss="mse")
+    np.testing.assert_allclose(dm.evaluate(x, x, batch_size=8, verbose=0),
+                               km.evaluate(x, x, batch_size=8, verbose=0), rtol=1e-5)  # fmt: skip
+    for _ in range(3):
+        np.testing.assert_allclose(dm.train_on_batch(x, x), km.train_on_batch(x, x), rtol=1e-5)
+    for a, b in zip(dm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # model.losses after a call: one penalty per regularized output, Keras' values
+    km(x)
+    dm(x)
+    assert len(dm.losses) == len(km.losses) == 2
+    np.testing.assert_allclose(sorted(float(p.data) for p in dm.losses),
+                               sorted(float(p) for p in km.losses), rtol=1e-5)  # fmt: skip
+    config = dm.layers[0].get_config()
+    assert config["activity_regularizer"]["class_name"] == "L1"
+    assert layers.Dense.from_config(config).activity_regularizer.l1 == pytest.approx(0.05)
+
+
+def test_activity_penalties_are_those_of_the_last_outermost_call(rng):
+    layer = layers.Dense(3, activity_regularizer="l2")
+    layer(np.ones((2, 4), np.float32))
+    first = float(layer.losses[0].data)
+    layer(np.zeros((5, 4), np.float32) + 2)
+    assert len(layer.losses) == 1 and float(layer.losses[0].data) != first
+    assert layers.Dense(3).get_config().get("activity_regularizer") is None

@@ -171,3 +171,206 @@ def test_loss_errors(data):
         losses.get("hinge2")
     with pytest.raises(ValueError, match="reduction must be"):
         F.mean_squared_error(onehot, Tensor(logits), reduction="avg")
+
+
+# ------------------------------------------------------------ Keras' custom-loss recipes
+
+
+def _squared_per_sample(y_true, y_pred):
+    return ((y_true - y_pred) ** 2).mean(axis=-1)  # one value per sample, as Keras' guide
+
+
+class _CustomMSE(losses.Loss):
+    def __init__(self, factor=0.5, name="custom_mse"):
+        super().__init__(name=name)
+        self.factor = factor
+
+    def call(self, y_true, y_pred):
+        return ((y_true - y_pred) ** 2).mean(axis=-1) * self.factor
+
+
+def _regression(rng):
+    x = rng.standard_normal((40, 5)).astype(np.float32)
+    y = rng.standard_normal((40, 2)).astype(np.float32)
+    return x, y
+
+
+def test_loss_subclass_with_call_reduces_with_sample_weights(rng):
+    y = rng.standard_normal((6, 3))
+    p = Tensor(rng.standard_normal((6, 3)), requires_grad=True)
+    w = rng.random(6)
+    per = ((y - p.data) ** 2).mean(-1) * 0.5
+    loss = _CustomMSE()
+    np.testing.assert_allclose(float(loss(y, p).data), per.mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        float(loss(y, p, sample_weight=w).data), (per * w).mean(), rtol=1e-12
+    )
+    summed = _CustomMSE()
+    summed.reduction = "sum"
+    np.testing.assert_allclose(
+        float(summed(y, p, sample_weight=w).data), (per * w).sum(), rtol=1e-12
+    )
+    by_weight = _CustomMSE()
+    by_weight.reduction = "mean_with_sample_weight"
+    np.testing.assert_allclose(
+        float(by_weight(y, p, sample_weight=w).data), (per * w).sum() / w.sum(), rtol=1e-12
+    )
+    loss(y, p, sample_weight=w).backward()
+    np.testing.assert_allclose(p.grad, -(y - p.data) * w[:, None] / 3 / 6, rtol=1e-10)
+    with pytest.raises(ValueError, match="sample_weight of shape"):
+        loss(y, p, sample_weight=np.ones(5))
+
+
+def test_builtin_losses_take_sample_weight_and_keras_reductions(rng):
+    y = rng.standard_normal((5, 4))
+    p = Tensor(rng.standard_normal((5, 4)))
+    w = rng.random(5)
+    per = ((y - p.data) ** 2).mean(-1)
+    np.testing.assert_allclose(
+        float(losses.MeanSquaredError()(y, p, sample_weight=w).data), (per * w).mean(), rtol=1e-12
+    )
+    none = losses.MeanSquaredError(reduction=None)(y, p)
+    np.testing.assert_allclose(none.data, per, rtol=1e-12)
+    assert losses.MeanSquaredError().get_config()["reduction"] == "sum_over_batch_size"
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        losses.MeanSquaredError(reduction="avg")
+
+
+def test_loss_without_call_or_fn_says_what_to_define():
+    class Empty(losses.Loss):
+        pass
+
+    with pytest.raises(NotImplementedError, match="must define call"):
+        Empty()(np.zeros((2, 1)), Tensor(np.zeros((2, 1))))
+
+
+def test_function_forms_return_one_loss_per_sample(rng):
+    y = rng.standard_normal((4, 3))
+    p = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(
+        losses.mean_squared_error(y, Tensor(p)).data, ((y - p) ** 2).mean(-1), rtol=1e-12
+    )
+    np.testing.assert_allclose(losses.mae(y, Tensor(p)).data, np.abs(y - p).mean(-1), rtol=1e-12)
+    labels = rng.integers(0, 3, 4)
+    probs = softmax(p)
+    np.testing.assert_allclose(
+        losses.sparse_categorical_crossentropy(labels, Tensor(probs)).data,
+        -np.log(probs[np.arange(4), labels]),
+        rtol=1e-6,
+    )
+    # compile(loss=<function form>) trains with its class
+    assert isinstance(losses.get(losses.categorical_crossentropy), losses.CategoricalCrossentropy)
+
+
+@pytest.mark.parametrize("loss", [_squared_per_sample, _CustomMSE(factor=1.0)])
+def test_custom_losses_train_evaluate_and_weigh_samples(rng, loss):
+    from dlcore import layers, models
+
+    x, y = _regression(rng)
+
+    def model():
+        m = models.Sequential([layers.Input((5,)), layers.Dense(2, kernel_initializer="ones")])
+        m.compile(optimizer="sgd", loss=loss)
+        return m
+
+    m = model()
+    pred = m.predict(x, verbose=0)
+    expected = ((y - pred) ** 2).mean()
+    np.testing.assert_allclose(m.evaluate(x, y, verbose=0), expected, rtol=1e-5)
+    w = rng.random(40).astype(np.float32)
+    weighted = (((y - pred) ** 2).mean(-1) * w).mean()
+    np.testing.assert_allclose(m.evaluate(x, y, sample_weight=w, verbose=0), weighted, rtol=1e-5)
+    first = m.train_on_batch(x, y)
+    np.testing.assert_allclose(first, expected, rtol=1e-5)
+    history = model().fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    assert len(history["loss"]) == 2 and history["loss"][1] < history["loss"][0]
+
+
+def test_custom_losses_match_keras(rng):
+    keras = pytest.importorskip("keras")
+    from dlcore import layers, models
+
+    x, y = _regression(rng)
+    w = rng.random(40).astype(np.float32)
+
+    def keras_loss(y_true, y_pred):
+        return keras.ops.mean((y_true - y_pred) ** 2, axis=-1)
+
+    km = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+    km.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras_loss)
+    dm = models.Sequential([layers.Input((5,)), layers.Dense(2)])
+    dm.compile(optimizer=__import__("dlcore").optimizers.SGD(0.05), loss=_squared_per_sample)
+    dm.set_weights(km.get_weights())
+    for _ in range(3):
+        np.testing.assert_allclose(
+            dm.train_on_batch(x, y, sample_weight=w),
+            km.train_on_batch(x, y, sample_weight=w),
+            rtol=2e-5,
+        )
+    np.testing.assert_allclose(
+        dm.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0), rtol=2e-5
+    )
+
+
+@pytest.mark.parametrize("bad", [[0.0, 2.0], [-1.0, 1.0], [0.0, np.nan]])
+def test_binary_crossentropy_rejects_targets_outside_zero_one(bad):
+    p = Tensor(np.array([[0.3], [0.6]]))
+    with pytest.raises(ValueError, match=r"y_true holds values .* expected targets in \[0, 1\]"):
+        F.binary_crossentropy(np.array(bad)[:, None], p)
+    soft = F.binary_crossentropy(np.array([[0.0], [0.25]]), p)  # probabilities are targets
+    assert np.isfinite(float(soft.data))
+
+
+def test_huber_values_gradient_and_keras(rng):
+    y = rng.standard_normal((6, 3)) * 2
+    p = rng.standard_normal((6, 3)) * 2
+    e = np.abs(p - y)
+    for delta in (1.0, 0.3):
+        per = np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta)).mean(-1)
+        np.testing.assert_allclose(losses.huber(y, Tensor(p), delta=delta).data, per, rtol=1e-12)
+        loss = losses.Huber(delta=delta)
+        np.testing.assert_allclose(float(loss(y, Tensor(p)).data), per.mean(), rtol=1e-12)
+        check_tensor_op(lambda t, d=delta: losses.Huber(delta=d)(y, t), p)
+    assert isinstance(losses.get("huber"), losses.Huber)
+    assert losses.Huber(0.5).get_config()["delta"] == 0.5
+    with pytest.raises(ValueError, match="delta must be >= 0"):
+        losses.huber(y, Tensor(p), delta=-1.0)
+    keras = pytest.importorskip("keras")
+    w = rng.random(6)
+    for delta in (1.0, 0.3):
+        expected = keras.losses.Huber(delta=delta)(y.astype(np.float32), p.astype(np.float32),
+                                                   sample_weight=w.astype(np.float32))  # fmt: skip
+        got = losses.Huber(delta=delta)(y, Tensor(p), sample_weight=w)
+        np.testing.assert_allclose(float(got.data), float(expected), rtol=1e-5)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_label_smoothing_matches_keras(rng, from_logits):
+    keras = pytest.importorskip("keras")
+    logits = rng.standard_normal((8, 4)).astype(np.float32) * 2
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
+    probs = softmax(logits).astype(np.float32)
+    pred = logits if from_logits else probs
+    for smoothing in (0.1, 0.3):
+        ours = losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=smoothing)
+        theirs = keras.losses.CategoricalCrossentropy(from_logits=from_logits,
+                                                      label_smoothing=smoothing)  # fmt: skip
+        np.testing.assert_allclose(float(ours(onehot, Tensor(pred)).data),
+                                   float(theirs(onehot, pred)), rtol=1e-5)  # fmt: skip
+        z = logits[:, :1]
+        y = (z[:, 0] > 0).astype(np.float32)[:, None]
+        p = z if from_logits else 1 / (1 + np.exp(-z))
+        ours = losses.BinaryCrossentropy(from_logits=from_logits, label_smoothing=smoothing)
+        theirs = keras.losses.BinaryCrossentropy(from_logits=from_logits, label_smoothing=smoothing)
+        np.testing.assert_allclose(float(ours(y, Tensor(p)).data), float(theirs(y, p)), rtol=1e-5)
+    config = losses.CategoricalCrossentropy(label_smoothing=0.2).get_config()
+    assert losses.CategoricalCrossentropy.from_config(config).label_smoothing == 0.2
+
+
+def test_cross_entropy_options_keras_has_that_dlcore_lacks_say_so():
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        losses.CategoricalCrossentropy(label_smoothing=1.5)
+    with pytest.raises(NotImplementedError, match="ignore_class"):
+        losses.SparseCategoricalCrossentropy(ignore_class=0)
+    with pytest.raises(NotImplementedError, match="axis=1"):
+        losses.CategoricalCrossentropy(axis=1)

@@ -249,3 +249,133 @@ def test_a_metric_of_the_whole_batch_on_a_masked_output_is_not_masked():
     m._update_masked(np.zeros((2, 3, 1)), np.ones((2, 3, 1)), mask)
     m._update_masked(np.zeros((1, 3, 1)), np.full((1, 3, 1), 4.0), np.ones((1, 3), bool))
     assert m.result() == pytest.approx((1.0 * 2 + 4.0 * 1) / 3)
+
+
+@pytest.mark.parametrize("kind", ["one-hot softmax", "multi-hot sigmoid"])
+def test_precision_and_recall_read_wide_targets_as_keras(rng, kind):
+    keras = pytest.importorskip("keras")
+    n, c = 40, 4
+    if kind == "one-hot softmax":
+        z = rng.standard_normal((n, c)) * 2
+        y_pred = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+        y_true = np.eye(c)[rng.integers(0, c, n)]
+    else:
+        y_pred = rng.random((n, c))
+        y_true = (rng.random((n, c)) > 0.6).astype(np.float64)
+    w = rng.random(n)
+    for ours, theirs in ((metrics.Precision(), keras.metrics.Precision()),
+                         (metrics.Recall(), keras.metrics.Recall()),
+                         (metrics.Precision(thresholds=0.3), keras.metrics.Precision(0.3))):  # fmt: skip
+        for half in (slice(0, 25), slice(25, n)):  # streamed over two batches
+            ours.update_state(y_true[half], y_pred[half], sample_weight=w[half])
+            theirs.update_state(y_true[half], y_pred[half], sample_weight=w[half])
+        assert float(ours.result()) == pytest.approx(float(theirs.result()), rel=1e-6)
+
+
+def test_precision_keras_arguments_it_does_not_support_say_so():
+    with pytest.raises(NotImplementedError, match="top_k"):
+        metrics.Precision(top_k=2)
+    with pytest.raises(NotImplementedError, match="class_id"):
+        metrics.Recall(class_id=1)
+    with pytest.raises(NotImplementedError, match="one threshold"):
+        metrics.Precision(thresholds=[0.3, 0.6])
+    assert metrics.Precision(thresholds=[0.7]).threshold == 0.7
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_top_k_accuracies_match_keras(rng, k):
+    keras = pytest.importorskip("keras")
+    y_pred = rng.random((30, 5)).astype(np.float32)
+    y_pred[3] = 0.5  # a row of ties: every class ranks first
+    y_pred[4, 2] = np.nan
+    labels = rng.integers(0, 5, 30)
+    labels[4] = 2  # the NaN score ranks last
+    w = rng.random(30).astype(np.float32)
+    for ours, theirs, y in (
+        (metrics.SparseTopKCategoricalAccuracy(k=k),
+         keras.metrics.SparseTopKCategoricalAccuracy(k=k), labels),
+        (metrics.TopKCategoricalAccuracy(k=k),
+         keras.metrics.TopKCategoricalAccuracy(k=k), np.eye(5, dtype=np.float32)[labels]),
+    ):  # fmt: skip
+        for half in (slice(0, 12), slice(12, 30)):
+            ours.update_state(y[half], y_pred[half], sample_weight=w[half])
+            theirs.update_state(y[half], y_pred[half], sample_weight=w[half])
+        assert float(ours.result()) == pytest.approx(float(theirs.result()), rel=1e-6)
+    assert metrics.get("sparse_top_k_categorical_accuracy").k == 5
+
+
+def test_top_k_bad_input_says_what_was_expected():
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        metrics.TopKCategoricalAccuracy(k=0)
+    m = metrics.SparseTopKCategoricalAccuracy(k=2)
+    with pytest.raises(ValueError, match=r"labels from 0 to 7; expected labels in \[0, 3\)"):
+        m.update_state(np.array([0, 7]), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="gives 3 labels for 2 rows"):
+        m.update_state(np.array([0, 1, 2]), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        dict(curve="PR"),
+        dict(summation_method="minoring"),
+        dict(curve="PR", summation_method="majoring"),
+        dict(num_thresholds=7),
+        dict(thresholds=[0.25, 0.5, 0.8]),
+        dict(multi_label=True),
+        dict(multi_label=True, curve="PR"),
+        dict(from_logits=True),
+    ],
+)
+def test_auc_matches_keras(rng, kw):
+    keras = pytest.importorskip("keras")
+    if kw.get("from_logits"):
+        y_pred = rng.standard_normal((50, 3)).astype(np.float32) * 2
+    else:
+        y_pred = rng.random((50, 3)).astype(np.float32)
+        y_pred[:5] = np.round(y_pred[:5] * 6) / 6  # some on the thresholds
+    y_true = (rng.random((50, 3)) > 0.6).astype(np.float32)
+    w = rng.random(50).astype(np.float32)
+    ours, theirs = metrics.AUC(**kw), keras.metrics.AUC(**kw)
+    for half in (slice(0, 20), slice(20, 50)):
+        ours.update_state(y_true[half], y_pred[half], sample_weight=w[half])
+        theirs.update_state(y_true[half], y_pred[half], sample_weight=w[half])
+    assert ours.result() == pytest.approx(float(theirs.result()), rel=1e-5, abs=1e-6)
+    again = metrics.AUC.from_config(ours.get_config())
+    again.merge_state([ours])
+    assert again.result() == pytest.approx(ours.result(), rel=1e-12)
+
+
+def test_auc_in_fit_and_bad_input(rng):
+    from dlcore import layers, models
+
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    m = models.Sequential([layers.Input((4,)), layers.Dense(1, activation="sigmoid")])
+    m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["auc"])
+    assert "auc" in m.fit(x, y, epochs=1, verbose=0).history
+    assert 0.0 <= m.evaluate(x, y, verbose=0, return_dict=True)["auc"] <= 1.0
+    with pytest.raises(ValueError, match="curve must be 'ROC' or 'PR'"):
+        metrics.AUC(curve="PRGAIN2")
+    with pytest.raises(ValueError, match="num_thresholds must be an integer > 1"):
+        metrics.AUC(num_thresholds=1)
+    with pytest.raises(ValueError, match="expected the same shape"):
+        metrics.AUC().update_state(np.zeros((4, 2)), np.zeros((4, 3)))
+    assert metrics.AUC().result() == 0.0
+
+
+def test_mean_takes_arrays_and_sample_weights_as_keras(rng):
+    keras = pytest.importorskip("keras")
+    values = rng.standard_normal((6, 3)).astype(np.float32)
+    w = rng.random(6).astype(np.float32)
+    ours, theirs = metrics.Mean(), keras.metrics.Mean()
+    ours.update_state(values, sample_weight=w)
+    theirs.update_state(values, sample_weight=w)
+    ours.update_state(2.5)
+    theirs.update_state(2.5)
+    ours.update_state(values[:2])
+    theirs.update_state(values[:2])
+    assert ours.result() == pytest.approx(float(theirs.result()), rel=1e-5)
+    with pytest.raises(ValueError, match="sample_weight of shape"):
+        metrics.Mean().update_state(values, sample_weight=np.ones(4))

@@ -391,3 +391,41 @@ def test_fit_errors():
         mlp().fit(x, y[:-1], verbose=0)
     with pytest.raises(ValueError, match="a loss is required"):
         models.Sequential([layers.Dense(3)]).compile(optimizer="adam")
+
+
+def test_summary_takes_keras_options(capsys):
+    from dlcore import layers
+
+    inner = dlcore.Sequential([layers.Input((4,)), layers.Dense(3, name="inner_dense")],
+                              name="inner")  # fmt: skip
+    m = dlcore.Sequential([layers.Input((4,)), inner, layers.Dropout(0.1, name="drop"),
+                           layers.Dense(2, name="head")])  # fmt: skip
+    m.layers[2].trainable = False
+    m.summary(show_trainable=True, expand_nested=True, line_length=120)
+    out = capsys.readouterr().out.splitlines()
+    assert "Trainable" in out[2] and len(out[1]) >= 120
+    rows = {line.split()[0]: line.split()[-1] for line in out if "(" in line and ")" in line}
+    assert rows["inner"] == "Y" and rows["inner_dense"] == "Y"
+    assert rows["drop"] == "-" and rows["head"] == "N"
+    assert any(line.startswith("  inner_dense") for line in out)
+    m.summary(layer_range=("drop", "head"))
+    table = capsys.readouterr().out
+    assert "head (Dense)" in table and "inner (Sequential)" not in table
+    with pytest.raises(ValueError, match="layer_range names 'nope'"):
+        m.summary(layer_range=("nope", "head"))
+
+
+def test_save_takes_keras_arguments(tmp_path):
+    from dlcore import layers
+
+    m = dlcore.Sequential([layers.Input((3,)), layers.Dense(2)])
+    path = tmp_path / "m.keras"
+    m.save(filepath=path)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        m.save(path, overwrite=False)
+    m.save(path, overwrite=True)
+    m.save(path=tmp_path / "old.keras")  # the earlier keyword still works
+    with pytest.raises(NotImplementedError, match="zipped"):
+        m.save(tmp_path / "dir.keras", zipped=False)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        m.save(path, save_format="h5")

@@ -361,3 +361,44 @@ def test_set_state_refuses_bad_arrays_and_counts():
         opt.set_state([w], 1, [np.float64(0.5), np.ones(3)])  # never broadcast
     with pytest.raises(ValueError, match="iterations must be >= 0"):
         opt.set_state([w], -1, [np.ones(3), np.ones(3)])
+
+
+def test_adamw_decays_the_weights_before_each_adam_update(grads, w0):
+    lr, wd, b1, b2, eps = 0.01, 0.1, 0.9, 0.999, 1e-7
+    w, m, v, expected = w0.copy(), np.zeros(5), np.zeros(5), []
+    for t, g in enumerate(grads, start=1):
+        w = w - w * wd * lr
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        expected.append(w)
+    np.testing.assert_allclose(run(optimizers.AdamW(lr, weight_decay=wd), grads, w0), expected,
+                               rtol=1e-10)  # fmt: skip
+    assert optimizers.AdamW().weight_decay == 0.004
+    assert optimizers.get("adamw").get_config()["weight_decay"] == 0.004
+    # weight_decay on any optimizer, as Keras 3's base class takes it
+    sgd = run(optimizers.SGD(lr, weight_decay=wd), grads, w0)
+    w = w0.copy()
+    for g in grads:
+        w = (w - w * wd * lr) - lr * g
+    np.testing.assert_allclose(sgd[-1], w, rtol=1e-12)
+    with pytest.raises(ValueError, match="weight_decay"):
+        optimizers.Adam(weight_decay=-1.0)
+
+
+def test_adamw_matches_keras(rng):
+    keras = pytest.importorskip("keras")
+    import dlcore
+    from dlcore import layers
+
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    y = rng.standard_normal((16, 2)).astype(np.float32)
+    km = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    km.compile(optimizer=keras.optimizers.AdamW(0.05, weight_decay=0.1), loss="mse")
+    dm = dlcore.Sequential([layers.Input((3,)), layers.Dense(2)])
+    dm.compile(optimizer=optimizers.AdamW(0.05, weight_decay=0.1), loss="mse")
+    dm.set_weights(km.get_weights())
+    for _ in range(4):
+        np.testing.assert_allclose(dm.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    for a, b in zip(dm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # float32 over 4 steps

@@ -230,3 +230,12 @@ def test_default_dtypes_and_numpy_interop():
     out = np.ones(4) + t  # ndarray on the left defers to the Tensor
     assert isinstance(out, Tensor)
     assert (Tensor(np.float32(1)) * 2.5).dtype == np.float32  # Python scalars stay weak
+
+
+def test_numpy_reads_a_reduction_as_a_zero_d_array():
+    t = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    for scalar, value in ((t.sum(), 3.0), (t.mean(), 1.5), ((t * t).sum(), 5.0), (t[0], 1.0)):
+        a = np.asarray(scalar)
+        assert type(a) is np.ndarray and a.shape == () and a.dtype == np.float32
+        assert a == value
+        assert np.asarray(scalar, dtype=np.float64).dtype == np.float64

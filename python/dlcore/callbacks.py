@@ -1,6 +1,6 @@
-"""Training callbacks: History, EarlyStopping, ModelCheckpoint, TerminateOnNaN, the
-progress display, and the logs CSVLogger and TensorBoard, with Keras' hooks and
-arguments."""
+"""Training callbacks: History, EarlyStopping, ModelCheckpoint, TerminateOnNaN,
+ReduceLROnPlateau, LearningRateScheduler, the progress display, and the logs CSVLogger
+and TensorBoard, with Keras' hooks and arguments."""
 
 from __future__ import annotations
 
@@ -26,13 +26,20 @@ __all__ = [
     "TerminateOnNaN",
     "check_callbacks",
     "LambdaCallback",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
     "CSVLogger",
     "TensorBoard",
 ]
 
 
 class Callback:
-    """Base class: override any of the ``on_*`` hooks; ``self.model`` is the model."""
+    """Base class: override any of the ``on_*`` hooks; ``self.model`` is the model.
+
+    As in Keras, every hook gets a dict of logs: ``{}`` at a beginning, the running
+    loss and metrics at a batch's end (``{"outputs": ...}`` for predict's), the
+    epoch's (with its ``val_`` figures) at an epoch's end and at ``on_train_end``, the
+    evaluation's at ``on_test_end``. fit's validation calls the ``on_test_*`` hooks."""
 
     def __init__(self):
         self.model = None
@@ -80,6 +87,12 @@ class Callback:
     def on_predict_end(self, logs=None):
         pass
 
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
+
 
 def check_callbacks(callbacks, fn):
     """``callbacks`` as a list of Callback objects, or a TypeError naming the odd one."""
@@ -106,17 +119,25 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
 
-    def __getattr__(self, hook):
-        if not hook.startswith("on_"):
-            raise AttributeError(hook)
+    def _methods(self, hook):
         default = getattr(Callback, hook, None)
-        methods = [
+        return [
             getattr(cb, hook)
             for cb in self.callbacks
             if default is None
             or getattr(type(cb), hook, None) is not default
             or hook in vars(cb)  # set on the instance (LambdaCallback)
         ]
+
+    def calls(self, hook):
+        """Whether a callback overrides ``hook`` (logs that only it reads need not be
+        computed otherwise)."""
+        return bool(self._methods(hook))
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+        methods = self._methods(hook)
 
         def call(*args, **kwargs):
             for method in methods:
@@ -286,6 +307,120 @@ class EarlyStopping(Callback):
                     f"{self.best_epoch + 1}."
                 )
             self.model.set_weights(self.best_weights)
+
+
+def _fixed_rate(optimizer, owner):
+    """The optimizer's learning rate as a float; a ValueError for a schedule, whose rate
+    is not set from outside (as in Keras)."""
+    if optimizer is None:
+        raise ValueError(f"{owner}: the model has no optimizer; compile it first")
+    if callable(optimizer.learning_rate):
+        raise ValueError(
+            f"{owner}: the optimizer's learning rate is a schedule, which sets the rate "
+            f"itself; give the optimizer a float learning rate to use {owner}"
+        )
+    return float(optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by ``factor`` when ``monitor`` has not improved by
+    more than ``min_delta`` for ``patience`` epochs, then waits ``cooldown`` epochs before
+    counting again; never below ``min_lr``. Adds ``learning_rate`` to each epoch's logs,
+    as Keras does."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):  # fmt: skip
+        super().__init__()
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau: unexpected keyword arguments {sorted(kwargs)}")
+        if not factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), patience
+        self.verbose, self.cooldown, self.min_lr = verbose, cooldown, float(min_lr)
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self._reset()
+
+    def _reset(self):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        rate = _fixed_rate(self.model.optimizer, "ReduceLROnPlateau")
+        logs["learning_rate"] = rate
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"ReduceLROnPlateau: '{self.monitor}' is not in the logs ({sorted(logs)}); "
+                f"nothing to monitor",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience and rate > np.float32(self.min_lr):
+                new = max(rate * self.factor, self.min_lr)
+                self.model.optimizer.learning_rate = new
+                if self.verbose > 0:
+                    print(
+                        f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}."
+                    )
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+    def get_config(self):
+        return {"monitor": self.monitor, "factor": self.factor, "patience": self.patience,
+                "verbose": self.verbose, "mode": self.mode, "min_delta": self.min_delta,
+                "cooldown": self.cooldown, "min_lr": self.min_lr}  # fmt: skip
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at the start of each epoch to ``schedule(epoch, rate)``
+    (or ``schedule(epoch)``), a float; adds ``learning_rate`` to each epoch's logs, as
+    Keras does."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(
+                f"LearningRateScheduler: schedule must be a function of (epoch, lr), got "
+                f"{schedule!r}"
+            )
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = _fixed_rate(self.model.optimizer, "LearningRateScheduler")
+        try:
+            new = self.schedule(epoch, rate)
+        except TypeError:  # Keras' older form: schedule(epoch)
+            new = self.schedule(epoch)
+        if isinstance(new, bool) or not isinstance(new, (float, np.floating)):
+            raise ValueError(
+                f"LearningRateScheduler: the schedule must return a float, got {new!r} for "
+                f"epoch {epoch}"
+            )
+        self.model.optimizer.learning_rate = float(new)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {new}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _fixed_rate(self.model.optimizer, "LearningRateScheduler")
 
 
 class ModelCheckpoint(Callback):

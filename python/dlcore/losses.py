@@ -1,18 +1,29 @@
-"""Loss classes and Keras names. A loss is called as ``loss(y_true, y_pred)`` and
-returns a scalar Tensor: the mean over the batch of the per-sample losses."""
+"""Loss classes and Keras names. A loss is called as ``loss(y_true, y_pred,
+sample_weight=None)`` and returns a scalar Tensor: by default the mean of the per-sample
+losses (each times its sample weight), Keras' ``sum_over_batch_size``.
+
+A subclass computes the per-sample losses in ``call(y_true, y_pred)``, as in Keras; the
+class reduces them. The function forms (``losses.mean_squared_error`` ...) return one
+loss per sample, as Keras' do; ``dlcore.functional``'s reduce by default.
+"""
+
+import numpy as np
 
 from dlcore import functional as F
 from dlcore.registry import Registry
+from dlcore.tensor import Tensor, as_tensor
 
 __all__ = [
     "Loss",
     "MeanSquaredError",
     "MeanAbsoluteError",
     "BinaryCrossentropy",
+    "Huber",
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
     "deserialize",
     "get",
+    "reduce_weighted",
     "registry",
     "serialize",
 ]
@@ -20,17 +31,98 @@ __all__ = [
 registry = Registry("loss", "losses")
 
 
+# Keras' reductions, and the kind each computes
+_REDUCTIONS = {
+    "sum_over_batch_size": "mean",
+    "mean": "mean",
+    "mean_with_sample_weight": "mean_with_sample_weight",
+    "sum": "sum",
+    "none": "none",
+    None: "none",
+}
+
+
+def _reduction_kind(reduction, owner="Loss"):
+    try:
+        return _REDUCTIONS[reduction]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{owner}: reduction must be one of 'sum_over_batch_size', 'mean', "
+            f"'mean_with_sample_weight', 'sum', 'none' or None, got {reduction!r}"
+        ) from None
+
+
+def _sample_weight_for(weight, shape, dtype):
+    """weight (N,) or (N, ...) as an array that broadcasts over ``shape``'s trailing axes."""
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=dtype)
+    if w.ndim > len(shape) or w.shape != tuple(shape[: w.ndim]):
+        raise ValueError(
+            f"sample_weight of shape {w.shape} does not fit the per-sample losses of shape "
+            f"{tuple(shape)}: expected a shape that leads it, such as {tuple(shape[:1])}"
+        )
+    return w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
+
+
+def reduce_weighted(values, sample_weight=None, reduction="sum_over_batch_size"):
+    """Keras' reduction of per-sample ``values`` (a Tensor of any shape) weighted by
+    ``sample_weight`` ((N,) or a shape leading the values'): 'sum_over_batch_size' (or
+    'mean') sums the weighted values and divides by their number, 'sum' sums them,
+    'mean_with_sample_weight' divides by the sum of the weights, 'none' (None) keeps
+    them. A scalar is returned as it is."""
+    kind = _reduction_kind(reduction, "reduce_weighted")
+    values = as_tensor(values)
+    w = None
+    if sample_weight is not None and values.ndim:
+        w = _sample_weight_for(sample_weight, values.shape, values.dtype)
+        values = values * w
+    if kind == "none" or values.ndim == 0:
+        return values
+    total = values.sum()
+    if kind == "sum":
+        return total
+    if kind == "mean_with_sample_weight" and w is not None:
+        divisor = float(np.asarray(sample_weight, dtype=np.float64).sum())
+    else:
+        divisor = float(values.size)
+    return total / divisor if divisor else total * 0.0  # Keras' divide_no_nan
+
+
 class Loss:
+    """Base of the losses. A subclass either sets ``fn`` (a function of dlcore.functional
+    taking ``reduction=``) or, as in Keras, defines ``call(y_true, y_pred)`` returning
+    the per-sample losses; ``loss(y_true, y_pred, sample_weight=None)`` reduces them."""
+
     fn = None
     name = "loss"
 
-    def __init__(self, reduction="mean", name=None):
+    def __init__(self, reduction="sum_over_batch_size", name=None):
+        _reduction_kind(reduction, type(self).__name__)
         self.reduction = reduction
         if name:
             self.name = name
 
-    def __call__(self, y_true, y_pred):
-        return type(self).fn(y_true, y_pred, reduction=self.reduction, **self._options())
+    def call(self, y_true, y_pred):
+        """The per-sample losses."""
+        fn = type(self).fn
+        if fn is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must define call(y_true, y_pred), returning the "
+                f"per-sample losses"
+            )
+        return fn(self._targets(y_true, y_pred), y_pred, reduction="none", **self._options())
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        fn, kind = type(self).fn, _reduction_kind(self.reduction)
+        if sample_weight is None and fn is not None and type(self).call is Loss.call:
+            if kind != "mean_with_sample_weight":
+                # the fused kernels reduce in the same graph node
+                return fn(self._targets(y_true, y_pred), y_pred, reduction=kind,
+                          **self._options())  # fmt: skip
+        return reduce_weighted(self.call(y_true, y_pred), sample_weight, self.reduction)
+
+    def _targets(self, y_true, y_pred):
+        """The targets ``fn`` is given (a cross-entropy's smoothed labels)."""
+        return y_true
 
     def _options(self):
         return {}
@@ -55,13 +147,61 @@ class MeanAbsoluteError(Loss):
     name = "mean_absolute_error"
 
 
+@registry.register(aliases=("huber", "huber_loss"))
+class Huber(Loss):
+    """Squared error below ``delta``, linear above it (Keras' Huber, delta 1.0)."""
+
+    fn = staticmethod(F.huber)
+    name = "huber_loss"
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction, name)
+        self.delta = float(delta)
+
+    def _options(self):
+        return {"delta": self.delta}
+
+
 class _CrossEntropy(Loss):
-    def __init__(self, from_logits=False, reduction="mean", name=None):
+    smooths = True  # takes Keras' label_smoothing
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name=None):  # fmt: skip
         super().__init__(reduction, name)
         self.from_logits = from_logits
+        if axis not in (-1, None):
+            raise NotImplementedError(
+                f"{type(self).__name__}: the classes are on the last axis; axis={axis!r} is "
+                f"not supported"
+            )
+        smoothing = float(label_smoothing)
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(
+                f"{type(self).__name__}: label_smoothing must be in [0, 1], got {label_smoothing!r}"
+            )
+        if smoothing and not self.smooths:
+            raise ValueError(
+                f"{type(self).__name__} has no label_smoothing (integer labels); use "
+                f"CategoricalCrossentropy with one-hot targets"
+            )
+        self.label_smoothing = smoothing
+
+    def _targets(self, y_true, y_pred):
+        if not self.label_smoothing:
+            return y_true
+        y = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true, dtype=y_pred.dtype)
+        share = 0.5 if type(self).__name__ == "BinaryCrossentropy" else 1.0 / y_pred.shape[-1]
+        # Keras: y (1 - s) + s / classes (a binary target: s / 2)
+        return y * (1.0 - self.label_smoothing) + self.label_smoothing * share
 
     def _options(self):
         return {"from_logits": self.from_logits}
+
+    def get_config(self):
+        config = super().get_config()
+        if self.smooths:
+            config["label_smoothing"] = self.label_smoothing
+        return config
 
 
 @registry.register(aliases=("binary_crossentropy",))
@@ -80,17 +220,73 @@ class CategoricalCrossentropy(_CrossEntropy):
 class SparseCategoricalCrossentropy(_CrossEntropy):
     fn = staticmethod(F.sparse_categorical_crossentropy)
     name = "sparse_categorical_crossentropy"
+    smooths = False
+
+    def __init__(self, from_logits=False, ignore_class=None, axis=-1,
+                 reduction="sum_over_batch_size", name=None):  # fmt: skip
+        if ignore_class is not None:
+            raise NotImplementedError(
+                "SparseCategoricalCrossentropy(ignore_class=...) is not supported; give the "
+                "samples to ignore a sample_weight of 0"
+            )
+        super().__init__(from_logits, 0.0, axis, reduction, name)
 
 
-# Keras' function names, usable as ``loss=losses.mean_squared_error``.
-mean_squared_error = mse = F.mean_squared_error
-mean_absolute_error = mae = F.mean_absolute_error
-binary_crossentropy = F.binary_crossentropy
-categorical_crossentropy = F.categorical_crossentropy
-sparse_categorical_crossentropy = F.sparse_categorical_crossentropy
+# Keras' function forms, usable as ``loss=losses.mean_squared_error`` and called
+# directly: one loss per sample, as Keras' return them.
+def mean_squared_error(y_true, y_pred):
+    """The mean over the last axis of (y_true - y_pred)^2, per sample."""
+    return F.mean_squared_error(y_true, y_pred, reduction="none")
+
+
+def mean_absolute_error(y_true, y_pred):
+    """The mean over the last axis of |y_true - y_pred|, per sample."""
+    return F.mean_absolute_error(y_true, y_pred, reduction="none")
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    """The binary cross-entropy averaged over the last axis, per sample."""
+    return F.binary_crossentropy(y_true, y_pred, from_logits=from_logits, reduction="none")
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """The cross-entropy of one-hot (or soft) targets, per sample."""
+    return F.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, reduction="none")
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """The cross-entropy of integer targets, per sample."""
+    return F.sparse_categorical_crossentropy(
+        y_true, y_pred, from_logits=from_logits, reduction="none"
+    )
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """The Huber loss averaged over the last axis, per sample."""
+    return F.huber(y_true, y_pred, delta=delta, reduction="none")
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+
+# each function form's class: compile(loss=<function>) trains with the class's fused kernels
+_FUNCTION_CLASSES = {
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
+    huber: Huber,
+    binary_crossentropy: BinaryCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+}
 
 
 def _class_of_function(fn):
+    try:
+        cls = _FUNCTION_CLASSES.get(fn)
+    except TypeError:  # an unhashable callable
+        cls = None
+    if cls is not None:
+        return cls
     for name in registry.names():
         cls = registry.lookup(name)
         if getattr(cls, "fn", None) is fn:

@@ -22,10 +22,13 @@ __all__ = [
     "MeanSquaredError",
     "MeanAbsoluteError",
     "RootMeanSquaredError",
+    "AUC",
     "Accuracy",
     "BinaryAccuracy",
     "CategoricalAccuracy",
     "SparseCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "TopKCategoricalAccuracy",
     "Precision",
     "Recall",
     "F1Score",
@@ -298,7 +301,9 @@ def _state_of(other, metric, names):
 
 
 class Mean(Metric):
-    """Weighted mean of the values given to ``update_state(value, weight=1)``."""
+    """Weighted mean of what is given to ``update_state(values, sample_weight=None)``, as
+    Keras reads it: a number, or an array whose samples (rows) each count once, as the
+    mean of their values, weighed by their ``sample_weight`` when given."""
 
     name = "mean"
     state_names = ("total", "count")
@@ -306,9 +311,37 @@ class Mean(Metric):
     def reset_state(self):
         self.total, self.count = 0.0, 0.0
 
-    def update_state(self, value, weight=1.0):
-        self.total += float(value) * weight
-        self.count += weight
+    def update_state(self, values, sample_weight=None, weight=None):
+        if weight is not None:  # dlcore's earlier name
+            sample_weight = weight
+        if type(values) in (float, int) and (sample_weight is None or
+                                             type(sample_weight) in (float, int)):  # fmt: skip
+            w = 1.0 if sample_weight is None else sample_weight  # the loss trackers' case
+            self.total += float(values) * w
+            self.count += w
+            return
+        # Keras' reading: each sample's values averaged to one value (weighed by its
+        # weight); the count is the number of samples, or the sum of their weights
+        v = np.asarray(_np(values), dtype=np.float64)
+        if sample_weight is None:
+            if v.ndim > 1:
+                v = v.mean(axis=tuple(range(1, v.ndim)))
+            self.total += float(v.sum())
+            self.count += len(v) if v.ndim else 1
+            return
+        w = np.asarray(_np(sample_weight), dtype=np.float64)
+        if w.ndim > v.ndim or w.shape != v.shape[: w.ndim]:
+            raise ValueError(
+                f"{self.name}: sample_weight of shape {w.shape} does not fit values of shape "
+                f"{v.shape}; expected a number or a shape that leads the values'"
+            )
+        if v.ndim > w.ndim:
+            v = v.mean(axis=tuple(range(w.ndim, v.ndim)))
+        v = v * w
+        if w.ndim > 1:
+            w = w.mean(axis=tuple(range(1, w.ndim)))
+        self.total += float(v.sum())
+        self.count += float(w.sum())
 
     def result(self):
         return self.total / self.count if self.count else 0.0
@@ -426,6 +459,63 @@ class SparseCategoricalAccuracy(_CountingMetric):
                   _sample_weights(sample_weight, len(y_pred), hits.size))  # fmt: skip
 
 
+def _in_top_k(labels, y_pred, k):
+    """Whether each row's label is among its k highest scores: its rank (1 + the number
+    of scores above the label's) is at most k, so ties count in its favour; a NaN score
+    for the label ranks last (Keras' in_top_k)."""
+    y_pred = y_pred.reshape(-1, y_pred.shape[-1])
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if labels.size != len(y_pred):
+        raise ValueError(f"y_true gives {labels.size} labels for {len(y_pred)} rows of y_pred")
+    if labels.size and (labels.min() < 0 or labels.max() >= y_pred.shape[-1]):
+        raise ValueError(
+            f"y_true holds labels from {labels.min()} to {labels.max()}; expected labels in "
+            f"[0, {y_pred.shape[-1]})"
+        )
+    at_label = np.take_along_axis(y_pred, labels[:, None], axis=-1)
+    at_label = np.where(np.isnan(at_label), -np.inf, at_label)
+    return 1 + np.sum(y_pred > at_label, axis=-1) <= k
+
+
+class _TopK(_CountingMetric):
+    honours_output_mask = False
+
+    def __init__(self, k=5, name=None):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"{type(self).__name__}: k must be an integer >= 1, got {k!r}")
+        self.k = int(k)
+        super().__init__(name)
+
+    def get_config(self):
+        return {"k": self.k, "name": self.name}
+
+
+@registry.register(aliases=("top_k_categorical_accuracy",))
+class TopKCategoricalAccuracy(_TopK):
+    """Share of rows whose one-hot target's class is among the k highest scores."""
+
+    name = "top_k_categorical_accuracy"
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = _np(y_pred)
+        hits = _in_top_k(_np(y_true).reshape(-1, y_pred.shape[-1]).argmax(-1), y_pred, self.k)
+        self._add(hits, None if sample_weight is None else
+                  _sample_weights(sample_weight, len(y_pred), hits.size))  # fmt: skip
+
+
+@registry.register(aliases=("sparse_top_k_categorical_accuracy",))
+class SparseTopKCategoricalAccuracy(_TopK):
+    """Share of rows whose integer label is among the k highest scores."""
+
+    name = "sparse_top_k_categorical_accuracy"
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = _np(y_pred)
+        hits = _in_top_k(_np(y_true), y_pred, self.k)
+        self._add(hits, None if sample_weight is None else
+                  _sample_weights(sample_weight, len(y_pred), hits.size))  # fmt: skip
+
+
 @registry.register(aliases=("accuracy", "acc"))
 class Accuracy(_CountingMetric):
     """Keras' 'accuracy': binary, categorical or sparse, from the loss it is compiled
@@ -445,6 +535,7 @@ class Accuracy(_CountingMetric):
 
 class _ConfusionMetric(Metric):
     index = 0
+    elementwise = False  # Keras' reading of targets shaped like a wide y_pred
 
     def __init__(self, name=None, average=None, threshold=0.5):
         self.average, self.threshold = average, threshold
@@ -455,8 +546,20 @@ class _ConfusionMetric(Metric):
         self._binary = None
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        t, p = _np(y_true), _np(y_pred)
+        if self.elementwise and self.average is None and t.shape == p.shape and not _is_binary(p):
+            # one-hot or multi-hot targets: as Keras, every entry is a binary decision,
+            # y_pred > threshold against y_true != 0, pooled over the entries
+            self._binary = True
+            labels = (t != 0).reshape(-1).astype(np.int64)
+            guesses = (p > self.threshold).reshape(-1).astype(np.int64)
+            weights = None if sample_weight is None else _sample_weights(
+                sample_weight, len(p), labels.size)  # fmt: skip
+            self._add_counts(np.bincount(labels * 2 + guesses, weights=weights,
+                                         minlength=4).reshape(2, 2))  # fmt: skip
+            return
         if self._binary is None:
-            self._binary = _is_binary(_np(y_pred))
+            self._binary = _is_binary(p)
         self._add_counts(confusion_matrix(y_true, y_pred, threshold=self.threshold,
                                           sample_weight=sample_weight))  # fmt: skip
 
@@ -490,17 +593,44 @@ class _ConfusionMetric(Metric):
         return {"name": self.name, "average": self.average, "threshold": self.threshold}
 
 
+class _KerasConfusionMetric(_ConfusionMetric):
+    elementwise = True
+
+    def __init__(
+        self, thresholds=None, top_k=None, class_id=None, name=None, average=None, threshold=0.5
+    ):
+        for arg, value in (("top_k", top_k), ("class_id", class_id)):
+            if value is not None:
+                raise NotImplementedError(
+                    f"{type(self).__name__}({arg}={value!r}) is not supported; leave {arg} None"
+                )
+        if thresholds is not None:  # Keras' name for the one threshold
+            if isinstance(thresholds, (list, tuple)) and len(thresholds) == 1:
+                thresholds = thresholds[0]
+            if isinstance(thresholds, (list, tuple, np.ndarray)):
+                raise NotImplementedError(
+                    f"{type(self).__name__}: one threshold is supported, got {thresholds!r}"
+                )
+            threshold = float(thresholds)
+        super().__init__(name, average, threshold)
+
+
 @registry.register(aliases=("precision",))
-class Precision(_ConfusionMetric):
-    """Precision over everything seen since the last reset: binary for a one-column
-    prediction, macro-averaged over classes for a wider one (or ``average``)."""
+class Precision(_KerasConfusionMetric):
+    """Precision over everything seen since the last reset. A one-column prediction is
+    binary (y_pred > threshold); targets shaped like a wider prediction (one-hot or
+    multi-hot rows) are read as Keras reads them, every entry a binary decision pooled
+    over all entries; integer labels against a wider prediction take its argmax and
+    average the classes' precisions ('macro', or ``average``)."""
 
     name = "precision"
     index = 0
 
 
 @registry.register(aliases=("recall",))
-class Recall(_ConfusionMetric):
+class Recall(_KerasConfusionMetric):
+    """Recall, read as :class:`Precision` reads its inputs."""
+
     name = "recall"
     index = 1
 
@@ -509,6 +639,166 @@ class Recall(_ConfusionMetric):
 class F1Score(_ConfusionMetric):
     name = "f1"
     index = 2
+
+
+def _divide_no_nan(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b != 0, a / np.where(b != 0, b, 1), 0.0)
+
+
+@registry.register(aliases=("auc",))
+class AUC(Metric):
+    """Area under the ROC or precision-recall curve over everything seen since the last
+    reset, approximated as Keras does: confusion counts at ``num_thresholds`` thresholds
+    (evenly spaced over [0, 1], with one just below 0 and one just above 1, or the given
+    ``thresholds``), a prediction counting as positive above a threshold, then a
+    Riemann sum ('interpolation', 'minoring' or 'majoring'; 'interpolation' on the PR
+    curve is Davis and Goadrich's). Predictions are probabilities (``from_logits``:
+    logits); every entry is one binary decision, pooled over all of them, or per column
+    with ``multi_label`` (the mean of the columns' areas)."""
+
+    name = "auc"
+    state_names = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
+                 name=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False, dtype=None):  # fmt: skip
+        if label_weights is not None:
+            raise NotImplementedError("AUC(label_weights=...) is not supported; leave it None")
+        self.curve = str(curve).upper()
+        if self.curve not in ("ROC", "PR"):
+            raise ValueError(f"AUC: curve must be 'ROC' or 'PR', got {curve!r}")
+        self.summation_method = str(summation_method).lower()
+        if self.summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError(
+                f"AUC: summation_method must be 'interpolation', 'minoring' or 'majoring', "
+                f"got {summation_method!r}"
+            )
+        if thresholds is not None:
+            inner = sorted(float(t) for t in np.asarray(thresholds, dtype=np.float64).ravel())
+            self.num_thresholds = len(inner) + 2
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(
+                num_thresholds, (int, np.integer)
+            ):
+                raise ValueError(
+                    f"AUC: num_thresholds must be an integer > 1, got {num_thresholds!r}"
+                )
+            if num_thresholds <= 1:
+                raise ValueError(
+                    f"AUC: num_thresholds must be an integer > 1, got {num_thresholds}"
+                )
+            self.num_thresholds = int(num_thresholds)
+            inner = [(i + 1) / (self.num_thresholds - 1) for i in range(self.num_thresholds - 2)]
+        self._given_thresholds = None if thresholds is None else inner
+        self._thresholds = np.array([-1e-7, *inner, 1 + 1e-7])  # Keras' backend epsilon
+        self.multi_label, self.from_logits = bool(multi_label), bool(from_logits)
+        super().__init__(name)
+
+    @property
+    def thresholds(self):
+        return list(self._thresholds)
+
+    def reset_state(self):
+        self.true_positives = self.false_positives = 0.0
+        self.true_negatives = self.false_negatives = 0.0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t, p = _np(y_true), _np(y_pred).astype(np.float64, copy=False)
+        if t.ndim == p.ndim - 1 and p.shape[-1:] == (1,):
+            t = t[..., None]
+        elif p.ndim == t.ndim - 1 and t.shape[-1:] == (1,):
+            p = p[..., None]
+        if t.shape != p.shape:
+            raise ValueError(
+                f"AUC: y_true has shape {t.shape} but y_pred has shape {p.shape}; expected "
+                f"the same shape"
+            )
+        if self.from_logits:
+            p = 1.0 / (1.0 + np.exp(-p))
+        w = np.ones(p.shape) if sample_weight is None else np.broadcast_to(
+            _leading_weights(sample_weight, p.shape), p.shape)  # fmt: skip
+        labels = t.astype(bool)
+        # thresholds in the predictions' dtype, as Keras compares them
+        thresholds = self._thresholds.astype(_np(y_pred).dtype if _np(y_pred).dtype.kind == "f"
+                                             else np.float32)  # fmt: skip
+        columns = (
+            p.reshape(-1, p.shape[-1]) if self.multi_label and p.ndim > 1 else p.reshape(-1, 1)
+        )
+        lab = labels.reshape(columns.shape)
+        wts = w.reshape(columns.shape)
+        counts = np.zeros((4, self.num_thresholds, columns.shape[1]))
+        for j in range(columns.shape[1]):
+            # above[i]: the predictions above threshold i; thresholds below a
+            # prediction number searchsorted's index
+            col = columns[:, j].astype(thresholds.dtype)
+            idx = np.searchsorted(thresholds, col, side="left")
+            idx[np.isnan(col)] = 0  # NaN is above no threshold
+            for k, chosen in enumerate((lab[:, j], ~lab[:, j])):
+                per_bucket = np.bincount(idx[chosen], weights=wts[chosen, j],
+                                         minlength=self.num_thresholds + 1)  # fmt: skip
+                above = np.cumsum(per_bucket[::-1])[::-1][1:]  # sum over idx > i
+                total = per_bucket.sum()
+                counts[k, :, j] = above  # tp (k=0) or fp (k=1)
+                counts[k + 2, :, j] = total - above  # fn (k=0) or tn (k=1)
+        if not self.multi_label:
+            counts = counts[..., 0]
+        tp, fp, fn, tn = counts
+        self.true_positives = self.true_positives + tp
+        self.false_positives = self.false_positives + fp
+        self.false_negatives = self.false_negatives + fn
+        self.true_negatives = self.true_negatives + tn
+
+    def _pr_interpolated(self):
+        tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in
+                      (self.true_positives, self.false_positives, self.false_negatives))  # fmt: skip
+        dtp = tp[:-1] - tp[1:]
+        p = tp + fp
+        dp = p[:-1] - p[1:]
+        slope = _divide_no_nan(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * p[1:]
+        both = (p[:-1] > 0) & (p[1:] > 0)
+        ratio = np.where(both, _divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
+        return _divide_no_nan(slope * (dtp + intercept * np.log(ratio)),
+                              np.maximum(tp[1:] + fn[1:], 0))  # fmt: skip
+
+    def result(self):
+        if np.ndim(self.true_positives) == 0:  # nothing seen yet
+            return 0.0
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            terms = self._pr_interpolated()
+        else:
+            tp, fp, tn, fn = (np.asarray(a, dtype=np.float64) for a in
+                              (self.true_positives, self.false_positives, self.true_negatives,
+                               self.false_negatives))  # fmt: skip
+            recall = _divide_no_nan(tp, tp + fn)
+            if self.curve == "ROC":
+                x, y = _divide_no_nan(fp, fp + tn), recall
+            else:
+                x, y = recall, _divide_no_nan(tp, tp + fp)
+            if self.summation_method == "interpolation":
+                heights = (y[:-1] + y[1:]) / 2
+            elif self.summation_method == "minoring":
+                heights = np.minimum(y[:-1], y[1:])
+            else:
+                heights = np.maximum(y[:-1], y[1:])
+            terms = (x[:-1] - x[1:]) * heights
+        by_label = terms.sum(axis=0)
+        return float(np.mean(by_label))
+
+    def get_config(self):
+        return {"num_thresholds": self.num_thresholds, "curve": self.curve,
+                "summation_method": self.summation_method, "name": self.name,
+                "thresholds": self._given_thresholds, "multi_label": self.multi_label,
+                "from_logits": self.from_logits}  # fmt: skip
+
+
+def _leading_weights(sample_weight, shape):
+    """Per-sample weights (N,) or (N, ...) shaped to broadcast over ``shape``."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim > len(shape) or w.shape != tuple(shape[: w.ndim]):
+        raise ValueError(f"sample_weight of shape {w.shape} does not fit y_pred of shape {shape}")
+    return w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
 
 
 def _regression_error(y_true, y_pred):

@@ -2,7 +2,19 @@
 
 from dlcore.registry import Registry
 
-__all__ = ["L1", "L1L2", "L2", "Regularizer", "deserialize", "get", "registry", "serialize"]
+__all__ = [
+    "L1",
+    "L1L2",
+    "L2",
+    "Regularizer",
+    "deserialize",
+    "get",
+    "l1",
+    "l1_l2",
+    "l2",
+    "registry",
+    "serialize",
+]
 
 registry = Registry("regularizer")
 
@@ -60,6 +72,10 @@ class L2(L1L2):
 
     def get_config(self):
         return {"l2": self.l2}
+
+
+# Keras' lower-case spellings: regularizers.l2(0.001), regularizers.l1_l2(l1=..., l2=...)
+l1, l2, l1_l2 = L1, L2, L1L2
 
 
 def get(identifier):

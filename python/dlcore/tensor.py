@@ -168,9 +168,12 @@ class Tensor:
         return Tensor(self.data)
 
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        data = self.data
+        if type(data) is not np.ndarray:  # a reduction's NumPy scalar: NumPy wants an array
+            data = np.asarray(data)
+        if dtype is not None and dtype != data.dtype:
+            return data.astype(dtype)
+        return data.copy() if copy else data
 
     def __len__(self):
         return len(self.data)

@@ -4,7 +4,14 @@ import numpy as np
 
 from dlcore.random import set_random_seed
 
-__all__ = ["PyDataset", "Sequence", "normalize", "set_random_seed", "to_categorical"]
+__all__ = [
+    "PyDataset",
+    "Sequence",
+    "normalize",
+    "pad_sequences",
+    "set_random_seed",
+    "to_categorical",
+]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -34,6 +41,49 @@ def normalize(x, axis=-1, order=2):
     x = x.astype(np.result_type(x.dtype, np.float32), copy=False)
     norm = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
     return x / np.where(norm == 0, 1, norm)
+
+
+def pad_sequences(
+    sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0
+):
+    """Sequences of different lengths -> one array (N, maxlen, ...), as
+    ``keras.utils.pad_sequences``: each padded with ``value`` before ('pre') or after
+    ('post') its items, and one longer than ``maxlen`` cut at its start ('pre') or end
+    ('post'). ``maxlen`` defaults to the longest sequence."""
+    for arg, choice in (("padding", padding), ("truncating", truncating)):
+        if choice not in ("pre", "post"):
+            raise ValueError(f"pad_sequences: {arg} must be 'pre' or 'post', got {choice!r}")
+    if isinstance(sequences, np.ndarray) and sequences.dtype != object and sequences.ndim >= 2:
+        sequences = list(sequences)
+    try:
+        sequences = [np.asarray(s) for s in sequences]
+    except TypeError:
+        raise TypeError(
+            f"pad_sequences: sequences must be a list of sequences, got {type(sequences).__name__}"
+        ) from None
+    for i, s in enumerate(sequences):
+        if s.ndim == 0:
+            raise ValueError(f"pad_sequences: sequences[{i}] is a scalar ({s!r}), not a sequence")
+    if maxlen is None:
+        maxlen = max((len(s) for s in sequences), default=0)
+    elif isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ValueError(f"pad_sequences: maxlen must be an integer >= 0 or None, got {maxlen!r}")
+    sample_shape = next((s.shape[1:] for s in sequences if len(s)), ())
+    out = np.full((len(sequences), int(maxlen), *sample_shape), value, dtype=dtype)
+    for i, s in enumerate(sequences):
+        if not len(s) or not maxlen:
+            continue
+        kept = s[-maxlen:] if truncating == "pre" else s[:maxlen]
+        if kept.shape[1:] != sample_shape:
+            raise ValueError(
+                f"pad_sequences: sequences[{i}] has items of shape {kept.shape[1:]}, expected "
+                f"{sample_shape} as the first non-empty sequence's"
+            )
+        if padding == "post":
+            out[i, : len(kept)] = kept
+        else:
+            out[i, maxlen - len(kept) :] = kept
+    return out
 
 
 class PyDataset:

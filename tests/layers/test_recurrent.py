@@ -309,9 +309,8 @@ def test_masks_travel_to_the_outputs():
     "make,msg",
     [
         (lambda: layers.GRU(3, stateful=True), r"GRU: stateful=True is not supported.*initial_state"),
-        (lambda: layers.LSTM(3, unroll=True), r"LSTM: unroll=True is not supported.*leave unroll=False"),
-        (lambda: layers.SimpleRNN(3, dropout=0.2), r"SimpleRNN: dropout / recurrent_dropout .*Dropout layer"),
-        (lambda: layers.GRU(3, recurrent_dropout=0.1), r"GRU: dropout / recurrent_dropout"),
+        (lambda: layers.SimpleRNN(3, dropout=1.0), r"SimpleRNN: dropout must be in \[0, 1\), got 1.0"),
+        (lambda: layers.GRU(3, recurrent_dropout=-0.1), r"GRU: recurrent_dropout must be in \[0, 1\)"),
         (lambda: layers.GRU(3, activation="relu"), r"GRU: dlcore's kernel computes activation='tanh' and recurrent_activation='sigmoid'.*got activation='relu'"),
         (lambda: layers.SimpleRNN(3, activation="sigmoid"), r"SimpleRNN: .*activation='tanh' or 'relu'.*got activation='sigmoid'"),
         (lambda: layers.SimpleRNN(0), r"SimpleRNN: units must be a positive int, got 0"),
@@ -382,3 +381,104 @@ def test_save_load_round_trip_and_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{model.layers[1].name} (Bidirectional)" in out and "(None, 7, 4)" in out
     assert f"{model.layers[3].name} (TimeDistributed)" in out
+
+
+# ------------------------------------------------------------------ dropout in training
+
+from dlcore.layers.recurrent import _RecurrentBase  # noqa: E402  (whose masks are patched)
+
+
+def _fixed_masks(rng, rates, shapes):
+    """Keep-masks scaled by 1 / (1 - rate), per rate: what both sides' draws return."""
+    out = {}
+    for rate, shape in zip(rates, shapes):
+        out[rate] = [(rng.random(shape) >= rate).astype(np.float32) / np.float32(1 - rate)
+                     for _ in range(4)]  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("which", sorted(RNNS))
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_dropout_matches_keras_with_the_same_masks(rng, monkeypatch, which, recurrent, masked):
+    keras = keras_module()
+    from keras.src.layers.rnn import dropout_rnn_cell
+
+    N, T, F, U = 4, 5, 3, 6
+    rates = (0.25, 0.4)
+    masks = _fixed_masks(rng, rates, [(N, F), (N, U)])
+
+    def keras_masks(self, step_input, rate):
+        count = getattr(self, "dropout_mask_count", None)
+        chosen = masks[round(float(rate), 6)]
+        return chosen[0] if count is None else chosen[:count]
+
+    monkeypatch.setattr(dropout_rnn_cell.DropoutRNNCell, "_create_dropout_mask", keras_masks)
+    monkeypatch.setattr(
+        _RecurrentBase, "_masks",
+        lambda self, count, shape, rate, dtype: masks[round(rate, 6)][:count],
+    )  # fmt: skip
+    kw = dict(dropout=rates[0], recurrent_dropout=rates[1] if recurrent else 0.0,
+              return_sequences=True)  # fmt: skip
+    x = padded(rng, N, T, F) if masked else rng.standard_normal((N, T, F)).astype(np.float32)
+    y = rng.standard_normal((N, T, 2)).astype(np.float32)
+
+    def model(module, seq, inp):
+        body = [module.Masking()] if masked else []
+        return seq([inp((T, F)), *body, rnn(module, which, U, **kw), module.Dense(2)])
+
+    km = model(keras.layers, keras.Sequential, keras.Input)
+    dm = model(layers, dlcore.Sequential, layers.Input)
+    dm.set_weights(km.get_weights())
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", run_eagerly=True)
+    dm.compile(optimizer=dlcore.optimizers.SGD(0.1), loss="mse")
+    for step in range(3):
+        assert_close(dm.train_on_batch(x, y), km.train_on_batch(x, y), f"loss {step}", 1e-4, 1e-5)
+    assert_close(dm.get_weights(), km.get_weights(), "weights after 3 steps", 1e-4, 1e-5)
+    # inference is untouched by the rates
+    assert_close(dm.predict(x), km.predict(x, verbose=0), "predict", 1e-4, 1e-5)
+
+
+@pytest.mark.parametrize("which", sorted(RNNS))
+def test_recurrent_dropout_path_equals_the_fused_kernel_with_masks_of_ones(rng, monkeypatch,
+                                                                           which):  # fmt: skip
+    monkeypatch.setattr(
+        _RecurrentBase,
+        "_masks",
+        lambda self, count, shape, rate, dtype: [np.ones(shape, dtype)] * count,
+    )
+    x = padded(rng, 5, 6, 3).astype(np.float64)
+    mask = np.abs(x).sum(-1) > 0
+    layer = rnn(layers, which, 4, dtype="float64", dropout=0.3, recurrent_dropout=0.3,
+                return_sequences=True, return_state=True)  # fmt: skip
+    fused = layer(x, mask=mask)
+    looped = layer(x, mask=mask, training=True)
+    for a, b in zip(fused, looped):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-13)
+    check_tensor_op(lambda t: layer(t, training=True)[0], x[:2, :3])
+
+
+def test_dropout_draws_new_masks_each_call_and_none_in_inference(rng):
+    layer = layers.LSTM(4, dropout=0.5, recurrent_dropout=0.5, seed=3, return_sequences=True)
+    x = rng.standard_normal((3, 4, 2)).astype(np.float32)
+    a, b = layer(x, training=True).numpy(), layer(x, training=True).numpy()
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(layer(x).numpy(), layer(x, training=False).numpy())
+    same = layers.LSTM(4, dropout=0.5, recurrent_dropout=0.5, seed=3, return_sequences=True)
+    same.build(x.shape)
+    same.set_weights(layer.get_weights())
+    layer2 = layers.LSTM(4, dropout=0.5, recurrent_dropout=0.5, seed=3, return_sequences=True)
+    layer2.build(x.shape)
+    layer2.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(same(x, training=True).numpy(), layer2(x, training=True).numpy())
+    assert layer.get_config()["recurrent_dropout"] == 0.5
+
+
+def test_unroll_is_accepted_and_changes_nothing(rng):
+    x = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    a, b = layers.LSTM(3, unroll=True), layers.LSTM(3)
+    a.build(x.shape)
+    b.build(x.shape)
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+    assert a.get_config()["unroll"] is True

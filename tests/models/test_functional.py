@@ -264,3 +264,66 @@ def test_data_errors_name_what_is_wrong():
 
     with pytest.raises(ValueError, match=r"generator yielded tuple of 1 items; expected \(x, y\)"):
         clf.fit(bad(), steps_per_epoch=2, verbose=0)
+
+
+def test_model_from_config_json_and_clone(rng):
+    from dlcore import layers, models
+
+    inp = layers.Input((4,))
+    out = layers.Dense(2, name="out")(layers.Dense(3, name="hidden")(inp))
+    m = models.Model(inp, out)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    for rebuilt in (models.Model.from_config(m.get_config()),
+                    models.model_from_json(m.to_json()), models.clone_model(m)):  # fmt: skip
+        assert type(rebuilt) is type(m) and [l.name for l in rebuilt.layers] == [
+            l.name for l in m.layers
+        ]
+        assert not np.allclose(rebuilt.get_weights()[0], m.get_weights()[0])  # new weights
+        rebuilt.set_weights(m.get_weights())
+        np.testing.assert_array_equal(rebuilt.predict(x, verbose=0), m.predict(x, verbose=0))
+    seq = models.Sequential([layers.Input((4,)), layers.Dense(3), layers.Dense(1)])
+    wide = models.clone_model(
+        seq, clone_function=lambda l: layers.Dense(l.units * 2) if l.units == 3 else
+        type(l).from_config(l.get_config()))  # fmt: skip
+    assert [l.units for l in wide.layers] == [6, 1] and wide.built
+    with pytest.raises(ValueError, match="not a JSON model description"):
+        models.model_from_json("{nope")
+    with pytest.raises(ValueError, match="describes a Dense, not a model"):
+        models.model_from_json('{"class_name": "Dense", "config": {"units": 2}}')
+    with pytest.raises(NotImplementedError, match="clone_function"):
+        models.clone_model(m, clone_function=lambda l: l)
+
+
+def test_save_model_function(tmp_path):
+    from dlcore import layers, models
+
+    m = models.Sequential([layers.Input((3,)), layers.Dense(2)])
+    models.save_model(m, tmp_path / "m.keras")
+    with pytest.raises(FileExistsError):
+        models.save_model(m, tmp_path / "m.keras", overwrite=False)
+    loaded = models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.get_weights()[0], m.get_weights()[0])
+
+
+def test_a_sequential_models_graph_makes_a_feature_extractor(rng):
+    """The Keras guide's recipe: Model(inputs=seq.inputs, outputs=[l.output for l in
+    seq.layers])."""
+    seq = models.Sequential([layers.Input((6,)), layers.Dense(5, activation="relu", name="a"),
+                             layers.Dense(4, name="b"), layers.Dense(2, name="c")])  # fmt: skip
+    extractor = models.Model(inputs=seq.inputs, outputs=[l.output for l in seq.layers])
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    feats = extractor.predict(x, verbose=0)
+    assert [f.shape for f in feats] == [(3, 5), (3, 4), (3, 2)]
+    np.testing.assert_allclose(feats[-1], seq.predict(x, verbose=0), rtol=1e-6)
+    mid = models.Model(seq.input, seq.get_layer("b").output)
+    np.testing.assert_allclose(mid.predict(x, verbose=0), feats[1], rtol=1e-6)
+    assert seq.output is seq.outputs[0] and seq.layers[0].input is seq.input
+    # a layer added afterwards: the graph is made again for the new stack
+    seq.add(layers.Dense(1, name="d"))
+    longer = models.Model(seq.inputs, seq.layers[-1].output)
+    assert longer.predict(x, verbose=0).shape == (3, 1)
+    np.testing.assert_allclose(longer.predict(x, verbose=0), seq.predict(x, verbose=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="built with a known input shape"):
+        _ = models.Sequential([layers.Dense(2)]).inputs
+    with pytest.raises(ValueError, match="never was"):
+        _ = layers.Dense(2).output

@@ -88,6 +88,8 @@ def compile_both(k_model, d_model, which):
                     optimizers.RMSprop(0.01, momentum=0.5, centered=True)),
         "sgd": (keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
                 optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
+        "adamw": (keras.optimizers.AdamW(0.01, weight_decay=0.05),
+                  optimizers.AdamW(0.01, weight_decay=0.05)),
     }[which]  # fmt: skip
     model = k_model if k_model is not None else d_model
     loss = ["mse", "mse"] if isinstance(model.output_shape, list) else "categorical_crossentropy"
@@ -383,13 +385,26 @@ def test_what_dlcore_lacks_is_named(saved, tmp_path, change, message):
         models.load_model(bad)
 
 
+def test_a_keras_adamw_archive_trains_on_in_dlcore(tmp_path, rng):
+    keras = keras_module()
+    xs, ys, _, _ = data(rng)
+    k_model = keras_sequential(keras)
+    compile_both(k_model, None, "adamw")
+    k_model.train_on_batch(xs, ys)
+    k_model.save(tmp_path / "k.keras")
+    d_model = models.load_model(tmp_path / "k.keras")
+    assert type(d_model.optimizer).__name__ == "AdamW"
+    assert d_model.optimizer.weight_decay == pytest.approx(0.05)
+    assert_step_agrees(d_model, k_model, xs, ys, "Keras AdamW loaded in dlcore")
+
+
 def test_an_optimizer_dlcore_lacks_is_named_and_compile_false_skips_it(saved, tmp_path):
-    def adamw(config):
-        config["compile_config"]["optimizer"]["class_name"] = "AdamW"
+    def lion(config):
+        config["compile_config"]["optimizer"]["class_name"] = "Lion"
         return config
 
-    bad = rewrite(saved, tmp_path / "adamw.keras", config=adamw)
-    with pytest.raises(KerasFormatError, match=r"no optimizer 'AdamW'.*compile=False"):
+    bad = rewrite(saved, tmp_path / "lion.keras", config=lion)
+    with pytest.raises(KerasFormatError, match=r"no optimizer 'Lion'.*compile=False"):
         models.load_model(bad)
     assert models.load_model(bad, compile=False).optimizer is None
 
@@ -570,3 +585,19 @@ def test_recurrent_models_both_ways(tmp_path, rng, direction):
     )
     assert_same(d_model, k_model, x, direction)
     assert_step_agrees(d_model, k_model, x, y, direction)
+
+
+def test_activity_regularizers_cross_in_keras_files(tmp_path, rng):
+    keras = keras_module()
+    k_model = keras.Sequential([keras.Input((5,)),
+                                keras.layers.Dense(3, activity_regularizer=keras.regularizers.L1(0.1))])  # fmt: skip
+    k_model.compile(optimizer="sgd", loss="mse")
+    k_model.save(tmp_path / "k.keras")
+    d_model = models.load_model(tmp_path / "k.keras")
+    assert d_model.layers[0].activity_regularizer.l1 == pytest.approx(0.1)
+    x, y = rng.standard_normal((8, 5)).astype(np.float32), np.zeros((8, 3), np.float32)
+    assert_close(d_model.evaluate(x, y, verbose=0), k_model.evaluate(x, y, verbose=0),
+                 "evaluate with the activity penalty", 1e-5, 1e-6)  # fmt: skip
+    d_model.save(tmp_path / "d.keras")
+    back = keras.models.load_model(tmp_path / "d.keras")
+    assert back.layers[0].activity_regularizer is not None

@@ -67,6 +67,7 @@ from .linalg import linear, matmul
 from .losses import (
     binary_crossentropy,
     categorical_crossentropy,
+    huber,
     mean_absolute_error,
     mean_squared_error,
     sparse_categorical_crossentropy,
@@ -100,7 +101,7 @@ __all__ = [
     "hard_sigmoid", "hard_silu", "exponential", "mish", "prelu",
     # losses
     "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
-    "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "huber",
     # tensor maths
     "add", "sub", "mul", "div", "power", "exp", "log", "sqrt", "square", "abs", "clip",
     "maximum", "minimum", "sum", "mean", "max", "min", "matmul", "reshape", "transpose",

@@ -19,6 +19,7 @@ from .activations import ActivatedTensor, sigmoid_array
 __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
+    "huber",
     "mean_absolute_error",
     "mean_squared_error",
     "sparse_categorical_crossentropy",
@@ -111,6 +112,19 @@ def mean_absolute_error(y_true, y_pred, reduction="mean"):
     return _reduce(diff.abs().mean(axis=-1), reduction)
 
 
+def huber(y_true, y_pred, delta=1.0, reduction="mean"):
+    """Huber loss over the last axis, per sample: 0.5 e^2 where |e| <= delta, else
+    delta (|e| - 0.5 delta), e = y_pred - y_true; written as 0.5 q^2 + delta (|e| - q)
+    with q = min(|e|, delta), which has the same value and gradient."""
+    delta = float(delta)
+    if not delta >= 0:
+        raise ValueError(f"huber: delta must be >= 0, got {delta}")
+    err = _regression_error("huber", y_true, y_pred).abs()
+    quadratic = err.clip(0.0, delta)
+    return _reduce((quadratic * quadratic * 0.5 + (err - quadratic) * delta).mean(axis=-1),
+                   reduction)  # fmt: skip
+
+
 def _logits_of(y_pred, kind, from_logits):
     """The pre-activation tensor to compute a loss from, when there is one: y_pred
     itself with from_logits, else the logits of a ``kind`` activation's output."""
@@ -133,6 +147,11 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
     if y.ndim == y_pred.ndim - 1 and y_pred.shape[-1:] == (1,):
         y = y[..., None]
     _check_same_shape("binary_crossentropy", y, y_pred)
+    if y.size and not (y.min() >= 0 and y.max() <= 1):  # NaN fails too
+        raise ValueError(
+            f"binary_crossentropy: y_true holds values from {y.min()} to {y.max()}; expected "
+            f"targets in [0, 1] (labels 0 and 1, or probabilities)"
+        )
     logits = _logits_of(y_pred, "sigmoid", from_logits)
     if logits is None:
         p = y_pred.clip(EPSILON, 1 - EPSILON)

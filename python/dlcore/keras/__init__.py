@@ -23,13 +23,14 @@ from dlcore import (
     regularizers,
     utils,
 )
-from dlcore.layers import Input
+from dlcore.layers import Input, Layer
 from dlcore.models import Model, Sequential
 
 from . import backend
 
 __all__ = [
     "Input",
+    "Layer",
     "Model",
     "Sequential",
     "activations",

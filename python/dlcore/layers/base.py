@@ -189,6 +189,11 @@ def _layers_in(value, depth=0):
             yield from _layers_in(item, depth + 1)
 
 
+def _own_layer(layer):
+    """Whether the layer's class is one of dlcore's (which say their output shapes)."""
+    return type(layer).__module__.startswith("dlcore.")
+
+
 def _batchless(shape):
     """An input shape with its batch dimension made None (lists of shapes too)."""
     if isinstance(shape, list) and not all(d is None or isinstance(d, int) for d in shape):
@@ -209,8 +214,12 @@ def _wrap_build(build):
             if self.built:
                 return None
             out = build(self, input_shape, *args, **kwargs)
-            self._record_shapes(input_shape)
-            self.built = True
+            self.built = True  # before the shapes: a traced output shape calls the layer
+            try:
+                self._record_shapes(input_shape)
+            except BaseException:
+                self.built = False
+                raise
             return out
 
     wrapper._dlcore_wrapped = True
@@ -261,14 +270,17 @@ class Layer:
         input_shape=None,
         input_dim=None,
         batch_size=None,
+        activity_regularizer=None,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._activity = (0, [])  # (the outermost call it came from, penalties of outputs)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
-        self.trainable = bool(trainable)
+        self._trainable = bool(trainable)
         try:
             self.dtype = np.dtype(dtype or "float32")
         except TypeError as e:
@@ -302,6 +314,19 @@ class Layer:
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    @property
+    def trainable(self):
+        """Whether the optimizer updates the layer's weights. Setting it sets every
+        layer inside this one (a frozen model's BatchNormalization then runs in
+        inference mode), as in Keras."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self._tracked_layers():
+            layer.trainable = value
+
     # ------------------------------------------------------------ sub-layers
     def _tracked_layers(self):
         """The layers held in this layer's attributes, in assignment order."""
@@ -317,13 +342,54 @@ class Layer:
 
     # ------------------------------------------------------------ weights
     def add_weight(
-        self, name, shape, initializer="glorot_uniform", regularizer=None, trainable=True
+        self,
+        name=None,
+        shape=None,
+        initializer=None,
+        regularizer=None,
+        trainable=True,
+        dtype=None,
+        constraint=None,
+        **kwargs,
     ):
-        """Creates, tracks and returns a weight Tensor; its name is ``<layer>/<name>``."""
-        init = initializers.get(initializer)
-        shape = tuple(shape)  # reshaped: ascontiguousarray makes a scalar's shape (1,)
+        """Creates, tracks and returns a weight Tensor; its name is ``<layer>/<name>``.
+
+        Keras 3's order ``add_weight(shape, initializer, ...)`` works too (a first
+        argument that is not a string is the shape), and ``name`` may be left out:
+        ``variable``, ``variable_1``, ... The initializer defaults to glorot_uniform.
+        """
+        if name is not None and not isinstance(name, str):  # Keras 3: shape first
+            if initializer is not None:
+                raise TypeError(
+                    f"{self.name}: add_weight got a shape {name!r} first and both shape= "
+                    f"{shape!r} and initializer= {initializer!r}; give them by keyword"
+                )
+            name, shape, initializer = None, name, shape
+        unknown = sorted(set(kwargs) - {"autocast", "aggregation", "overwrite_with_gradient"})
+        if unknown:
+            raise TypeError(f"{self.name}: add_weight got unexpected keyword arguments {unknown}")
+        if constraint is not None:
+            raise NotImplementedError(
+                f"{self.name}: add_weight(constraint=...) is not supported, got {constraint!r}"
+            )
+        if shape is None:
+            raise TypeError(f"{self.name}: add_weight needs a shape, e.g. shape=(3, 4)")
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if name is None:
+            taken = {w.name.rsplit("/", 1)[-1] for w in self._weights}
+            name, k = "variable", 0
+            while name in taken:
+                k += 1
+                name = f"variable_{k}"
+        wanted = self.dtype if dtype is None else np.dtype(dtype)
+        if wanted not in (np.float32, np.float64):
+            raise TypeError(
+                f"{self.name}: add_weight dtype must be float32 or float64, got {wanted}"
+            )
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
         w = Tensor(
-            np.ascontiguousarray(init(shape, self.dtype), dtype=self.dtype).reshape(shape),
+            # reshaped: ascontiguousarray makes a scalar's shape (1,)
+            np.ascontiguousarray(init(shape, wanted), dtype=wanted).reshape(shape),
             requires_grad=bool(trainable),
         )
         w.name = f"{self.name}/{name}"
@@ -370,10 +436,34 @@ class Layer:
 
     @property
     def losses(self):
-        """The regularization penalties of this layer's weights (and its sub-layers'),
-        as scalar Tensors."""
+        """The regularization penalties of this layer's weights and of its outputs in
+        the last outermost call (``activity_regularizer``), and its sub-layers', as
+        scalar Tensors."""
+        return self._weight_penalties() + self._activity_losses()
+
+    def _weight_penalties(self):
         own = [reg(w) for reg, w in self._penalties]
-        return own + [p for l in self._tracked_layers() for p in l.losses]
+        return own + [p for l in self._tracked_layers() for p in l._weight_penalties()]
+
+    def _activity_losses(self):
+        """The activity penalties recorded in the last outermost call, this layer's and
+        its sub-layers'."""
+        call, own = self._activity
+        own = list(own) if call == getattr(_context, "call", 0) else []
+        return own + [p for l in self._tracked_layers() for p in l._activity_losses()]
+
+    def _record_activity(self, outputs):
+        """Keras' activity regularization: the penalty of each output, divided by its
+        batch size, kept for the outermost call in progress."""
+        call = getattr(_context, "call", 0)
+        penalties = self._activity[1] if self._activity[0] == call else []
+        for out in flatten(outputs):
+            if isinstance(out, Tensor):
+                penalty = self.activity_regularizer(out)
+                if out.ndim and out.shape[0]:
+                    penalty = penalty / out.shape[0]
+                penalties.append(penalty)
+        self._activity = (call, penalties)
 
     def get_weights(self):
         return [w.data.copy() for w in self.weights]
@@ -406,15 +496,39 @@ class Layer:
         if input_shape is None:
             return
         self.input_shape = _batchless(input_shape)
-        self.output_shape = self.compute_output_shape(self.input_shape)
+        if type(self).compute_output_shape is Layer.compute_output_shape and not _own_layer(self):
+            # a user's layer that does not say its output shape: run it, as Keras does
+            self.output_shape = self._traced_output_shape(self.input_shape)
+        else:
+            self.output_shape = self.compute_output_shape(self.input_shape)
+
+    def _traced_output_shape(self, input_shape):
+        """The output shape of ``call`` on zeros of ``input_shape`` (a user's layer that
+        does not define compute_output_shape); the input shape when the call cannot run
+        on zeros (a layer that takes integer indices, say), as before tracing."""
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        if not all(isinstance(s, tuple) for s in shapes):
+            return input_shape
+        leaves = [KerasTensor(s, self.dtype) for s in shapes]
+        inputs = leaves if isinstance(input_shape, list) else leaves[0]
+        try:
+            specs = self._traced_specs(inputs, (), {})
+        except Exception:
+            return input_shape
+        out = [tuple(spec.shape) for spec in flatten(specs)]
+        return out if isinstance(specs, (list, tuple)) else out[0]
 
     def _ensure_built(self, input_shape):
         if not self.built:
             self.build(input_shape)
             if not self.built:  # a build defined on Layer itself is not wrapped
                 with self._build_lock:
-                    self._record_shapes(input_shape)
                     self.built = True
+                    try:
+                        self._record_shapes(input_shape)
+                    except BaseException:
+                        self.built = False
+                        raise
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -461,6 +575,8 @@ class Layer:
         if not self.built:
             self._ensure_built(shape)
         outer = getattr(_context, "training", None)
+        if outer is None:  # an outermost call: the activity penalties start afresh
+            _context.call = getattr(_context, "call", 0) + 1
         if training is None:
             training = bool(outer)  # inherited from the enclosing layer's call, as Keras
         call_args = self._call_args
@@ -473,6 +589,8 @@ class Layer:
             out = self.call(x, *args, **kwargs)
         finally:
             _context.training = outer
+        if self.activity_regularizer is not None:
+            self._record_activity(out)
         if masking and (mask is not None or self._uses_masks):
             _attach_masks(out, self.compute_mask(x, mask))
         return out
@@ -555,30 +673,36 @@ class Layer:
         ]  # fmt: skip
         return pack_like(out, specs)
 
+    def _first_node(self, what):
+        if not self._inbound_nodes:  # a built Sequential model's layer: its graph
+            owner = self.__dict__.get("_sequential_owner")
+            model = owner() if owner is not None else None
+            if model is not None and self in model._layers:
+                model._symbolic_graph()
+        if not self._inbound_nodes:
+            raise ValueError(
+                f"{self.name}: {what} is defined for a layer called on symbolic inputs (a "
+                f"functional model's, or a built Sequential model's); it never was"
+            )
+        return self._inbound_nodes[0]
+
     @property
     def output(self):
-        """The symbolic output of this layer's only call on symbolic inputs."""
-        if len(self._inbound_nodes) != 1:
-            raise ValueError(
-                f"{self.name}: output is defined for a layer called once on symbolic inputs; "
-                f"it was called {len(self._inbound_nodes)} times"
-            )
-        return self._inbound_nodes[0].outputs
+        """The symbolic output of this layer's first call on symbolic inputs (as Keras)."""
+        return self._first_node("output").outputs
 
     @property
     def input(self):
-        if len(self._inbound_nodes) != 1:
-            raise ValueError(
-                f"{self.name}: input is defined for a layer called once on symbolic inputs; "
-                f"it was called {len(self._inbound_nodes)} times"
-            )
-        return self._inbound_nodes[0].args[0]
+        """The symbolic input of this layer's first call on symbolic inputs."""
+        return self._first_node("input").args[0]
 
     # ------------------------------------------------------------ config
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._batch_input_shape is not None:
             config["input_shape"] = list(self._batch_input_shape[1:])
+        if self.activity_regularizer is not None:  # as Keras: only when there is one
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod

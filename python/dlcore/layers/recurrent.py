@@ -4,17 +4,29 @@ Each runs a whole sequence in one fused kernel (``dlcore.functional.rnn``), with
 weights, options and masking: a masked step carries the state through, and with
 ``return_sequences`` outputs the carried state (or zeros with
 ``zero_output_for_mask=True``, which Bidirectional sets as Keras does).
+
+Dropout in training, as Keras 3 draws it, one set of masks per call held for every step:
+``dropout`` alone drops input features (one mask per sample, the same at every step),
+and the sequence still runs in the fused kernel; ``recurrent_dropout`` also drops units
+of the previous state, with a mask per gate for the inputs and for the state (Keras'
+implementation 1), and runs step by step in Python (as Keras leaves its fast kernel for
+that too): slower, for training only.
 """
 
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 
 from dlcore import activations
 from dlcore import functional as F
-from dlcore.tensor import Tensor
+from dlcore.functional.regularization import dropout_mask
+from dlcore.tensor import Tensor, as_tensor, record
 
 from .base import Layer, positive_int, registry, weight_config, weight_options
+from .regularization import _seeded
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
 
@@ -38,6 +50,35 @@ _SHARED_OPTIONS = (
 def _shared(options):
     """The shared options out of a subclass's ``locals()``."""
     return {k: options[k] for k in _SHARED_OPTIONS}
+
+
+def _rate(value, arg, owner):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {arg} must be a number in [0, 1), got {value!r}")
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise ValueError(f"{owner}: {arg} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _time_steps(x):
+    """x (N, T, ...) as T Tensors x[:, t], with one backward that writes their gradients
+    into one array (T getitems would each fill an array of x's size)."""
+    data = x.data
+    steps = tuple(np.ascontiguousarray(data[:, t]) for t in range(data.shape[1]))
+
+    def backward(grads):
+        g = np.zeros(data.shape, data.dtype)
+        for t, gt in enumerate(grads):
+            if gt is not None:
+                g[:, t] = gt
+        return (g,)
+
+    return record(steps, (x,), backward, "time_steps")
+
+
+def _carry(new, old, keep):
+    """new where ``keep`` (N, 1) is 1, old where it is 0: a masked step's state."""
+    return new if keep is None else new * keep + old * (1.0 - keep)
 
 
 class _RecurrentBase(Layer):
@@ -81,18 +122,11 @@ class _RecurrentBase(Layer):
                 f"state. To carry state across batches, pass return_state=True and feed the "
                 f"states back as initial_state=... on the next call"
             )
-        if unroll:
-            raise ValueError(
-                f"{cls}: unroll=True is not supported and not needed: the whole sequence "
-                f"already runs in one fused kernel, with no loop to unroll; leave "
-                f"unroll=False (the results are the same)"
-            )
-        if dropout or recurrent_dropout:
-            raise ValueError(
-                f"{cls}: dropout / recurrent_dropout inside the cell are not supported (the "
-                f"fused kernel has no per-step masks); put a Dropout layer before or after "
-                f"the {cls} instead (or SpatialDropout1D on its inputs)"
-            )
+        # unroll=True (Keras' loop written out) changes nothing here: the sequence runs
+        # in one fused kernel, with the same results
+        self.unroll = bool(unroll)
+        self.dropout = _rate(dropout, "dropout", cls)
+        self.recurrent_dropout = _rate(recurrent_dropout, "recurrent_dropout", cls)
         self.use_bias = bool(use_bias)
         weight_options(self, "kernel", kernel_initializer, kernel_regularizer)
         weight_options(self, "recurrent", recurrent_initializer, recurrent_regularizer)
@@ -101,7 +135,7 @@ class _RecurrentBase(Layer):
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.zero_output_for_mask = bool(zero_output_for_mask)
-        self.seed = seed  # Keras' seed of the in-cell dropout dlcore does not have
+        self.seed, self._rng = _seeded(seed, cls)  # the dropout masks' generator
         self.kernel = self.recurrent_kernel = self.bias = None
 
     @staticmethod
@@ -177,7 +211,21 @@ class _RecurrentBase(Layer):
             )
         return mask
 
-    def call(self, inputs, mask=None, initial_state=None):
+    def _masks(self, count, shape, rate, dtype):
+        return [dropout_mask(shape, dtype, rate, None, self._rng) for _ in range(count)]
+
+    def _step_inputs(self, x, bias, masks):
+        """Each gate's input projection (x * its mask) @ kernel_g + bias_g over the whole
+        sequence, as T Tensors (N, U) per gate."""
+        U = self.units
+        out = []
+        for g, m in enumerate(masks):
+            xg = x if m is None else x * m[:, None, :]
+            out.append(_time_steps(xg @ self.kernel[:, g * U : (g + 1) * U]
+                                   + bias[g * U : (g + 1) * U]))  # fmt: skip
+        return out
+
+    def call(self, inputs, mask=None, initial_state=None, training=False):
         x = inputs
         self._check_input_shape(x.shape)
         if x.shape[-1] != self.kernel.shape[0]:
@@ -190,13 +238,40 @@ class _RecurrentBase(Layer):
         if self.go_backwards:  # Keras' outputs come in the order the steps ran
             x = x[:, ::-1]
             mask = None if mask is None else mask[:, ::-1]
-        y, *final = self._run(x, states, mask)
+        training = bool(training) and x.shape[1] > 0
+        if training and self.recurrent_dropout:
+            y, *final = self._run_dropped(x, states, mask)
+        else:
+            if training and self.dropout:  # one mask per sample for every step (Keras')
+                (keep,) = self._masks(1, (x.shape[0], x.shape[2]), self.dropout, x.dtype)
+                x = x * keep[:, None, :]
+            y, *final = self._run(x, states, mask)
         out = y if self.return_sequences else final[0]
         if mask is not None and self.zero_output_for_mask:
             out = out * (mask[..., None] if self.return_sequences else mask[:, -1:]).astype(
                 out.dtype
             )
         return [out, *final] if self.return_state else out
+
+    def _run_dropped(self, x, states, mask):
+        """The sequence step by step with Keras' dropout masks (training with
+        recurrent_dropout): (y (N, T, U), *final states), as ``_run``."""
+        N, T, U = x.shape[0], x.shape[1], self.units
+        dtype = x.dtype
+        gates = self._dropout_gates
+        in_masks = (self._masks(gates, (N, x.shape[2]), self.dropout, dtype) if self.dropout
+                    else [None] * gates)  # fmt: skip
+        rec_masks = self._masks(gates, (N, U), self.recurrent_dropout, dtype)
+        states = [Tensor(np.zeros((N, U), dtype)) if s is None else s for s in states]
+        keep = None if mask is None else mask.astype(dtype)
+        inputs = self._step_inputs(x, as_tensor(self._bias()), in_masks)
+        outputs = []
+        for t in range(T):
+            new = self._cell([steps[t] for steps in inputs], states, rec_masks)
+            k = None if keep is None else keep[:, t : t + 1]
+            states = [_carry(n, o, k) for n, o in zip(new, states)]
+            outputs.append(states[0])
+        return (F.stack(outputs, axis=1), *states)
 
     def compute_mask(self, inputs, mask=None):
         # Keras' RNN.compute_mask: the input's mask goes on with the sequences (as it came,
@@ -222,10 +297,10 @@ class _RecurrentBase(Layer):
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "stateful": False,
-            "unroll": False,
+            "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
-            "dropout": 0.0,
-            "recurrent_dropout": 0.0,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
         }
 
@@ -283,6 +358,16 @@ class LSTM(_RecurrentBase):
 
     def _run(self, x, states, mask):
         return F.lstm(x, *states, self.kernel, self.recurrent_kernel, self._bias(), mask=mask)
+
+    _dropout_gates = 4
+
+    def _cell(self, x, states, rec_masks):
+        """One step of Keras' LSTM cell with per-gate masks on h (gates i, f, c, o)."""
+        h, c = states
+        U, R = self.units, self.recurrent_kernel
+        z = [x[g] + (h * rec_masks[g]) @ R[:, g * U : (g + 1) * U] for g in range(4)]
+        c = z[1].sigmoid() * c + z[0].sigmoid() * z[2].tanh()
+        return [z[3].sigmoid() * c.tanh(), c]
 
     def get_config(self):
         return {
@@ -347,6 +432,28 @@ class GRU(_RecurrentBase):
         return F.gru(x, *states, self.kernel, self.recurrent_kernel, self._bias(),
                      reset_after=self.reset_after, mask=mask)  # fmt: skip
 
+    _dropout_gates = 3
+
+    def _step_inputs(self, x, bias, masks):
+        return super()._step_inputs(x, bias[0] if self.reset_after else bias, masks)
+
+    def _cell(self, x, states, rec_masks):
+        """One step of Keras' GRU cell with per-gate masks on h (gates z, r, h)."""
+        (h,) = states
+        U, R = self.units, self.recurrent_kernel
+        rb = as_tensor(self._bias())[1] if self.reset_after else None
+        hz, hr, hh = (h * m for m in rec_masks)
+        rec_z, rec_r = hz @ R[:, :U], hr @ R[:, U : 2 * U]
+        if rb is not None:
+            rec_z, rec_r = rec_z + rb[:U], rec_r + rb[U : 2 * U]
+        z, r = (x[0] + rec_z).sigmoid(), (x[1] + rec_r).sigmoid()
+        if rb is not None:
+            rec_h = r * (hh @ R[:, 2 * U :] + rb[2 * U :])
+        else:
+            rec_h = (r * hh) @ R[:, 2 * U :]
+        candidate = (x[2] + rec_h).tanh()
+        return [z * h + (1.0 - z) * candidate]
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -400,6 +507,14 @@ class SimpleRNN(_RecurrentBase):
     def _run(self, x, states, mask):
         return F.simple_rnn(x, *states, self.kernel, self.recurrent_kernel, self._bias(),
                             activation=self.activation, mask=mask)  # fmt: skip
+
+    _dropout_gates = 1
+
+    def _cell(self, x, states, rec_masks):
+        """One step of Keras' SimpleRNN cell with its mask on h."""
+        (h,) = states
+        pre = x[0] + (h * rec_masks[0]) @ self.recurrent_kernel
+        return [pre.tanh() if self.activation == "tanh" else pre.relu()]
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}

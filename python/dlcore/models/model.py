@@ -9,6 +9,8 @@ the discriminator) and a callable on Tensors, so a hand-written loop can do
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from dlcore import saving
@@ -94,9 +96,17 @@ class Model(Trainer, Layer):
 
     _summary_headers = ("Layer (type)", "Output Shape", "Param #")
 
-    def summary(self, print_fn=None):
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):  # fmt: skip
         """Prints the layer table: name (type), output shape, parameter count (and, for
-        a functional model, what each layer is connected to)."""
+        a functional model, what each layer is connected to).
+
+        Keras' options: ``show_trainable`` adds a Trainable column (Y, N, or - for a
+        layer without weights); ``expand_nested`` lists a nested model's layers under
+        it; ``layer_range`` = (first, last) layer names limits the rows; ``line_length``
+        widens the table to at least that many characters; ``positions`` is accepted,
+        the columns being sized to their contents.
+        """
         if not self.built:
             raise ValueError(
                 f"{self.name}: this model has not yet been built; give the "
@@ -104,9 +114,27 @@ class Model(Trainer, Layer):
                 f"call the model on data first"
             )
         print_fn = print_fn or print
-        headers = self._summary_headers
-        rows = [self._summary_row(l) for l in self.layers]
+        headers = list(self._summary_headers) + (["Trainable"] if show_trainable else [])
+        layers = list(self.layers)
+        if layer_range is not None:
+            layers = _layer_range(layers, layer_range, self.name)
+
+        def rows_of(model, layers, indent):
+            out = []
+            for layer in layers:
+                row = model._summary_row(layer)
+                row[0] = indent + row[0]
+                if show_trainable:
+                    row.append("-" if not layer.weights else "Y" if layer.trainable else "N")
+                out.append(row)
+                if expand_nested and isinstance(layer, Model) and layer.built:
+                    out += rows_of(layer, layer.layers, indent + "  ")
+            return out
+
+        rows = rows_of(self, layers, "")
         widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(headers)]
+        if line_length is not None and sum(widths) < int(line_length):
+            widths[-1] += int(line_length) - sum(widths)
         line = "=" * sum(widths)
 
         def fmt(cells):
@@ -140,14 +168,31 @@ class Model(Trainer, Layer):
         mismatch."""
         saving.load_weights(self, path)
 
-    def save(self, path):
+    def save(self, filepath=None, overwrite=True, zipped=None, **kwargs):
         """Writes architecture, weights, compile settings and optimizer state to
-        ``path``, atomically, in the format its extension names: ``*.dlc`` for dlcore's
-        checkpoint format (``models.load_model(path)`` restores the model so that
-        training resumes exactly where it stopped), ``*.keras`` for Keras 3's archive.
-        After a distributed fit, rank 0 alone writes."""
+        ``filepath``, atomically, in the format its extension names: ``*.dlc`` for
+        dlcore's checkpoint format (``models.load_model(path)`` restores the model so
+        that training resumes exactly where it stopped), ``*.keras`` for Keras 3's
+        archive. ``overwrite=False`` refuses an existing file (FileExistsError) where
+        Keras would ask. After a distributed fit, rank 0 alone writes."""
+        path = kwargs.pop("path", None)
+        if kwargs:
+            raise TypeError(f"{self.name}.save: unexpected keyword arguments {sorted(kwargs)}")
+        if path is not None:  # dlcore's earlier name of the argument
+            filepath = path
+        if filepath is None:
+            raise TypeError(f"{self.name}.save: give the file to write, e.g. save('m.keras')")
+        if zipped not in (None, True):
+            raise NotImplementedError(
+                f"{self.name}.save(zipped={zipped!r}): only the zipped .keras archive is "
+                f"written; leave zipped=None"
+            )
+        if not overwrite and os.path.exists(os.fspath(filepath)):
+            raise FileExistsError(
+                f"{self.name}.save: {os.fspath(filepath)!r} exists and overwrite=False"
+            )
         if self._strategy.is_chief:
-            saving.save_model(self, path)
+            saving.save_model(self, filepath)
 
     def export(self, filepath, format="onnx", verbose=False):
         """Writes the inference graph for deployment: ``format="onnx"`` an ONNX file
@@ -164,3 +209,41 @@ class Model(Trainer, Layer):
             f"{type(self).__name__} cannot describe its architecture; "
             f"use save_weights / load_weights"
         )
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A model from ``get_config()``'s output; ``Model.from_config`` takes a
+        functional model's config, as in Keras."""
+        if custom_objects:
+            raise NotImplementedError(
+                "from_config(custom_objects=...) is not supported; register custom layers "
+                "with dlcore.layers.registry instead"
+            )
+        if cls is Model and isinstance(config, dict) and "input_layers" in config:
+            from .functional import Functional
+
+            return Functional.from_config(config)
+        return super().from_config(config)
+
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``models.model_from_json`` reads it back);
+        ``kwargs`` go to ``json.dumps``."""
+        import json
+
+        return json.dumps(registry.serialize(self), **kwargs)
+
+
+def _layer_range(layers, layer_range, owner):
+    """The layers from the one named layer_range[0] to the one named layer_range[1]."""
+    if not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2:
+        raise ValueError(
+            f"{owner}.summary: layer_range must be (first layer name, last layer name), got "
+            f"{layer_range!r}"
+        )
+    names = [layer.name for layer in layers]
+    ends = []
+    for name in layer_range:
+        if name not in names:
+            raise ValueError(f"{owner}.summary: layer_range names {name!r}; the layers are {names}")
+        ends.append(names.index(name))
+    return layers[ends[0] : ends[1] + 1]

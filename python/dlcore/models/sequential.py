@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from dlcore import layers as layers_module
@@ -22,12 +24,13 @@ class Sequential(Model):
     ``Sequential([layers.Dense(64, activation='relu', input_shape=(10,)), layers.Dense(1)])``
     """
 
-    # the inference and training plans hold the layers again
-    _untracked = Model._untracked | {"_plan", "_train_plan"}
+    # the inference and training plans, and the symbolic graph, hold the layers again
+    _untracked = Model._untracked | {"_plan", "_train_plan", "_graph"}
 
     def __init__(self, layers=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self._build_shape = None
+        self._input_dtype = None  # an Input's declared dtype (its ids int32, say)
         self._layers = []
         if layers is not None and not isinstance(layers, (list, tuple)):
             raise TypeError(
@@ -46,6 +49,7 @@ class Sequential(Model):
             if self._layers:
                 raise ValueError("Sequential: an Input must come first")
             self._build_shape = layer._batch_input_shape
+            self._input_dtype = layer.dtype
             return
         if any(l is layer or l.name == layer.name for l in self._layers):
             raise ValueError(
@@ -79,6 +83,7 @@ class Sequential(Model):
         self.input_shape = (None, *shape[1:])
         for layer in self._layers:
             layer._ensure_built(shape)
+            layer.__dict__["_sequential_owner"] = weakref.ref(self)  # for layer.output
             shape = layer.output_shape
             if isinstance(shape, list):
                 raise ValueError(
@@ -90,6 +95,56 @@ class Sequential(Model):
     def _ensure_built(self, input_shape):
         if not self.built:
             self.build((None, *tuple(input_shape)[1:]))
+
+    # ------------------------------------------------------------ symbolic graph
+    # As Keras, a built Sequential model has symbolic inputs and outputs, and each of its
+    # layers an output, so that Model(inputs=seq.inputs, outputs=[l.output for l in
+    # seq.layers]) makes a feature extractor. The graph is made when first asked for (a
+    # layer's output included), once for the present layers: each layer's call on it is
+    # one node, its first unless the layer was called symbolically before.
+
+    def _symbolic_graph(self):
+        """(input KerasTensor, output KerasTensor) of the present layers."""
+        if not self.built or self.input_shape is None or isinstance(self.input_shape, list):
+            raise ValueError(
+                f"{self.name}: a Sequential model has symbolic inputs and outputs once it is "
+                f"built with a known input shape (start it with an Input)"
+            )
+        layers = list(self._layers)
+        key = [id(layer) for layer in layers]
+        graph = self.__dict__.get("_graph")
+        if graph is not None and graph[0] == key:
+            return graph[1], graph[2]
+        if graph is not None:  # the layers changed: this model's old nodes go if they can
+            for layer, node in graph[3]:
+                if layer._inbound_nodes and layer._inbound_nodes[-1] is node:
+                    layer._inbound_nodes.pop()
+        from dlcore.layers import Input
+
+        inputs = x = Input(batch_shape=self.input_shape, dtype=self._input_dtype or self.dtype,
+                           name=f"{self.name}_input")  # fmt: skip
+        made = []
+        for layer in layers:
+            x = layer(x)
+            made.append((layer, layer._inbound_nodes[-1]))
+        self._graph = (key, inputs, x, made)
+        return inputs, x
+
+    @property
+    def inputs(self):
+        return [self._symbolic_graph()[0]]
+
+    @property
+    def outputs(self):
+        return [self._symbolic_graph()[1]]
+
+    @property
+    def input(self):
+        return self._symbolic_graph()[0]
+
+    @property
+    def output(self):
+        return self._symbolic_graph()[1]
 
     def call(self, inputs, training=False):
         x = inputs

@@ -27,6 +27,7 @@ from dlcore.tensor import Tensor
 __all__ = [
     "SGD",
     "Adam",
+    "AdamW",
     "Optimizer",
     "RMSprop",
     "deserialize",
@@ -88,6 +89,8 @@ class Optimizer:
         clipnorm: clip each gradient to this L2 norm. clipvalue: clip each element to
             [-clipvalue, clipvalue]. global_clipnorm: scale all gradients together so
             their joint norm is at most this.
+        weight_decay: decoupled weight decay, as Keras 3 applies it before each update:
+            ``w -= w * weight_decay * lr`` for every updated weight.
     """
 
     slot_names = ()
@@ -105,6 +108,7 @@ class Optimizer:
         clipnorm=None,
         clipvalue=None,
         global_clipnorm=None,
+        weight_decay=None,
         name=None,
     ):
         if isinstance(params, Tensor) or isinstance(learning_rate, (list, tuple)):
@@ -120,6 +124,7 @@ class Optimizer:
             )
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.weight_decay = weight_decay
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self.params = params
@@ -128,6 +133,7 @@ class Optimizer:
     clipnorm = Hyperparameter("(0, inf)", optional=True)
     clipvalue = Hyperparameter("(0, inf)", optional=True)
     global_clipnorm = Hyperparameter("(0, inf)", optional=True)
+    weight_decay = Hyperparameter("[0, inf)", optional=True)
 
     @property
     def learning_rate(self):
@@ -252,6 +258,10 @@ class Optimizer:
             grads.append(g)
             slots.append(entry[1])
         if params:
+            if self.weight_decay:
+                for param in params:  # Keras 3: w - w * wd * lr, in the weight's dtype
+                    dtype = param.dtype.type
+                    param -= param * dtype(self.weight_decay) * dtype(lr)
             self.update_steps(params, grads, slots, lr)
         self.iterations += 1
 
@@ -280,6 +290,7 @@ class Optimizer:
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
+            "weight_decay": self.weight_decay,
             "name": self.name,
         }
 
@@ -400,6 +411,26 @@ class Adam(Optimizer):
             "epsilon": self.epsilon,
             "amsgrad": self.amsgrad,
         }
+
+
+@registry.register(aliases=("adamw",))
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras' AdamW: ``weight_decay`` 0.004 by
+    default, applied as ``w -= w * weight_decay * lr`` before each Adam update)."""
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs
+        )
 
 
 @registry.register(aliases=("rmsprop",))

@@ -16,6 +16,10 @@ Reading trusts nothing in the file: zip members and HDF5 datasets are checked ag
 their declared sizes, and each weight's shape and dtype against the model before it is
 read; HDF5 links to other files, external and virtual datasets are refused; nothing in
 the file is executed. HDF5 needs h5py (``pip install 'dlcore[keras]'``).
+
+The file of an unbuilt model holds no weights (Keras warns when it writes one): it loads
+as an unbuilt model, as in Keras. Keras' legacy HDF5 files (``model.save("m.h5")``, and
+weights in the legacy layout) are not read; the error says how to re-save them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "OPTIMIZER_SLOTS",
     "WEIGHT_GROUPS",
     "KerasFormatError",
+    "check_hdf5_model",
     "load_keras_archive_weights",
     "load_keras_model",
     "load_keras_weights",
@@ -62,6 +67,7 @@ WEIGHT_GROUPS = {"LSTM": "cell", "GRU": "cell", "SimpleRNN": "cell"}
 OPTIMIZER_SLOTS = {
     "SGD": (("momentum",),),
     "Adam": (("m", "v"), ("vhat",)),
+    "AdamW": (("m", "v"), ("vhat",)),
     "RMSprop": (("v",), ("mom",), ("mg",)),
 }
 
@@ -398,16 +404,71 @@ def _read(ds, shape, kinds, where, what):
     return np.asarray(ds[()])
 
 
+def _legacy_hdf5_error(f, where):
+    """The error naming what a legacy Keras HDF5 file ``f`` (h5py, open) holds, or None
+    for Keras 3's weights file. ``model.save("m.h5")`` (Keras 2, and Keras 3's legacy
+    writer) keeps the architecture in the root's ``model_config`` and the weights under
+    ``model_weights``; a legacy weights file has the ``layer_names`` at its root."""
+    if "model_config" in f.attrs or f.get("model_weights", getlink=True) is not None:
+        return KerasFormatError(
+            f"{where} is a whole model in Keras' legacy HDF5 format (model.save('m.h5')), "
+            f"which dlcore does not read: load it in Keras, save it again as a .keras "
+            f"archive (model.save('m.keras')) and load that"
+        )
+    if "layer_names" in f.attrs:
+        return KerasFormatError(
+            f"{where} holds weights in Keras' legacy HDF5 layout, which dlcore does not "
+            f"read: load them in Keras and save them again with "
+            f"model.save_weights('m.weights.h5')"
+        )
+    return None
+
+
+def check_hdf5_model(path):
+    """Refuses ``path``, an HDF5 file given to ``load_model``, with the error that fits
+    it: a legacy Keras file is named as one; Keras 3's weights file needs a built model
+    and ``load_weights``."""
+    name = os.fspath(path)
+    f = _open_h5(name, repr(name))
+    try:
+        error = _legacy_hdf5_error(f, repr(name))
+    finally:
+        f.close()
+    raise error or ValueError(
+        f"load_model: {name!r} is an HDF5 file (Keras weights); build the model and use "
+        f"model.load_weights({name!r})"
+    )
+
+
+def _stored_weight(f):
+    """The path of the first dataset outside the optimizer's group, or None (h5py's
+    visit follows hard links only: each object once, no other file)."""
+    h5py = _h5py()
+
+    def found(name, node):
+        if isinstance(node, h5py.Dataset) and not name.startswith("optimizer/"):
+            return name
+        return None
+
+    return f.visititems(found)
+
+
 def _read_h5(model, source, where, optimizer):
-    if not model.built:
-        raise KerasFormatError(f"{model.name}: build the model before loading weights into it")
     f = _open_h5(source, where)
     try:
-        if "layer_names" in f.attrs:
-            raise KerasFormatError(
-                f"{where} is a Keras 2 HDF5 file (legacy format); dlcore reads Keras 3 "
-                f"files (.keras, .weights.h5): re-save it with Keras 3"
-            )
+        legacy = _legacy_hdf5_error(f, where)
+        if legacy is not None:
+            raise legacy
+        if not model.built:
+            # the file of an unbuilt model (Keras warns when it writes one) holds no
+            # weights: the model stays unbuilt, as Keras loads it
+            stored = _stored_weight(f)
+            if stored is not None:
+                raise KerasFormatError(
+                    f"{model.name}: build the model before loading weights into it ({where} "
+                    f"holds weights, e.g. {stored}, and the model has none yet)"
+                )
+            return
         layout = weight_layout(model)
         values = []
         for path, name, weights in layout:

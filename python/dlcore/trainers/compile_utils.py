@@ -54,13 +54,6 @@ def _leading(weight, shape, dtype, what):
     return w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
 
 
-def _weighted(per_sample, weight):
-    """sum(loss * weight) / number of loss values (Keras' sum_over_batch_size); the
-    weight (N,) or (N, ...) broadcasts over the loss's trailing axes."""
-    w = _leading(weight, per_sample.shape, per_sample.dtype, "per-sample losses")
-    return (per_sample * w).sum() / max(per_sample.size, 1)
-
-
 def _masked(weight, mask):
     """Keras' loss masking: a padded step weighs 0 and a real one total / real (times its
     sample weight), so the loss is the mean over the real steps only."""
@@ -89,18 +82,26 @@ class CompiledLoss:
         self.multi = len(self.output_names) > 1
 
     def _one(self, loss, y, pred, weight):
-        if weight is None:
-            return loss(y, pred)
+        """One output's loss: a Loss reduces itself (with the sample weights); a plain
+        function's per-sample values are reduced as Keras does, to their mean."""
         if isinstance(loss, losses_module.Loss):
-            per_sample = type(loss).fn(y, pred, reduction="none", **loss._options())
+            if weight is None:
+                return loss(y, pred)
+            per_sample = loss.call(y, pred)
+            reduction = loss.reduction
         else:
             per_sample = loss(y, pred)
-        if not isinstance(per_sample, Tensor) or per_sample.ndim == 0:
+            reduction = "sum_over_batch_size"
+        if not isinstance(per_sample, Tensor):
+            per_sample = Tensor(np.asarray(per_sample, dtype=pred.dtype))
+        if per_sample.ndim == 0:
+            if weight is None:
+                return per_sample
             raise ValueError(
                 f"loss {loss!r} returned a scalar; with sample_weight or class_weight a loss "
                 f"must return one value per sample"
             )
-        return _weighted(per_sample, weight)
+        return losses_module.reduce_weighted(per_sample, weight, reduction)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """(total loss Tensor, [each output's loss as a float or None])."""

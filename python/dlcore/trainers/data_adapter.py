@@ -11,6 +11,10 @@ The forms, as Keras 3 takes them:
 
 Batches from generators and datasets are prepared in a background thread while the
 model computes (the kernels release the GIL), two batches ahead.
+
+Data with no samples is an error, never a loss or an accuracy: arrays of length 0 when
+the adapter is made, a generator or PyDataset whose batches are all empty when the loop
+that read them ends (:func:`check_has_samples`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import warnings
 
 import numpy as np
 
@@ -30,8 +35,10 @@ __all__ = [
     "GeneratorDataAdapter",
     "PyDatasetAdapter",
     "batch_size_arg",
+    "check_has_samples",
     "epoch_order",
     "get_data_adapter",
+    "match_input_rank",
     "prefetch",
     "to_array",
     "unpack_batch",
@@ -126,6 +133,36 @@ def unpack_batch(batch, where):
     )
 
 
+def match_input_rank(x, shape):
+    """``x`` with a trailing axis of size 1 added or removed when that is all that keeps
+    it from the declared ``shape`` (MNIST's (N, 28, 28) images for an Input((28, 28, 1))),
+    as Keras' functional models do; otherwise ``x`` as it is, for the model's own check
+    to refuse with the shape it was given."""
+    if x.ndim and x.ndim == len(shape) - 1 and shape[-1] == 1:
+        adjusted = x[..., None]
+    elif x.ndim == len(shape) + 1 and x.shape[-1] == 1:
+        adjusted = x[..., 0]
+    else:
+        return x
+    fits = all(d is None or d == n for d, n in zip(shape[1:], adjusted.shape[1:]))
+    return adjusted if fits else x
+
+
+def check_has_samples(data, count, epoch=None):
+    """A ValueError unless the batches ``data`` gave held ``count`` > 0 samples: a
+    generator or PyDataset of empty batches has no loss or accuracy, as arrays of length 0
+    have none (those are refused when their adapter is made; a rank's share of them in a
+    distributed evaluation may be empty)."""
+    if count or data.kind == "arrays":
+        return
+    source = "PyDataset" if data.kind == "dataset" else "generator"
+    when = "" if epoch is None else f" in epoch {epoch + 1}"
+    raise ValueError(
+        f"{data.fn}: the {source} yielded only empty batches{when}: the data has no "
+        f"samples, so there is nothing to compute on"
+    )
+
+
 def class_weights_to_sample_weights(y, class_weight, num_classes=None):
     """One weight per sample from its class (integer labels, (N, 1) labels rounded, or
     one-hot rows); classes without a weight get 1, as in Keras."""
@@ -163,7 +200,8 @@ class ArrayDataAdapter:
     kind = "arrays"
 
     def __init__(self, x, y=None, sample_weight=None, *, batch_size=None, fn="fit",
-                 needs_y=True, class_weight=None, num_classes=None):  # fmt: skip
+                 needs_y=True, class_weight=None, num_classes=None,
+                 prepare_x=None):  # fmt: skip
         self.fn = fn
         self.x = _arrays(x, f"{fn}: x")
         if y is None and needs_y:
@@ -198,6 +236,8 @@ class ArrayDataAdapter:
         if self.num_samples == 0:
             raise ValueError(f"{fn}: x has no samples; there is nothing to compute on")
         self.batch_size = batch_size_arg(batch_size, fn)
+        if prepare_x is not None:  # as the model takes it (Trainer._model_x), once
+            self.x = prepare_x(self.x)
 
     def num_batches(self, samples=None):
         return math.ceil((self.num_samples if samples is None else samples) / self.batch_size)
@@ -282,14 +322,22 @@ class ArrayDataAdapter:
 
 class GeneratorDataAdapter:
     """A Python generator or iterator of batches. An epoch is ``steps`` batches taken
-    from where the previous epoch stopped, or the rest of the iterator."""
+    from where the previous epoch stopped, or the rest of the iterator.
+
+    With ``replay`` (fit's validation data, read more than once) the batches of the
+    first pass are kept, and a pass that finds the generator exhausted reads them again,
+    with a warning. Keras, too, validates every later epoch on batches it kept rather
+    than failing the fit, but keeps only the first two: from three batches on, its later
+    epochs see fewer than its first; here every epoch sees the same ones."""
 
     kind = "generator"
 
-    def __init__(self, iterator, steps=None, fn="fit", needs_y=True):
-        self.fn, self.steps, self.needs_y = fn, steps, needs_y
+    def __init__(self, iterator, steps=None, fn="fit", needs_y=True, prepare_x=None):
+        self.fn, self.steps, self.needs_y, self.prepare_x = fn, steps, needs_y, prepare_x
         self._it = iter(iterator)
         self.exhausted = False
+        self.replay = False
+        self._first_pass = None  # the batches kept for replay
 
     def num_batches(self, samples=None):
         return self.steps
@@ -298,20 +346,39 @@ class GeneratorDataAdapter:
         where = f"{self.fn}: the generator"
         taken = 0
         limit = count if count is not None else self.steps
+        keep = [] if self.replay and self._first_pass is None else None
         while limit is None or taken < limit:
             try:
                 batch = next(self._it)
             except StopIteration:
                 self.exhausted = True
-                if taken == 0:
+                if taken == 0 and self._first_pass:
+                    yield from self._replayed(limit)
+                elif taken == 0:
                     raise ValueError(
                         f"{self.fn}: the generator is exhausted: it yielded no batch for "
                         f"this epoch (give steps_per_epoch so epochs share it, or a "
                         f"generator that loops)"
                     ) from None
-                return
+                break
             taken += 1
-            yield _checked_batch(batch, where, self.needs_y)
+            checked = _checked_batch(batch, where, self.needs_y, self.prepare_x)
+            if keep is not None:
+                keep.append(checked)
+            yield checked
+        if keep is not None:
+            self._first_pass = keep
+
+    def _replayed(self, limit):
+        kept = self._first_pass[:limit]
+        warnings.warn(
+            f"{self.fn}: the generator ran out of batches; this epoch validates again on "
+            f"the {len(kept)} its first pass gave (a generator that loops, with "
+            f"validation_steps, or a PyDataset gives every epoch batches of its own)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        yield from kept
 
 
 class PyDatasetAdapter:
@@ -320,8 +387,10 @@ class PyDatasetAdapter:
 
     kind = "dataset"
 
-    def __init__(self, dataset, steps=None, shuffle=False, fn="fit", needs_y=True):
+    def __init__(self, dataset, steps=None, shuffle=False, fn="fit", needs_y=True,
+                 prepare_x=None):  # fmt: skip
         self.fn, self.dataset, self.shuffle, self.needs_y = fn, dataset, shuffle, needs_y
+        self.prepare_x = prepare_x
         n = len(dataset)
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"{fn}: the PyDataset has {n!r} batches; it needs at least one")
@@ -337,13 +406,13 @@ class PyDatasetAdapter:
             _random.generator().shuffle(indices)
         where = f"{self.fn}: the PyDataset"
         for i in indices[: self.steps if count is None else count]:
-            yield _checked_batch(self.dataset[i], f"{where}[{i}]", self.needs_y)
+            yield _checked_batch(self.dataset[i], f"{where}[{i}]", self.needs_y, self.prepare_x)
         on_epoch_end = getattr(self.dataset, "on_epoch_end", None)
         if on_epoch_end is not None:
             on_epoch_end()
 
 
-def _checked_batch(batch, where, needs_y):
+def _checked_batch(batch, where, needs_y, prepare_x=None):
     x, y, w = unpack_batch(batch, where)
     if x is None or (needs_y and y is None):
         raise ValueError(
@@ -357,7 +426,7 @@ def _checked_batch(batch, where, needs_y):
     n = {len(leaf) for leaf in flatten([x, y, w]) if leaf is not None}
     if len(n) != 1:
         raise ValueError(f"{where} yielded x, y and sample_weight of different lengths {sorted(n)}")
-    return x, y, w
+    return (x if prepare_x is None else prepare_x(x)), y, w
 
 
 def prefetch(iterable, depth=2):
@@ -407,8 +476,10 @@ def _is_pydataset(x):
 
 def get_data_adapter(x, y=None, sample_weight=None, *, batch_size=None, steps=None,
                      shuffle=False, class_weight=None, fn="fit", needs_y=True,
-                     num_classes=None, steps_name="steps_per_epoch"):  # fmt: skip
-    """The adapter for what ``x`` is."""
+                     num_classes=None, steps_name="steps_per_epoch",
+                     prepare_x=None):  # fmt: skip
+    """The adapter for what ``x`` is. ``prepare_x`` turns a batch's x into what the
+    model takes (once for arrays, batch by batch for a generator or PyDataset)."""
     steps = _steps_arg(steps, steps_name, fn)
     if (
         _is_pydataset(x)
@@ -429,10 +500,10 @@ def get_data_adapter(x, y=None, sample_weight=None, *, batch_size=None, steps=No
             raise ValueError(f"{fn}: batch_size must be None when x is a generator or a "
                              f"PyDataset: it makes its own batches")  # fmt: skip
         if _is_pydataset(x):
-            return PyDatasetAdapter(x, steps, shuffle, fn, needs_y)
-        return GeneratorDataAdapter(x, steps, fn, needs_y)
+            return PyDatasetAdapter(x, steps, shuffle, fn, needs_y, prepare_x)
+        return GeneratorDataAdapter(x, steps, fn, needs_y, prepare_x)
     adapter = ArrayDataAdapter(x, y, sample_weight, batch_size=batch_size, fn=fn,
                                needs_y=needs_y, class_weight=class_weight,
-                               num_classes=num_classes)  # fmt: skip
+                               num_classes=num_classes, prepare_x=prepare_x)  # fmt: skip
     adapter.steps = steps
     return adapter

@@ -10,6 +10,7 @@ distribution through a strategy (:mod:`.strategy`).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -25,9 +26,12 @@ from dlcore.tensor import no_grad
 from .compile_utils import CompiledLoss, CompiledMetrics
 from .data_adapter import (
     ArrayDataAdapter,
+    GeneratorDataAdapter,
     batch_size_arg,
+    check_has_samples,
     epoch_order,
     get_data_adapter,
+    match_input_rank,
     prefetch,
 )
 from .strategy import LocalStrategy, get_strategy
@@ -53,6 +57,43 @@ def _all_layers(layer):
 
 def _batch_len(x):
     return len(flatten(x)[0])
+
+
+def _num_steps(data):
+    """The batches of one pass over ``data`` (None: until a generator ends)."""
+    if isinstance(data, ArrayDataAdapter):
+        n = data.num_batches()
+        return n if data.steps is None else min(n, data.steps)
+    return data.num_batches()
+
+
+@functools.cache
+def _declared_inputs(cls):
+    """How models of class ``cls`` declare their inputs, read from the API they expose
+    (the models import the trainer, not the other way round): "sequential" (the stack of
+    ``add`` and ``pop``: its ``input_shape`` once built), "functional" (its Input
+    tensors, ``inputs``, and ``_flat_inputs`` putting given ones in their order) or None
+    (a subclassed model takes its inputs as given, in Keras too)."""
+    if all(callable(getattr(cls, name, None)) for name in ("add", "pop")):
+        return "sequential"
+    if isinstance(getattr(cls, "inputs", None), property) and callable(
+        getattr(cls, "_flat_inputs", None)
+    ):
+        return "functional"
+    return None
+
+
+def _one_input(x, fn, model_name):
+    """The array for a model of one input: x itself, or the one array of a list of one
+    (Keras takes ``predict([x])``)."""
+    if isinstance(x, (list, tuple)) and len(x) == 1:
+        x = x[0]
+    if isinstance(x, (list, tuple, dict)):
+        raise ValueError(
+            f"{fn}: {model_name} has one input, so x must be one array (or a list of one); "
+            f"got a {type(x).__name__} of {len(x)}"
+        )
+    return x
 
 
 def _check_like_training(val, data):
@@ -85,11 +126,13 @@ class Trainer:
         self._compiled_trainable = {}
         self._step_params = None  # the trainable weights of the training in progress
         self._step_regularizers = []
+        self._step_activity = []  # the layers with activity regularizers, found with them
         self._strategy = LocalStrategy()
 
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
-                weighted_metrics=None):  # fmt: skip
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):  # fmt: skip
         """Sets the optimizer, the loss(es) and the metrics for fit / evaluate.
 
         optimizer: a name ('adam', 'sgd', 'rmsprop') or an optimizer object.
@@ -100,6 +143,9 @@ class Trainer:
         metrics: names ('accuracy', 'precision', 'recall', 'f1'), Metric objects or
             functions(y_true, y_pred): a list, or per output a list of lists or a dict.
         weighted_metrics: metrics weighed by ``sample_weight`` / ``class_weight``.
+        run_eagerly, jit_compile, steps_per_execution, auto_scale_loss: Keras' choices
+            of how its graph runs, accepted for Keras code: dlcore runs every step
+            eagerly on its kernels, one step per batch, in the weights' dtype.
 
         Which layers train is fixed here, as in Keras 2's GAN recipe: setting
         ``trainable = False`` on a sub-model afterwards affects only models compiled
@@ -108,6 +154,11 @@ class Trainer:
         """
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='mse'")
+        if (isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int)
+                or steps_per_execution < 1):  # fmt: skip
+            raise ValueError(
+                f"compile: steps_per_execution must be an int >= 1, got {steps_per_execution!r}"
+            )
         for name, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
             if value is not None and not isinstance(value, (list, tuple, dict)):
                 raise TypeError(
@@ -177,6 +228,30 @@ class Trainer:
         n = len(y_pred) if isinstance(y_pred, (list, tuple)) else 1
         return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
+    def _model_x(self, x, fn):
+        """x (arrays) as the model takes it, the way Keras' functional models (and so its
+        Sequential ones) standardise their inputs: in the order of the declared inputs,
+        one input given as a list of one unwrapped, and each with a trailing axis of size 1
+        added or removed where only that differs from the declared rank
+        (``match_input_rank``). A subclassed model, or a Sequential not built yet,
+        takes x as given, as in Keras; other mismatches are left to the model's checks."""
+        declared = _declared_inputs(type(self))
+        if declared == "sequential" and self.built:
+            shape = self.input_shape
+            if type(x) is np.ndarray and x.ndim == len(shape):  # predict's batch: at once
+                return x
+            if isinstance(shape, tuple):  # not a layer's several inputs
+                return match_input_rank(_one_input(x, fn, self.name), shape)
+        elif declared == "functional":
+            inputs = self.inputs
+            flat = self._flat_inputs(x)  # its errors name the inputs
+            flat = [match_input_rank(v, t.shape) for v, t in zip(flat, inputs)]
+            return flat[0] if len(flat) == 1 else flat
+        return x
+
+    def _preparer(self, fn):
+        return lambda x: self._model_x(x, fn)
+
     @property
     def compiled_metrics(self):
         """The compiled Metric objects (empty before the first step of a model whose
@@ -208,6 +283,9 @@ class Trainer:
             self._step_params = self.optimizer.params  # the optimizer's checked list
             self._step_regularizers = [
                 pair for layer in _all_layers(self) for pair in layer._penalties
+            ]
+            self._step_activity = [
+                layer for layer in _all_layers(self) if layer.activity_regularizer
             ]
         return self._step_params
 
@@ -291,7 +369,10 @@ class Trainer:
 
     def train_step(self, x, y, sample_weight=None):
         """One optimisation step on a batch; returns the loss (with penalties)."""
-        plan = self._training_plan_for(x)
+        if self._step_params is None and self.built:
+            self._params()  # which also finds the layers with activity regularizers
+        # those record their penalties in their calls: the model runs its layers' calls
+        plan = None if self._step_activity else self._training_plan_for(x)
         planned = None
         if plan is not None:  # the model is built: its weights are known
             planned = plan(x, {id(p) for p in self._params() if p.requires_grad})
@@ -304,8 +385,11 @@ class Trainer:
             p.grad = None
         total, parts, ys, preds, ws = self._losses_and_metrics(y, out, sample_weight)
         penalties = self._step_penalties()
+        if self._step_activity:
+            penalties += self._activity_losses()
         loss = total + sum(penalties[1:], penalties[0]) if penalties else total
-        loss.backward()
+        if loss.requires_grad:  # else no weight is trained: a step changes nothing, as Keras
+            loss.backward()
         if rest is not None:
             rest()  # from the output's gradient back through the plan's steps
         loss_value = self._strategy.reduce_gradients(params, float(loss.data))
@@ -314,11 +398,18 @@ class Trainer:
         return loss_value
 
     def test_step(self, x, y, sample_weight=None):
-        """Updates the loss trackers (without penalties) and metrics with one batch."""
+        """Updates the loss trackers (with the outputs' activity penalties, without the
+        weights': those are added once) and metrics with one batch."""
         with no_grad():
             out = self(x, training=False)
             total, parts, ys, preds, ws = self._losses_and_metrics(y, out, sample_weight)
-        self._track(float(total.data), parts, _batch_len(x), ys, preds, ws)
+            value = float(total.data)
+            if self._has_activity_regularizers():
+                value += sum(float(p.data) for p in self._activity_losses())
+        self._track(value, parts, _batch_len(x), ys, preds, ws)
+
+    def _has_activity_regularizers(self):
+        return any(layer.activity_regularizer for layer in _all_layers(self))
 
     def predict_step(self, x):
         run = self._inference_plan_for(x)
@@ -354,8 +445,9 @@ class Trainer:
             m.reset_state()
 
     def _penalty(self):
+        """The weights' penalties (the outputs' are counted per batch, in the steps)."""
         with no_grad():
-            return float(sum(float(p.data) for p in self.losses))
+            return float(sum(float(p.data) for p in self._weight_penalties()))
 
     @staticmethod
     def _flat(logs):
@@ -365,8 +457,8 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """A single step on one batch; returns the loss (and metrics) of that batch."""
         self._require_compiled("train_on_batch")
-        data = ArrayDataAdapter(x, y, sample_weight, fn="train_on_batch",
-                                class_weight=class_weight)  # fmt: skip
+        data = ArrayDataAdapter(x, y, sample_weight, fn="train_on_batch", class_weight=class_weight,
+                                prepare_x=self._preparer("train_on_batch"))  # fmt: skip
         self._step_params = None
         self._reset_metrics()
         self.train_step(data.x, data.y, data.sample_weight)
@@ -375,14 +467,17 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
-        data = ArrayDataAdapter(x, y, sample_weight, fn="test_on_batch")
+        data = ArrayDataAdapter(x, y, sample_weight, fn="test_on_batch",
+                                prepare_x=self._preparer("test_on_batch"))  # fmt: skip
         self._reset_metrics()
         self.test_step(data.x, data.y, data.sample_weight)
         logs = self._logs(self._penalty())
         return logs if return_dict else self._flat(logs)
 
     def predict_on_batch(self, x):
-        return self.predict_step(ArrayDataAdapter(x, fn="predict_on_batch", needs_y=False).x)
+        data = ArrayDataAdapter(x, fn="predict_on_batch", needs_y=False,
+                                prepare_x=self._preparer("predict_on_batch"))  # fmt: skip
+        return self.predict_step(data.x)
 
     # ------------------------------------------------------------ stopping
     def request_stop(self, reason=None):
@@ -454,7 +549,8 @@ class Trainer:
         data = get_data_adapter(x, y, sample_weight, batch_size=batch_size,
                                 steps=steps_per_epoch, shuffle=shuffle,
                                 class_weight=class_weight, fn="fit",
-                                num_classes=self._num_classes())  # fmt: skip
+                                num_classes=self._num_classes(),
+                                prepare_x=self._preparer("fit"))  # fmt: skip
         if isinstance(data, ArrayDataAdapter):
             held_out = data.split(validation_split)
         elif validation_split:
@@ -470,6 +566,9 @@ class Trainer:
                                            validation_steps)  # fmt: skip
         if isinstance(val, ArrayDataAdapter) and isinstance(data, ArrayDataAdapter):
             _check_like_training(val, data)
+        if isinstance(val, GeneratorDataAdapter):  # read again if it runs out, as Keras
+            passes = sum((e + 1) % validation_freq == 0 for e in range(initial_epoch, epochs))
+            val.replay = passes > 1
         cbs = callbacks_module.check_callbacks(callbacks, "fit")
         verbose = 1 if verbose == "auto" else verbose
 
@@ -487,7 +586,7 @@ class Trainer:
         verbose = verbose if self._strategy.is_chief else 0
 
         history = callbacks_module.History()
-        cbs = [history, *cbs]
+        cbs = [*cbs, history]  # after the user's, as Keras: it records what they add
         if not any(isinstance(c, callbacks_module.TerminateOnNaN) for c in cbs):
             cbs.append(callbacks_module.TerminateOnNaN())
         if verbose:
@@ -498,40 +597,43 @@ class Trainer:
         self.stop_training, self.stop_reason = False, None
         self.history = history
         self._step_params = None
-        cb.on_train_begin()
+        cb.on_train_begin({})
+        logs = {}  # on_train_end's: the last epoch's, as in Keras
         for epoch in range(initial_epoch, epochs):
-            cb.on_epoch_begin(epoch)
+            cb.on_epoch_begin(epoch, {})
             self._reset_metrics()
             if arrays:
                 order = epoch_order(data.num_samples, shuffle, seed, epoch)
                 batches = data.batches(self._strategy.shard(order, data.num_samples), steps)
             else:
                 batches = prefetch(data.batches())
-            logs = {}
+            seen = 0
             for step, (xb, yb, wb) in enumerate(batches):
-                cb.on_train_batch_begin(step)
+                cb.on_train_batch_begin(step, {})
                 self.train_step(xb, yb, wb)
-                logs = self._logs()
-                cb.on_train_batch_end(step, logs)
+                seen += _batch_len(xb)
+                cb.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
             if hasattr(batches, "close"):
                 batches.close()
+            if not self.stop_training:
+                check_has_samples(data, seen, epoch)
             self._strategy.end_epoch(self)
             logs = self._logs()
             if val is not None and not self.stop_reason and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate(val, self._strategy)
+                val_logs = self._evaluate(val, self._strategy, cb)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cb.on_epoch_end(epoch, logs)
             if self.stop_training or getattr(data, "exhausted", False):
                 break
-        cb.on_train_end()
+        cb.on_train_end(logs)
         if self.stop_reason:
             warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=2)
         return history
 
-    @staticmethod
-    def _validation_adapter(validation_data, batch_size, steps):
+    def _validation_adapter(self, validation_data, batch_size, steps):
+        fn = "fit: validation_data"
         if isinstance(validation_data, (tuple, list)):
             if len(validation_data) not in (2, 3):
                 raise ValueError(
@@ -539,13 +641,15 @@ class Trainer:
                     f"sample_weight_val), got a {type(validation_data).__name__} of "
                     f"{len(validation_data)} items"
                 )
-            return get_data_adapter(*validation_data, batch_size=batch_size, steps=steps,
-                                    fn="fit: validation_data", steps_name="validation_steps")  # fmt: skip
-        return get_data_adapter(validation_data, steps=steps, fn="fit: validation_data",
-                                steps_name="validation_steps")  # fmt: skip
+            return get_data_adapter(*validation_data, batch_size=batch_size, steps=steps, fn=fn,
+                                    steps_name="validation_steps",
+                                    prepare_x=self._preparer(fn))  # fmt: skip
+        return get_data_adapter(validation_data, steps=steps, fn=fn, steps_name="validation_steps",
+                                prepare_x=self._preparer(fn))  # fmt: skip
 
     # ------------------------------------------------------------ evaluate / predict
-    def _evaluate(self, data, strategy):
+    def _evaluate(self, data, strategy, cb):
+        """The logs of one pass over ``data``, calling ``cb``'s on_test_* hooks."""
         self._reset_metrics()
         if isinstance(data, ArrayDataAdapter):
             lo, hi = strategy.own_range(data.num_samples)
@@ -554,50 +658,79 @@ class Trainer:
             batches = data.batches(count=data.steps if getattr(data, "steps", None) else None)
         else:
             batches = prefetch(data.batches())
-        for xb, yb, wb in batches:
+        batch_logs = cb.calls("on_test_batch_end")  # the running figures, only if read
+        cb.on_test_begin({})
+        seen = 0
+        for step, (xb, yb, wb) in enumerate(batches):
+            cb.on_test_batch_begin(step, {})
             self.test_step(xb, yb, wb)
+            seen += _batch_len(xb)
+            cb.on_test_batch_end(step, self._logs(self._penalty()) if batch_logs else {})
+        check_has_samples(data, seen)
         strategy.reduce_metrics(self.metrics)
-        return self._logs(self._penalty())
+        logs = self._logs(self._penalty())
+        cb.on_test_end(dict(logs))
+        return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, return_dict=False, distributed=False):  # fmt: skip
+                 steps=None, callbacks=None, return_dict=False, distributed=False):  # fmt: skip
         """Loss (with the weight penalties, as in training) and metrics over the data
         (the forms ``fit`` takes).
 
+        callbacks: Callback objects whose on_test_* hooks are called, as in Keras.
         distributed: every rank of an MPI job passes the same x and y, evaluates its
             part of them, and all get the figures over the whole of (x, y).
         """
         self._require_compiled("evaluate")
         data = get_data_adapter(x, y, sample_weight, batch_size=batch_size, steps=steps,
-                                fn="evaluate", steps_name="steps")  # fmt: skip
+                                fn="evaluate", steps_name="steps",
+                                prepare_x=self._preparer("evaluate"))  # fmt: skip
+        cbs = callbacks_module.check_callbacks(callbacks, "evaluate")
         strategy = get_strategy(distributed)
         if isinstance(data, ArrayDataAdapter):
             strategy.check_same_data("evaluate", data)
-        logs = self._evaluate(data, strategy)
+        params = {"verbose": 0 if verbose == "auto" else verbose, "epochs": 1,
+                  "steps": _num_steps(data)}  # fmt: skip
+        logs = self._evaluate(data, strategy, callbacks_module.CallbackList(cbs, self, params))
         if verbose and verbose != "auto" and strategy.is_chief:
             from dlcore.progress import format_logs
 
             print(format_logs(logs))
         return logs if return_dict else self._flat(logs)
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None):
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
         """The model's outputs for x, in batches, as a NumPy array (a list or dict of
-        them for several outputs); no graph is kept."""
+        them for several outputs); no graph is kept. ``callbacks``' on_predict_* hooks
+        are called as in Keras (``on_predict_batch_end`` gets ``{"outputs": ...}``)."""
         if (
-            steps is None
+            callbacks is None
+            and steps is None
             and type(x) is np.ndarray
             and x.ndim
             and x.dtype.kind in "biuf"
             and 0 < len(x) <= batch_size_arg(batch_size, "predict")
-        ):
-            return self.predict_step(x)  # one batch of one array: nothing to cut or check
+        ):  # one batch of one array: nothing to cut or check
+            return self.predict_step(self._model_x(x, "predict"))
         data = get_data_adapter(x, batch_size=batch_size, steps=steps, fn="predict",
-                                needs_y=False, steps_name="steps")  # fmt: skip
+                                needs_y=False, steps_name="steps",
+                                prepare_x=self._preparer("predict"))  # fmt: skip
+        cbs = callbacks_module.check_callbacks(callbacks, "predict")
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"verbose": verbose, "epochs": 1, "steps": _num_steps(data)}
+        )
         if isinstance(data, ArrayDataAdapter):
             batches = data.batches(count=data.steps)
         else:
             batches = prefetch(data.batches())
-        outs = [self.predict_step(xb) for xb, _, _ in batches]
+        cb.on_predict_begin({})
+        outs, seen = [], 0
+        for step, (xb, _, _) in enumerate(batches):
+            cb.on_predict_batch_begin(step, {})
+            outs.append(self.predict_step(xb))
+            seen += _batch_len(xb)
+            cb.on_predict_batch_end(step, {"outputs": outs[-1]})
+        check_has_samples(data, seen)
+        cb.on_predict_end({})
         if len(outs) == 1:  # one batch: its arrays are the answer, no copy
             return outs[0]
         leaves = [np.concatenate(parts) for parts in zip(*(flatten(o) for o in outs))]

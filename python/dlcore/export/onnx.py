@@ -1,5 +1,8 @@
 """ONNX export: ``model.export("m.onnx")`` writes the model's inference graph (opset 17,
-float32, the batch dimension dynamic) for ONNX Runtime and other ONNX consumers.
+float32, the batch dimension dynamic) for ONNX Runtime and other ONNX consumers. An
+``Input`` declared with an integer or bool dtype is a graph input of that dtype: an
+Embedding gathers its ids as they come (exact above 2**24), and a layer computing in
+floats gets them cast to float32, as dlcore's layers cast their inputs.
 
 Each layer class has a converter, registered by its class name::
 
@@ -78,6 +81,8 @@ class Graph:
         self.initializers = []
         self._names = set()
         self._weights = {}  # (id(weight), transform) -> initializer name
+        self._dtypes = {}  # name -> NumPy dtype of the values that are not float32
+        self._as_float = {}  # integer name -> its float32 cast, made once
 
     def name(self, hint):
         base = str(hint).replace("/", "_") or "t"
@@ -118,6 +123,28 @@ class Graph:
     def ints(self, values, hint="shape"):
         return self.const(values, hint, dtype=np.int64)
 
+    def dtype(self, name):
+        """The NumPy dtype of the value ``name``: float32 unless it was declared otherwise
+        (an integer or bool graph input, and what passes it on unchanged)."""
+        return self._dtypes.get(name, np.dtype(np.float32)) if isinstance(name, str) else None
+
+    def declare(self, name, dtype):
+        """Records that the value ``name`` (a graph input) is of ``dtype``."""
+        if np.dtype(dtype) != np.float32:
+            self._dtypes[name] = np.dtype(dtype)
+        return name
+
+    def as_float(self, name):
+        """``name`` cast to float32 if it is an integer or bool value, as a dlcore layer
+        casts its inputs to its own dtype."""
+        dtype = self.dtype(name)
+        if dtype is None or dtype.kind == "f":
+            return name
+        if name not in self._as_float:
+            self._as_float[name] = self.op("Cast", [name], hint=f"{name}_float",
+                                           to=self.onnx.TensorProto.FLOAT)  # fmt: skip
+        return self._as_float[name]
+
     def activation(self, fn, x, hint=None):
         name = activations_module.registry.name_of(fn)
         if name not in _ACTIVATIONS:
@@ -135,6 +162,8 @@ class Graph:
                 f"ONNX export: layer {layer.name!r} is a {type(layer).__name__}, which has no "
                 f"ONNX converter (dlcore exports {', '.join(sorted(_CONVERTERS))})"
             )
+        if layer.casts_inputs and layer.dtype.kind == "f":
+            inputs = pack_like(inputs, map(self.as_float, flatten(inputs)))
         return fn(self, layer, inputs, **(kwargs or {}))
 
 
@@ -710,7 +739,10 @@ def _embedding(g, layer, x, **kwargs):
             f"ONNX export: layer {layer.name!r} is an Embedding with mask_zero=True; the "
             f"exported graph would not carry its mask to the layers after it"
         )
-    indices = g.op("Cast", [x], to=g.onnx.TensorProto.INT64)
+    # Gather takes int32 and int64 indices as they come: ids above 2**24 stay exact
+    indices = x
+    if g.dtype(x) not in (np.int32, np.int64):
+        indices = g.op("Cast", [x], to=g.onnx.TensorProto.INT64)
     return g.op("Gather", [g.weight(layer.embeddings), indices], hint=layer.name, axis=0)
 
 
@@ -857,10 +889,19 @@ def _cancel_transposes(nodes, outputs):
     return [n for n in kept if any(o in used for o in n.output)]
 
 
-def _value_info(onnx, name, shape, prefix):
+def _value_info(onnx, name, shape, prefix, dtype=np.float32):
     dims = ["batch" if i == 0 else (f"{prefix}_d{i}" if d is None else d)
             for i, d in enumerate(shape)]  # fmt: skip
-    return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims)
+    elem_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    return onnx.helper.make_tensor_value_info(name, elem_type, dims)
+
+
+def _graph_input_dtype(dtype):
+    """The ONNX input's dtype for an Input declared ``dtype``: integers and bools as
+    declared (ids stay exact; each layer casts them where it computes in floats), floats
+    as float32, the dtype of the exported weights."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind in "iub" else np.dtype(np.float32)
 
 
 def to_onnx(model):
@@ -869,12 +910,13 @@ def to_onnx(model):
         raise ValueError(f"{model.name}: build the model (or call it on data) before exporting")
     g = Graph()
     onnx = g.onnx
-    functional = hasattr(model, "inputs")
+    functional = hasattr(model, "_inputs")  # a functional model; a Sequential has one input
     if functional:
-        specs = [(t.name, t.shape) for t in model.inputs]
+        specs = [(t.name, t.shape, t.dtype) for t in model.inputs]
     else:
-        specs = [("inputs", (None, *model.input_shape[1:]))]
-    names = [g.name(n) for n, _ in specs]
+        dtype = getattr(model, "_input_dtype", None) or np.float32
+        specs = [("inputs", (None, *model.input_shape[1:]), dtype)]
+    names = [g.declare(g.name(n), _graph_input_dtype(dtype)) for n, _, dtype in specs]
     out = g.layer(model, names if functional else names[0])
     shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
     out_names = getattr(model, "output_names", None) or ["outputs"]
@@ -884,12 +926,12 @@ def to_onnx(model):
     for name, value, shape in zip(out_names, flatten(out), shapes):
         final = g.name(name)
         g.nodes.append(onnx.helper.make_node("Identity", [value], [final]))
-        graph_outputs.append(_value_info(onnx, final, shape, final))
+        graph_outputs.append(_value_info(onnx, final, shape, final, g.dtype(value)))
     nodes = _cancel_transposes(g.nodes, {v.name for v in graph_outputs})
     graph = onnx.helper.make_graph(
         nodes,
         model.name,
-        [_value_info(onnx, n, s, n) for n, (_, s) in zip(names, specs)],
+        [_value_info(onnx, n, s, n, g.dtype(n)) for n, (_, s, _) in zip(names, specs)],
         graph_outputs,
         initializer=g.initializers,
     )
@@ -899,7 +941,7 @@ def to_onnx(model):
         producer_name="dlcore",
         ir_version=IR_VERSION,
     )
-    onnx.checker.check_model(proto)
+    onnx.checker.check_model(proto, full_check=True)
     return proto
 
 

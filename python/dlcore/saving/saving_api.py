@@ -18,6 +18,7 @@ Reading looks at what a file holds, so a dlcore checkpoint loads whatever its na
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 
 from . import keras_file, model_io
@@ -76,8 +77,17 @@ def _content(path):
 
 
 def save_model(model, path):
-    """Writes the model in the format its extension names (``.dlc``, ``.keras``)."""
+    """Writes the model in the format its extension names (``.dlc``, ``.keras``). An
+    unbuilt model's ``.keras`` file holds no weights: Keras warns when it writes one, and
+    so does dlcore (a ``.dlc`` file keeps the unbuilt model as it is, silently)."""
     if _format_for(path, "save", KERAS_EXTENSION) == "keras":
+        if not model.built:
+            warnings.warn(
+                f"{model.name} is not built yet: its .keras file will hold no weights. Build "
+                f"the model first (model.build(input_shape), or call it on data) to save them",
+                UserWarning,
+                stacklevel=3,  # the caller of model.save
+            )
         keras_file.save_keras_model(model, path)
     else:
         model_io.save_model(model, path)
@@ -95,10 +105,7 @@ def load_model(path, compile=True, safe_mode=True):
     if kind == "keras":
         return keras_file.load_keras_model(path, compile=compile, safe_mode=safe_mode)
     if kind == "hdf5":
-        raise ValueError(
-            f"load_model: {name!r} is an HDF5 file (Keras weights); build the model and "
-            f"use model.load_weights({name!r})"
-        )
+        keras_file.check_hdf5_model(path)  # raises: a weights file, or a legacy one
     return model_io.load_model(path, compile=compile)
 
 

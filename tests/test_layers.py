@@ -450,3 +450,26 @@ def test_activity_penalties_are_those_of_the_last_outermost_call(rng):
     layer(np.zeros((5, 4), np.float32) + 2)
     assert len(layer.losses) == 1 and float(layer.losses[0].data) != first
     assert layers.Dense(3).get_config().get("activity_regularizer") is None
+
+
+def test_gan_recipe_batch_normalization_follows_each_compile(rng):
+    """Keras 2's GAN recipe: the discriminator, compiled first, trains (its
+    BatchNormalization in training mode) on its own; frozen before the combined model is
+    compiled, it neither trains nor updates its moving statistics inside it."""
+    disc = dlcore.Sequential([layers.Input((4,)), layers.Dense(5), layers.BatchNormalization(),
+                              layers.Dense(1, activation="sigmoid")])  # fmt: skip
+    disc.compile(optimizer="sgd", loss="binary_crossentropy")
+    disc.trainable = False
+    gan = dlcore.Sequential([layers.Input((3,)), layers.Dense(4), disc])
+    gan.compile(optimizer="sgd", loss="binary_crossentropy")
+    bn = disc.layers[1]
+    x = rng.standard_normal((16, 4)).astype(np.float32) * 2 + 1
+    z = rng.standard_normal((16, 3)).astype(np.float32)
+    y = np.ones((16, 1), np.float32)
+    before = [w.copy() for w in disc.get_weights()]
+    gan.train_on_batch(z, y)
+    for a, b in zip(before, disc.get_weights()):
+        np.testing.assert_array_equal(a, b)  # frozen inside the combined model
+    disc.train_on_batch(x, y)
+    assert not np.array_equal(bn.moving_mean.numpy(), before[4])  # its own step trains it
+    assert not np.array_equal(disc.get_weights()[0], before[0])

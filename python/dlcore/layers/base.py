@@ -189,6 +189,14 @@ def _layers_in(value, depth=0):
             yield from _layers_in(item, depth + 1)
 
 
+def trains(layer):
+    """Whether ``layer`` trains in the step in progress: as the model running a training
+    step was compiled (its layers' trainable flags then; see Trainer.compile), else as
+    the layer is now. BatchNormalization runs in inference mode where this is False."""
+    flags = getattr(_context, "trainable_flags", None)
+    return layer.trainable if flags is None else flags.get(id(layer), layer.trainable)
+
+
 def _own_layer(layer):
     """Whether the layer's class is one of dlcore's (which say their output shapes)."""
     return type(layer).__module__.startswith("dlcore.")

@@ -10,7 +10,7 @@ import numpy as np
 from dlcore import functional as F
 from dlcore import initializers, ops, regularizers
 
-from .base import Layer, registry
+from .base import Layer, registry, trains
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
 
@@ -153,7 +153,7 @@ class BatchNormalization(_AffineNorm):
             self.moving_variance,
             self.gamma,
             self.beta,
-            training=bool(training) and self.trainable,
+            training=bool(training) and trains(self),
             momentum=self.momentum,
             epsilon=self.epsilon,
             axis=self._axes[0],

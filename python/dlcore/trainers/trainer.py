@@ -377,7 +377,12 @@ class Trainer:
         if plan is not None:  # the model is built: its weights are known
             planned = plan(x, {id(p) for p in self._params() if p.requires_grad})
         if planned is None:
-            out, rest = self(x, training=True), None
+            # the layers train as the model was compiled (BatchNormalization's mode)
+            layer_base._context.trainable_flags = self._compiled_trainable
+            try:
+                out, rest = self(x, training=True), None
+            finally:
+                layer_base._context.trainable_flags = None
         else:  # the same values and gradients, without the layers' per-call work
             out, rest = planned
         params = self._params()

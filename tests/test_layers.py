@@ -473,3 +473,15 @@ def test_gan_recipe_batch_normalization_follows_each_compile(rng):
     disc.train_on_batch(x, y)
     assert not np.array_equal(bn.moving_mean.numpy(), before[4])  # its own step trains it
     assert not np.array_equal(disc.get_weights()[0], before[0])
+
+
+def test_keras_options_with_their_default_values_are_accepted():
+    assert layers.Conv2D(2, 3, groups=1).filters == 2
+    assert layers.Flatten(data_format="channels_last")(np.ones((2, 3, 4))).shape == (2, 12)
+    assert layers.BatchNormalization(synchronized=False).momentum == 0.99
+    with pytest.raises(ValueError, match="groups=2 is not supported"):
+        layers.Conv2D(2, 3, groups=2)
+    with pytest.raises(ValueError, match="channels_first"):
+        layers.Flatten(data_format="channels_first")
+    with pytest.raises(ValueError, match="synchronized=True"):
+        layers.BatchNormalization(synchronized=True)

@@ -367,7 +367,7 @@ UNKNOWN = {"module": "keras.layers", "class_name": "NoSuchLayer", "config": {}}
 @pytest.mark.parametrize(
     "change, message",
     [
-        (set_option(1, "groups", 2), r"Conv2D conv2d.*no option groups=2"),
+        (set_option(1, "groups", 2), r"Conv2D: groups=2 is not supported"),
         (set_option(1, "data_format", "channels_first"), r"channels_first"),
         (set_option(3, "kernel_constraint", NON_NEG), r"no option kernel_constraint"),
         (replace_last_layer(LAMBDA), r"Lambda layer holds Python code.*never executes code"),

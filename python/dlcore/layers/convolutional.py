@@ -213,8 +213,14 @@ class Conv2D(BaseConv):
         kernel_regularizer=None,
         bias_regularizer=None,
         data_format=None,
+        groups=1,
         **kwargs,
     ):
+        if groups != 1:
+            raise ValueError(
+                f"Conv2D: groups={groups!r} is not supported; expected 1 (a convolution per "
+                f"channel is DepthwiseConv2D)"
+            )
         super().__init__(
             filters, kernel_size, strides, padding, dilation_rate, activation, use_bias,
             kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,

@@ -125,9 +125,15 @@ class BatchNormalization(_AffineNorm):
         moving_variance_initializer="ones",
         beta_regularizer=None,
         gamma_regularizer=None,
+        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if synchronized:
+            raise ValueError(
+                f"{self.name}: synchronized=True (statistics over the devices of a "
+                f"distribution strategy) is not supported; each batch's own are used"
+            )
         self.axis = _axis(axis, self.name)
         self.momentum = _number(momentum, "momentum", self.name, low=0, high=1)
         self._affine_options(epsilon, center, scale, beta_initializer, gamma_initializer,

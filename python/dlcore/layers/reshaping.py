@@ -26,6 +26,13 @@ __all__ = [
 class Flatten(Layer):
     """(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)."""
 
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(
+                f"Flatten: dlcore is channels-last; data_format={data_format!r} is not supported"
+            )
+
     def call(self, inputs):
         return inputs.reshape(inputs.shape[0], -1)
 

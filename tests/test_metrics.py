@@ -326,11 +326,14 @@ def test_top_k_bad_input_says_what_was_expected():
         dict(multi_label=True),
         dict(multi_label=True, curve="PR"),
         dict(from_logits=True),
+        dict(raw_scores=True),
+        dict(raw_scores=True, multi_label=True),
     ],
 )
 def test_auc_matches_keras(rng, kw):
     keras = pytest.importorskip("keras")
-    if kw.get("from_logits"):
+    kw = dict(kw)
+    if kw.get("from_logits") or kw.pop("raw_scores", False):  # raw: scores outside [0, 1]
         y_pred = rng.standard_normal((50, 3)).astype(np.float32) * 2
     else:
         y_pred = rng.random((50, 3)).astype(np.float32)

@@ -223,13 +223,46 @@ class Metric:
     # mean-of-a-function metrics; the others (precision, recall, RMSE) see every step.
     honours_output_mask = False
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, dtype=None):
         if name:
             self.name = name
-        self.reset_state()
+        self.dtype = np.dtype(dtype or "float32")
+        self._variables = []
+        if type(self).reset_state is not Metric.reset_state:
+            try:
+                self.reset_state()  # dlcore's metrics set their state there
+            except AttributeError:  # a Keras-style subclass, resetting variables it
+                pass  # creates with add_variable once this __init__ returns
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum",
+                     name=None):  # fmt: skip
+        """A state variable, as Keras' ``Metric.add_variable``: a Tensor whose
+        ``assign``, ``assign_add`` and ``assign_sub`` update it in place; the default
+        ``reset_state`` sets it back to zeros."""
+        from dlcore import initializers
+
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        dtype = np.dtype(dtype or self.dtype)
+        values = np.asarray(initializers.get(initializer)(shape, dtype), dtype=dtype)
+        variable = Tensor(values.reshape(shape))
+        variable.name = f"{self.name}/{name or f'variable_{len(self._variables)}'}"
+        self._variables.append(variable)
+        return variable
+
+    add_weight = add_variable
+
+    @property
+    def variables(self):
+        return list(self._variables)
 
     def reset_state(self):
-        raise NotImplementedError
+        if not self._variables:
+            raise NotImplementedError(
+                f"{type(self).__name__} must define reset_state (or create its state with "
+                f"add_variable)"
+            )
+        for variable in self._variables:
+            variable.assign(np.zeros_like(variable.data))
 
     def update_state(self, y_true, y_pred):
         raise NotImplementedError
@@ -249,6 +282,8 @@ class Metric:
     @property
     def metric_state(self):
         """The accumulated state: a dict from each of ``state_names`` to its value."""
+        if not self.state_names and self._variables:  # Keras-style: its variables
+            return {v.name: v.data for v in self._variables}
         if not self.state_names:
             raise NotImplementedError(
                 f"{type(self).__name__} declares no state_names, so its state cannot be read "
@@ -263,6 +298,10 @@ class Metric:
         names = self.metric_state.keys()
         for other in metrics:
             state = _state_of(other, self, names)
+            if not self.state_names:  # Keras-style variables, summed
+                for v in self._variables:
+                    v.assign_add(state[v.name])
+                continue
             for n in names:
                 setattr(self, n, getattr(self, n) + state[n])
 
@@ -653,8 +692,8 @@ class AUC(Metric):
     (evenly spaced over [0, 1], with one just below 0 and one just above 1, or the given
     ``thresholds``), a prediction counting as positive above a threshold, then a
     Riemann sum ('interpolation', 'minoring' or 'majoring'; 'interpolation' on the PR
-    curve is Davis and Goadrich's). Predictions are probabilities (``from_logits``:
-    logits); every entry is one binary decision, pooled over all of them, or per column
+    curve is Davis and Goadrich's). Predictions are probabilities, clipped to [0, 1] as
+    Keras does (``from_logits``: logits); every entry is one binary decision, pooled over all of them, or per column
     with ``multi_label`` (the mean of the columns' areas)."""
 
     name = "auc"
@@ -716,6 +755,7 @@ class AUC(Metric):
             )
         if self.from_logits:
             p = 1.0 / (1.0 + np.exp(-p))
+        p = np.clip(p, 0.0, 1.0)  # as Keras: a score outside [0, 1] (a logit) is clipped
         w = np.ones(p.shape) if sample_weight is None else np.broadcast_to(
             _leading_weights(sample_weight, p.shape), p.shape)  # fmt: skip
         labels = t.astype(bool)

@@ -167,6 +167,38 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
+    # Keras 3's Variable face, for weights and metric state written against it
+    @property
+    def value(self):
+        return self
+
+    @property
+    def path(self):
+        return self.name
+
+    def assign(self, value):
+        """Sets the values in place (the weight keeps its identity: an optimizer's state
+        for it stays); ``value`` of this shape, or one that broadcasts to it."""
+        new = np.asarray(value.data if isinstance(value, Tensor) else value)
+        try:
+            self.data[...] = new
+        except ValueError:
+            raise ValueError(
+                f"assign: a value of shape {new.shape} for {self.name or 'a Tensor'} of "
+                f"shape {self.data.shape}; expected that shape (or one that broadcasts)"
+            ) from None
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(
+            self.data + np.asarray(delta.data if isinstance(delta, Tensor) else delta)
+        )
+
+    def assign_sub(self, delta):
+        return self.assign(
+            self.data - np.asarray(delta.data if isinstance(delta, Tensor) else delta)
+        )
+
     def __array__(self, dtype=None, copy=None):
         data = self.data
         if type(data) is not np.ndarray:  # a reduction's NumPy scalar: NumPy wants an array

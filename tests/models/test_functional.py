@@ -327,3 +327,37 @@ def test_a_sequential_models_graph_makes_a_feature_extractor(rng):
         _ = models.Sequential([layers.Dense(2)]).inputs
     with pytest.raises(ValueError, match="never was"):
         _ = layers.Dense(2).output
+
+
+def test_dict_inputs_and_outputs_take_keras_sorted_order(rng, tmp_path):
+    keras = keras_module()
+
+    def build(lib, model_cls, inp):
+        b, a = inp((3,), name="b_in"), inp((2,), name="a_in")
+        h = lib.Dense(4, name="h")(lib.Concatenate()([b, a]))
+        outs = {"zz": lib.Dense(1, name="zz_out")(h), "aa": lib.Dense(2, name="aa_out")(h)}
+        return model_cls({"b_in": b, "a_in": a}, outs)
+
+    km = build(keras.layers, keras.Model, keras.Input)
+    dm = build(layers, models.Model, layers.Input)
+    assert [w.shape for w in dm.get_weights()] == [w.shape for w in km.get_weights()]
+    dm.set_weights(km.get_weights())
+    assert dm.output_names == ["aa", "zz"] and [t.name for t in dm.inputs] == ["a_in", "b_in"]
+    x = {"b_in": rng.standard_normal((5, 3)).astype(np.float32),
+         "a_in": rng.standard_normal((5, 2)).astype(np.float32)}  # fmt: skip
+    y = {"zz": rng.standard_normal((5, 1)).astype(np.float32),
+         "aa": rng.standard_normal((5, 2)).astype(np.float32)}  # fmt: skip
+    kp, dp = km.predict(x, verbose=0), dm.predict(x, verbose=0)
+    for k in ("aa", "zz"):
+        np.testing.assert_allclose(dp[k], kp[k], rtol=1e-5, atol=1e-6)
+    for loss in ({"zz": "mse", "aa": "mae"}, {"aa": "mae", "zz": "mse"}):  # Keras' list order
+        km.compile(optimizer="sgd", loss=loss, metrics={"zz": ["mae"], "aa": ["mse"]})
+        dm.compile(optimizer="sgd", loss=loss, metrics={"zz": ["mae"], "aa": ["mse"]})
+        np.testing.assert_allclose(dm.evaluate(x, y, verbose=0), km.evaluate(x, y, verbose=0),
+                                   rtol=1e-5)  # fmt: skip
+    km.save(tmp_path / "k.keras")
+    loaded = models.load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)["zz"], kp["zz"], rtol=1e-5, atol=1e-6)
+    dm.save(tmp_path / "d.keras")
+    back = keras.models.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0)["aa"], dp["aa"], rtol=1e-5, atol=1e-6)

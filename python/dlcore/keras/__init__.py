@@ -26,7 +26,7 @@ from dlcore import (
 from dlcore.layers import Input, Layer
 from dlcore.models import Model, Sequential
 
-from . import backend
+from . import backend, ops, random
 
 __all__ = [
     "Input",
@@ -42,7 +42,9 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "ops",
     "optimizers",
+    "random",
     "regularizers",
     "utils",
 ]

@@ -189,6 +189,13 @@ def _layers_in(value, depth=0):
             yield from _layers_in(item, depth + 1)
 
 
+def losses_added():
+    """Whether a layer added a loss (``add_loss``, an activity regularizer) in the
+    outermost call last made."""
+    call = getattr(_context, "call", None)
+    return call is not None and getattr(_context, "losses_call", None) == call
+
+
 def trains(layer):
     """Whether ``layer`` trains in the step in progress: as the model running a training
     step was compiled (its layers' trainable flags then; see Trainer.compile), else as
@@ -460,6 +467,16 @@ class Layer:
         own = list(own) if call == getattr(_context, "call", 0) else []
         return own + [p for l in self._tracked_layers() for p in l._activity_losses()]
 
+    def add_loss(self, loss):
+        """Adds a scalar loss Tensor (made from this call's inputs, say) to the training
+        loss, as Keras' ``Layer.add_loss`` inside ``call``: it counts for the outermost
+        call in progress, in ``losses`` and in ``fit`` / ``evaluate``."""
+        call = getattr(_context, "call", 0)
+        penalties = self._activity[1] if self._activity[0] == call else []
+        penalties.append(as_tensor(loss))
+        self._activity = (call, penalties)
+        _context.losses_call = call
+
     def _record_activity(self, outputs):
         """Keras' activity regularization: the penalty of each output, divided by its
         batch size, kept for the outermost call in progress."""
@@ -472,6 +489,7 @@ class Layer:
                     penalty = penalty / out.shape[0]
                 penalties.append(penalty)
         self._activity = (call, penalties)
+        _context.losses_call = call
 
     def get_weights(self):
         return [w.data.copy() for w in self.weights]

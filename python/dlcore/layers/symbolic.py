@@ -83,17 +83,28 @@ class Node:
         return not self.input_tensors
 
 
+def _sorted_keys(d):
+    """A dict's keys in Keras' order (its ``tree.flatten``): sorted, where they can be."""
+    try:
+        return sorted(d)
+    except TypeError:  # keys of kinds that do not compare
+        return list(d)
+
+
 def flatten(structure):
-    """The leaves of nested lists, tuples and dicts (dicts in insertion order)."""
+    """The leaves of nested lists, tuples and dicts; a dict's in the order of its sorted
+    keys, as Keras flattens them (so a model's dict outputs, their weights and files line
+    up with Keras' whatever order they were written in)."""
     if isinstance(structure, (list, tuple)):
         return [leaf for item in structure for leaf in flatten(item)]
     if isinstance(structure, dict):
-        return [leaf for item in structure.values() for leaf in flatten(item)]
+        return [leaf for k in _sorted_keys(structure) for leaf in flatten(structure[k])]
     return [structure]
 
 
 def pack_like(structure, leaves):
-    """``leaves`` (an iterator or list) put back into the shape of ``structure``."""
+    """``leaves`` (an iterator or list, in :func:`flatten`'s order) put back into the
+    shape of ``structure``; a dict keeps its own key order."""
     it = iter(leaves)
 
     def pack(s):
@@ -102,7 +113,8 @@ def pack_like(structure, leaves):
         if isinstance(s, tuple):
             return tuple(pack(item) for item in s)
         if isinstance(s, dict):
-            return {k: pack(v) for k, v in s.items()}
+            packed = {k: pack(s[k]) for k in _sorted_keys(s)}
+            return {k: packed[k] for k in s}
         return next(it)
 
     return pack(structure)

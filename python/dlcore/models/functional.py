@@ -16,7 +16,7 @@ import numpy as np
 
 from dlcore import layers as layers_module
 from dlcore.layers.base import registry
-from dlcore.layers.symbolic import KerasTensor, flatten, pack_like
+from dlcore.layers.symbolic import KerasTensor, _sorted_keys, flatten, pack_like
 from dlcore.tensor import Tensor, is_grad_enabled
 
 from .model import Model
@@ -147,8 +147,8 @@ class Functional(Model):
     @property
     def output_names(self):
         """One name per output: a dict output's key, else its layer's name."""
-        if isinstance(self._outputs_struct, dict):
-            return list(self._outputs_struct)
+        if isinstance(self._outputs_struct, dict):  # in flatten's order: sorted, as Keras
+            return _sorted_keys(self._outputs_struct)
         return [t.history[0].name for t in self._outputs]
 
     @property

@@ -390,7 +390,7 @@ class Trainer:
             p.grad = None
         total, parts, ys, preds, ws = self._losses_and_metrics(y, out, sample_weight)
         penalties = self._step_penalties()
-        if self._step_activity:
+        if planned is None and layer_base.losses_added():  # add_loss, activity regularizers
             penalties += self._activity_losses()
         loss = total + sum(penalties[1:], penalties[0]) if penalties else total
         if loss.requires_grad:  # else no weight is trained: a step changes nothing, as Keras
@@ -409,12 +409,9 @@ class Trainer:
             out = self(x, training=False)
             total, parts, ys, preds, ws = self._losses_and_metrics(y, out, sample_weight)
             value = float(total.data)
-            if self._has_activity_regularizers():
+            if layer_base.losses_added():  # add_loss, activity regularizers
                 value += sum(float(p.data) for p in self._activity_losses())
         self._track(value, parts, _batch_len(x), ys, preds, ws)
-
-    def _has_activity_regularizers(self):
-        return any(layer.activity_regularizer for layer in _all_layers(self))
 
     def predict_step(self, x):
         run = self._inference_plan_for(x)
@@ -454,9 +451,16 @@ class Trainer:
         with no_grad():
             return float(sum(float(p.data) for p in self._weight_penalties()))
 
-    @staticmethod
-    def _flat(logs):
-        values = list(logs.values())
+    def _flat(self, logs):
+        """The logs as a list (one value alone), in Keras' order: the loss, each output's
+        loss (in the order of compile's loss dict, when it was one), the metrics."""
+        keys = list(logs)
+        given = self._compile_args[0] if self._compile_args else None
+        if isinstance(given, dict) and len(self._loss_trackers) > 1:
+            per_output = [f"{k}_loss" for k in given if f"{k}_loss" in logs]
+            rest = [k for k in keys[1:] if k not in per_output]
+            keys = keys[:1] + per_output + rest
+        values = [logs[k] for k in keys]
         return values[0] if len(values) == 1 else values
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):

@@ -374,3 +374,56 @@ def test_cross_entropy_options_keras_has_that_dlcore_lacks_say_so():
         losses.SparseCategoricalCrossentropy(ignore_class=0)
     with pytest.raises(NotImplementedError, match="axis=1"):
         losses.CategoricalCrossentropy(axis=1)
+
+
+KERAS_MORE = [
+    ("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "positive"),
+    ("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "positive"),
+    ("Hinge", "hinge", "binary"),
+    ("SquaredHinge", "squared_hinge", "signed"),
+    ("CategoricalHinge", "categorical_hinge", "onehot"),
+    ("LogCosh", "log_cosh", "any"),
+    ("Poisson", "poisson", "positive"),
+    ("KLDivergence", "kl_divergence", "probabilities"),
+    ("CosineSimilarity", "cosine_similarity", "any"),
+]
+
+
+def _targets(rng, kind, shape):
+    if kind == "positive":
+        return rng.random(shape).astype(np.float32) + 0.1
+    if kind == "binary":
+        return rng.integers(0, 2, shape).astype(np.float32)
+    if kind == "signed":
+        return np.sign(rng.standard_normal(shape)).astype(np.float32)
+    if kind == "onehot":
+        return np.eye(shape[-1], dtype=np.float32)[rng.integers(0, shape[-1], shape[0])]
+    if kind == "probabilities":
+        return softmax(rng.standard_normal(shape)).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("cls,name,kind", KERAS_MORE)
+def test_more_keras_losses_match_keras(rng, cls, name, kind):
+    keras = pytest.importorskip("keras")
+    shape = (6, 4)
+    y = _targets(rng, kind, shape)
+    p = (_targets(rng, "probabilities" if kind == "probabilities" else "positive", shape)
+         if kind in ("positive", "probabilities") else rng.standard_normal(shape).astype(np.float32))  # fmt: skip
+    w = rng.random(6).astype(np.float32)
+    ours = getattr(losses, cls)()
+    theirs = getattr(keras.losses, cls)()
+    np.testing.assert_allclose(float(ours(y, Tensor(p)).data), float(theirs(y, p)), rtol=2e-5)
+    np.testing.assert_allclose(float(ours(y, Tensor(p), sample_weight=w).data),
+                               float(theirs(y, p, sample_weight=w)), rtol=2e-5)  # fmt: skip
+    np.testing.assert_allclose(getattr(losses, name)(y, Tensor(p)).data,
+                               np.asarray(getattr(keras.losses, name)(y, p)), rtol=2e-5)  # fmt: skip
+    assert isinstance(losses.get(name), getattr(losses, cls))
+    check_tensor_op(lambda t: getattr(losses, cls)()(y.astype(np.float64), t), p.astype(np.float64))
+
+
+def test_short_names_of_the_percentage_and_log_errors():
+    assert isinstance(losses.get("mape"), losses.MeanAbsolutePercentageError)
+    assert isinstance(losses.get("msle"), losses.MeanSquaredLogarithmicError)
+    assert isinstance(losses.get("kld"), losses.KLDivergence)
+    assert losses.CosineSimilarity(axis=0).get_config()["axis"] == 0

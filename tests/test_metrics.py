@@ -382,3 +382,36 @@ def test_mean_takes_arrays_and_sample_weights_as_keras(rng):
     assert ours.result() == pytest.approx(float(theirs.result()), rel=1e-5)
     with pytest.raises(ValueError, match="sample_weight of shape"):
         metrics.Mean().update_state(values, sample_weight=np.ones(4))
+
+
+@pytest.mark.parametrize(
+    "cls,kind",
+    [("MeanAbsolutePercentageError", "positive"), ("MeanSquaredLogarithmicError", "positive"),
+     ("Hinge", "binary"), ("SquaredHinge", "binary"), ("CategoricalHinge", "onehot"),
+     ("Poisson", "positive"), ("KLDivergence", "positive"), ("LogCoshError", "any"),
+     ("CosineSimilarity", "any")],
+)  # fmt: skip
+def test_loss_metrics_match_keras(rng, cls, kind):
+    keras = pytest.importorskip("keras")
+    shape = (8, 3)
+    y = {"positive": rng.random(shape) + 0.1, "binary": rng.integers(0, 2, shape) * 1.0,
+         "onehot": np.eye(3)[rng.integers(0, 3, 8)], "any": rng.standard_normal(shape)}[kind]  # fmt: skip
+    y = y.astype(np.float32)
+    p = (rng.random(shape) + 0.1).astype(np.float32)
+    w = rng.random(8).astype(np.float32)
+    ours, theirs = getattr(metrics, cls)(), getattr(keras.metrics, cls)()
+    for half in (slice(0, 3), slice(3, 8)):
+        ours.update_state(y[half], p[half], sample_weight=w[half])
+        theirs.update_state(y[half], p[half], sample_weight=w[half])
+    assert ours.result() == pytest.approx(float(theirs.result()), rel=2e-5)
+    assert ours.name == theirs.name
+    assert isinstance(metrics.get(ours.name), getattr(metrics, cls))
+
+
+def test_short_metric_names_are_logged_as_given():
+    from dlcore import layers, models
+
+    m = models.Sequential([layers.Input((3,)), layers.Dense(1)])
+    m.compile(optimizer="sgd", loss="mse", metrics=["mape", "msle", "cosine_similarity"])
+    history = m.fit(np.ones((4, 3), np.float32), np.ones((4, 1), np.float32), verbose=0).history
+    assert set(history) == {"loss", "mape", "msle", "cosine_similarity"}

@@ -18,7 +18,16 @@ __all__ = [
     "MeanSquaredError",
     "MeanAbsoluteError",
     "BinaryCrossentropy",
+    "CategoricalHinge",
+    "CosineSimilarity",
+    "Hinge",
     "Huber",
+    "KLDivergence",
+    "LogCosh",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "Poisson",
+    "SquaredHinge",
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
     "deserialize",
@@ -162,6 +171,44 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
+def _simple_loss(cls_name, fn, name, aliases):
+    """A Loss class of one of dlcore.functional's losses that takes no options."""
+    cls = type(cls_name, (Loss,), {"fn": staticmethod(fn), "name": name,
+                                   "__doc__": fn.__doc__, "__module__": __name__})  # fmt: skip
+    return registry.register(aliases=aliases)(cls)
+
+
+MeanAbsolutePercentageError = _simple_loss(
+    "MeanAbsolutePercentageError", F.mean_absolute_percentage_error,
+    "mean_absolute_percentage_error", ("mape", "mean_absolute_percentage_error"))  # fmt: skip
+MeanSquaredLogarithmicError = _simple_loss(
+    "MeanSquaredLogarithmicError", F.mean_squared_logarithmic_error,
+    "mean_squared_logarithmic_error", ("msle", "mean_squared_logarithmic_error"))  # fmt: skip
+Hinge = _simple_loss("Hinge", F.hinge, "hinge", ("hinge",))
+SquaredHinge = _simple_loss("SquaredHinge", F.squared_hinge, "squared_hinge", ("squared_hinge",))
+CategoricalHinge = _simple_loss("CategoricalHinge", F.categorical_hinge, "categorical_hinge",
+                                ("categorical_hinge",))  # fmt: skip
+LogCosh = _simple_loss("LogCosh", F.log_cosh, "log_cosh", ("log_cosh", "logcosh"))
+Poisson = _simple_loss("Poisson", F.poisson, "poisson", ("poisson",))
+KLDivergence = _simple_loss("KLDivergence", F.kl_divergence, "kl_divergence",
+                            ("kl_divergence", "kld", "kullback_leibler_divergence"))  # fmt: skip
+
+
+@registry.register(aliases=("cosine_similarity",))
+class CosineSimilarity(Loss):
+    """-cosine of the angle between y_true and y_pred over ``axis`` (Keras' loss)."""
+
+    fn = staticmethod(F.cosine_similarity)
+    name = "cosine_similarity"
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name=None):
+        super().__init__(reduction, name)
+        self.axis = int(axis)
+
+    def _options(self):
+        return {"axis": self.axis}
+
+
 class _CrossEntropy(Loss):
     smooths = True  # takes Keras' label_smoothing
 
@@ -266,6 +313,29 @@ def huber(y_true, y_pred, delta=1.0):
     return F.huber(y_true, y_pred, delta=delta, reduction="none")
 
 
+def _per_sample(fn):
+    def loss(y_true, y_pred):
+        return fn(y_true, y_pred, reduction="none")
+
+    loss.__name__, loss.__doc__ = fn.__name__, fn.__doc__
+    return loss
+
+
+mean_absolute_percentage_error = mape = MAPE = _per_sample(F.mean_absolute_percentage_error)
+mean_squared_logarithmic_error = msle = MSLE = _per_sample(F.mean_squared_logarithmic_error)
+hinge = _per_sample(F.hinge)
+squared_hinge = _per_sample(F.squared_hinge)
+categorical_hinge = _per_sample(F.categorical_hinge)
+log_cosh = logcosh = _per_sample(F.log_cosh)
+poisson = _per_sample(F.poisson)
+kl_divergence = kld = KLD = _per_sample(F.kl_divergence)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """-cosine of the angle between y_true and y_pred over ``axis``, per sample."""
+    return F.cosine_similarity(y_true, y_pred, axis=axis, reduction="none")
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
@@ -277,6 +347,15 @@ _FUNCTION_CLASSES = {
     binary_crossentropy: BinaryCrossentropy,
     categorical_crossentropy: CategoricalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    mean_absolute_percentage_error: MeanAbsolutePercentageError,
+    mean_squared_logarithmic_error: MeanSquaredLogarithmicError,
+    hinge: Hinge,
+    squared_hinge: SquaredHinge,
+    categorical_hinge: CategoricalHinge,
+    log_cosh: LogCosh,
+    poisson: Poisson,
+    kl_divergence: KLDivergence,
+    cosine_similarity: CosineSimilarity,
 }
 
 

@@ -24,6 +24,15 @@ __all__ = [
     "RootMeanSquaredError",
     "AUC",
     "Accuracy",
+    "CategoricalHinge",
+    "CosineSimilarity",
+    "Hinge",
+    "KLDivergence",
+    "LogCoshError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "Poisson",
+    "SquaredHinge",
     "BinaryAccuracy",
     "CategoricalAccuracy",
     "SparseCategoricalAccuracy",
@@ -888,6 +897,56 @@ class MeanAbsoluteError(MeanMetricWrapper):
         return {"name": self.name}
 
 
+def _per_sample_of(loss_name, sign=1.0):
+    """A function (y_true, y_pred) -> the per-sample values of one of
+    dlcore.functional's losses (without a graph), as Keras' metric of that name."""
+
+    def fn(y_true, y_pred):
+        from dlcore import functional as F
+        from dlcore.tensor import no_grad
+
+        with no_grad():
+            values = getattr(F, loss_name)(y_true, _np(y_pred), reduction="none")
+        return np.asarray(values.data, dtype=np.float64) * sign
+
+    fn.__name__ = loss_name
+    return fn
+
+
+def _loss_metric(cls_name, loss_name, name, aliases, sign=1.0):
+    """A MeanMetricWrapper class of a Keras metric that is the mean of a loss."""
+
+    def __init__(self, name=name):
+        MeanMetricWrapper.__init__(self, _per_sample_of(loss_name, sign), name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    cls = type(cls_name, (MeanMetricWrapper,), {
+        "__init__": __init__, "get_config": get_config, "__module__": __name__,
+        "__doc__": f"The mean over samples of Keras' {name}."})  # fmt: skip
+    return registry.register(aliases=aliases)(cls)
+
+
+MeanAbsolutePercentageError = _loss_metric(
+    "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
+    "mean_absolute_percentage_error", ("mape", "mean_absolute_percentage_error"))  # fmt: skip
+MeanSquaredLogarithmicError = _loss_metric(
+    "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error",
+    "mean_squared_logarithmic_error", ("msle", "mean_squared_logarithmic_error"))  # fmt: skip
+Hinge = _loss_metric("Hinge", "hinge", "hinge", ("hinge",))
+SquaredHinge = _loss_metric("SquaredHinge", "squared_hinge", "squared_hinge", ("squared_hinge",))
+CategoricalHinge = _loss_metric("CategoricalHinge", "categorical_hinge", "categorical_hinge",
+                                ("categorical_hinge",))  # fmt: skip
+Poisson = _loss_metric("Poisson", "poisson", "poisson", ("poisson",))
+KLDivergence = _loss_metric("KLDivergence", "kl_divergence", "kl_divergence",
+                            ("kl_divergence", "kld"))  # fmt: skip
+LogCoshError = _loss_metric("LogCoshError", "log_cosh", "logcosh", ("logcosh", "log_cosh"))
+# Keras' metric is the cosine itself (its loss is minus the cosine)
+CosineSimilarity = _loss_metric("CosineSimilarity", "cosine_similarity", "cosine_similarity",
+                                ("cosine_similarity",), sign=-1.0)  # fmt: skip
+
+
 @registry.register(aliases=("rmse", "root_mean_squared_error"))
 class RootMeanSquaredError(MeanSquaredError):
     """sqrt of the mean squared error over everything seen (every step: an output's
@@ -916,7 +975,13 @@ def get(identifier, loss_name=None):
         if identifier in ("accuracy", "acc") and loss_name in _ACCURACY_FOR_LOSS:
             return _ACCURACY_FOR_LOSS[loss_name](name=identifier)
         metric = registry.deserialize(identifier)
-        if isinstance(metric, MeanMetricWrapper) and identifier in ("mse", "mae", "rmse"):
+        if isinstance(metric, MeanMetricWrapper) and identifier in (
+            "mse",
+            "mae",
+            "rmse",
+            "mape",
+            "msle",
+        ):
             metric.name = identifier  # Keras logs a short name under the short name
         return metric
     if callable(identifier) and not isinstance(identifier, (Metric, type)):

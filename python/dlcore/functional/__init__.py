@@ -67,10 +67,19 @@ from .linalg import linear, matmul
 from .losses import (
     binary_crossentropy,
     categorical_crossentropy,
+    categorical_hinge,
+    cosine_similarity,
+    hinge,
     huber,
+    kl_divergence,
+    log_cosh,
     mean_absolute_error,
+    mean_absolute_percentage_error,
     mean_squared_error,
+    mean_squared_logarithmic_error,
+    poisson,
     sparse_categorical_crossentropy,
+    squared_hinge,
 )
 from .methods import install as _install_methods
 from .normalization import batch_norm, layer_norm
@@ -102,6 +111,9 @@ __all__ = [
     # losses
     "mean_squared_error", "mean_absolute_error", "binary_crossentropy",
     "categorical_crossentropy", "sparse_categorical_crossentropy", "huber",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "hinge",
+    "squared_hinge", "categorical_hinge", "log_cosh", "poisson", "kl_divergence",
+    "cosine_similarity",
     # tensor maths
     "add", "sub", "mul", "div", "power", "exp", "log", "sqrt", "square", "abs", "clip",
     "maximum", "minimum", "sum", "mean", "max", "min", "matmul", "reshape", "transpose",

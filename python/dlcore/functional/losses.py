@@ -19,7 +19,16 @@ from .activations import ActivatedTensor, sigmoid_array
 __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
+    "categorical_hinge",
+    "cosine_similarity",
+    "hinge",
     "huber",
+    "kl_divergence",
+    "log_cosh",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "poisson",
+    "squared_hinge",
     "mean_absolute_error",
     "mean_squared_error",
     "sparse_categorical_crossentropy",
@@ -123,6 +132,92 @@ def huber(y_true, y_pred, delta=1.0, reduction="mean"):
     quadratic = err.clip(0.0, delta)
     return _reduce((quadratic * quadratic * 0.5 + (err - quadratic) * delta).mean(axis=-1),
                    reduction)  # fmt: skip
+
+
+# Keras' other regression and margin losses, each per sample over the last axis as
+# Keras computes it (its backend epsilon 1e-7 where Keras has one).
+
+
+def _pair(fn, y_true, y_pred):
+    """(y_true as a constant of y_pred's dtype and shape, y_pred as a Tensor)."""
+    y_pred = as_tensor(y_pred)
+    y = _target(y_true, y_pred)
+    if y.ndim == y_pred.ndim - 1 and y_pred.shape[-1:] == (1,):
+        y = y[..., None]
+    _check_same_shape(fn, y, y_pred)
+    return y, y_pred
+
+
+def mean_absolute_percentage_error(y_true, y_pred, reduction="mean"):
+    """100 mean(|y_true - y_pred| / max(|y_true|, eps)) over the last axis."""
+    y, p = _pair("mean_absolute_percentage_error", y_true, y_pred)
+    scale = 100.0 / np.maximum(np.abs(y), EPSILON)
+    return _reduce(((p - y).abs() * scale).mean(axis=-1), reduction)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred, reduction="mean"):
+    """mean((log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1))^2) over the last axis."""
+    y, p = _pair("mean_squared_logarithmic_error", y_true, y_pred)
+    diff = (p.clip(EPSILON, np.inf) + 1.0).log() - np.log(np.maximum(y, EPSILON) + 1.0)
+    return _reduce((diff * diff).mean(axis=-1), reduction)
+
+
+def _hinge_labels(y):
+    """Labels 0 and 1 made -1 and 1, as Keras does for the hinge losses."""
+    return 2.0 * y - 1.0 if np.all((y == 0) | (y == 1)) else y
+
+
+def hinge(y_true, y_pred, reduction="mean"):
+    """mean(max(1 - y_true y_pred, 0)) over the last axis (labels -1/1, or 0/1)."""
+    y, p = _pair("hinge", y_true, y_pred)
+    return _reduce(((p * -_hinge_labels(y)) + 1.0).relu().mean(axis=-1), reduction)
+
+
+def squared_hinge(y_true, y_pred, reduction="mean"):
+    """mean(max(1 - y_true y_pred, 0)^2) over the last axis (labels -1/1, or 0/1)."""
+    y, p = _pair("squared_hinge", y_true, y_pred)
+    margin = ((p * -_hinge_labels(y)) + 1.0).relu()
+    return _reduce((margin * margin).mean(axis=-1), reduction)
+
+
+def categorical_hinge(y_true, y_pred, reduction="mean"):
+    """max(max((1 - y_true) y_pred) - sum(y_true y_pred) + 1, 0), one-hot targets."""
+    y, p = _pair("categorical_hinge", y_true, y_pred)
+    positive = (p * y).sum(axis=-1)
+    negative = (p * (1.0 - y)).max(axis=-1)
+    return _reduce((negative - positive + 1.0).relu(), reduction)
+
+
+def log_cosh(y_true, y_pred, reduction="mean"):
+    """mean(log(cosh(y_pred - y_true))) over the last axis, written as
+    x + softplus(-2x) - log 2 (exact for large |x|)."""
+    from .activations import softplus
+
+    y, p = _pair("log_cosh", y_true, y_pred)
+    x = p - y
+    return _reduce((x + softplus(x * -2.0) - float(np.log(2.0))).mean(axis=-1), reduction)
+
+
+def poisson(y_true, y_pred, reduction="mean"):
+    """mean(y_pred - y_true log(y_pred + eps)) over the last axis."""
+    y, p = _pair("poisson", y_true, y_pred)
+    return _reduce((p - (p + EPSILON).log() * y).mean(axis=-1), reduction)
+
+
+def kl_divergence(y_true, y_pred, reduction="mean"):
+    """sum(y_true log(y_true / y_pred)) over the last axis, both clipped to [eps, 1]."""
+    y, p = _pair("kl_divergence", y_true, y_pred)
+    y = np.clip(y, EPSILON, 1.0)
+    return _reduce(((p.clip(EPSILON, 1.0).log() * -1.0 + np.log(y)) * y).sum(axis=-1), reduction)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1, reduction="mean"):
+    """-sum(l2_normalize(y_true) l2_normalize(y_pred)) over ``axis`` (-1 where the two
+    point the same way)."""
+    y, p = _pair("cosine_similarity", y_true, y_pred)
+    y = y / np.sqrt(np.maximum((y * y).sum(axis=axis, keepdims=True), 1e-12))
+    norm = ((p * p).sum(axis=axis, keepdims=True)).clip(1e-12, np.inf).sqrt()
+    return _reduce(((p / norm) * y).sum(axis=axis) * -1.0, reduction)
 
 
 def _logits_of(y_pred, kind, from_logits):

@@ -19,7 +19,7 @@ LEVELS = {
     "_core": 0, "_isa": 0, "ops": 0, "registry": 0, "random": 0, "progress": 0, "profiler": 0,
     "tensor": 1,
     "functional": 2,
-    "activations": 3, "initializers": 3, "regularizers": 3, "losses": 3, "metrics": 3,
+    "activations": 3, "initializers": 3, "regularizers": 3, "constraints": 3, "losses": 3, "metrics": 3,
     "optimizers": 3, "info": 3, "datasets": 3, "utils": 3,
     "layers": 4,
     "callbacks": 5, "distributed": 5, "saving": 5, "export": 5,

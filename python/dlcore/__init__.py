@@ -21,6 +21,7 @@ if not build_info["openmp"]:
 from dlcore import (
     activations,
     callbacks,
+    constraints,
     datasets,
     explain,
     export,
@@ -72,6 +73,7 @@ __all__ = [
     "datasets",
     "explain",
     "export",
+    "constraints",
     "functional",
     "info",
     "initializers",

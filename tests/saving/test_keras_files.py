@@ -356,7 +356,6 @@ def replace_last_layer(spec):
     return change
 
 
-NON_NEG = {"module": "keras.constraints", "class_name": "NonNeg", "config": {}}
 LAMBDA = {"module": "keras.layers", "class_name": "Lambda",
           "config": {"function": {"class_name": "__lambda__", "config": {"code": "x"}}}}  # fmt: skip
 CUSTOM = {"module": "my_project.layers", "class_name": "Evil", "config": {},
@@ -369,7 +368,7 @@ UNKNOWN = {"module": "keras.layers", "class_name": "NoSuchLayer", "config": {}}
     [
         (set_option(1, "groups", 2), r"Conv2D: groups=2 is not supported"),
         (set_option(1, "data_format", "channels_first"), r"channels_first"),
-        (set_option(3, "kernel_constraint", NON_NEG), r"no option kernel_constraint"),
+        (set_option(3, "lora_rank", 4), r"no option lora_rank=4"),
         (replace_last_layer(LAMBDA), r"Lambda layer holds Python code.*never executes code"),
         (replace_last_layer(CUSTOM), r"module 'my_project\.layers', not from Keras"),
         (
@@ -377,7 +376,7 @@ UNKNOWN = {"module": "keras.layers", "class_name": "NoSuchLayer", "config": {}}
             r"dlcore has no layer 'NoSuchLayer'; its layers are: .*Conv2D",
         ),
     ],
-    ids=["groups", "channels_first", "constraint", "lambda", "custom-module", "unknown-layer"],
+    ids=["groups", "channels_first", "lora", "lambda", "custom-module", "unknown-layer"],
 )
 def test_what_dlcore_lacks_is_named(saved, tmp_path, change, message):
     bad = rewrite(saved, tmp_path / "bad.keras", config=change)

@@ -13,6 +13,7 @@ import sys as _sys
 from dlcore import (
     activations,
     callbacks,
+    constraints,
     datasets,
     initializers,
     layers,
@@ -36,6 +37,7 @@ __all__ = [
     "activations",
     "backend",
     "callbacks",
+    "constraints",
     "datasets",
     "initializers",
     "layers",
@@ -59,6 +61,6 @@ def _alias(module, alias):
             _sys.modules[alias + name[len(module.__name__) :]] = sub
 
 
-for _module in (activations, callbacks, datasets, initializers, layers, losses, metrics, models,
+for _module in (activations, callbacks, constraints, datasets, initializers, layers, losses, metrics, models,
                 optimizers, regularizers, utils):  # fmt: skip
     _alias(_module, f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}")

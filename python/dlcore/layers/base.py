@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from dlcore import activations, initializers, ops, regularizers
+from dlcore import activations, constraints, initializers, ops, regularizers
 from dlcore.registry import Registry
 from dlcore.tensor import Tensor, _accumulate_leaf, as_tensor, no_grad
 
@@ -288,8 +288,15 @@ class Layer:
         activity_regularizer=None,
         **kwargs,
     ):
+        constraint_options = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith("_constraint")}
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        self._constraints = {}  # Keras' <weight>_constraint options that are set
+        for option, value in constraint_options.items():
+            constraint = constraints.get(value)
+            setattr(self, option, constraint)
+            if constraint is not None:
+                self._constraints[option] = constraint
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._activity = (0, [])  # (the outermost call it came from, penalties of outputs)
         if name is not None and not isinstance(name, str):
@@ -384,9 +391,7 @@ class Layer:
         if unknown:
             raise TypeError(f"{self.name}: add_weight got unexpected keyword arguments {unknown}")
         if constraint is not None:
-            raise NotImplementedError(
-                f"{self.name}: add_weight(constraint=...) is not supported, got {constraint!r}"
-            )
+            constraint = constraints.get(constraint)
         if shape is None:
             raise TypeError(f"{self.name}: add_weight needs a shape, e.g. shape=(3, 4)")
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
@@ -414,6 +419,11 @@ class Layer:
         reg = regularizers.get(regularizer)
         if reg is not None:
             self._penalties.append((reg, w))
+        if constraint is None:  # the layer's Keras option for this weight, if set
+            option = name[: -len("_kernel")] if name.endswith("_kernel") else name
+            constraint = self._constraints.get(f"{option}_constraint")
+        if constraint is not None:
+            constraints.attach(w, constraint)
         return w
 
     def _own_weights(self, trainable):
@@ -729,6 +739,8 @@ class Layer:
             config["input_shape"] = list(self._batch_input_shape[1:])
         if self.activity_regularizer is not None:  # as Keras: only when there is one
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        for option, constraint in self._constraints.items():
+            config[option] = constraints.serialize(constraint)
         return config
 
     @classmethod

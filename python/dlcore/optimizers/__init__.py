@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from dlcore import ops
+from dlcore import constraints, ops
 from dlcore.optimizers import schedules
 from dlcore.optimizers.hyperparameters import Hyperparameter, checked_rate
 from dlcore.registry import Registry
@@ -238,7 +238,7 @@ class Optimizer:
         if not checked:
             _check_unique([p for _, p in pairs], type(self).__name__, "the gradients' variables")
         lr = self.current_learning_rate
-        params, grads, slots = [], [], []
+        params, grads, slots, tensors = [], [], [], []
         for g, p in self._clip(pairs):
             if g.shape != p.shape:
                 raise ValueError(
@@ -257,12 +257,14 @@ class Optimizer:
             params.append(p.data)
             grads.append(g)
             slots.append(entry[1])
+            tensors.append(p)
         if params:
             if self.weight_decay:
                 for param in params:  # Keras 3: w - w * wd * lr, in the weight's dtype
                     dtype = param.dtype.type
                     param -= param * dtype(self.weight_decay) * dtype(lr)
             self.update_steps(params, grads, slots, lr)
+            constraints.apply(tensors)  # each weight's constraint, as Keras after its update
         self.iterations += 1
 
     def update_steps(self, params, grads, slots, lr):

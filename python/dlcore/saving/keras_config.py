@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 
-from dlcore import initializers, losses, metrics, optimizers, regularizers
+from dlcore import constraints, initializers, losses, metrics, optimizers, regularizers
 from dlcore import layers as layers_module
 from dlcore.layers.base import InputLayer
 from dlcore.layers.symbolic import flatten
@@ -141,6 +141,7 @@ _REGISTRIES = {
     "keras.src.models.sequential": layers_module.base.registry,
     "keras.initializers": initializers.registry,
     "keras.regularizers": regularizers.registry,
+    "keras.constraints": constraints.registry,
     "keras.optimizers": optimizers.registry,
     "keras.optimizers.schedules": schedules.registry,
     "keras.losses": losses.registry,
@@ -149,6 +150,7 @@ _REGISTRIES = {
 _MODULE_OF = {
     id(initializers.registry): "keras.initializers",
     id(regularizers.registry): "keras.regularizers",
+    id(constraints.registry): "keras.constraints",
     id(optimizers.registry): "keras.optimizers",
     id(schedules.registry): "keras.optimizers.schedules",
     id(losses.registry): "keras.losses",
@@ -252,6 +254,8 @@ def object_from_keras(spec, where):
         return {"class_name": "Functional", "config": _functional_from_keras(config, inner)}
     options = TRANSLATIONS[class_name][1](config) if class_name in TRANSLATIONS else config
     accepted = _accepted_options(cls) if isinstance(cls, type) else set()
+    if isinstance(cls, type) and issubclass(cls, layers_module.Layer):  # any <weight>_constraint
+        accepted |= {k for k in options if k.endswith("_constraint")}
     for key, value in options.items():
         if key not in accepted and not _is_default(key, value):
             raise KerasFormatError(

@@ -250,7 +250,7 @@ def test_every_output_has_the_same_bits_at_any_thread_count(rng, shape, threads)
 
 # ---------------------------------------------------------------- streamed results
 # A pass whose working set (what it reads and writes) is at least
-# dlcore.build_info["stream_min_bytes"] bytes (the last-level cache) writes its result past
+# dlcore.build_info["stream_min_bytes"] bytes (1.5x the last-level cache) writes its result past
 # the caches (non-temporal stores from a tile buffer); layer norm only for rows of 1 KiB or
 # more. Here every result streams, or none, and the bits must not move; C = 7 starts rows
 # off the stores' alignment, 1030 columns make rows longer than a tile.

@@ -42,7 +42,7 @@ size_t last_level_cache_bytes() {
 }
 
 std::atomic<size_t>& threshold() {
-  static std::atomic<size_t> bytes{last_level_cache_bytes()};
+  static std::atomic<size_t> bytes{last_level_cache_bytes() / 2 * 3};
   return bytes;
 }
 

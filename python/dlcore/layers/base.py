@@ -229,12 +229,7 @@ def _wrap_build(build):
             if self.built:
                 return None
             out = build(self, input_shape, *args, **kwargs)
-            self.built = True  # before the shapes: a traced output shape calls the layer
-            try:
-                self._record_shapes(input_shape)
-            except BaseException:
-                self.built = False
-                raise
+            self._finish_build(input_shape)
             return out
 
     wrapper._dlcore_wrapped = True
@@ -489,17 +484,11 @@ class Layer:
 
     def _record_activity(self, outputs):
         """Keras' activity regularization: the penalty of each output, divided by its
-        batch size, kept for the outermost call in progress."""
-        call = getattr(_context, "call", 0)
-        penalties = self._activity[1] if self._activity[0] == call else []
+        batch size, added as a loss of the outermost call in progress."""
         for out in flatten(outputs):
             if isinstance(out, Tensor):
                 penalty = self.activity_regularizer(out)
-                if out.ndim and out.shape[0]:
-                    penalty = penalty / out.shape[0]
-                penalties.append(penalty)
-        self._activity = (call, penalties)
-        _context.losses_call = call
+                self.add_loss(penalty / out.shape[0] if out.ndim and out.shape[0] else penalty)
 
     def get_weights(self):
         return [w.data.copy() for w in self.weights]
@@ -559,12 +548,17 @@ class Layer:
             self.build(input_shape)
             if not self.built:  # a build defined on Layer itself is not wrapped
                 with self._build_lock:
-                    self.built = True
-                    try:
-                        self._record_shapes(input_shape)
-                    except BaseException:
-                        self.built = False
-                        raise
+                    self._finish_build(input_shape)
+
+    def _finish_build(self, input_shape):
+        """Marks the layer built and records its shapes; built first, since a traced
+        output shape calls the layer, and not built if recording fails."""
+        self.built = True
+        try:
+            self._record_shapes(input_shape)
+        except BaseException:
+            self.built = False
+            raise
 
     def compute_output_shape(self, input_shape):
         return input_shape

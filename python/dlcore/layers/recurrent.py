@@ -15,9 +15,6 @@ that too): slower, for training only.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from dlcore import activations
@@ -26,7 +23,7 @@ from dlcore.functional.regularization import dropout_mask
 from dlcore.tensor import Tensor, as_tensor, record
 
 from .base import Layer, positive_int, registry, weight_config, weight_options
-from .regularization import _seeded
+from .regularization import _rate, _seeded
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
 
@@ -50,14 +47,6 @@ _SHARED_OPTIONS = (
 def _shared(options):
     """The shared options out of a subclass's ``locals()``."""
     return {k: options[k] for k in _SHARED_OPTIONS}
-
-
-def _rate(value, arg, owner):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {arg} must be a number in [0, 1), got {value!r}")
-    if not (math.isfinite(value) and 0 <= value < 1):
-        raise ValueError(f"{owner}: {arg} must be in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _time_steps(x):
@@ -265,9 +254,12 @@ class _RecurrentBase(Layer):
         states = [Tensor(np.zeros((N, U), dtype)) if s is None else s for s in states]
         keep = None if mask is None else mask.astype(dtype)
         inputs = self._step_inputs(x, as_tensor(self._bias()), in_masks)
+        # the recurrent weights cut into gates once: a slice per step would each fill a
+        # kernel-sized gradient array in the backward
+        weights = self._cell_weights()
         outputs = []
         for t in range(T):
-            new = self._cell([steps[t] for steps in inputs], states, rec_masks)
+            new = self._cell([steps[t] for steps in inputs], states, rec_masks, weights)
             k = None if keep is None else keep[:, t : t + 1]
             states = [_carry(n, o, k) for n, o in zip(new, states)]
             outputs.append(states[0])
@@ -361,11 +353,14 @@ class LSTM(_RecurrentBase):
 
     _dropout_gates = 4
 
-    def _cell(self, x, states, rec_masks):
+    def _cell_weights(self):
+        U, R = self.units, self.recurrent_kernel
+        return [R[:, g * U : (g + 1) * U] for g in range(4)]
+
+    def _cell(self, x, states, rec_masks, weights):
         """One step of Keras' LSTM cell with per-gate masks on h (gates i, f, c, o)."""
         h, c = states
-        U, R = self.units, self.recurrent_kernel
-        z = [x[g] + (h * rec_masks[g]) @ R[:, g * U : (g + 1) * U] for g in range(4)]
+        z = [x[g] + (h * rec_masks[g]) @ weights[g] for g in range(4)]
         c = z[1].sigmoid() * c + z[0].sigmoid() * z[2].tanh()
         return [z[3].sigmoid() * c.tanh(), c]
 
@@ -437,20 +432,29 @@ class GRU(_RecurrentBase):
     def _step_inputs(self, x, bias, masks):
         return super()._step_inputs(x, bias[0] if self.reset_after else bias, masks)
 
-    def _cell(self, x, states, rec_masks):
+    def _cell_weights(self):
+        """The recurrent kernel's three gates, and with reset_after the recurrent
+        bias's (else Nones)."""
+        U, R = self.units, self.recurrent_kernel
+        gates = [R[:, g * U : (g + 1) * U] for g in range(3)]
+        if not self.reset_after:
+            return gates, [None] * 3
+        rb = as_tensor(self._bias())[1]
+        return gates, [rb[g * U : (g + 1) * U] for g in range(3)]
+
+    def _cell(self, x, states, rec_masks, weights):
         """One step of Keras' GRU cell with per-gate masks on h (gates z, r, h)."""
         (h,) = states
-        U, R = self.units, self.recurrent_kernel
-        rb = as_tensor(self._bias())[1] if self.reset_after else None
+        (rz, rr, rh), (bz, br, bh) = weights
         hz, hr, hh = (h * m for m in rec_masks)
-        rec_z, rec_r = hz @ R[:, :U], hr @ R[:, U : 2 * U]
-        if rb is not None:
-            rec_z, rec_r = rec_z + rb[:U], rec_r + rb[U : 2 * U]
+        rec_z, rec_r = hz @ rz, hr @ rr
+        if self.reset_after:
+            rec_z, rec_r = rec_z + bz, rec_r + br
         z, r = (x[0] + rec_z).sigmoid(), (x[1] + rec_r).sigmoid()
-        if rb is not None:
-            rec_h = r * (hh @ R[:, 2 * U :] + rb[2 * U :])
+        if self.reset_after:
+            rec_h = r * (hh @ rh + bh)
         else:
-            rec_h = (r * hh) @ R[:, 2 * U :]
+            rec_h = (r * hh) @ rh
         candidate = (x[2] + rec_h).tanh()
         return [z * h + (1.0 - z) * candidate]
 
@@ -510,10 +514,13 @@ class SimpleRNN(_RecurrentBase):
 
     _dropout_gates = 1
 
-    def _cell(self, x, states, rec_masks):
+    def _cell_weights(self):
+        return self.recurrent_kernel
+
+    def _cell(self, x, states, rec_masks, weights):
         """One step of Keras' SimpleRNN cell with its mask on h."""
         (h,) = states
-        pre = x[0] + (h * rec_masks[0]) @ self.recurrent_kernel
+        pre = x[0] + (h * rec_masks[0]) @ weights
         return [pre.tanh() if self.activation == "tanh" else pre.relu()]
 
     def get_config(self):

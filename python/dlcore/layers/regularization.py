@@ -25,10 +25,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-            raise TypeError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
-        if not (math.isfinite(rate) and 0 <= rate < 1):
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        rate = _rate(rate, "rate", "Dropout")
         if noise_shape is not None:
             try:
                 noise_shape = tuple(noise_shape)
@@ -39,7 +36,7 @@ class Dropout(Layer):
                     f"Dropout: noise_shape must be a tuple of positive ints or None, got "
                     f"{noise_shape!r}"
                 )
-        self.rate, self.noise_shape = float(rate), noise_shape
+        self.rate, self.noise_shape = rate, noise_shape
         self.seed, self._rng = _seeded(seed, "Dropout")
 
     def call(self, inputs, training=False):
@@ -66,6 +63,15 @@ class Dropout(Layer):
             "noise_shape": self.noise_shape,
             "seed": self.seed,
         }
+
+
+def _rate(value, arg, owner):
+    """A dropout rate as a float in [0, 1); a TypeError or ValueError naming ``arg``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {arg} must be a number in [0, 1), got {value!r}")
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise ValueError(f"{owner}: {arg} must be in [0, 1), got {value!r}")
+    return float(value)
 
 
 def _seeded(seed, owner):

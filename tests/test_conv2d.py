@@ -642,8 +642,13 @@ def test_row_views_threads_agree_and_repeat_exactly(rng, threads, shape, dtype):
         (19, 6, 5, 8, 16, 3, 3, (2, 2), ((1, 1), (1, 1)), (1, 1)),
         # a 1152 x 128 kernel gradient (590 KB in float32): each thread sums its taps
         (3, 6, 6, 128, 128, 3, 3, (2, 2), ((1, 0), (0, 1)), (1, 1)),
+        # one sample: the threads share each tile's dx product by rows; a 3 x 2 x 300
+        # window (K = 1800) packs the kernel in chunks of the depth for y
+        (1, 7, 9, 300, 13, 3, 2, (2, 1), ((0, 2), (1, 0)), (1, 1)),
+        # 1030 output channels: dx's products run over chunks of them
+        (2, 5, 6, 5, 1030, 3, 3, (2, 2), ((1, 1), (0, 1)), (1, 1)),
     ],
-    ids=["samples grouped", "taps split"],
+    ids=["samples grouped", "taps split", "one sample, deep window", "many output channels"],
 )
 def test_pixel_tile_groupings(rng, threads, shape, dtype):
     assert plan(shape) == dict.fromkeys(("forward", "input_grad", "weight_grads"), "pixel_tiles")

@@ -74,5 +74,7 @@ def serialize(fn):
     return registry.serialize(fn)
 
 
-def deserialize(name):
-    return registry.deserialize(name)
+def deserialize(name, custom_objects=None):
+    """The object of a config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(name, custom_objects)

@@ -120,8 +120,10 @@ def serialize(constraint):
     return None if constraint is None else registry.serialize(constraint)
 
 
-def deserialize(config):
-    return registry.deserialize(config)
+def deserialize(config, custom_objects=None):
+    """The object of a config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)
 
 
 # The constraints attached to weights: id -> (a weak reference to the weight, constraint).

@@ -279,5 +279,7 @@ def serialize(init):
     return registry.serialize(init)
 
 
-def deserialize(config):
-    return registry.deserialize(config)
+def deserialize(config, custom_objects=None):
+    """The object of a config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)

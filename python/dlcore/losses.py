@@ -10,7 +10,8 @@ loss per sample, as Keras' do; ``dlcore.functional``'s reduce by default.
 import numpy as np
 
 from dlcore import functional as F
-from dlcore.registry import Registry
+from dlcore.functional import losses as _losses
+from dlcore.registry import Registry, custom_config
 from dlcore.tensor import Tensor, as_tensor
 
 __all__ = [
@@ -18,8 +19,11 @@ __all__ = [
     "MeanSquaredError",
     "MeanAbsoluteError",
     "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalFocalCrossentropy",
     "CategoricalHinge",
     "CosineSimilarity",
+    "Dice",
     "Hinge",
     "Huber",
     "KLDivergence",
@@ -30,6 +34,7 @@ __all__ = [
     "SquaredHinge",
     "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
+    "Tversky",
     "deserialize",
     "get",
     "reduce_weighted",
@@ -77,12 +82,20 @@ def reduce_weighted(values, sample_weight=None, reduction="sum_over_batch_size")
     ``sample_weight`` ((N,) or a shape leading the values'): 'sum_over_batch_size' (or
     'mean') sums the weighted values and divides by their number, 'sum' sums them,
     'mean_with_sample_weight' divides by the sum of the weights, 'none' (None) keeps
-    them. A scalar is returned as it is."""
+    them. A scalar (one loss for the batch, such as Dice's by default) is returned as it
+    is, or with sample weights, as Keras does, times each weight and then reduced: its
+    'sum_over_batch_size' is the loss times the mean weight."""
     kind = _reduction_kind(reduction, "reduce_weighted")
     values = as_tensor(values)
     w = None
-    if sample_weight is not None and values.ndim:
-        w = _sample_weight_for(sample_weight, values.shape, values.dtype)
+    if sample_weight is not None:
+        if values.ndim:
+            w = _sample_weight_for(sample_weight, values.shape, values.dtype)
+        else:
+            w = np.asarray(
+                sample_weight.data if isinstance(sample_weight, Tensor) else sample_weight,
+                dtype=values.dtype,
+            )
         values = values * w
     if kind == "none" or values.ndim == 0:
         return values
@@ -279,6 +292,109 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         super().__init__(from_logits, 0.0, axis, reduction, name)
 
 
+@registry.register(aliases=("binary_focal_crossentropy",))
+class BinaryFocalCrossentropy(Loss):
+    """Keras' binary focal cross-entropy (Lin et al., 2018): the binary cross-entropy of
+    each element times (1 - p_t)^gamma, p_t the probability given to its true label, so
+    that easy examples count less; with ``apply_class_balancing``, also times ``alpha``
+    for label 1 and 1 - alpha for label 0. Averaged over ``axis`` per sample.
+    ``label_smoothing`` squeezes the labels towards 0.5."""
+
+    fn = staticmethod(F.binary_focal_crossentropy)
+    name = "binary_focal_crossentropy"
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
+                 label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name=None):  # fmt: skip
+        super().__init__(reduction, name)
+        owner = type(self).__name__
+        self.apply_class_balancing = bool(apply_class_balancing)
+        self.alpha = _losses.number_option(alpha, "alpha", owner)
+        self.gamma = _losses.number_option(gamma, "gamma", owner)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _losses.smoothing_option(label_smoothing, owner)
+        self.axis = _losses.axis_option(axis, owner)
+
+    def _options(self):
+        return {
+            "apply_class_balancing": self.apply_class_balancing,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "axis": self.axis,
+        }
+
+
+@registry.register(aliases=("categorical_focal_crossentropy",))
+class CategoricalFocalCrossentropy(Loss):
+    """Keras' categorical focal cross-entropy: each class's cross-entropy term times
+    alpha (1 - p)^gamma, summed over the classes (``axis``) per sample; one-hot (or soft)
+    targets. ``alpha`` is one number or a list of one weight per class."""
+
+    fn = staticmethod(F.categorical_focal_crossentropy)
+    name = "categorical_focal_crossentropy"
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name=None):  # fmt: skip
+        super().__init__(reduction, name)
+        owner = type(self).__name__
+        self.alpha = _losses.alpha_option(alpha, owner)
+        self.gamma = _losses.number_option(gamma, "gamma", owner)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _losses.smoothing_option(label_smoothing, owner)
+        if axis is None or isinstance(axis, (bool, list, tuple)):
+            raise ValueError(f"{owner}: axis must be an int (the classes' axis), got {axis!r}")
+        self.axis = _losses.axis_option(axis, owner)
+
+    def _options(self):
+        return {
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "axis": self.axis,
+        }
+
+
+@registry.register(aliases=("dice",))
+class Dice(Loss):
+    """Keras' Dice loss, 1 - 2 |y_true y_pred| / (|y_true| + |y_pred|), the sums over
+    ``axis``: by default (None) over everything, one loss for the batch; ``axis=(1, 2,
+    3)`` gives one per image of a segmentation batch (N, H, W, C)."""
+
+    fn = staticmethod(F.dice)
+    name = "dice"
+
+    def __init__(self, reduction="sum_over_batch_size", name=None, axis=None):
+        super().__init__(reduction, name)
+        self.axis = _losses.axis_option(axis, type(self).__name__)
+
+    def _options(self):
+        return {"axis": self.axis}
+
+
+@registry.register(aliases=("tversky",))
+class Tversky(Loss):
+    """Keras' Tversky loss (Salehi et al., 2017), the Dice loss with the two kinds of
+    error weighed by ``alpha`` and ``beta`` (0.5 each: the Dice loss); the sums over
+    ``axis`` (None: over everything, one loss for the batch)."""
+
+    fn = staticmethod(F.tversky)
+    name = "tversky"
+
+    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name=None,
+                 axis=None):  # fmt: skip
+        super().__init__(reduction, name)
+        owner = type(self).__name__
+        self.alpha = _losses.number_option(alpha, "alpha", owner)
+        self.beta = _losses.number_option(beta, "beta", owner)
+        self.axis = _losses.axis_option(axis, owner)
+
+    def _options(self):
+        return {"alpha": self.alpha, "beta": self.beta, "axis": self.axis}
+
+
 # Keras' function forms, usable as ``loss=losses.mean_squared_error`` and called
 # directly: one loss per sample, as Keras' return them.
 def mean_squared_error(y_true, y_pred):
@@ -336,6 +452,34 @@ def cosine_similarity(y_true, y_pred, axis=-1):
     return F.cosine_similarity(y_true, y_pred, axis=axis, reduction="none")
 
 
+def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25,
+                              gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1):  # fmt: skip
+    """Keras' binary focal cross-entropy averaged over ``axis``, per sample."""
+    return F.binary_focal_crossentropy(
+        y_true, y_pred, apply_class_balancing=apply_class_balancing, alpha=alpha, gamma=gamma,
+        from_logits=from_logits, label_smoothing=label_smoothing, axis=axis, reduction="none",
+    )  # fmt: skip
+
+
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
+                                   label_smoothing=0.0, axis=-1):  # fmt: skip
+    """Keras' categorical focal cross-entropy summed over the classes, per sample."""
+    return F.categorical_focal_crossentropy(
+        y_true, y_pred, alpha=alpha, gamma=gamma, from_logits=from_logits,
+        label_smoothing=label_smoothing, axis=axis, reduction="none",
+    )  # fmt: skip
+
+
+def dice(y_true, y_pred, axis=None):
+    """Keras' Dice loss over ``axis`` (None: one value for everything)."""
+    return F.dice(y_true, y_pred, axis=axis, reduction="none")
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
+    """Keras' Tversky loss over ``axis`` (None: one value for everything)."""
+    return F.tversky(y_true, y_pred, alpha=alpha, beta=beta, axis=axis, reduction="none")
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
@@ -356,6 +500,10 @@ _FUNCTION_CLASSES = {
     poisson: Poisson,
     kl_divergence: KLDivergence,
     cosine_similarity: CosineSimilarity,
+    binary_focal_crossentropy: BinaryFocalCrossentropy,
+    categorical_focal_crossentropy: CategoricalFocalCrossentropy,
+    dice: Dice,
+    tversky: Tversky,
 }
 
 
@@ -384,12 +532,21 @@ def get(identifier):
 
 
 def serialize(loss):
-    """The config of a built-in Loss; None for a custom callable (a model compiled with
-    one is saved uncompiled)."""
+    """The config of a Loss, built-in or the user's own (which loading finds again in
+    its ``custom_objects``), or a loss function's Keras config (its name); None for a
+    callable that cannot be named, such as a lambda (a model compiled with one is saved
+    uncompiled)."""
     if isinstance(loss, Loss) and registry.name_of(loss) is not None:
         return registry.serialize(loss)
-    return None
+    if not callable(loss):
+        return None
+    try:
+        return custom_config(loss)
+    except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError):
+        return None  # a get_config that fails: saved uncompiled, as any unnamed loss
 
 
-def deserialize(config):
-    return registry.deserialize(config)
+def deserialize(config, custom_objects=None):
+    """A Loss (or loss function) from its config or name; ``custom_objects`` (name ->
+    class or function) are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)

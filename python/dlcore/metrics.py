@@ -50,6 +50,7 @@ __all__ = [
     "recall",
     "f1_score",
     "f1",
+    "deserialize",
     "get",
     "registry",
     "serialize",
@@ -975,6 +976,8 @@ def get(identifier, loss_name=None):
         if identifier in ("accuracy", "acc") and loss_name in _ACCURACY_FOR_LOSS:
             return _ACCURACY_FOR_LOSS[loss_name](name=identifier)
         metric = registry.deserialize(identifier)
+        if not isinstance(metric, Metric) and callable(metric):  # a custom function
+            return MeanMetricWrapper(metric)
         if isinstance(metric, MeanMetricWrapper) and identifier in (
             "mse",
             "mae",
@@ -986,8 +989,17 @@ def get(identifier, loss_name=None):
         return metric
     if callable(identifier) and not isinstance(identifier, (Metric, type)):
         return MeanMetricWrapper(identifier)
-    return registry.get(identifier, base=Metric)
+    metric = registry.get(identifier, base=Metric)
+    if not isinstance(metric, Metric) and callable(metric):  # a custom function's config
+        return MeanMetricWrapper(metric)
+    return metric
 
 
 def serialize(metric):
     return registry.serialize(metric)
+
+
+def deserialize(config, custom_objects=None):
+    """A metric from its config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)

@@ -90,5 +90,7 @@ def serialize(reg):
     return None if reg is None else registry.serialize(reg)
 
 
-def deserialize(config):
-    return registry.deserialize(config)
+def deserialize(config, custom_objects=None):
+    """The object of a config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)

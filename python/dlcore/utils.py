@@ -1,14 +1,30 @@
-"""Small helpers with Keras' names (``keras.utils``)."""
+"""Small helpers with Keras' names (``keras.utils``), and Keras' custom-object helpers
+(``custom_object_scope``, ``get_custom_objects``, ...: :mod:`dlcore.registry`), which
+Keras also has here."""
 
 import numpy as np
 
 from dlcore.random import set_random_seed
+from dlcore.registry import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 
 __all__ = [
+    "CustomObjectScope",
     "PyDataset",
     "Sequence",
+    "custom_object_scope",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
     "normalize",
     "pad_sequences",
+    "register_keras_serializable",
     "set_random_seed",
     "to_categorical",
 ]

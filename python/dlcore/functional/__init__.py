@@ -66,9 +66,12 @@ from .image import affine_transform, flip, resize, upsample2d
 from .linalg import linear, matmul
 from .losses import (
     binary_crossentropy,
+    binary_focal_crossentropy,
     categorical_crossentropy,
+    categorical_focal_crossentropy,
     categorical_hinge,
     cosine_similarity,
+    dice,
     hinge,
     huber,
     kl_divergence,
@@ -80,6 +83,7 @@ from .losses import (
     poisson,
     sparse_categorical_crossentropy,
     squared_hinge,
+    tversky,
 )
 from .methods import install as _install_methods
 from .normalization import batch_norm, layer_norm
@@ -113,7 +117,8 @@ __all__ = [
     "categorical_crossentropy", "sparse_categorical_crossentropy", "huber",
     "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "hinge",
     "squared_hinge", "categorical_hinge", "log_cosh", "poisson", "kl_divergence",
-    "cosine_similarity",
+    "cosine_similarity", "binary_focal_crossentropy", "categorical_focal_crossentropy", "dice",
+    "tversky",
     # tensor maths
     "add", "sub", "mul", "div", "power", "exp", "log", "sqrt", "square", "abs", "clip",
     "maximum", "minimum", "sum", "mean", "max", "min", "matmul", "reshape", "transpose",

@@ -18,9 +18,12 @@ from .activations import ActivatedTensor, sigmoid_array
 
 __all__ = [
     "binary_crossentropy",
+    "binary_focal_crossentropy",
     "categorical_crossentropy",
+    "categorical_focal_crossentropy",
     "categorical_hinge",
     "cosine_similarity",
+    "dice",
     "hinge",
     "huber",
     "kl_divergence",
@@ -32,6 +35,7 @@ __all__ = [
     "mean_absolute_error",
     "mean_squared_error",
     "sparse_categorical_crossentropy",
+    "tversky",
 ]
 
 EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [eps, 1 - eps]
@@ -330,3 +334,165 @@ def _take_last(p, labels):
 
     picked = np.take_along_axis(p.data, labels[..., None], axis=-1)[..., 0]
     return record(picked, (p,), backward, "take")
+
+
+# ---------------------------------------------------------------- Keras' focal and overlap losses
+# Written with the Tensor's differentiable ops, each as Keras computes it (the same
+# clipping to [eps, 1 - eps], the same epsilon in the ratios), so values agree with
+# Keras' to float rounding. Their options are checked by the helpers below, which the
+# Loss classes of dlcore.losses also call when they are made.
+
+
+def number_option(value, name, owner):
+    """``value`` as a float: a real number, finite (a bool is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"{owner}: {name} must be a number, got {value!r} of type {type(value).__name__}"
+        )
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be a finite number, got {value}")
+    return value
+
+
+def smoothing_option(value, owner):
+    """Keras' ``label_smoothing`` as a float in [0, 1]."""
+    value = number_option(value, "label_smoothing", owner)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{owner}: label_smoothing must be in [0, 1], got {value!r}")
+    return value
+
+
+def axis_option(axis, owner):
+    """A reduction axis: None (every axis), an int or a tuple of ints (a list is made a
+    tuple: JSON configs hold tuples as lists)."""
+    if axis is None:
+        return None
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        return int(axis)
+    if isinstance(axis, (list, tuple)) and all(
+        isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axis
+    ):
+        return tuple(int(a) for a in axis)
+    raise ValueError(f"{owner}: axis must be an int, a tuple of ints or None, got {axis!r}")
+
+
+def alpha_option(alpha, owner):
+    """categorical_focal_crossentropy's ``alpha``: a number, or one per class (a list)."""
+    if isinstance(alpha, (list, tuple, np.ndarray)):
+        values = [number_option(a, "alpha", owner) for a in np.asarray(alpha).reshape(-1)]
+        if not values:
+            raise ValueError(f"{owner}: alpha must be a number or one number per class, got []")
+        return values
+    return number_option(alpha, "alpha", owner)
+
+
+def _reduced_shape_ok(fn, y_pred, axis):
+    """Refuses an axis outside y_pred's dimensions, naming both."""
+    axes = () if axis is None else (axis,) if isinstance(axis, int) else axis
+    for a in axes:
+        if not -y_pred.ndim <= a < y_pred.ndim:
+            raise ValueError(
+                f"{fn}: axis {a} is out of range for y_pred of shape {y_pred.shape} "
+                f"({y_pred.ndim} dimensions)"
+            )
+
+
+def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25,
+                              gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                              reduction="mean"):  # fmt: skip
+    """Keras' binary focal cross-entropy, averaged over ``axis`` per sample.
+
+    With p the probability (sigmoid of y_pred with from_logits) and p_t = y p +
+    (1 - y)(1 - p): (1 - p_t)^gamma times the binary cross-entropy of p clipped to
+    [1e-7, 1 - 1e-7]; with ``apply_class_balancing`` also times alpha for class 1 and
+    1 - alpha for class 0. Labels are smoothed towards 0.5 first (y (1 - s) + s / 2).
+    gamma=0 (without balancing) is the binary cross-entropy.
+    """
+    fn = "binary_focal_crossentropy"
+    alpha, gamma = number_option(alpha, "alpha", fn), number_option(gamma, "gamma", fn)
+    smoothing, axis = smoothing_option(label_smoothing, fn), axis_option(axis, fn)
+    y, p = _pair(fn, y_true, y_pred)
+    _reduced_shape_ok(fn, p, axis)
+    if y.size and not (y.min() >= 0 and y.max() <= 1):  # NaN fails too
+        raise ValueError(
+            f"{fn}: y_true holds values from {y.min()} to {y.max()}; expected targets in "
+            f"[0, 1] (labels 0 and 1, or probabilities)"
+        )
+    if smoothing:
+        y = y * (1.0 - smoothing) + 0.5 * smoothing
+    if from_logits:
+        p = p.sigmoid()
+    clipped = p.clip(EPSILON, 1 - EPSILON)
+    bce = -(clipped.log() * y + (1.0 - clipped).log() * (1.0 - y))
+    loss = bce
+    if gamma:  # (1 - p_t)^0 is 1, with no gradient
+        p_t = p * y + (1.0 - p) * (1.0 - y)
+        loss = (1.0 - p_t) ** gamma * bce
+    if apply_class_balancing:
+        loss = loss * (y * alpha + (1.0 - y) * (1.0 - alpha))
+    return _reduce(loss.mean(axis=axis), reduction)
+
+
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
+                                   label_smoothing=0.0, axis=-1, reduction="mean"):  # fmt: skip
+    """Keras' categorical focal cross-entropy, summed over ``axis`` per sample.
+
+    p is y_pred (softmax over ``axis`` with from_logits) normalised to sum to 1 and
+    clipped to [1e-7, 1 - 1e-7]; the loss is sum(alpha (1 - p)^gamma (-y log p)).
+    ``alpha`` is one weight for every class or a list of one per class (the last axis).
+    Labels are smoothed first: y (1 - s) + s / classes.
+    """
+    fn = "categorical_focal_crossentropy"
+    alpha, gamma = alpha_option(alpha, fn), number_option(gamma, "gamma", fn)
+    smoothing = smoothing_option(label_smoothing, fn)
+    if axis is None or isinstance(axis, (bool, list, tuple)):
+        raise ValueError(f"{fn}: axis must be an int (the classes' axis), got {axis!r}")
+    axis = axis_option(axis, fn)
+    y, p = _pair(fn, y_true, y_pred)
+    _reduced_shape_ok(fn, p, axis)
+    classes = p.shape[-1] if p.ndim else 1
+    if isinstance(alpha, list):
+        if len(alpha) != classes:
+            raise ValueError(
+                f"{fn}: alpha has {len(alpha)} weights but y_pred has {classes} classes "
+                f"(shape {p.shape}); expected one weight per class, or one number"
+            )
+        alpha = np.asarray(alpha, dtype=p.dtype)
+    if smoothing:
+        y = y * (1.0 - smoothing) + smoothing / classes
+    if from_logits:
+        p = p.softmax(axis=axis)
+    p = (p / p.sum(axis=axis, keepdims=True)).clip(EPSILON, 1 - EPSILON)
+    loss = -(p.log() * y)
+    if gamma:  # (1 - p)^0 is 1, with no gradient
+        loss = (1.0 - p) ** gamma * loss
+    return _reduce((loss * alpha).sum(axis=axis), reduction)
+
+
+def dice(y_true, y_pred, axis=None, reduction="mean"):
+    """Keras' Dice loss: 1 - 2 sum(y_true y_pred) / (sum(y_true) + sum(y_pred) + 1e-7),
+    the sums over ``axis`` (None: every axis, one value for the batch; (1, 2, 3): one
+    per image of a (N, H, W, C) batch)."""
+    axis = axis_option(axis, "dice")
+    y, p = _pair("dice", y_true, y_pred)
+    _reduced_shape_ok("dice", p, axis)
+    overlap = (p * y).sum(axis=axis)
+    total = p.sum(axis=axis) + np.asarray(y.sum(axis=axis), dtype=p.dtype) + EPSILON
+    return _reduce(1.0 - overlap * 2.0 / total, reduction)
+
+
+def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None, reduction="mean"):
+    """Keras' Tversky loss over ``axis`` (None: every axis): 1 - tp / (tp + alpha
+    sum((1 - y_pred) y_true) + beta sum(y_pred (1 - y_true)) + 1e-7), tp = sum(y_true
+    y_pred), as Keras computes it (its alpha weighs the missed targets and beta the
+    false alarms). alpha = beta = 0.5 is the Dice loss."""
+    fn = "tversky"
+    alpha, beta = number_option(alpha, "alpha", fn), number_option(beta, "beta", fn)
+    axis = axis_option(axis, fn)
+    y, p = _pair(fn, y_true, y_pred)
+    _reduced_shape_ok(fn, p, axis)
+    overlap = (p * y).sum(axis=axis)
+    missed = ((1.0 - p) * y).sum(axis=axis)
+    extra = (p * (1.0 - y)).sum(axis=axis)
+    return _reduce(1.0 - overlap / (overlap + missed * alpha + extra * beta + EPSILON), reduction)

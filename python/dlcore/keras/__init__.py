@@ -22,6 +22,7 @@ from dlcore import (
     models,
     optimizers,
     regularizers,
+    saving,
     utils,
 )
 from dlcore.layers import Input, Layer
@@ -48,6 +49,7 @@ __all__ = [
     "optimizers",
     "random",
     "regularizers",
+    "saving",
     "utils",
 ]
 
@@ -62,5 +64,5 @@ def _alias(module, alias):
 
 
 for _module in (activations, callbacks, constraints, datasets, initializers, layers, losses, metrics, models,
-                optimizers, regularizers, utils):  # fmt: skip
+                optimizers, regularizers, saving, utils):  # fmt: skip
     _alias(_module, f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}")

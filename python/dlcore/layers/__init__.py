@@ -66,9 +66,10 @@ def serialize(layer):
     return registry.serialize(layer)  # noqa: F405
 
 
-def deserialize(config):
-    """A layer from :func:`serialize`'s output."""
-    return registry.deserialize(config)  # noqa: F405
+def deserialize(config, custom_objects=None):
+    """A layer from :func:`serialize`'s output (or a Keras layer config);
+    ``custom_objects`` (name -> class) are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)  # noqa: F405
 
 
 get = deserialize

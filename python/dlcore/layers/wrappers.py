@@ -24,9 +24,8 @@ def _layer_arg(layer, owner, argument="layer"):
 def _copy(layer, name, **changes):
     """A new layer from ``layer``'s config, renamed and with ``changes``: a fresh copy
     that shares no weights or state with it."""
-    spec = registry.serialize(layer)
-    spec["config"] = dict(spec["config"], name=name, **changes)
-    return registry.deserialize(spec)
+    # from the layer's own class, so a custom layer needs no registering or custom objects
+    return type(layer).from_config(dict(layer.get_config(), name=name, **changes))
 
 
 @registry.register()

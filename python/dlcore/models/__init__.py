@@ -2,6 +2,7 @@
 ``Model``; ``load_model`` rebuilds one that ``model.save`` wrote."""
 
 from dlcore.layers.base import Layer, registry
+from dlcore.registry import recording_custom_objects, using_custom_objects
 from dlcore.saving import load_model
 
 from .functional import Functional
@@ -14,6 +15,7 @@ __all__ = [
     "Sequential",
     "clone_model",
     "load_model",
+    "model_from_config",
     "model_from_json",
     "save_model",
 ]
@@ -26,15 +28,30 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     return model.save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
 
+def model_from_config(config, custom_objects=None):
+    """The model (or layer) a ``{"class_name", "config"}`` dict describes, with new
+    weights, as Keras' ``models.model_from_config``; ``custom_objects`` (name -> class or
+    function, the names the config uses) are found while it is rebuilt."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise TypeError(
+            f"model_from_config: expected a dict with 'class_name' and 'config' (such as "
+            f"layers.serialize(model) returns), got {type(config).__name__} {config!r:.100}"
+        )
+    with using_custom_objects(custom_objects, "model_from_config"):
+        return registry.deserialize(config)
+
+
 def model_from_json(json_string, custom_objects=None):
-    """The model (with new weights) whose architecture ``model.to_json()`` wrote."""
+    """The model (with new weights) whose architecture ``model.to_json()`` wrote;
+    ``custom_objects`` (name -> class or function, the names the JSON uses) are found
+    while it is rebuilt, as in Keras."""
+    with using_custom_objects(custom_objects, "model_from_json"):
+        return _model_from_json(json_string)
+
+
+def _model_from_json(json_string):
     import json
 
-    if custom_objects:
-        raise NotImplementedError(
-            "model_from_json(custom_objects=...) is not supported; register custom layers "
-            "with dlcore.layers.registry instead"
-        )
     try:
         config = json.loads(json_string)
     except (TypeError, ValueError) as e:
@@ -79,4 +96,8 @@ def clone_model(model, input_tensors=None, clone_function=None):
                 )
             clone.add(new)
         return clone
-    return type(model).from_config(model.get_config())
+    # the custom objects the config names are the model's own: in scope to rebuild it
+    with recording_custom_objects() as found:
+        config = model.get_config()
+    with using_custom_objects(found, "clone_model"):
+        return type(model).from_config(config)

@@ -17,6 +17,7 @@ import numpy as np
 from dlcore import layers as layers_module
 from dlcore.layers.base import registry
 from dlcore.layers.symbolic import KerasTensor, _sorted_keys, flatten, pack_like
+from dlcore.registry import using_custom_objects
 from dlcore.tensor import Tensor, is_grad_enabled
 
 from .model import Model
@@ -418,11 +419,17 @@ class Functional(Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
+        """The model of ``get_config()``'s output; ``custom_objects`` (name -> class or
+        function, the names the config uses) are found while it is rebuilt."""
+        if custom_objects is not None:
+            with using_custom_objects(custom_objects, f"{cls.__name__}.from_config"):
+                return cls.from_config(config)
         created = {}
         pending = []
         for spec in config["layers"]:
-            layer = layers_module.deserialize({k: spec[k] for k in ("class_name", "config")})
+            keys = ("module", "class_name", "config", "registered_name")  # a custom layer's too
+            layer = layers_module.deserialize({k: spec[k] for k in keys if k in spec})
             created[spec["name"]] = layer
             pending.append((layer, list(spec.get("inbound_nodes", []))))
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from dlcore import saving
 from dlcore.layers.base import Layer, registry
+from dlcore.registry import using_custom_objects
 from dlcore.trainers import Trainer
 
 __all__ = ["Model"]
@@ -213,17 +214,14 @@ class Model(Trainer, Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """A model from ``get_config()``'s output; ``Model.from_config`` takes a
-        functional model's config, as in Keras."""
-        if custom_objects:
-            raise NotImplementedError(
-                "from_config(custom_objects=...) is not supported; register custom layers "
-                "with dlcore.layers.registry instead"
-            )
-        if cls is Model and isinstance(config, dict) and "input_layers" in config:
-            from .functional import Functional
+        functional model's config, as in Keras. ``custom_objects`` (name -> class or
+        function, the names the config uses) are found while it is rebuilt."""
+        with using_custom_objects(custom_objects, f"{cls.__name__}.from_config"):
+            if cls is Model and isinstance(config, dict) and "input_layers" in config:
+                from .functional import Functional
 
-            return Functional.from_config(config)
-        return super().from_config(config)
+                return Functional.from_config(config)
+            return super().from_config(config)
 
     def to_json(self, **kwargs):
         """The architecture as a JSON string (``models.model_from_json`` reads it back);

@@ -9,6 +9,7 @@ import numpy as np
 from dlcore import layers as layers_module
 from dlcore.layers.base import InputLayer, Layer, inference_step, registry
 from dlcore.layers.symbolic import KerasTensor
+from dlcore.registry import using_custom_objects
 from dlcore.tensor import is_grad_enabled
 
 from .model import Model
@@ -264,7 +265,12 @@ class Sequential(Model):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
+        """The model of ``get_config()``'s output; ``custom_objects`` (name -> class or
+        function, the names the config uses) are found while it is rebuilt."""
+        if custom_objects is not None:
+            with using_custom_objects(custom_objects, f"{cls.__name__}.from_config"):
+                return cls.from_config(config)
         model = cls(name=config.get("name"))
         model.trainable = config.get("trainable", True)
         for spec in config["layers"]:

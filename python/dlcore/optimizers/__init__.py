@@ -488,5 +488,7 @@ def serialize(opt):
     return registry.serialize(opt)
 
 
-def deserialize(config):
-    return registry.deserialize(config)
+def deserialize(config, custom_objects=None):
+    """The object of a config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)

@@ -133,8 +133,10 @@ def serialize(schedule):
     return registry.serialize(schedule)
 
 
-def deserialize(config):
-    return registry.deserialize(config)
+def deserialize(config, custom_objects=None):
+    """The object of a config or name; ``custom_objects`` (name -> class or function)
+    are found too, as in Keras."""
+    return registry.deserialize(config, custom_objects)
 
 
 get = deserialize

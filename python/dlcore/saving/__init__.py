@@ -5,7 +5,21 @@
   (:mod:`.model_io`);
 - ``.keras`` / ``.weights.h5``: Keras 3's archive and weights file (:mod:`.keras_file`,
   :mod:`.keras_config`), which Keras opens and dlcore reads back.
+
+The user's own classes and functions (a custom layer, a loss function) are saved by name
+and found again through ``load_model(path, custom_objects={...})``, a
+:class:`CustomObjectScope` or :func:`register_keras_serializable`, as in Keras
+(``keras.saving``); see :mod:`dlcore.registry`.
 """
+
+from dlcore.registry import (
+    CustomObjectScope,
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 
 from .checkpoint import FORMAT, VERSION, CheckpointError, read_checkpoint, write_checkpoint
 from .keras_config import KerasFormatError
@@ -25,11 +39,17 @@ __all__ = [
     "KERAS_EXTENSION",
     "KERAS_WEIGHTS_EXTENSION",
     "VERSION",
+    "custom_object_scope",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
     "CheckpointError",
+    "CustomObjectScope",
     "KerasFormatError",
     "load_model",
     "load_weights",
     "read_checkpoint",
+    "register_keras_serializable",
     "save_model",
     "save_weights",
     "write_checkpoint",

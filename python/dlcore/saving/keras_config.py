@@ -8,7 +8,11 @@ the translation is generic:
 - a Keras object becomes the dlcore object of the same class name, looked up in the
   registry its ``module`` names (``keras.layers`` -> layers, ``keras.initializers`` ->
   initializers, ...); anything outside Keras' own modules, a ``Lambda`` layer or a
-  serialized Python function is refused, never executed (Keras' ``safe_mode``);
+  serialized Python function is refused, never executed (Keras' ``safe_mode``), unless
+  it is one of the custom objects the loader was given (``load_model(...,
+  custom_objects=...)``, a custom-object scope): the user's own classes and functions,
+  found by the name the file gives them (its ``registered_name``), as in Keras; the
+  user's classes (not registered with dlcore) are written as Keras writes them;
 - an option dlcore's class does not take is dropped when it holds Keras' default
   (:data:`KERAS_DEFAULTS`: ``kernel_constraint=None``, ``groups=1``, ...) and is an
   error naming the layer, the option and its value otherwise;
@@ -25,6 +29,7 @@ from dlcore import layers as layers_module
 from dlcore.layers.base import InputLayer
 from dlcore.layers.symbolic import flatten
 from dlcore.optimizers import schedules
+from dlcore.registry import find_custom_object
 
 __all__ = [
     "KERAS_DEFAULTS",
@@ -125,8 +130,12 @@ def _wrapped_layers_to_keras(config):
     layer), dlcore specs in its config, as Keras layer objects."""
     config = dict(config)
     for key in ("layer", "backward_layer"):
-        if isinstance(config.get(key), dict):
-            config[key] = layer_to_keras(layers_module.deserialize(config[key]))
+        spec = config.get(key)
+        if isinstance(spec, dict) and "module" in spec:  # the user's own layer
+            config[key] = _custom_to_keras({**spec, "config": {
+                k: v for k, v in (spec.get("config") or {}).items() if k != "input_shape"}})  # fmt: skip
+        elif isinstance(spec, dict):
+            config[key] = layer_to_keras(layers_module.deserialize(spec))
     return config
 
 
@@ -159,7 +168,16 @@ _MODULE_OF = {
 _MODEL_MODULES = {"Sequential": "keras", "Functional": "keras.src.models.functional"}
 
 
-def _registry_for(module, class_name, where):
+def _custom_hint(spec):
+    key = spec.get("registered_name")
+    key = key if isinstance(key, str) and key else spec.get("class_name")
+    return (
+        f"if it is your own class, give it when loading: load_model(..., "
+        f"custom_objects={{{key!r}: {spec.get('class_name')}}}) or in a custom_object_scope"
+    )
+
+
+def _registry_for(module, class_name, where, spec=None):
     if module in (None, "keras"):  # Keras' top-level names, and files without modules
         for registry in dict.fromkeys(_REGISTRIES.values()):
             if class_name in registry:
@@ -171,7 +189,8 @@ def _registry_for(module, class_name, where):
     if module.split(".")[0] != "keras":
         raise KerasFormatError(
             f"{where}: {class_name!r} comes from module {module!r}, not from Keras; "
-            f"dlcore loads Keras' own classes only and never runs code from a file"
+            f"dlcore loads Keras' own classes only and never runs code from a file; "
+            f"{_custom_hint(spec or {'class_name': class_name})}"
         )
     raise KerasFormatError(f"{where}: dlcore has no {class_name!r} (Keras module {module!r})")
 
@@ -237,11 +256,15 @@ def object_from_keras(spec, where):
         )
     if module is not None and not isinstance(module, str):
         raise KerasFormatError(f"{where}: module {module!r} of {class_name!r}")
-    registry = _registry_for(module, class_name, where)
+    custom = _custom_object(spec, class_name, module)
+    if custom is not None:
+        return _custom_from_keras(spec, custom, where)
+    registry = _registry_for(module, class_name, where, spec)
     if class_name not in registry:
+        custom_hint = f"; {_custom_hint(spec)}" if spec.get("registered_name") else ""
         raise KerasFormatError(
             f"{where}: dlcore has no {registry.kind} {class_name!r}; its {registry.plural} "
-            f"are: {', '.join(registry.names())}"
+            f"are: {', '.join(registry.names())}{custom_hint}"
         )
     config = spec.get("config") or {}
     if not isinstance(config, dict):
@@ -264,6 +287,30 @@ def object_from_keras(spec, where):
             )
     options = {k: _plain_value(v, inner) for k, v in options.items() if k in accepted}
     return {"class_name": class_name, "config": options}
+
+
+def _custom_object(spec, class_name, module):
+    """The key a custom object in scope is found under for a Keras spec: its
+    registered_name, else its class name; None for Keras' own classes (a Keras module
+    and no registered_name) and for names no custom object has."""
+    registered = spec.get("registered_name")
+    own = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+    if own and not registered:
+        return None
+    found = find_custom_object(registered, class_name)
+    return None if found is None else found[0]
+
+
+def _custom_from_keras(spec, key, where):
+    """A custom object's Keras spec as a dlcore spec naming it by ``key``: its config
+    passed on as the user's class wrote it, with Keras' special forms resolved (tuples,
+    dtype policies, nested Keras objects made dlcore specs)."""
+    config = spec.get("config")
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise KerasFormatError(f"{where}: the config of {key!r} is {config!r:.200}")
+    inner = f"{where}: {key} {config.get('name', '')!s}".rstrip()
+    return {"class_name": key, "config": {k: _plain_value(v, inner) for k, v in config.items()}}
 
 
 def _sequential_from_keras(config, where):
@@ -378,7 +425,18 @@ def _per_output(value, fn, drop_none=False):
 # ---------------------------------------------------------------- dlcore -> Keras
 
 
+def _custom_to_keras(spec):
+    """A custom object's spec (already Keras' form) with its config's values as Keras
+    writes them."""
+    config = spec.get("config")
+    if isinstance(config, dict):
+        config = {k: _value_to_keras(v) for k, v in config.items()}
+    return {**spec, "config": config}
+
+
 def _keras_object(registry, spec):
+    if "module" in spec:  # the user's own, already in Keras' form
+        return _custom_to_keras(spec)
     class_name, config = spec["class_name"], dict(spec.get("config") or {})
     if class_name in TRANSLATIONS:
         config = TRANSLATIONS[class_name][0](config)
@@ -397,6 +455,8 @@ def _value_to_keras(value):
         value = list(value)
     if isinstance(value, list):
         return [_value_to_keras(v) for v in value]
+    if isinstance(value, dict) and isinstance(value.get("class_name"), str) and "module" in value:
+        return _custom_to_keras(value)  # the user's own, already in Keras' form
     if isinstance(value, dict) and isinstance(value.get("class_name"), str) and "config" in value:
         for registry in (initializers.registry, regularizers.registry, schedules.registry,
                          losses.registry, metrics.registry):  # fmt: skip
@@ -416,11 +476,14 @@ def _shape(shape):
 def layer_to_keras(layer):
     """The Keras spec of a dlcore layer or model (with its ``build_config``)."""
     class_name = layers_module.base.registry.name_of(layer)
-    if class_name is None:
-        raise TypeError(
-            f"{layer.name}: a {type(layer).__name__} cannot be saved in a Keras file: it is "
-            f"not a registered layer"
-        )
+    if class_name is None:  # the user's own layer: as Keras writes it
+        spec = layers_module.serialize(layer)
+        spec["config"] = dict(spec["config"])
+        spec["config"].pop("input_shape", None)
+        spec = _custom_to_keras(spec)
+        if layer.built and layer.input_shape is not None:
+            spec["build_config"] = {"input_shape": _shape(layer.input_shape)}
+        return spec
     if class_name == "Sequential":
         config = _sequential_to_keras(layer)
     elif class_name == "Functional":

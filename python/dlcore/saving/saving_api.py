@@ -21,6 +21,8 @@ import os
 import warnings
 import zipfile
 
+from dlcore.registry import using_custom_objects
+
 from . import keras_file, model_io
 
 __all__ = [
@@ -93,8 +95,35 @@ def save_model(model, path):
         model_io.save_model(model, path)
 
 
-def load_model(path, compile=True, safe_mode=True):
-    """Rebuilds a model saved with ``save``, in either format, or by Keras 3."""
+def load_model(filepath=None, custom_objects=None, compile=True, safe_mode=True, *, path=None):
+    """Rebuilds a model saved with ``save``, in either format, or by Keras 3.
+
+    ``custom_objects``: the user's classes and functions the file names (custom layers,
+    losses, metrics, activations, initializers, regularizers, constraints), as a dict
+    keyed by the name in the file (the class's or function's name, or ``"package>name"``
+    when it was registered with ``register_keras_serializable``), as in Keras:
+    ``load_model("m.keras", custom_objects={"MyLayer": MyLayer})``. A
+    ``custom_object_scope`` and ``get_custom_objects()`` supply them too.
+    """
+    if isinstance(custom_objects, bool):  # load_model(path, False): compile, as before
+        warnings.warn(
+            "load_model: the second argument is custom_objects, as in Keras; pass "
+            "compile=... by name",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        custom_objects, compile = None, custom_objects
+    if path is not None:  # dlcore's earlier name of the argument
+        if filepath is not None:
+            raise TypeError("load_model: give filepath or path, not both")
+        filepath = path
+    if filepath is None:
+        raise TypeError("load_model: give the file to read, e.g. load_model('m.keras')")
+    with using_custom_objects(custom_objects, "load_model"):
+        return _load_model(filepath, compile, safe_mode)
+
+
+def _load_model(path, compile, safe_mode):
     name = os.fspath(path)
     if name.endswith(".onnx"):
         raise ValueError(

@@ -11,6 +11,7 @@ distribution through a strategy (:mod:`.strategy`).
 from __future__ import annotations
 
 import functools
+import types
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from dlcore import metrics as metrics_module
 from dlcore import optimizers as optimizers_module
 from dlcore.layers import base as layer_base
 from dlcore.layers.symbolic import flatten, pack_like
+from dlcore.registry import custom_config, scoped_custom_objects, using_custom_objects
 from dlcore.tensor import no_grad
 
 from .compile_utils import CompiledLoss, CompiledMetrics
@@ -109,6 +111,13 @@ def _check_like_training(val, data):
         )
 
 
+def _users_function(value):
+    """Whether ``value`` is a function of the user's (not one of dlcore's own)."""
+    return isinstance(value, types.FunctionType) and not (value.__module__ or "").startswith(
+        "dlcore"
+    )
+
+
 class Trainer:
     """compile / fit / evaluate / predict. Mixed into Model before Layer."""
 
@@ -119,6 +128,7 @@ class Trainer:
         self.stop_reason = None
         self.history = None
         self._compile_args = None
+        self._compile_objects = {}  # the custom objects in scope when it was compiled
         self._compile_config = None
         self._compiled_loss = None
         self._compiled_metrics = None
@@ -167,6 +177,9 @@ class Trainer:
                 )
         self.optimizer = optimizers_module.get(optimizer)
         self._compile_args = (loss, loss_weights, metrics, weighted_metrics)
+        # names of custom objects in scope now (load_model's) still resolve when the
+        # losses and metrics are built, at the first step
+        self._compile_objects = scoped_custom_objects()
         self._compiled_loss = self._compiled_metrics = None
         self._loss_trackers = []
         names = getattr(self, "output_names", None)
@@ -195,6 +208,8 @@ class Trainer:
                 return {k: names(v) for k, v in value.items()}
             if isinstance(value, (list, tuple)):
                 return [names(v) for v in value]
+            if _users_function(value):
+                return custom_config(value)  # by name, as Keras saves it
             return value if isinstance(value, str) else None
 
         return {
@@ -212,8 +227,9 @@ class Trainer:
     def _compile_for(self, output_names):
         """Builds the compiled loss and metrics for outputs called ``output_names``."""
         loss, loss_weights, metrics, weighted = self._compile_args
-        self._compiled_loss = CompiledLoss(loss, loss_weights, output_names)
-        self._compiled_metrics = CompiledMetrics(metrics, weighted, self._compiled_loss)
+        with using_custom_objects(self._compile_objects, "compile"):
+            self._compiled_loss = CompiledLoss(loss, loss_weights, output_names)
+            self._compiled_metrics = CompiledMetrics(metrics, weighted, self._compiled_loss)
         multi = len(output_names) > 1
         self._loss_trackers = [metrics_module.Mean(name="loss")] + (
             [metrics_module.Mean(name=n) for n in self._compiled_loss.names()] if multi else []

@@ -527,7 +527,7 @@ class PanelChunks {
     if (slice.end < 0) slice.end = N_;
     const int64_t first = slice.begin / kPanel<T>;
     for (int64_t q = 0; q < count_; ++q) {
-      const Panels<T> L{std::min(depth_, D_ - q * depth_), 1, 0, slice.begin, slice.size()};
+      const Panels<T> L = chunk(q, slice);
       panel_product(c, N_, q ? c : init, q ? N_ : ldi, a + q * depth_, lda, m,
                     packed + q * stride_ + first * L.K * kPanel<T>, L);
     }
@@ -536,7 +536,11 @@ class PanelChunks {
   T* buffer() const { return kept_buffer<PackedKernelScratch>().get<T>(count_ * stride_); }
 
  private:
-  Panels<T> chunk(int64_t q) const { return {std::min(depth_, D_ - q * depth_), 1, 0, 0, N_}; }
+  // Chunk q's depth, over the columns of `slice` (all of them by default).
+  Panels<T> chunk(int64_t q, ColumnSlice slice = {0, -1}) const {
+    return {std::min(depth_, D_ - q * depth_), 1, 0, slice.begin,
+            slice.end < 0 ? N_ : slice.size()};
+  }
   int64_t D_, N_, ldk_, ldn_, count_, depth_, stride_;
 };
 

@@ -343,9 +343,7 @@ class CategoricalFocalCrossentropy(Loss):
         self.gamma = _losses.number_option(gamma, "gamma", owner)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _losses.smoothing_option(label_smoothing, owner)
-        if axis is None or isinstance(axis, (bool, list, tuple)):
-            raise ValueError(f"{owner}: axis must be an int (the classes' axis), got {axis!r}")
-        self.axis = _losses.axis_option(axis, owner)
+        self.axis = _losses.class_axis_option(axis, owner)
 
     def _options(self):
         return {

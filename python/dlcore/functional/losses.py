@@ -377,6 +377,13 @@ def axis_option(axis, owner):
     raise ValueError(f"{owner}: axis must be an int, a tuple of ints or None, got {axis!r}")
 
 
+def class_axis_option(axis, owner):
+    """The classes' axis of a categorical loss: one int."""
+    if axis is None or isinstance(axis, (bool, list, tuple)):
+        raise ValueError(f"{owner}: axis must be an int (the classes' axis), got {axis!r}")
+    return axis_option(axis, owner)
+
+
 def alpha_option(alpha, owner):
     """categorical_focal_crossentropy's ``alpha``: a number, or one per class (a list)."""
     if isinstance(alpha, (list, tuple, np.ndarray)):
@@ -445,10 +452,7 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     """
     fn = "categorical_focal_crossentropy"
     alpha, gamma = alpha_option(alpha, fn), number_option(gamma, "gamma", fn)
-    smoothing = smoothing_option(label_smoothing, fn)
-    if axis is None or isinstance(axis, (bool, list, tuple)):
-        raise ValueError(f"{fn}: axis must be an int (the classes' axis), got {axis!r}")
-    axis = axis_option(axis, fn)
+    smoothing, axis = smoothing_option(label_smoothing, fn), class_axis_option(axis, fn)
     y, p = _pair(fn, y_true, y_pred)
     _reduced_shape_ok(fn, p, axis)
     classes = p.shape[-1] if p.ndim else 1
